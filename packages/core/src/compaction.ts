@@ -1,0 +1,137 @@
+// zspage compaction (the kernel's __zs_compact): per class, move objects from the
+// emptiest zspages into the fullest ones and free the emptied zspages. One
+// compaction runs at a time per pool. The destination is kept off the lists until
+// it is full, so objects are never moved back and forth (6.4+).
+//
+// Locks: pool lock (write) -> class lock -> zspage lock of the source (trylock only;
+// a mapped or read zspage stops the class's compaction, as in the kernel).
+
+import { PAGE_SHIFT, PAGE_SIZE, ZS_HANDLE_SIZE, ZS_INUSE_RATIO_10, ZS_INUSE_RATIO_99 } from './constants.js';
+import { OBJ_INDEX_BITS } from './handles.js';
+import { FD_NEXT, FD_PRIVATE, FD_WORDS } from './phys-mem.js';
+import { P_COMPACTING, P_PAGES_COMPACTED, P_ZS_COMPACT_RUNS } from './pool-layout.js';
+import type { ZsPool } from './pool.js';
+import { CL_MOVED, CL_WORDS, ZD_FIRST, ZD_INUSE, ZD_WORDS } from './zspage.js';
+
+const yieldWord = new Int32Array(new SharedArrayBuffer(4));
+
+export function compactPool(pool: ZsPool): number {
+  if (Atomics.compareExchange(pool.ctl, P_COMPACTING, 0, 1) !== 0) return 0;
+  try {
+    pool.bump(P_ZS_COMPACT_RUNS);
+    let freed = 0;
+    for (const c of pool.table.distinct) {
+      if (pool.canCompact(c) === 0) continue;
+      freed += compactClass(pool, c);
+    }
+    if (freed > 0) pool.bump(P_PAGES_COMPACTED, freed);
+    return freed;
+  } finally {
+    Atomics.store(pool.ctl, P_COMPACTING, 0);
+  }
+}
+
+function lockClass(pool: ZsPool, c: number): void {
+  pool.poolWriteLock();
+  pool.classLock(c);
+}
+function unlockClass(pool: ZsPool, c: number): void {
+  pool.classUnlock(c);
+  pool.poolWriteUnlock();
+}
+
+function compactClass(pool: ZsPool, c: number): number {
+  const objs = pool.table.objsPerZspage[c]!;
+  const pages = pool.table.pagesPerZspage[c]!;
+  const zd = pool.zd;
+  let dst = 0;
+  let freed = 0;
+  lockClass(pool, c);
+  while (pool.canCompact(c) > 0) {
+    if (dst === 0) {
+      dst = pool.firstInGroups(c, ZS_INUSE_RATIO_99, ZS_INUSE_RATIO_10);
+      if (dst === 0) break;
+      pool.listRemove(c, dst);
+    }
+    const src = pool.firstInGroups(c, ZS_INUSE_RATIO_10, ZS_INUSE_RATIO_99);
+    if (src === 0) break;
+    pool.listRemove(c, src);
+    if (!pool.zspageWriteTrylock(src)) {
+      pool.fixFullness(c, src);
+      break;
+    }
+    migrateObjects(pool, c, src, dst);
+    pool.zspageWriteUnlock(src);
+    if (pool.fixFullness(c, src) === 0) {
+      pool.listRemove(c, src);
+      pool.freeZspage(c, src);
+      freed += pages;
+    }
+    const contended = pool.compactionContended(c);
+    if (zd[dst * ZD_WORDS + ZD_INUSE] === objs || contended) {
+      pool.fixFullness(c, dst);
+      dst = 0;
+    }
+    if (contended) {
+      // The kernel drops both locks and reschedules so waiters get in.
+      unlockClass(pool, c);
+      Atomics.wait(yieldWord, 0, 0, 0.02);
+      lockClass(pool, c);
+    }
+  }
+  if (dst !== 0) pool.fixFullness(c, dst);
+  unlockClass(pool, c);
+  return freed;
+}
+
+/** Moves allocated objects of src into dst until dst is full or src empty. */
+function migrateObjects(pool: ZsPool, c: number, src: number, dst: number): void {
+  const size = pool.table.size[c]!;
+  const objs = pool.table.objsPerZspage[c]!;
+  const zd = pool.zd;
+  const words = pool.phys.words;
+  const fd = pool.phys.fd;
+  let moved = 0;
+  let pfn = zd[src * ZD_WORDS + ZD_FIRST]!;
+  let frameIdx = 0;
+  for (let idx = 0; idx < objs; idx++) {
+    if (zd[src * ZD_WORDS + ZD_INUSE] === 0 || zd[dst * ZD_WORDS + ZD_INUSE] === objs) break;
+    const off = idx * size;
+    while ((off >>> PAGE_SHIFT) > frameIdx) { pfn = fd[pfn * FD_WORDS + FD_NEXT]!; frameIdx++; }
+    const addr = pfn * PAGE_SIZE + (off & (PAGE_SIZE - 1));
+    const w = words[addr >>> 2]!;
+    if ((w & 1) === 0) continue;
+    const h = w >>> 1;
+    const len = words[(addr >>> 2) + 1]!;
+    const loc = pool.objMalloc(dst, c, h, len);
+    const dpfn = Math.floor(loc / (1 << OBJ_INDEX_BITS));
+    const didx = loc & ((1 << OBJ_INDEX_BITS) - 1);
+    const doff = didx * size - fd[dpfn * FD_WORDS + FD_PRIVATE]! * PAGE_SIZE;
+    copyAcross(pool, addr + ZS_HANDLE_SIZE, dpfn * PAGE_SIZE + doff + ZS_HANDLE_SIZE, len);
+    pool.objFree(src, c, pfn, idx);
+    moved++;
+  }
+  pool.cls[c * CL_WORDS + CL_MOVED]! += moved;
+}
+
+/**
+ * Copies len bytes between two addresses of physical memory, each of which may
+ * cross into the next frame of its zspage chain. copyWithin: no allocation.
+ */
+export function copyAcross(pool: ZsPool, from: number, to: number, len: number): void {
+  const bytes = pool.phys.bytes;
+  const fd = pool.phys.fd;
+  while (len > 0) {
+    const fromRoom = PAGE_SIZE - (from & (PAGE_SIZE - 1));
+    const toRoom = PAGE_SIZE - (to & (PAGE_SIZE - 1));
+    const n = Math.min(len, fromRoom, toRoom);
+    bytes.copyWithin(to, from, from + n);
+    len -= n;
+    from += n;
+    to += n;
+    if (len > 0) {
+      if ((from & (PAGE_SIZE - 1)) === 0) from = fd[((from >>> PAGE_SHIFT) - 1) * FD_WORDS + FD_NEXT]! * PAGE_SIZE;
+      if ((to & (PAGE_SIZE - 1)) === 0) to = fd[((to >>> PAGE_SHIFT) - 1) * FD_WORDS + FD_NEXT]! * PAGE_SIZE;
+    }
+  }
+}

@@ -1,0 +1,150 @@
+// The handle table: handles are integers that index a table of words in a growable
+// SharedArrayBuffer. A live handle's word holds its object's current location
+// (frame number and object index); compaction and migration move objects and
+// rewrite only that word. Free words form a list (negative values). Like the
+// kernel's handle kmem_cache, each CPU keeps a small local cache of free handles,
+// refilled from and flushed to the global list under the handle cache lock.
+
+import type { LockContext } from './locks.js';
+
+/** Object index bits in a location word: up to 2048 objects per zspage (16 pages of 32 B). */
+export const OBJ_INDEX_BITS = 11;
+export const OBJ_INDEX_MASK = (1 << OBJ_INDEX_BITS) - 1;
+
+// control words (Int32, in the pool's control block at `base`)
+export const H_LOCK = 0;
+export const H_FREE_HEAD = 2;
+export const H_FREE_COUNT = 3;
+export const H_CAPACITY = 4;
+export const H_MAX = 5;
+export const HANDLE_CTL_WORDS = 6;
+
+const GROW_HANDLES = 16384;
+const CACHE_SIZE = 64;
+const CACHE_BATCH = 32;
+
+export function createHandleTable(maxHandles: number): SharedArrayBuffer {
+  return new SharedArrayBuffer(0, { maxByteLength: (maxHandles + 1) * 4 });
+}
+
+export class HandleTable {
+  readonly sab: SharedArrayBuffer;
+  words: Int32Array;
+  private viewLen: number;
+  private readonly ctl: Int32Array;
+  private readonly base: number;
+  private readonly locks: LockContext;
+  private readonly lockCls: number;
+  private readonly cache = new Int32Array(CACHE_SIZE);
+  private cached = 0;
+
+  constructor(sab: SharedArrayBuffer, ctl: Int32Array, base: number, locks: LockContext, lockCls: number) {
+    this.sab = sab;
+    this.ctl = ctl;
+    this.base = base;
+    this.locks = locks;
+    this.lockCls = lockCls;
+    this.words = new Int32Array(sab, 0, sab.byteLength >>> 2);
+    this.viewLen = this.words.length;
+  }
+
+  static initControl(ctl: Int32Array, base: number, maxHandles: number): void {
+    ctl[base + H_FREE_HEAD] = 0;
+    ctl[base + H_FREE_COUNT] = 0;
+    ctl[base + H_CAPACITY] = 0;
+    ctl[base + H_MAX] = maxHandles;
+  }
+
+  /** Is `h` a handle number the table could hold? (Says nothing about liveness.) */
+  inRange(h: number): boolean {
+    if (!Number.isInteger(h) || h <= 0) return false;
+    if (h < this.viewLen) return true;
+    this.refresh();
+    return h < this.viewLen;
+  }
+
+  private refresh(): void {
+    const len = this.sab.byteLength >>> 2;
+    this.words = new Int32Array(this.sab, 0, len);
+    this.viewLen = len;
+  }
+
+  /** A handle for a new object, or 0 when the table is at its maximum. */
+  alloc(): number {
+    if (this.cached > 0) return this.cache[--this.cached]!;
+    this.refill();
+    return this.cached > 0 ? this.cache[--this.cached]! : 0;
+  }
+
+  /** Returns a handle whose object is gone. */
+  release(h: number): void {
+    this.words[h] = -1; // free, not on the global list yet
+    if (this.cached === CACHE_SIZE) this.flush(CACHE_BATCH);
+    this.cache[this.cached++] = h;
+  }
+
+  /** Gives every locally cached handle back to the global list (thread detaching). */
+  drain(): void {
+    if (this.cached > 0) this.flush(this.cached);
+  }
+
+  private refill(): void {
+    const ctl = this.ctl;
+    const b = this.base;
+    this.locks.mutexLock(ctl, b + H_LOCK, this.lockCls);
+    try {
+      if (ctl[b + H_FREE_COUNT]! === 0) this.growLocked();
+      if (this.viewLen < ctl[b + H_CAPACITY]! + 1) this.refresh();
+      const w = this.words;
+      while (this.cached < CACHE_BATCH && ctl[b + H_FREE_COUNT]! > 0) {
+        const h = ctl[b + H_FREE_HEAD]!;
+        ctl[b + H_FREE_HEAD] = -w[h]! - 1;
+        ctl[b + H_FREE_COUNT]!--;
+        w[h] = -1;
+        this.cache[this.cached++] = h;
+      }
+    } finally {
+      this.locks.mutexUnlock(ctl, b + H_LOCK);
+    }
+  }
+
+  private flush(n: number): void {
+    const ctl = this.ctl;
+    const b = this.base;
+    this.locks.mutexLock(ctl, b + H_LOCK, this.lockCls);
+    try {
+      const w = this.words;
+      for (let k = 0; k < n; k++) {
+        const h = this.cache[--this.cached]!;
+        w[h] = -ctl[b + H_FREE_HEAD]! - 1;
+        ctl[b + H_FREE_HEAD] = h;
+        ctl[b + H_FREE_COUNT]!++;
+      }
+    } finally {
+      this.locks.mutexUnlock(ctl, b + H_LOCK);
+    }
+  }
+
+  private growLocked(): void {
+    const ctl = this.ctl;
+    const b = this.base;
+    const cap = ctl[b + H_CAPACITY]!;
+    const max = ctl[b + H_MAX]!;
+    if (cap >= max) return;
+    const next = Math.min(max, cap + GROW_HANDLES);
+    this.sab.grow((next + 1) * 4);
+    this.refresh();
+    const w = this.words;
+    // Link new handles cap+1..next, lowest first.
+    for (let h = next; h > cap; h--) {
+      w[h] = -ctl[b + H_FREE_HEAD]! - 1;
+      ctl[b + H_FREE_HEAD] = h;
+      ctl[b + H_FREE_COUNT]!++;
+    }
+    Atomics.store(ctl, b + H_CAPACITY, next);
+  }
+
+  capacity(): number {
+    return Atomics.load(this.ctl, this.base + H_CAPACITY);
+  }
+}

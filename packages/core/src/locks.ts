@@ -1,0 +1,328 @@
+// Locks built on Int32 words of shared memory with Atomics, and the per-thread
+// context that takes them (the "CPU": its id, its held-lock stack, its lock_stat
+// row). Three kinds, as zsmalloc and zram use them:
+//
+//  - mutex (class lock, pool lock, zone lock): compareExchange fast path, bounded
+//    spinning, then futex-style parking on the word with Atomics.wait; unlock
+//    notifies only when the word says someone waits. The word holds the owner's
+//    CPU id: (cpu+1) << 2 | state, state 0 free, 1 locked, 2 locked with waiters.
+//    A free word keeps the last owner, which gives lock_stat its bounce counts.
+//  - rwlock (pool migrate lock, zspage lock): readers count up in the low bits;
+//    a writer sets WRITER when no reader holds it. Blocking writers announce
+//    themselves (WRITER_WAITING) so new readers queue behind them. The zspage
+//    lock's writers only ever trylock, as the kernel's do. Word i+1 holds the
+//    last writer's CPU (for bounces and dead-owner recovery).
+//  - bit lock (zram slot lock): one bit of a shared word, spun on with Atomics.or,
+//    then short sleeps.
+//
+// Waiters sleep with a timeout; on each timeout they check whether the owner's CPU
+// slot was marked dead and, if so, take the lock over (counted in `recovered`).
+
+import { CPU_DEAD, CPU_SLOT_WORDS, cpuState } from './cpu-registry.js';
+import {
+  LOCK_STATES, MAX_LOCK_CLASSES, STAT_FIELDS, recordAcquire, recordHold,
+} from './lock-stat.js';
+
+const SPIN = 64;
+const PARK_TIMEOUT_MS = 50;
+const BIT_SLEEP_MS = 0.05;
+
+export const RW_COUNT = 0x0fffffff;
+export const RW_WRITER = 0x10000000;
+export const RW_WRITER_WAITING = 0x20000000;
+export const RW_WAITERS = 0x40000000;
+
+const MAX_HELD = 32;
+
+export class LockContext {
+  readonly cpu: number;
+  /** (cpu + 1) << 2: the owner bits this CPU writes into mutex words. */
+  readonly tag: number;
+  statOn: boolean;
+  private readonly stats: Float64Array;
+  private readonly cpuReg: Int32Array;
+  private readonly cpuBase: number;
+  private readonly myStatBase: number;
+  // held-lock stack (lockdep's held_locks): for hold times and unlock checks
+  private readonly heldArr: (Int32Array | null)[] = new Array(MAX_HELD).fill(null);
+  private readonly heldIdx = new Int32Array(MAX_HELD);
+  private readonly heldStat = new Int32Array(MAX_HELD);
+  private readonly heldT0 = new Float64Array(MAX_HELD);
+  private depth = 0;
+  /** Locks this CPU took over from dead owners. */
+  recovered = 0;
+
+  constructor(cpu: number, cpuReg: Int32Array, cpuBase: number, stats: Float64Array, statOn: boolean) {
+    this.cpu = cpu;
+    this.tag = (cpu + 1) << 2;
+    this.cpuReg = cpuReg;
+    this.cpuBase = cpuBase;
+    this.stats = stats;
+    this.statOn = statOn;
+    this.myStatBase = cpu * MAX_LOCK_CLASSES * LOCK_STATES * STAT_FIELDS;
+  }
+
+  private sbase(cls: number, state: number): number {
+    return this.myStatBase + (cls * LOCK_STATES + state) * STAT_FIELDS;
+  }
+
+  private ownerDead(ownerCpu: number): boolean {
+    return ownerCpu >= 0 && cpuState(this.cpuReg, this.cpuBase, ownerCpu) === CPU_DEAD;
+  }
+
+  private pushHeld(a: Int32Array, i: number, statId: number): void {
+    const d = this.depth;
+    if (d < MAX_HELD) {
+      this.heldArr[d] = a;
+      this.heldIdx[d] = i;
+      this.heldStat[d] = statId;
+      this.heldT0[d] = performance.now();
+    }
+    this.depth = d + 1;
+  }
+
+  private popHeld(a: Int32Array, i: number): void {
+    const d = this.depth;
+    for (let k = Math.min(d, MAX_HELD) - 1; k >= 0; k--) {
+      if (this.heldArr[k] === a && this.heldIdx[k] === i) {
+        const hold = (performance.now() - this.heldT0[k]!) * 1000;
+        recordHold(this.stats, this.myStatBase + this.heldStat[k]! * STAT_FIELDS, hold);
+        for (let j = k; j < Math.min(d, MAX_HELD) - 1; j++) {
+          this.heldArr[j] = this.heldArr[j + 1]!;
+          this.heldIdx[j] = this.heldIdx[j + 1]!;
+          this.heldStat[j] = this.heldStat[j + 1]!;
+          this.heldT0[j] = this.heldT0[j + 1]!;
+        }
+        this.heldArr[Math.min(d, MAX_HELD) - 1] = null;
+        break;
+      }
+    }
+    this.depth = d - 1;
+  }
+
+  // ---------------------------------------------------------------- mutex
+
+  mutexLock(a: Int32Array, i: number, cls: number): void {
+    const tag = this.tag;
+    const c = Atomics.load(a, i);
+    if ((c & 3) === 0 && Atomics.compareExchange(a, i, c, tag | 1) === c) {
+      if (this.statOn) this.acquiredStat(a, i, cls, 0, (c >> 2) !== 0 && (c & ~3) !== tag, -1);
+      return;
+    }
+    this.mutexLockSlow(a, i, cls);
+  }
+
+  private mutexLockSlow(a: Int32Array, i: number, cls: number): void {
+    const tag = this.tag;
+    const t0 = this.statOn ? performance.now() : 0;
+    let prevOwner = 0;
+    for (let s = 0; s < SPIN; s++) {
+      const c = Atomics.load(a, i);
+      if ((c & 3) === 0) {
+        if (Atomics.compareExchange(a, i, c, tag | 1) === c) { prevOwner = c & ~3; return this.contendedDone(a, i, cls, t0, prevOwner); }
+      } else prevOwner = c & ~3;
+    }
+    for (;;) {
+      let c = Atomics.load(a, i);
+      if ((c & 3) === 0) {
+        // Taken after a wait: keep the waiters state, others may still sleep.
+        if (Atomics.compareExchange(a, i, c, tag | 2) === c) return this.contendedDone(a, i, cls, t0, prevOwner);
+        continue;
+      }
+      prevOwner = c & ~3;
+      if ((c & 3) === 1) {
+        const w = (c & ~3) | 2;
+        if (Atomics.compareExchange(a, i, c, w) !== c) continue;
+        c = w;
+      }
+      if (Atomics.wait(a, i, c, PARK_TIMEOUT_MS) === 'timed-out' && this.ownerDead((c >> 2) - 1)) {
+        if (Atomics.compareExchange(a, i, c, tag | 2) === c) {
+          this.recovered++;
+          return this.contendedDone(a, i, cls, t0, prevOwner);
+        }
+      }
+    }
+  }
+
+  private contendedDone(a: Int32Array, i: number, cls: number, t0: number, prevOwner: number): void {
+    if (this.statOn) this.acquiredStat(a, i, cls, 0, prevOwner !== 0 && prevOwner !== this.tag, (performance.now() - t0) * 1000);
+  }
+
+  private acquiredStat(a: Int32Array, i: number, cls: number, state: number, bounce: boolean, wait: number): void {
+    const statId = cls * LOCK_STATES + state;
+    recordAcquire(this.stats, this.myStatBase + statId * STAT_FIELDS, bounce, wait);
+    this.pushHeld(a, i, statId);
+  }
+
+  mutexTrylock(a: Int32Array, i: number, cls: number): boolean {
+    const c = Atomics.load(a, i);
+    if ((c & 3) === 0 && Atomics.compareExchange(a, i, c, this.tag | 1) === c) {
+      if (this.statOn) this.acquiredStat(a, i, cls, 0, (c >> 2) !== 0 && (c & ~3) !== this.tag, -1);
+      return true;
+    }
+    return false;
+  }
+
+  mutexUnlock(a: Int32Array, i: number): void {
+    const c = Atomics.load(a, i);
+    if ((c & ~3) !== this.tag || (c & 3) === 0) {
+      throw new Error(`mutex unlock by CPU ${this.cpu} of a lock it does not hold (word ${c})`);
+    }
+    if (this.statOn) this.popHeld(a, i);
+    if ((Atomics.exchange(a, i, this.tag) & 3) === 2) Atomics.notify(a, i, 1);
+  }
+
+  /** The kernel's spin_is_contended(): someone is waiting for this mutex. */
+  mutexContended(a: Int32Array, i: number): boolean {
+    return (Atomics.load(a, i) & 3) === 2;
+  }
+
+  mutexHeldByMe(a: Int32Array, i: number): boolean {
+    const c = Atomics.load(a, i);
+    return (c & 3) !== 0 && (c & ~3) === this.tag;
+  }
+
+  // ---------------------------------------------------------------- rwlock
+
+  readLock(a: Int32Array, i: number, cls: number): void {
+    const c = Atomics.load(a, i);
+    if ((c & (RW_WRITER | RW_WRITER_WAITING)) === 0 && Atomics.compareExchange(a, i, c, c + 1) === c) {
+      if (this.statOn) this.acquiredStat(a, i, cls, 1, false, -1);
+      return;
+    }
+    this.readLockSlow(a, i, cls);
+  }
+
+  private readLockSlow(a: Int32Array, i: number, cls: number): void {
+    const t0 = this.statOn ? performance.now() : 0;
+    let spins = 0;
+    for (;;) {
+      let c = Atomics.load(a, i);
+      if ((c & (RW_WRITER | RW_WRITER_WAITING)) === 0) {
+        if (Atomics.compareExchange(a, i, c, c + 1) === c) break;
+        continue;
+      }
+      if (spins++ < SPIN) continue;
+      if ((c & RW_WAITERS) === 0) {
+        if (Atomics.compareExchange(a, i, c, c | RW_WAITERS) !== c) continue;
+        c |= RW_WAITERS;
+      }
+      if (Atomics.wait(a, i, c, PARK_TIMEOUT_MS) === 'timed-out') this.recoverDeadWriter(a, i, c);
+    }
+    if (this.statOn) {
+      const last = Atomics.load(a, i + 1);
+      this.acquiredStat(a, i, cls, 1, last !== 0 && last !== this.tag, (performance.now() - t0) * 1000);
+    }
+  }
+
+  readUnlock(a: Int32Array, i: number): void {
+    if (this.statOn) this.popHeld(a, i);
+    const old = Atomics.sub(a, i, 1);
+    if ((old & RW_COUNT) === 0) throw new Error(`read unlock of an rwlock with no readers (word ${old})`);
+    if ((old & RW_COUNT) === 1 && (old & RW_WAITERS) !== 0) this.wakeIfIdle(a, i);
+  }
+
+  private wakeIfIdle(a: Int32Array, i: number): void {
+    const c = Atomics.load(a, i);
+    if ((c & (RW_COUNT | RW_WRITER)) === 0 && (c & RW_WAITERS) !== 0
+      && Atomics.compareExchange(a, i, c, c & ~RW_WAITERS) === c) {
+      Atomics.notify(a, i);
+    }
+  }
+
+  writeLock(a: Int32Array, i: number, cls: number): void {
+    if (Atomics.compareExchange(a, i, 0, RW_WRITER) === 0) {
+      const last = Atomics.exchange(a, i + 1, this.tag);
+      if (this.statOn) this.acquiredStat(a, i, cls, 0, last !== 0 && last !== this.tag, -1);
+      return;
+    }
+    this.writeLockSlow(a, i, cls);
+  }
+
+  private writeLockSlow(a: Int32Array, i: number, cls: number): void {
+    const t0 = this.statOn ? performance.now() : 0;
+    let spins = 0;
+    for (;;) {
+      let c = Atomics.load(a, i);
+      if ((c & (RW_COUNT | RW_WRITER)) === 0) {
+        if (Atomics.compareExchange(a, i, c, RW_WRITER | (c & RW_WAITERS)) === c) break;
+        continue;
+      }
+      if (spins++ < SPIN) continue;
+      const want = c | RW_WRITER_WAITING | RW_WAITERS;
+      if (want !== c) {
+        if (Atomics.compareExchange(a, i, c, want) !== c) continue;
+        c = want;
+      }
+      if (Atomics.wait(a, i, c, PARK_TIMEOUT_MS) === 'timed-out') this.recoverDeadWriter(a, i, c);
+    }
+    const last = Atomics.exchange(a, i + 1, this.tag);
+    if (this.statOn) this.acquiredStat(a, i, cls, 0, last !== 0 && last !== this.tag, (performance.now() - t0) * 1000);
+  }
+
+  /** A writer that only trylocks (zspage lock in compaction and migration). */
+  writeTrylock(a: Int32Array, i: number, cls: number): boolean {
+    const c = Atomics.load(a, i);
+    if ((c & (RW_COUNT | RW_WRITER)) !== 0) return false;
+    if (Atomics.compareExchange(a, i, c, RW_WRITER | (c & RW_WAITERS)) !== c) return false;
+    const last = Atomics.exchange(a, i + 1, this.tag);
+    if (this.statOn) this.acquiredStat(a, i, cls, 0, last !== 0 && last !== this.tag, -1);
+    return true;
+  }
+
+  writeUnlock(a: Int32Array, i: number): void {
+    if (this.statOn) this.popHeld(a, i);
+    const old = Atomics.exchange(a, i, 0);
+    if ((old & RW_WRITER) === 0) throw new Error(`write unlock of an rwlock not write-held (word ${old})`);
+    if ((old & RW_WAITERS) !== 0) Atomics.notify(a, i);
+  }
+
+  rwContended(a: Int32Array, i: number): boolean {
+    return (Atomics.load(a, i) & RW_WAITERS) !== 0;
+  }
+
+  private recoverDeadWriter(a: Int32Array, i: number, c: number): void {
+    if ((c & RW_WRITER) === 0) return;
+    const owner = (Atomics.load(a, i + 1) >> 2) - 1;
+    if (this.ownerDead(owner) && Atomics.compareExchange(a, i, c, c & ~(RW_WRITER | RW_WRITER_WAITING)) === c) {
+      this.recovered++;
+      Atomics.notify(a, i);
+    }
+  }
+
+  // ---------------------------------------------------------------- bit lock
+
+  bitLock(a: Int32Array, i: number, mask: number, cls: number): void {
+    if ((Atomics.or(a, i, mask) & mask) === 0) {
+      if (this.statOn) this.acquiredStat(a, i, cls, 0, false, -1);
+      return;
+    }
+    const t0 = this.statOn ? performance.now() : 0;
+    let spins = 0;
+    for (;;) {
+      const c = Atomics.load(a, i);
+      if ((c & mask) === 0 && (Atomics.or(a, i, mask) & mask) === 0) break;
+      if (spins++ >= SPIN) Atomics.wait(a, i, c | mask, BIT_SLEEP_MS);
+    }
+    if (this.statOn) this.acquiredStat(a, i, cls, 0, false, (performance.now() - t0) * 1000);
+  }
+
+  bitTrylock(a: Int32Array, i: number, mask: number, cls: number): boolean {
+    if ((Atomics.or(a, i, mask) & mask) !== 0) return false;
+    if (this.statOn) this.acquiredStat(a, i, cls, 0, false, -1);
+    return true;
+  }
+
+  bitUnlock(a: Int32Array, i: number, mask: number): void {
+    if (this.statOn) this.popHeld(a, i);
+    const old = Atomics.and(a, i, ~mask);
+    if ((old & mask) === 0) throw new Error(`bit unlock of a bit lock not held (word ${old}, mask ${mask})`);
+  }
+
+  /** Number of locks this CPU holds right now (for assertions in tests). */
+  get heldDepth(): number {
+    return this.depth;
+  }
+}
+
+export { CPU_SLOT_WORDS };

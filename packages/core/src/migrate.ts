@@ -1,0 +1,212 @@
+// Page migration of zspage frames (movable non-LRU pages) and the frame compactor
+// (kcompactd). A zspage frame can be isolated (still part of a zspage? then mark
+// it isolated), migrated (copy to a new frame, rewrite the handles of the objects
+// that start in it, relink the chain, carry first-object offset and a huge
+// object's handle) or put back. Migration never waits for readers: when the
+// zspage is mapped or being read, it fails with EBUSY and the frame is retried later.
+//
+// A zspage freed while one of its frames is isolated leaves that frame as an
+// orphan (PG_ISOLATED without PG_ZSPAGE); migrate or putback then frees it.
+//
+// Locks: pool lock (write) -> class lock -> zspage lock (write, trylock) -> zone lock.
+
+import { PAGE_SIZE } from './constants.js';
+import { OBJ_INDEX_BITS } from './handles.js';
+import {
+  FD_FIRST_OBJ, FD_FLAGS, FD_NEXT, FD_PRIVATE, FD_WORDS, FD_ZSPAGE, PG_HUGE, PG_ISOLATED, PG_ZSPAGE,
+} from './phys-mem.js';
+import {
+  P_KC_FAIL, P_KC_RUNS, P_KC_SUCCESS, P_MIGRATED, P_MIG_EBUSY, P_MIG_ENOMEM, P_MIG_GONE,
+} from './pool-layout.js';
+import type { ZsPool } from './pool.js';
+import { ZD_CLASS, ZD_FIRST, ZD_ISOLATED, ZD_WORDS } from './zspage.js';
+
+export const MIGRATE_OK = 0;
+export const MIGRATE_EBUSY = 1;
+export const MIGRATE_ENOMEM = 2;
+export const MIGRATE_GONE = 3;
+
+/** Is the frame movable right now (a zspage frame not already isolated)? Unlocked hint. */
+export function isMovable(pool: ZsPool, pfn: number): boolean {
+  const f = pool.phys.fd[pfn * FD_WORDS + FD_FLAGS]!;
+  return (f & PG_ZSPAGE) !== 0 && (f & PG_ISOLATED) === 0;
+}
+
+/** isolate: marks a zspage frame isolated for migration. False if it is not (or no longer) one. */
+export function isolateFrame(pool: ZsPool, pfn: number): boolean {
+  const fd = pool.phys.fd;
+  pool.poolWriteLock();
+  try {
+    const b = pfn * FD_WORDS;
+    const f = fd[b + FD_FLAGS]!;
+    if ((f & PG_ZSPAGE) === 0 || (f & PG_ISOLATED) !== 0) return false;
+    const zs = fd[b + FD_ZSPAGE]!;
+    fd[b + FD_FLAGS] = f | PG_ISOLATED;
+    pool.zd[zs * ZD_WORDS + ZD_ISOLATED]!++;
+    return true;
+  } finally {
+    pool.poolWriteUnlock();
+  }
+}
+
+/** putback: a frame whose migration failed goes back to its zspage (or is freed if orphaned). */
+export function putbackFrame(pool: ZsPool, pfn: number): void {
+  const fd = pool.phys.fd;
+  pool.poolWriteLock();
+  const b = pfn * FD_WORDS;
+  const f = fd[b + FD_FLAGS]!;
+  let orphan = false;
+  if ((f & PG_ZSPAGE) !== 0) {
+    fd[b + FD_FLAGS] = f & ~PG_ISOLATED;
+    pool.zd[fd[b + FD_ZSPAGE]! * ZD_WORDS + ZD_ISOLATED]!--;
+  } else if (f === PG_ISOLATED) {
+    orphan = true;
+  }
+  pool.poolWriteUnlock();
+  if (orphan) pool.phys.freeBlock(pfn, 0);
+}
+
+/**
+ * migrate: moves isolated frame `pfn` into frame `target` (taken off the free
+ * lists by the caller, or -1 to take any free frame). On failure the caller still
+ * owns `target` and the frame stays isolated (putback it).
+ */
+export function migrateFrame(pool: ZsPool, pfn: number, target: number): number {
+  const fd = pool.phys.fd;
+  const b = pfn * FD_WORDS;
+  pool.poolWriteLock();
+  let f = fd[b + FD_FLAGS]!;
+  if ((f & PG_ZSPAGE) === 0) {
+    // The zspage was freed while the frame was isolated: nothing to move.
+    const orphan = f === PG_ISOLATED;
+    if (orphan) fd[b + FD_FLAGS] = 0;
+    pool.poolWriteUnlock();
+    if (orphan) pool.phys.freeBlock(pfn, 0);
+    pool.bump(P_MIG_GONE);
+    return MIGRATE_GONE;
+  }
+  const zs = fd[b + FD_ZSPAGE]!;
+  const c = pool.zd[zs * ZD_WORDS + ZD_CLASS]!;
+  pool.classLock(c);
+  if (!pool.zspageWriteTrylock(zs)) {
+    pool.classUnlock(c);
+    pool.poolWriteUnlock();
+    pool.bump(P_MIG_EBUSY);
+    return MIGRATE_EBUSY;
+  }
+  let ownTarget = false;
+  if (target < 0) {
+    target = pool.phys.allocBlock(0, true);
+    ownTarget = true;
+    if (target < 0) {
+      pool.zspageWriteUnlock(zs);
+      pool.classUnlock(c);
+      pool.poolWriteUnlock();
+      pool.bump(P_MIG_ENOMEM);
+      return MIGRATE_ENOMEM;
+    }
+  }
+  pool.phys.ensure(target);
+  // copy the whole frame
+  pool.phys.bytes.copyWithin(target * PAGE_SIZE, pfn * PAGE_SIZE, pfn * PAGE_SIZE + PAGE_SIZE);
+  const tb = target * FD_WORDS;
+  f = fd[b + FD_FLAGS]! & ~PG_ISOLATED;
+  fd[tb + FD_FLAGS] = f;
+  fd[tb + FD_ZSPAGE] = zs;
+  fd[tb + FD_FIRST_OBJ] = fd[b + FD_FIRST_OBJ]!;
+  fd[tb + FD_NEXT] = fd[b + FD_NEXT]!;
+  fd[tb + FD_PRIVATE] = fd[b + FD_PRIVATE]!;
+  // relink the chain
+  const z = zs * ZD_WORDS;
+  if (pool.zd[z + ZD_FIRST] === pfn) pool.zd[z + ZD_FIRST] = target;
+  else {
+    let p = pool.zd[z + ZD_FIRST]!;
+    while (fd[p * FD_WORDS + FD_NEXT] !== pfn) p = fd[p * FD_WORDS + FD_NEXT]!;
+    fd[p * FD_WORDS + FD_NEXT] = target;
+  }
+  // rewrite the handles of objects that start in this frame
+  const hw = pool.handles.words;
+  const unit = 1 << OBJ_INDEX_BITS;
+  if ((f & PG_HUGE) !== 0) {
+    const h = fd[b + FD_PRIVATE]!;
+    if (h !== 0) { pool.handles.inRange(h); pool.handles.words[h] = target * unit; }
+  } else {
+    const size = pool.table.size[c]!;
+    const chainIdx = fd[b + FD_PRIVATE]!;
+    const words = pool.phys.words;
+    for (let off = fd[b + FD_FIRST_OBJ]!; off < PAGE_SIZE; off += size) {
+      const w = words[(target * PAGE_SIZE + off) >>> 2]!;
+      if ((w & 1) === 0) continue;
+      const idx = (chainIdx * PAGE_SIZE + off) / size;
+      const h = w >>> 1;
+      if (!pool.handles.inRange(h)) throw new Error(`migrate: object in frame ${pfn} has handle ${h} out of range`);
+      pool.handles.words[h] = target * unit + idx;
+    }
+    void hw;
+  }
+  if (pool.zd[z + ZD_ISOLATED]! > 0 && (fd[b + FD_FLAGS]! & PG_ISOLATED) !== 0) pool.zd[z + ZD_ISOLATED]!--;
+  fd[b + FD_FLAGS] = 0;
+  fd[b + FD_ZSPAGE] = 0;
+  pool.zspageWriteUnlock(zs);
+  pool.classUnlock(c);
+  pool.poolWriteUnlock();
+  pool.phys.freeBlock(pfn, 0);
+  pool.bump(P_MIGRATED);
+  void ownTarget;
+  return MIGRATE_OK;
+}
+
+/** Isolates and migrates one frame to any free frame; putback on failure. */
+export function migratePage(pool: ZsPool, pfn: number): number {
+  if (!isolateFrame(pool, pfn)) { pool.bump(P_MIG_GONE); return MIGRATE_GONE; }
+  const r = migrateFrame(pool, pfn, -1);
+  if (r !== MIGRATE_OK && r !== MIGRATE_GONE) putbackFrame(pool, pfn);
+  return r;
+}
+
+function hasFreeBlock(pool: ZsPool, order: number): boolean {
+  const info = pool.phys.buddyinfo();
+  for (let o = order; o < info.length; o++) if (info[o]! > 0) return true;
+  return false;
+}
+
+export interface FrameCompactResult { migrated: number; failed: number; success: boolean }
+
+/**
+ * The frame compactor: a migration scanner walks down from the top of physical
+ * memory, a free scanner walks up from the bottom; zspage frames found by the
+ * first move into free frames found by the second, until a free block of `order`
+ * appears or the scanners meet.
+ */
+export function compactFrames(pool: ZsPool, order: number): FrameCompactResult {
+  pool.bump(P_KC_RUNS);
+  const phys = pool.phys;
+  const fd = phys.fd;
+  let mig = phys.presentFrames - 1;
+  let free = 0;
+  let migrated = 0;
+  let failed = 0;
+  while (mig > free && !hasFreeBlock(pool, order)) {
+    while (mig > free && !isMovable(pool, mig)) mig--;
+    if (mig <= free) break;
+    // free scanner: take the lowest free frame below the migration scanner
+    let target = -1;
+    phys.zoneLock();
+    for (; free < mig; free++) {
+      if (fd[free * FD_WORDS + FD_FLAGS] === 0 && phys.isolateFreeFrameLocked(free)) { target = free++; break; }
+    }
+    phys.zoneUnlock();
+    if (target < 0) break;
+    let r = MIGRATE_GONE;
+    if (isolateFrame(pool, mig)) {
+      r = migrateFrame(pool, mig, target);
+      if (r !== MIGRATE_OK && r !== MIGRATE_GONE) putbackFrame(pool, mig);
+    }
+    if (r === MIGRATE_OK) migrated++;
+    else { failed++; phys.freeBlock(target, 0); }
+    mig--;
+  }
+  const success = hasFreeBlock(pool, order);
+  pool.bump(success ? P_KC_SUCCESS : P_KC_FAIL);
+  return { migrated, failed, success };
+}

@@ -1,0 +1,363 @@
+// Physical memory: 4 KiB frames in one growable SharedArrayBuffer (grown on demand
+// up to the cap, never shrunk), a descriptor per frame (the kernel's struct page)
+// and the buddy allocator (orders 0..MAX_ORDER) with its free lists and the zone
+// lock. An optional movable-only region (CMA-like) has free lists of its own that
+// only movable allocations (zspage frames) may take from.
+//
+// Lock order: the zone lock is innermost; nothing else is taken while holding it.
+
+import { MAX_ORDER, NR_ORDERS, PAGE_SHIFT, PAGE_SIZE } from './constants.js';
+import { ZsError } from './errors.js';
+import type { LockContext } from './locks.js';
+
+// ---- frame descriptor ("struct page"): Int32 fields, FD_WORDS per frame
+export const FD_WORDS = 8;
+export const FD_FLAGS = 0;
+export const FD_ORDER = 1;
+/** zspage id owning the frame (zspage frames). */
+export const FD_ZSPAGE = 2;
+/** Offset in this frame of the first object that starts in it. */
+export const FD_FIRST_OBJ = 3;
+/** Next frame of the zspage chain, -1 at the end. */
+export const FD_NEXT = 4;
+/** Buddy free-list links (free block heads). */
+export const FD_LPREV = 5;
+export const FD_LNEXT = 6;
+/** Huge zspage: the handle of its single object. Otherwise the frame's index in the chain. */
+export const FD_PRIVATE = 7;
+
+export const PG_BUDDY = 1;      // head of a free buddy block
+export const PG_ZSPAGE = 2;     // frame of a zspage (movable)
+export const PG_ISOLATED = 4;   // isolated for migration
+export const PG_RESERVED = 8;   // head of a block handed out by allocPages (unmovable)
+export const PG_HUGE = 16;      // zspage frame holding one huge object
+export const PG_TAIL = 32;      // non-head frame of an allocPages block
+
+// ---- zone control block: Int32 words
+export const Z_LOCK = 0;
+export const Z_PRESENT = 2;        // frames backed by the SAB so far
+export const Z_MAX = 3;            // cap in frames
+export const Z_FREE_PAGES = 4;
+export const Z_CMA_START = 5;
+export const Z_CMA_END = 6;
+export const Z_GROWS = 7;
+export const Z_HEADS = 8;                          // [2][NR_ORDERS] list heads
+export const Z_COUNTS = Z_HEADS + 2 * NR_ORDERS;   // [2][NR_ORDERS] block counts
+export const ZONE_WORDS = Z_COUNTS + 2 * NR_ORDERS;
+
+export const MT_NORMAL = 0;
+export const MT_CMA = 1;
+
+/** Frames added per growth of the SAB: one max-order block (4 MiB). */
+const GROW_FRAMES = 1 << MAX_ORDER;
+
+export interface PhysMemShared {
+  mem: SharedArrayBuffer;
+  frames: SharedArrayBuffer;
+  zone: SharedArrayBuffer;
+}
+
+export function createPhysMemShared(maxFrames: number, cmaFrames: number): PhysMemShared {
+  const mem = new SharedArrayBuffer(0, { maxByteLength: maxFrames * PAGE_SIZE });
+  const frames = new SharedArrayBuffer(maxFrames * FD_WORDS * 4);
+  const zone = new SharedArrayBuffer(ZONE_WORDS * 4);
+  const z = new Int32Array(zone);
+  z[Z_MAX] = maxFrames;
+  for (let k = 0; k < 2 * NR_ORDERS; k++) z[Z_HEADS + k] = -1;
+  if (cmaFrames > 0) {
+    // The movable-only region sits at the top of memory, in whole max-order blocks.
+    const size = Math.min(maxFrames, Math.ceil(cmaFrames / GROW_FRAMES) * GROW_FRAMES);
+    z[Z_CMA_START] = maxFrames - size;
+    z[Z_CMA_END] = maxFrames;
+  } else {
+    z[Z_CMA_START] = maxFrames;
+    z[Z_CMA_END] = maxFrames;
+  }
+  return { mem, frames, zone };
+}
+
+export class PhysMem {
+  readonly shared: PhysMemShared;
+  readonly fd: Int32Array;
+  readonly zone: Int32Array;
+  /** Views over the frames present when last refreshed (fixed length: fast). */
+  bytes: Uint8Array;
+  words: Int32Array;
+  viewFrames: number;
+  private readonly locks: LockContext;
+  private readonly zoneLockCls: number;
+
+  constructor(shared: PhysMemShared, locks: LockContext, zoneLockCls: number) {
+    this.shared = shared;
+    this.fd = new Int32Array(shared.frames);
+    this.zone = new Int32Array(shared.zone);
+    this.locks = locks;
+    this.zoneLockCls = zoneLockCls;
+    this.viewFrames = 0;
+    this.bytes = new Uint8Array(0);
+    this.words = new Int32Array(0);
+    this.refresh();
+  }
+
+  get maxFrames(): number { return this.zone[Z_MAX]!; }
+  get presentFrames(): number { return Atomics.load(this.zone, Z_PRESENT); }
+
+  /** Re-creates the views after the SAB grew (another thread may have grown it). */
+  refresh(): void {
+    const len = this.shared.mem.byteLength;
+    this.viewFrames = len >>> PAGE_SHIFT;
+    this.bytes = new Uint8Array(this.shared.mem, 0, len);
+    this.words = new Int32Array(this.shared.mem, 0, len >>> 2);
+  }
+
+  /** Makes sure frame `pfn` is inside this thread's views. */
+  ensure(pfn: number): void {
+    if (pfn >= this.viewFrames) this.refresh();
+  }
+
+  zoneLock(): void { this.locks.mutexLock(this.zone, Z_LOCK, this.zoneLockCls); }
+  zoneUnlock(): void { this.locks.mutexUnlock(this.zone, Z_LOCK); }
+
+  migratetypeOf(pfn: number): number {
+    return pfn >= this.zone[Z_CMA_START]! && pfn < this.zone[Z_CMA_END]! ? MT_CMA : MT_NORMAL;
+  }
+
+  // ---------------------------------------------------------------- free lists (zone lock held)
+
+  private listAdd(pfn: number, order: number, mt: number): void {
+    const fd = this.fd;
+    const z = this.zone;
+    const h = Z_HEADS + mt * NR_ORDERS + order;
+    const head = z[h]!;
+    const b = pfn * FD_WORDS;
+    fd[b + FD_FLAGS] = PG_BUDDY;
+    fd[b + FD_ORDER] = order;
+    fd[b + FD_LPREV] = -1;
+    fd[b + FD_LNEXT] = head;
+    if (head >= 0) fd[head * FD_WORDS + FD_LPREV] = pfn;
+    z[h] = pfn;
+    z[Z_COUNTS + mt * NR_ORDERS + order]!++;
+  }
+
+  private listDel(pfn: number, order: number, mt: number): void {
+    const fd = this.fd;
+    const z = this.zone;
+    const b = pfn * FD_WORDS;
+    const prev = fd[b + FD_LPREV]!;
+    const next = fd[b + FD_LNEXT]!;
+    if (prev >= 0) fd[prev * FD_WORDS + FD_LNEXT] = next;
+    else z[Z_HEADS + mt * NR_ORDERS + order] = next;
+    if (next >= 0) fd[next * FD_WORDS + FD_LPREV] = prev;
+    fd[b + FD_FLAGS] = 0;
+    fd[b + FD_LPREV] = -1;
+    fd[b + FD_LNEXT] = -1;
+    z[Z_COUNTS + mt * NR_ORDERS + order]!--;
+  }
+
+  /** Frees a block into the lists, merging with free buddies. Zone lock held. */
+  private freeBlockLocked(pfn: number, order: number): void {
+    const fd = this.fd;
+    const present = this.zone[Z_PRESENT]!;
+    const mt = this.migratetypeOf(pfn);
+    this.zone[Z_FREE_PAGES]! += 1 << order;
+    while (order < MAX_ORDER) {
+      const buddy = pfn ^ (1 << order);
+      if (buddy + (1 << order) > present) break;
+      const bb = buddy * FD_WORDS;
+      if (fd[bb + FD_FLAGS] !== PG_BUDDY || fd[bb + FD_ORDER] !== order || this.migratetypeOf(buddy) !== mt) break;
+      this.listDel(buddy, order, mt);
+      fd[bb + FD_ORDER] = 0;
+      if (buddy < pfn) {
+        fd[pfn * FD_WORDS + FD_ORDER] = 0;
+        pfn = buddy;
+      }
+      order++;
+    }
+    this.listAdd(pfn, order, mt);
+  }
+
+  /** Grows the SAB by up to one max-order block. Zone lock held. */
+  private growLocked(): boolean {
+    const z = this.zone;
+    const present = z[Z_PRESENT]!;
+    const max = z[Z_MAX]!;
+    if (present >= max) return false;
+    const target = Math.min(max, present + GROW_FRAMES);
+    this.shared.mem.grow(target * PAGE_SIZE);
+    Atomics.store(z, Z_PRESENT, target);
+    z[Z_GROWS]!++;
+    let pfn = present;
+    while (pfn < target) {
+      let order = MAX_ORDER;
+      while (order > 0 && ((pfn & ((1 << order) - 1)) !== 0 || pfn + (1 << order) > target)) order--;
+      const b = pfn * FD_WORDS;
+      for (let k = 0; k < FD_WORDS; k++) this.fd[b + k] = 0;
+      this.freeBlockLocked(pfn, order);
+      pfn += 1 << order;
+    }
+    return true;
+  }
+
+  private takeLocked(order: number, mt: number): number {
+    const z = this.zone;
+    for (let o = order; o <= MAX_ORDER; o++) {
+      const pfn = z[Z_HEADS + mt * NR_ORDERS + o]!;
+      if (pfn < 0) continue;
+      this.listDel(pfn, o, mt);
+      // Split: keep the low half, give back the high halves.
+      let cur = o;
+      while (cur > order) {
+        cur--;
+        this.listAdd(pfn + (1 << cur), cur, mt);
+      }
+      const b = pfn * FD_WORDS;
+      this.fd[b + FD_ORDER] = order;
+      z[Z_FREE_PAGES]! -= 1 << order;
+      return pfn;
+    }
+    return -1;
+  }
+
+  /**
+   * Allocates a 2^order block; -1 when none is free even after growing.
+   * Movable allocations take from the movable-only region first, so it gets used.
+   */
+  allocBlock(order: number, movable: boolean): number {
+    this.zoneLock();
+    try {
+      for (;;) {
+        let pfn = movable ? this.takeLocked(order, MT_CMA) : -1;
+        if (pfn < 0) pfn = this.takeLocked(order, MT_NORMAL);
+        if (pfn >= 0) {
+          const b = pfn * FD_WORDS;
+          this.fd[b + FD_FLAGS] = 0;
+          this.fd[b + FD_NEXT] = -1;
+          this.fd[b + FD_LPREV] = -1;
+          this.fd[b + FD_LNEXT] = -1;
+          return pfn;
+        }
+        if (!this.growLocked()) return -1;
+      }
+    } finally {
+      this.zoneUnlock();
+    }
+  }
+
+  /** Allocates one order-0 frame for a zspage; -1 when memory is exhausted. */
+  allocFrame(): number {
+    const pfn = this.allocBlock(0, true);
+    if (pfn >= 0) this.ensure(pfn);
+    return pfn;
+  }
+
+  freeBlock(pfn: number, order: number): void {
+    this.zoneLock();
+    try {
+      const fd = this.fd;
+      for (let k = 0; k < 1 << order; k++) {
+        const b = (pfn + k) * FD_WORDS;
+        fd[b + FD_FLAGS] = 0; fd[b + FD_ZSPAGE] = 0; fd[b + FD_FIRST_OBJ] = 0;
+        fd[b + FD_NEXT] = -1; fd[b + FD_PRIVATE] = 0; fd[b + FD_ORDER] = 0;
+      }
+      this.freeBlockLocked(pfn, order);
+    } finally {
+      this.zoneUnlock();
+    }
+  }
+
+  /**
+   * Takes a specific free order-0 frame out of the free lists (the frame compactor's
+   * free scanner uses this to pick migration targets). Returns false if it is not free.
+   * Zone lock held by the caller.
+   */
+  isolateFreeFrameLocked(pfn: number): boolean {
+    // Find the free block containing pfn.
+    const fd = this.fd;
+    for (let order = 0; order <= MAX_ORDER; order++) {
+      const head = pfn & ~((1 << order) - 1);
+      const hb = head * FD_WORDS;
+      if (fd[hb + FD_FLAGS] === PG_BUDDY && fd[hb + FD_ORDER] === order) {
+        const mt = this.migratetypeOf(head);
+        this.listDel(head, order, mt);
+        this.zone[Z_FREE_PAGES]! -= 1 << order;
+        // Give back everything but pfn.
+        let cur = order;
+        let base = head;
+        while (cur > 0) {
+          cur--;
+          const half = 1 << cur;
+          if (pfn < base + half) { this.listAdd(base + half, cur, mt); this.zone[Z_FREE_PAGES]! += half; }
+          else { this.listAdd(base, cur, mt); this.zone[Z_FREE_PAGES]! += half; base += half; }
+        }
+        fd[pfn * FD_WORDS + FD_FLAGS] = 0;
+        fd[pfn * FD_WORDS + FD_ORDER] = 0;
+        fd[pfn * FD_WORDS + FD_NEXT] = -1;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Free blocks per order, summed over migratetypes, as /proc/buddyinfo. */
+  buddyinfo(): number[] {
+    const z = this.zone;
+    const out: number[] = [];
+    for (let o = 0; o <= MAX_ORDER; o++) out.push(Atomics.load(z, Z_COUNTS + o) + Atomics.load(z, Z_COUNTS + NR_ORDERS + o));
+    return out;
+  }
+
+  freePages(): number { return Atomics.load(this.zone, Z_FREE_PAGES); }
+
+  /** The unusable free space index per order (extfrag), 0..1. */
+  unusableIndex(): number[] {
+    const info = this.buddyinfo();
+    let total = 0;
+    for (let o = 0; o <= MAX_ORDER; o++) total += info[o]! << o;
+    const out: number[] = [];
+    for (let order = 0; order <= MAX_ORDER; order++) {
+      if (total === 0) { out.push(0); continue; }
+      let suitable = 0;
+      for (let o = order; o <= MAX_ORDER; o++) suitable += info[o]! << o;
+      out.push((total - suitable) / total);
+    }
+    return out;
+  }
+
+  /** Checks the free lists against the descriptors. Zone lock held. Returns frames on free lists. */
+  verifyFreeListsLocked(owner: Int32Array): number {
+    const z = this.zone;
+    const fd = this.fd;
+    let free = 0;
+    for (let mt = 0; mt < 2; mt++) {
+      for (let o = 0; o <= MAX_ORDER; o++) {
+        let n = 0;
+        let prev = -1;
+        for (let pfn = z[Z_HEADS + mt * NR_ORDERS + o]!; pfn >= 0; pfn = fd[pfn * FD_WORDS + FD_LNEXT]!) {
+          const b = pfn * FD_WORDS;
+          if (fd[b + FD_FLAGS] !== PG_BUDDY) throw new Error(`buddy: frame ${pfn} on free list order ${o} lacks PG_BUDDY`);
+          if (fd[b + FD_ORDER] !== o) throw new Error(`buddy: frame ${pfn} on list ${o} has order ${fd[b + FD_ORDER]}`);
+          if (fd[b + FD_LPREV] !== prev) throw new Error(`buddy: frame ${pfn} has a broken back link`);
+          if ((pfn & ((1 << o) - 1)) !== 0) throw new Error(`buddy: block ${pfn} misaligned for order ${o}`);
+          if (this.migratetypeOf(pfn) !== mt) throw new Error(`buddy: block ${pfn} on the wrong migratetype list`);
+          for (let k = 0; k < 1 << o; k++) {
+            if (owner[pfn + k] !== 0) throw new Error(`buddy: frame ${pfn + k} free and also owned (${owner[pfn + k]})`);
+            owner[pfn + k] = -1;
+          }
+          free += 1 << o;
+          n++;
+          prev = pfn;
+          if (n > z[Z_MAX]!) throw new Error('buddy: free list cycle');
+        }
+        if (n !== z[Z_COUNTS + mt * NR_ORDERS + o]) throw new Error(`buddy: order ${o} count ${z[Z_COUNTS + mt * NR_ORDERS + o]} but ${n} on list`);
+      }
+    }
+    if (free !== z[Z_FREE_PAGES]) throw new Error(`buddy: free pages ${z[Z_FREE_PAGES]} but ${free} on lists`);
+    return free;
+  }
+}
+
+export function assertOrder(order: number): void {
+  if (!Number.isInteger(order) || order < 0 || order > MAX_ORDER) {
+    throw new ZsError('EINVAL', `order must be an integer in 0..${MAX_ORDER}, got ${order}`);
+  }
+}

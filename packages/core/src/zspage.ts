@@ -1,0 +1,56 @@
+// zspage descriptors and size-class state in shared memory, and the fullness
+// groups. A zspage is a chain of order-0 frames holding objects of one class;
+// its descriptor holds its rw lock, class, in-use count, free-object list head,
+// first frame and its links on the class's fullness list.
+
+import { NR_FULLNESS_GROUPS, ZS_INUSE_RATIO_0, ZS_INUSE_RATIO_100 } from './constants.js';
+
+// ---- zspage descriptor: Int32 fields
+export const ZD_WORDS = 16;
+export const ZD_LOCK = 0;        // rwlock word (word+1: last writer)
+export const ZD_CLASS = 2;
+export const ZD_INUSE = 3;
+export const ZD_FREEOBJ = 4;     // first free object index, -1 when full
+export const ZD_FIRST = 5;       // first frame (pfn)
+export const ZD_FG = 6;          // fullness group, -1 while off the lists (isolated by compaction)
+export const ZD_PREV = 7;
+export const ZD_NEXT = 8;
+export const ZD_ISOLATED = 9;    // frames isolated for migration
+export const ZD_STATE = 10;      // 0 free descriptor, 1 live
+export const ZD_NRPAGES = 11;
+export const ZD_HUGE_SIZE = 12;  // huge zspage: the size of its one object
+export const ZD_FREE_NEXT = 13;  // descriptor free list link
+
+export const ZS_STATE_FREE = 0;
+export const ZS_STATE_LIVE = 1;
+
+// ---- size class state: Int32 fields per class
+export const CL_WORDS = 32;
+export const CL_LOCK = 0;
+export const CL_HEAD = 2;                                 // [12] list heads
+export const CL_COUNT = CL_HEAD + NR_FULLNESS_GROUPS;     // [12] zspages per group
+export const CL_OBJ_ALLOCATED = CL_COUNT + NR_FULLNESS_GROUPS;
+export const CL_OBJ_USED = CL_OBJ_ALLOCATED + 1;
+export const CL_MOVED = CL_OBJ_USED + 1;                  // objects moved by compaction
+// Float64 per class: bytes stored
+export const CLF_WORDS = 1;
+
+/** The kernel's ratio-based group: 0, 10%..90% buckets, 99%, 100%. */
+export function fullnessGroup(inuse: number, objs: number): number {
+  if (inuse === 0) return ZS_INUSE_RATIO_0;
+  if (inuse === objs) return ZS_INUSE_RATIO_100;
+  const ratio = Math.floor((100 * inuse) / objs);
+  return Math.floor(ratio / 10) + 1;
+}
+
+/** Free-chunk link word: (next + 1) << 1, tag bit 0 clear; next = -1 ends the list. */
+export function encodeFreeLink(next: number): number {
+  return (next + 1) << 1;
+}
+export function decodeFreeLink(word: number): number {
+  return (word >>> 1) - 1;
+}
+/** Allocated-object header word: handle << 1 | 1 (the OBJ_ALLOCATED_TAG). */
+export function encodeHeader(handle: number): number {
+  return (handle << 1) | 1;
+}
