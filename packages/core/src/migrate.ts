@@ -13,7 +13,7 @@
 import { PAGE_SIZE } from './constants.js';
 import { OBJ_INDEX_BITS } from './handles.js';
 import {
-  FD_FIRST_OBJ, FD_FLAGS, FD_NEXT, FD_PRIVATE, FD_WORDS, FD_ZSPAGE, PG_HUGE, PG_ISOLATED, PG_ZSPAGE,
+  FD_FIRST_OBJ, FD_FLAGS, FD_NEXT, FD_PRIVATE, FD_WORDS, FD_ZSPAGE, PG_BUDDY, PG_HUGE, PG_ISOLATED, PG_ZSPAGE,
 } from './phys-mem.js';
 import {
   P_KC_FAIL, P_KC_RUNS, P_KC_SUCCESS, P_MIGRATED, P_MIG_EBUSY, P_MIG_ENOMEM, P_MIG_GONE,
@@ -193,7 +193,7 @@ export function compactFrames(pool: ZsPool, order: number): FrameCompactResult {
     let target = -1;
     phys.zoneLock();
     for (; free < mig; free++) {
-      if (fd[free * FD_WORDS + FD_FLAGS] === 0 && phys.isolateFreeFrameLocked(free)) { target = free++; break; }
+      if ((fd[free * FD_WORDS + FD_FLAGS]! & ~PG_BUDDY) === 0 && phys.isolateFreeFrameLocked(free)) { target = free++; break; }
     }
     phys.zoneUnlock();
     if (target < 0) break;

@@ -65,10 +65,11 @@ export function createPhysMemShared(maxFrames: number, cmaFrames: number): PhysM
   z[Z_MAX] = maxFrames;
   for (let k = 0; k < 2 * NR_ORDERS; k++) z[Z_HEADS + k] = -1;
   if (cmaFrames > 0) {
-    // The movable-only region sits at the top of memory, in whole max-order blocks.
+    // The movable-only region sits at the bottom of memory (backed first), in whole
+    // max-order blocks so no buddy block straddles its edge.
     const size = Math.min(maxFrames, Math.ceil(cmaFrames / GROW_FRAMES) * GROW_FRAMES);
-    z[Z_CMA_START] = maxFrames - size;
-    z[Z_CMA_END] = maxFrames;
+    z[Z_CMA_START] = 0;
+    z[Z_CMA_END] = size;
   } else {
     z[Z_CMA_START] = maxFrames;
     z[Z_CMA_END] = maxFrames;
