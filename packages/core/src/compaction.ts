@@ -34,6 +34,8 @@ export function compactPool(pool: ZsPool): number {
 function lockClass(pool: ZsPool, c: number): void {
   pool.poolWriteLock();
   pool.classLock(c);
+  // Frames of this class may have been allocated (and the SAB grown) by other threads.
+  pool.phys.ensure(pool.phys.presentFrames - 1);
 }
 function unlockClass(pool: ZsPool, c: number): void {
   pool.classUnlock(c);

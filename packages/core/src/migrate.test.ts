@@ -172,3 +172,50 @@ describe('frame compaction and high-order allocations', () => {
     pool.verify();
   });
 });
+
+describe('migration interleaved with allocator traffic', () => {
+  it('keeps every object intact when frames migrate between random malloc / write / read / free', () => {
+    const pool = ZsPool.create({ maxBytes: 32 << 20 });
+    let s = 7;
+    const rnd = () => { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; return s; };
+    const live = new Map<number, [number, number]>();
+    const hs: number[] = [];
+    const buf = new Uint8Array(PAGE_SIZE);
+    const byteAt = (h: number, v: number, k: number) => (h * 31 + v * 17 + k * 7) & 255;
+    let pfn = 0;
+    let migrated = 0;
+    for (let i = 0; i < 30000; i++) {
+      const r = rnd() % 100;
+      if (r < 40 || hs.length < 50) {
+        const size = 1 + (rnd() % PAGE_SIZE);
+        const h = pool.malloc(size);
+        const v = rnd() & 0xffff;
+        for (let k = 0; k < size; k++) buf[k] = byteAt(h, v, k);
+        pool.write(h, buf.subarray(0, size));
+        live.set(h, [size, v]);
+        hs.push(h);
+      } else if (r < 70) {
+        const h = hs[rnd() % hs.length]!;
+        const [size, v] = live.get(h)!;
+        pool.read(h, buf);
+        for (let k = 0; k < size; k++) if (buf[k] !== byteAt(h, v, k)) throw new Error(`op ${i}: handle ${h} byte ${k} corrupted`);
+      } else {
+        const j = rnd() % hs.length;
+        const h = hs[j]!;
+        hs[j] = hs[hs.length - 1]!;
+        hs.pop();
+        live.delete(h);
+        pool.free(h);
+      }
+      if (i % 10 === 0) {
+        const present = pool.phys.presentFrames;
+        for (let k = 0; k < 8; k++) {
+          pfn = (pfn + 1) % present;
+          if (pool.frameMap()[pfn] === 1 || pool.frameMap()[pfn] === 2) { if (migratePage(pool, pfn) === MIGRATE_OK) migrated++; }
+        }
+      }
+    }
+    expect(migrated).toBeGreaterThan(1000);
+    pool.verify();
+  });
+});

@@ -32,37 +32,68 @@ export function isMovable(pool: ZsPool, pfn: number): boolean {
   return (f & PG_ZSPAGE) !== 0 && (f & PG_ISOLATED) === 0;
 }
 
+/**
+ * Takes the pool lock (write) and the class lock of the zspage that owns `pfn`,
+ * re-checking ownership once the class lock is held (a free running under the
+ * class lock alone may have released the zspage meanwhile). Returns the zspage
+ * id with both locks held, or 0 with only the pool lock held when the frame is
+ * no longer part of a zspage.
+ */
+function lockFrameOwner(pool: ZsPool, pfn: number): number {
+  const fd = pool.phys.fd;
+  const b = pfn * FD_WORDS;
+  pool.poolWriteLock();
+  for (;;) {
+    if ((fd[b + FD_FLAGS]! & PG_ZSPAGE) === 0) return 0;
+    const zs = fd[b + FD_ZSPAGE]!;
+    const c = pool.zd[zs * ZD_WORDS + ZD_CLASS]!;
+    pool.classLock(c);
+    if ((fd[b + FD_FLAGS]! & PG_ZSPAGE) !== 0 && fd[b + FD_ZSPAGE] === zs && pool.zd[zs * ZD_WORDS + ZD_CLASS] === c) return zs;
+    pool.classUnlock(c);
+  }
+}
+
+function unlockFrameOwner(pool: ZsPool, zs: number): void {
+  if (zs !== 0) pool.classUnlock(pool.zd[zs * ZD_WORDS + ZD_CLASS]!);
+  pool.poolWriteUnlock();
+}
+
+/** Frees a frame left isolated by a zspage that died meanwhile (pool lock held). */
+function takeOrphan(pool: ZsPool, pfn: number): boolean {
+  const fd = pool.phys.fd;
+  if (fd[pfn * FD_WORDS + FD_FLAGS] !== PG_ISOLATED) return false;
+  fd[pfn * FD_WORDS + FD_FLAGS] = 0;
+  return true;
+}
+
 /** isolate: marks a zspage frame isolated for migration. False if it is not (or no longer) one. */
 export function isolateFrame(pool: ZsPool, pfn: number): boolean {
   const fd = pool.phys.fd;
-  pool.poolWriteLock();
-  try {
-    const b = pfn * FD_WORDS;
-    const f = fd[b + FD_FLAGS]!;
-    if ((f & PG_ZSPAGE) === 0 || (f & PG_ISOLATED) !== 0) return false;
-    const zs = fd[b + FD_ZSPAGE]!;
-    fd[b + FD_FLAGS] = f | PG_ISOLATED;
+  const zs = lockFrameOwner(pool, pfn);
+  let ok = false;
+  if (zs !== 0 && (fd[pfn * FD_WORDS + FD_FLAGS]! & PG_ISOLATED) === 0) {
+    fd[pfn * FD_WORDS + FD_FLAGS]! |= PG_ISOLATED;
     pool.zd[zs * ZD_WORDS + ZD_ISOLATED]!++;
-    return true;
-  } finally {
-    pool.poolWriteUnlock();
+    ok = true;
   }
+  unlockFrameOwner(pool, zs);
+  return ok;
 }
 
 /** putback: a frame whose migration failed goes back to its zspage (or is freed if orphaned). */
 export function putbackFrame(pool: ZsPool, pfn: number): void {
   const fd = pool.phys.fd;
-  pool.poolWriteLock();
-  const b = pfn * FD_WORDS;
-  const f = fd[b + FD_FLAGS]!;
+  const zs = lockFrameOwner(pool, pfn);
   let orphan = false;
-  if ((f & PG_ZSPAGE) !== 0) {
-    fd[b + FD_FLAGS] = f & ~PG_ISOLATED;
-    pool.zd[fd[b + FD_ZSPAGE]! * ZD_WORDS + ZD_ISOLATED]!--;
-  } else if (f === PG_ISOLATED) {
-    orphan = true;
+  if (zs !== 0) {
+    if ((fd[pfn * FD_WORDS + FD_FLAGS]! & PG_ISOLATED) !== 0) {
+      fd[pfn * FD_WORDS + FD_FLAGS]! &= ~PG_ISOLATED;
+      pool.zd[zs * ZD_WORDS + ZD_ISOLATED]!--;
+    }
+  } else {
+    orphan = takeOrphan(pool, pfn);
   }
-  pool.poolWriteUnlock();
+  unlockFrameOwner(pool, zs);
   if (orphan) pool.phys.freeBlock(pfn, 0);
 }
 
@@ -74,43 +105,36 @@ export function putbackFrame(pool: ZsPool, pfn: number): void {
 export function migrateFrame(pool: ZsPool, pfn: number, target: number): number {
   const fd = pool.phys.fd;
   const b = pfn * FD_WORDS;
-  pool.poolWriteLock();
-  let f = fd[b + FD_FLAGS]!;
-  if ((f & PG_ZSPAGE) === 0) {
+  const zs = lockFrameOwner(pool, pfn);
+  if (zs === 0) {
     // The zspage was freed while the frame was isolated: nothing to move.
-    const orphan = f === PG_ISOLATED;
-    if (orphan) fd[b + FD_FLAGS] = 0;
+    const orphan = takeOrphan(pool, pfn);
     pool.poolWriteUnlock();
     if (orphan) pool.phys.freeBlock(pfn, 0);
     pool.bump(P_MIG_GONE);
     return MIGRATE_GONE;
   }
-  const zs = fd[b + FD_ZSPAGE]!;
   const c = pool.zd[zs * ZD_WORDS + ZD_CLASS]!;
-  pool.classLock(c);
   if (!pool.zspageWriteTrylock(zs)) {
-    pool.classUnlock(c);
-    pool.poolWriteUnlock();
+    unlockFrameOwner(pool, zs);
     pool.bump(P_MIG_EBUSY);
     return MIGRATE_EBUSY;
   }
-  let ownTarget = false;
   if (target < 0) {
     target = pool.phys.allocBlock(0, true);
-    ownTarget = true;
     if (target < 0) {
       pool.zspageWriteUnlock(zs);
-      pool.classUnlock(c);
-      pool.poolWriteUnlock();
+      unlockFrameOwner(pool, zs);
       pool.bump(P_MIG_ENOMEM);
       return MIGRATE_ENOMEM;
     }
   }
-  pool.phys.ensure(target);
+  pool.phys.ensure(Math.max(target, pfn));
   // copy the whole frame
   pool.phys.bytes.copyWithin(target * PAGE_SIZE, pfn * PAGE_SIZE, pfn * PAGE_SIZE + PAGE_SIZE);
   const tb = target * FD_WORDS;
-  f = fd[b + FD_FLAGS]! & ~PG_ISOLATED;
+  const wasIsolated = (fd[b + FD_FLAGS]! & PG_ISOLATED) !== 0;
+  const f = fd[b + FD_FLAGS]! & ~PG_ISOLATED;
   fd[tb + FD_FLAGS] = f;
   fd[tb + FD_ZSPAGE] = zs;
   fd[tb + FD_FIRST_OBJ] = fd[b + FD_FIRST_OBJ]!;
@@ -125,7 +149,6 @@ export function migrateFrame(pool: ZsPool, pfn: number, target: number): number 
     fd[p * FD_WORDS + FD_NEXT] = target;
   }
   // rewrite the handles of objects that start in this frame
-  const hw = pool.handles.words;
   const unit = 1 << OBJ_INDEX_BITS;
   if ((f & PG_HUGE) !== 0) {
     const h = fd[b + FD_PRIVATE]!;
@@ -134,25 +157,23 @@ export function migrateFrame(pool: ZsPool, pfn: number, target: number): number 
     const size = pool.table.size[c]!;
     const chainIdx = fd[b + FD_PRIVATE]!;
     const words = pool.phys.words;
-    for (let off = fd[b + FD_FIRST_OBJ]!; off < PAGE_SIZE; off += size) {
+    const objs = pool.table.objsPerZspage[c]!;
+    // objects that start in this frame; the tail of the last frame is waste, not objects
+    for (let off = fd[b + FD_FIRST_OBJ]!; off < PAGE_SIZE && (chainIdx * PAGE_SIZE + off) / size < objs; off += size) {
       const w = words[(target * PAGE_SIZE + off) >>> 2]!;
       if ((w & 1) === 0) continue;
-      const idx = (chainIdx * PAGE_SIZE + off) / size;
       const h = w >>> 1;
-      if (!pool.handles.inRange(h)) throw new Error(`migrate: object in frame ${pfn} has handle ${h} out of range`);
-      pool.handles.words[h] = target * unit + idx;
+      if (!pool.handles.inRange(h)) throw new Error(`migrate: object at offset ${off} of frame ${pfn} has handle ${h} out of range`);
+      pool.handles.words[h] = target * unit + (chainIdx * PAGE_SIZE + off) / size;
     }
-    void hw;
   }
-  if (pool.zd[z + ZD_ISOLATED]! > 0 && (fd[b + FD_FLAGS]! & PG_ISOLATED) !== 0) pool.zd[z + ZD_ISOLATED]!--;
+  if (wasIsolated) pool.zd[z + ZD_ISOLATED]!--;
   fd[b + FD_FLAGS] = 0;
   fd[b + FD_ZSPAGE] = 0;
   pool.zspageWriteUnlock(zs);
-  pool.classUnlock(c);
-  pool.poolWriteUnlock();
+  unlockFrameOwner(pool, zs);
   pool.phys.freeBlock(pfn, 0);
   pool.bump(P_MIGRATED);
-  void ownTarget;
   return MIGRATE_OK;
 }
 

@@ -32,6 +32,7 @@ export const PG_ISOLATED = 4;   // isolated for migration
 export const PG_RESERVED = 8;   // head of a block handed out by allocPages (unmovable)
 export const PG_HUGE = 16;      // zspage frame holding one huge object
 export const PG_TAIL = 32;      // non-head frame of an allocPages block
+export const PG_NEW = 64;       // frame of a zspage being built: not yet movable (not on any list)
 
 // ---- zone control block: Int32 words
 export const Z_LOCK = 0;

@@ -40,7 +40,7 @@ import {
 import { compactFrames } from './migrate.js';
 import {
   FD_FIRST_OBJ, FD_FLAGS, FD_NEXT, FD_ORDER, FD_PRIVATE, FD_WORDS, FD_ZSPAGE, PG_HUGE, PG_ISOLATED,
-  PG_RESERVED, PG_TAIL, PG_ZSPAGE, PhysMem, assertOrder, createPhysMemShared, type PhysMemShared,
+  PG_NEW, PG_RESERVED, PG_TAIL, PG_ZSPAGE, PhysMem, assertOrder, createPhysMemShared, type PhysMemShared,
 } from './phys-mem.js';
 import { buildSizeClasses, classIndexFor, type ChainRule, type SizeClassTable } from './size-class.js';
 import {
@@ -291,6 +291,8 @@ export class ZsPool {
   frameAt(zs: number, offset: number): number {
     let pfn = this.zd[zs * ZD_WORDS + ZD_FIRST]!;
     for (let k = offset >>> PAGE_SHIFT; k > 0; k--) pfn = this.phys.fd[pfn * FD_WORDS + FD_NEXT]!;
+    // another thread may have grown memory to allocate this frame
+    this.phys.ensure(pfn);
     return pfn;
   }
 
@@ -387,6 +389,7 @@ export class ZsPool {
     this.cls[cb + CL_OBJ_USED]!++;
     this.clsBytes[c] = this.clsBytes[c]! + size;
     const loc = pfn * (1 << OBJ_INDEX_BITS) + idx;
+    this.handles.inRange(h); // the handle may be newer than this thread's view of the table
     this.handles.words[h] = loc;
     return loc;
   }
@@ -401,6 +404,7 @@ export class ZsPool {
       this.phys.fd[pfn * FD_WORDS + FD_PRIVATE] = 0;
       zd[z + ZD_HUGE_SIZE] = 0;
     } else {
+      this.phys.ensure(pfn);
       const off = idx * this.table.size[c]! - this.phys.fd[pfn * FD_WORDS + FD_PRIVATE]! * PAGE_SIZE;
       const w = (pfn * PAGE_SIZE + off) >>> 2;
       const words = this.phys.words;
@@ -454,7 +458,8 @@ export class ZsPool {
         return 0;
       }
       const b = pfn * FD_WORDS;
-      fd[b + FD_FLAGS] = PG_ZSPAGE | (huge ? PG_HUGE : 0);
+      // Not movable until it is on a fullness list (the kernel's SetZsPageMovable).
+      fd[b + FD_FLAGS] = PG_NEW | (huge ? PG_HUGE : 0);
       fd[b + FD_ZSPAGE] = id;
       fd[b + FD_NEXT] = -1;
       fd[b + FD_PRIVATE] = huge ? 0 : i;
@@ -487,6 +492,14 @@ export class ZsPool {
       }
     }
     return id;
+  }
+
+  /** Makes a new zspage's frames movable; class lock held, as it goes on a list. */
+  private setMovable(zs: number): void {
+    const fd = this.phys.fd;
+    for (let pfn = this.zd[zs * ZD_WORDS + ZD_FIRST]!; pfn >= 0; pfn = fd[pfn * FD_WORDS + FD_NEXT]!) {
+      fd[pfn * FD_WORDS + FD_FLAGS] = (fd[pfn * FD_WORDS + FD_FLAGS]! & ~PG_NEW) | PG_ZSPAGE;
+    }
   }
 
   /**
@@ -577,6 +590,7 @@ export class ZsPool {
     }
     if (pool) this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL);
     else this.classLock(c);
+    this.setMovable(zs);
     this.objMalloc(zs, c, h, size);
     this.cls[c * CL_WORDS + CL_OBJ_ALLOCATED]! += this.table.objsPerZspage[c]!;
     Atomics.add(this.ctl, P_PAGES_ALLOCATED, this.table.pagesPerZspage[c]!);
@@ -696,9 +710,11 @@ export class ZsPool {
       bytes.set(len === src.length ? src : src.subarray(0, len), addr);
       return;
     }
-    bytes.set(src.subarray(0, room), addr);
     const next = this.phys.fd[(addr >>> PAGE_SHIFT) * FD_WORDS + FD_NEXT]!;
-    bytes.set(src.subarray(room, len), next * PAGE_SIZE);
+    this.phys.ensure(next);
+    const all = this.phys.bytes;
+    all.set(src.subarray(0, room), addr);
+    all.set(src.subarray(room, len), next * PAGE_SIZE);
     void zs;
   }
 
@@ -709,9 +725,11 @@ export class ZsPool {
       dst.set(bytes.subarray(addr, addr + len));
       return;
     }
-    dst.set(bytes.subarray(addr, addr + room));
     const next = this.phys.fd[(addr >>> PAGE_SHIFT) * FD_WORDS + FD_NEXT]!;
-    dst.set(bytes.subarray(next * PAGE_SIZE, next * PAGE_SIZE + len - room), room);
+    this.phys.ensure(next);
+    const all = this.phys.bytes;
+    dst.set(all.subarray(addr, addr + room));
+    dst.set(all.subarray(next * PAGE_SIZE, next * PAGE_SIZE + len - room), room);
     void zs;
   }
 
@@ -1074,6 +1092,8 @@ function verifyLocked(pool: ZsPool): void {
   for (let pfn = 0; pfn < present; pfn++) {
     // a frame isolated for migration whose zspage was freed meanwhile: the migrator frees it
     if (owner[pfn] === 0 && fd[pfn * FD_WORDS + FD_FLAGS] === PG_ISOLATED) owner[pfn] = -3;
+    // a frame of a zspage another thread is building right now (no lock covers that)
+    if (owner[pfn] === 0 && (fd[pfn * FD_WORDS + FD_FLAGS]! & PG_NEW) !== 0) owner[pfn] = -4;
     if (owner[pfn] === 0) throw new Error(`frame ${pfn} is neither free, nor in a zspage, nor allocated (leaked)`);
   }
   // every live handle was matched by exactly one object

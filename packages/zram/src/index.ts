@@ -1,1 +1,39 @@
-export {};
+// @zsmalloc/zram public API: the zram device model, its codecs and stat layouts.
+export {
+  ZramDevice,
+  MAX_DISKSIZE,
+  MAX_COMPS,
+  type ZramOptions,
+  type ZramShared,
+  type ZramStatValues,
+  type SlotState,
+  type WritebackMode,
+  type WritebackRequest,
+  type RecompressType,
+  type RecompressRequest,
+  type PoolShared,
+} from './device.js';
+export {
+  ALGORITHMS,
+  DEFAULT_ALGORITHM,
+  algorithmId,
+  algorithmName,
+  algorithmListing,
+  createCodec,
+  type Codec,
+} from './codec.js';
+export { ZramError, type ZramErrorCode } from './errors.js';
+export {
+  SLOT_LOCK_CLASS,
+  ZRAM_SAME,
+  ZRAM_ENTRY_LOCK,
+  ZRAM_WB,
+  ZRAM_PP_SLOT,
+  ZRAM_HUGE,
+  ZRAM_IDLE,
+  ZRAM_INCOMPRESSIBLE,
+  SIZE_MASK,
+  PRIO_SHIFT,
+} from './slots.js';
+export { mmStatText, ioStatText, bdStatText, debugStatText, type MmStat, type IoStat, type BdStat, type DebugStat } from './stats.js';
+export { fillPage, prng, swapLikeKind, PAGE_KINDS, type PageKind } from './pages.js';

@@ -1,0 +1,67 @@
+// Smoke test of the micro-benchmarks: each runs with tiny counts and must
+// produce finite positive figures and a ratio to its baseline. Never asserts
+// on speed (targets are reported, not tested).
+
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { microConfig } from './measure.js';
+import { MICRO_BENCHMARKS, runMicro } from './micro/suite.js';
+import { formatTable, type BenchRow } from './report.js';
+
+const cfg = microConfig(true);
+
+function checkRows(rows: BenchRow[]): void {
+  expect(rows.length).toBeGreaterThan(0);
+  const names = new Set(rows.map((r) => r.name));
+  for (const r of rows) {
+    for (const v of [r.nsPerOp, r.meanNsPerOp, r.opsPerSec]) {
+      expect(Number.isFinite(v)).toBe(true);
+      expect(v).toBeGreaterThan(0);
+    }
+    expect(r.samples).toBeGreaterThan(0);
+    expect(r.ops).toBeGreaterThan(0);
+    if (r.baseline !== undefined) {
+      expect(names.has(r.baseline)).toBe(true);
+      expect(Number.isFinite(r.ratio)).toBe(true);
+      expect(r.ratio!).toBeGreaterThan(0);
+    }
+    if (r.bytesPerOp !== undefined) expect(r.mbPerSec!).toBeGreaterThan(0);
+    for (const t of r.targets ?? []) expect(typeof t.met).toBe('boolean');
+  }
+  // every benchmark compares something with a baseline from the same run
+  expect(rows.some((r) => r.ratio !== undefined)).toBe(true);
+}
+
+describe('micro-benchmarks (smoke)', () => {
+  for (const b of MICRO_BENCHMARKS) {
+    it(`${b.name} runs and yields figures and a ratio`, async () => {
+      const rows = await b.run(cfg);
+      checkRows(rows);
+      if (b.name === 'migration') {
+        const mig = rows.find((r) => r.baseline !== undefined)!;
+        expect(mig.extra?.verified).toBe(true);
+        expect(mig.extra?.failed).toBe(0);
+        expect(mig.extra?.framesMigrated as number).toBeGreaterThan(0);
+        expect(mig.targets?.length).toBe(1);
+      }
+    });
+  }
+
+  const dir = mkdtempSync(join(tmpdir(), 'zs-bench-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('runMicro prints a table and writes the JSON report', async () => {
+    const path = join(dir, 'micro.json');
+    const { report, jsonPath } = await runMicro({ smoke: true, jsonPath: path, print: false });
+    expect(jsonPath).toBe(path);
+    checkRows(report.rows);
+    expect(report.smoke).toBe(true);
+    const json = JSON.parse(readFileSync(path, 'utf8')) as typeof report;
+    expect(json.rows.map((r) => r.name)).toEqual(report.rows.map((r) => r.name));
+    const table = formatTable(report.rows);
+    for (const r of report.rows) expect(table).toContain(r.name);
+    expect(table).toContain('targets:');
+  });
+});

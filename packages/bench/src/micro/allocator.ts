@@ -1,0 +1,113 @@
+// Allocator micro-benchmarks: a malloc+free pair of a 1 KiB object and a
+// write+read of a 1 KiB object on a ZsPool, each next to what a JavaScript user
+// would write instead (a Map of Uint8Arrays under integer keys).
+
+import { ZsPool } from '@zsmalloc/core';
+import { measure, type Case, type MicroConfig } from '../measure.js';
+import { linkBaselines, type BenchRow } from '../report.js';
+
+export const OBJ_SIZE = 1024;
+/** Live objects kept in the pool (and the Map), so the pair runs in steady state, not on an empty class. */
+const LIVE = 100;
+
+/** malloc+free of a 1 KiB object vs new Uint8Array in a Map, set then deleted. */
+export async function benchMallocFree(cfg: MicroConfig): Promise<BenchRow[]> {
+  const pool = ZsPool.create({ maxBytes: 16 << 20, name: 'bench_malloc' });
+  const live: number[] = [];
+  for (let i = 0; i < LIVE; i++) live.push(pool.malloc(OBJ_SIZE));
+  const map = new Map<number, Uint8Array>();
+  for (let i = 0; i < LIVE; i++) map.set(i, new Uint8Array(OBJ_SIZE));
+  let key = LIVE;
+
+  const cases: Case[] = [
+    {
+      name: 'Map+Uint8Array alloc/delete 1KiB', group: 'allocator', batch: 20_000,
+      run(n) {
+        for (let i = 0; i < n; i++) {
+          const k = key;
+          map.set(k, new Uint8Array(OBJ_SIZE));
+          map.delete(k);
+          key = k + 1 < 1 << 30 ? k + 1 : LIVE;
+        }
+        return n;
+      },
+    },
+    {
+      name: 'zs malloc+free 1KiB', group: 'allocator', batch: 20_000, baseline: 'Map+Uint8Array alloc/delete 1KiB',
+      run(n) {
+        for (let i = 0; i < n; i++) pool.free(pool.malloc(OBJ_SIZE));
+        return n;
+      },
+    },
+  ];
+  const rows = linkBaselines(await measure(cases, cfg, 'malloc+free'));
+  pool.verify();
+  for (const h of live) pool.free(h);
+  pool.verify();
+  pool.detach();
+  const zs = rows[1]!;
+  zs.targets = [
+    { goal: '<= 100 ns per malloc+free pair', measured: `${zs.nsPerOp.toFixed(1)} ns`, met: zs.nsPerOp <= 100 },
+    { goal: 'faster than the Map+Uint8Array baseline', measured: `${(zs.ratio ?? NaN).toFixed(2)}x`, met: (zs.ratio ?? Infinity) < 1 },
+  ];
+  return rows;
+}
+
+/** write+read of a preallocated 1 KiB object vs Map.get + Uint8Array set/copy. */
+export async function benchWriteRead(cfg: MicroConfig): Promise<BenchRow[]> {
+  const pool = ZsPool.create({ maxBytes: 16 << 20, name: 'bench_access' });
+  const h = pool.malloc(OBJ_SIZE); // first object of its zspage: lies inside one frame
+  const src = new Uint8Array(OBJ_SIZE);
+  for (let i = 0; i < OBJ_SIZE; i++) src[i] = (i * 7 + 3) & 0xff;
+  const dst = new Uint8Array(OBJ_SIZE);
+  // the same two copies into and out of shared memory, without the pool: what the memory model costs
+  const shared = new Uint8Array(new SharedArrayBuffer(4 * OBJ_SIZE));
+  const map = new Map<number, Uint8Array>();
+  for (let i = 0; i < LIVE; i++) map.set(i, new Uint8Array(OBJ_SIZE));
+  const key = 42;
+
+  const cases: Case[] = [
+    {
+      name: 'Map.get+set/copy 1KiB', group: 'access', batch: 20_000, bytesPerOp: 2 * OBJ_SIZE,
+      run(n) {
+        for (let i = 0; i < n; i++) {
+          const b = map.get(key)!;
+          b.set(src);
+          dst.set(b);
+        }
+        return n;
+      },
+    },
+    {
+      name: 'SAB set+copy 1KiB (no pool)', group: 'access', batch: 20_000, bytesPerOp: 2 * OBJ_SIZE, baseline: 'Map.get+set/copy 1KiB',
+      run(n) {
+        for (let i = 0; i < n; i++) {
+          shared.set(src, OBJ_SIZE);
+          dst.set(shared.subarray(OBJ_SIZE, 2 * OBJ_SIZE));
+        }
+        return n;
+      },
+    },
+    {
+      name: 'zs write+read 1KiB', group: 'access', batch: 20_000, bytesPerOp: 2 * OBJ_SIZE, baseline: 'Map.get+set/copy 1KiB',
+      run(n) {
+        for (let i = 0; i < n; i++) {
+          pool.write(h, src);
+          pool.read(h, dst);
+        }
+        return n;
+      },
+    },
+  ];
+  const rows = linkBaselines(await measure(cases, cfg, 'write+read'));
+  const zs = rows[2]!;
+  zs.extra = { vsSabCopy: zs.nsPerOp / rows[1]!.nsPerOp, overPoolFreeSabCopyNs: zs.nsPerOp - rows[1]!.nsPerOp };
+  // the bytes really went through the pool
+  dst.fill(0);
+  pool.read(h, dst);
+  for (let i = 0; i < OBJ_SIZE; i++) if (dst[i] !== src[i]) throw new Error(`write+read: byte ${i} differs after the run`);
+  pool.free(h);
+  pool.verify();
+  pool.detach();
+  return rows;
+}

@@ -1,0 +1,121 @@
+// Compression codecs for zram ("zcomp" in the kernel): one small interface,
+// the three backends (lz4 from lz4-wasm-nodejs, deflate and brotli from
+// node:zlib), the registry of known algorithm names, and the kernel-style
+// listing text ("[lz4] deflate brotli \n").
+//
+// A codec instance is thread-local (like a per-CPU zcomp stream): it may keep
+// scratch state between calls. Devices keep the algorithm *id* (its index in
+// ALGORITHMS) in shared memory, so every thread builds the same codec.
+
+import lz4 from 'lz4-wasm-nodejs';
+import zlib from 'node:zlib';
+import { ZsError } from '@zsmalloc/core';
+
+export interface Codec {
+  readonly name: string;
+  /** Compresses src; the returned bytes are valid until the next call on this instance. */
+  compress(src: Uint8Array): Uint8Array;
+  /** Decompresses src[0, srcLen) into dst; returns the number of bytes produced (throws on corrupt input). */
+  decompress(src: Uint8Array, srcLen: number, dst: Uint8Array): number;
+}
+
+/** lz4-wasm-nodejs frames a plain LZ4 block with a 4-byte little-endian uncompressed length.
+ *  We store the bare block (as the kernel's lz4 backend does) and put the prefix back to decompress. */
+class Lz4Codec implements Codec {
+  readonly name = 'lz4';
+  private framed = new Uint8Array(4 + 2 * 4096);
+
+  compress(src: Uint8Array): Uint8Array {
+    return lz4.compress(src).subarray(4);
+  }
+
+  decompress(src: Uint8Array, srcLen: number, dst: Uint8Array): number {
+    if (this.framed.length < srcLen + 4) this.framed = new Uint8Array(srcLen + 4);
+    const f = this.framed;
+    const n = dst.length;
+    f[0] = n & 0xff; f[1] = (n >>> 8) & 0xff; f[2] = (n >>> 16) & 0xff; f[3] = (n >>> 24) & 0xff;
+    f.set(src.length === srcLen ? src : src.subarray(0, srcLen), 4);
+    const out = lz4.decompress(f.subarray(0, 4 + srcLen));
+    if (out.length !== n) throw new Error(`lz4: decompressed ${out.length} bytes, expected ${n}`);
+    dst.set(out);
+    return out.length;
+  }
+}
+
+/** Raw deflate, level 6 (zlib's default, as the kernel's deflate backend), 4 KiB window. */
+class DeflateCodec implements Codec {
+  readonly name = 'deflate';
+  private static readonly COMPRESS: zlib.ZlibOptions = { level: 6, windowBits: 12, memLevel: 8 };
+  private static readonly DECOMPRESS: zlib.ZlibOptions = { windowBits: 15, maxOutputLength: 64 * 1024 };
+
+  compress(src: Uint8Array): Uint8Array {
+    return zlib.deflateRawSync(src, DeflateCodec.COMPRESS);
+  }
+
+  decompress(src: Uint8Array, srcLen: number, dst: Uint8Array): number {
+    const out = zlib.inflateRawSync(src.length === srcLen ? src : src.subarray(0, srcLen), DeflateCodec.DECOMPRESS);
+    if (out.length !== dst.length) throw new Error(`deflate: decompressed ${out.length} bytes, expected ${dst.length}`);
+    dst.set(out);
+    return out.length;
+  }
+}
+
+/** Brotli, quality 6, a 4 KiB window and a page-size hint: the strong (and slow) secondary. */
+class BrotliCodec implements Codec {
+  readonly name = 'brotli';
+  private static readonly COMPRESS: zlib.BrotliOptions = {
+    params: {
+      [zlib.constants.BROTLI_PARAM_QUALITY]: 6,
+      [zlib.constants.BROTLI_PARAM_LGWIN]: 12,
+      [zlib.constants.BROTLI_PARAM_SIZE_HINT]: 4096,
+    },
+  };
+  private static readonly DECOMPRESS: zlib.BrotliOptions = { maxOutputLength: 64 * 1024 };
+
+  compress(src: Uint8Array): Uint8Array {
+    return zlib.brotliCompressSync(src, BrotliCodec.COMPRESS);
+  }
+
+  decompress(src: Uint8Array, srcLen: number, dst: Uint8Array): number {
+    const out = zlib.brotliDecompressSync(src.length === srcLen ? src : src.subarray(0, srcLen), BrotliCodec.DECOMPRESS);
+    if (out.length !== dst.length) throw new Error(`brotli: decompressed ${out.length} bytes, expected ${dst.length}`);
+    dst.set(out);
+    return out.length;
+  }
+}
+
+/** Known algorithms, in listing order. The index is the id kept in shared memory. */
+export const ALGORITHMS: readonly string[] = Object.freeze(['lz4', 'deflate', 'brotli']);
+export const DEFAULT_ALGORITHM = 'lz4';
+
+const FACTORIES: ReadonlyArray<() => Codec> = [() => new Lz4Codec(), () => new DeflateCodec(), () => new BrotliCodec()];
+
+/** The id of a known algorithm; an unknown name throws ZsError('EINVAL') naming the known ones. */
+export function algorithmId(name: string): number {
+  const id = typeof name === 'string' ? ALGORITHMS.indexOf(name) : -1;
+  if (id < 0) {
+    throw new ZsError('EINVAL', `unknown compression algorithm ${JSON.stringify(name)}; known algorithms: ${ALGORITHMS.join(', ')}`);
+  }
+  return id;
+}
+
+export function algorithmName(id: number): string {
+  const name = ALGORITHMS[id];
+  if (name === undefined) throw new RangeError(`no compression algorithm with id ${id}`);
+  return name;
+}
+
+/** A new thread-local codec instance for a known algorithm (by name or id). */
+export function createCodec(nameOrId: string | number): Codec {
+  const id = typeof nameOrId === 'number' ? nameOrId : algorithmId(nameOrId);
+  const make = FACTORIES[id];
+  if (make === undefined) throw new RangeError(`no compression algorithm with id ${id}`);
+  return make();
+}
+
+/** The kernel's comp_algorithm layout: every known name followed by a space, the current one in brackets, then "\n". */
+export function algorithmListing(current: string): string {
+  let s = '';
+  for (const name of ALGORITHMS) s += name === current ? `[${name}] ` : `${name} `;
+  return s + '\n';
+}

@@ -1,0 +1,136 @@
+// The zram slot table ("zram->table[]"): one entry per 4 KiB page of the
+// device, in a growable SharedArrayBuffer so every thread sees the same
+// entries. This module owns the entry layout, the flag bits and the per-slot
+// lock (the ENTRY_LOCK bit, a bit spinlock taken through the pool so its
+// statistics land in the pool's lock_stat).
+//
+// Entry layout, 4 Int32 words per slot:
+//   [0] handle: zsmalloc handle; or the low 32 bits of the fill word (SAME);
+//       or the backing block index (WB)
+//   [1] flags: low 13 bits (PAGE_SHIFT + 1) = compressed size, then the flag
+//       bits below, then 2 bits of compression priority
+//   [2] access time, seconds since the device epoch (0 = never)
+//   [3] high 32 bits of the fill word (SAME)
+//
+// Every flag change is a compare-and-swap that keeps bits it does not own, so
+// the lock bit (and anything the lock implementation keeps in the word) is
+// never clobbered.
+
+import type { ZsPool } from '@zsmalloc/core';
+
+export const SLOT_WORDS = 4;
+export const SLOT_BYTES = SLOT_WORDS * 4;
+
+export const FLAG_SHIFT = 13; // PAGE_SHIFT + 1
+export const SIZE_MASK = (1 << FLAG_SHIFT) - 1;
+export const ZRAM_SAME = 1 << 13;
+export const ZRAM_ENTRY_LOCK = 1 << 14;
+export const ZRAM_WB = 1 << 15;
+export const ZRAM_PP_SLOT = 1 << 16;
+export const ZRAM_HUGE = 1 << 17;
+export const ZRAM_IDLE = 1 << 18;
+export const ZRAM_INCOMPRESSIBLE = 1 << 19;
+export const PRIO_SHIFT = 20;
+export const PRIO_MASK = 3 << PRIO_SHIFT;
+/** Bits this module owns (everything it defines except the lock bit). */
+export const OWNED_MASK = SIZE_MASK | ZRAM_SAME | ZRAM_WB | ZRAM_PP_SLOT | ZRAM_HUGE | ZRAM_IDLE | ZRAM_INCOMPRESSIBLE | PRIO_MASK;
+
+export const SLOT_LOCK_CLASS = 'zram->table[index].lock';
+
+export class SlotTable {
+  /** Length-tracking view over the growable table buffer. */
+  readonly words: Int32Array;
+  private readonly lockClass: number;
+
+  constructor(readonly buffer: SharedArrayBuffer, private readonly pool: ZsPool) {
+    this.words = new Int32Array(buffer);
+    this.lockClass = pool.lockClassId(SLOT_LOCK_CLASS);
+  }
+
+  static allocate(slots: number, maxSlots: number): SharedArrayBuffer {
+    return new SharedArrayBuffer(slots * SLOT_BYTES, { maxByteLength: Math.max(slots, maxSlots) * SLOT_BYTES });
+  }
+
+  /** Makes room for `slots` entries (the buffer never shrinks). */
+  ensure(slots: number): void {
+    const need = slots * SLOT_BYTES;
+    if (this.buffer.byteLength < need) this.buffer.grow(need);
+  }
+
+  lock(index: number): void {
+    this.pool.bitLock(this.words, index * SLOT_WORDS + 1, ZRAM_ENTRY_LOCK, this.lockClass);
+  }
+
+  unlock(index: number): void {
+    this.pool.bitUnlock(this.words, index * SLOT_WORDS + 1, ZRAM_ENTRY_LOCK, this.lockClass);
+  }
+
+  trylock(index: number): boolean {
+    return this.pool.bitTrylock(this.words, index * SLOT_WORDS + 1, ZRAM_ENTRY_LOCK, this.lockClass);
+  }
+
+  flags(index: number): number {
+    return Atomics.load(this.words, index * SLOT_WORDS + 1);
+  }
+
+  /** Replaces every owned bit of the flags word with `owned` (lock holder only). */
+  setOwned(index: number, owned: number): void {
+    const w = this.words;
+    const i = index * SLOT_WORDS + 1;
+    for (;;) {
+      const old = Atomics.load(w, i);
+      const next = (old & ~OWNED_MASK) | (owned & OWNED_MASK);
+      if (Atomics.compareExchange(w, i, old, next) === old) return;
+    }
+  }
+
+  setFlag(index: number, bits: number): void {
+    Atomics.or(this.words, index * SLOT_WORDS + 1, bits & OWNED_MASK);
+  }
+
+  clearFlag(index: number, bits: number): void {
+    Atomics.and(this.words, index * SLOT_WORDS + 1, ~(bits & OWNED_MASK));
+  }
+
+  handle(index: number): number {
+    return Atomics.load(this.words, index * SLOT_WORDS);
+  }
+
+  setHandle(index: number, handle: number): void {
+    Atomics.store(this.words, index * SLOT_WORDS, handle);
+  }
+
+  fillHigh(index: number): number {
+    return Atomics.load(this.words, index * SLOT_WORDS + 3);
+  }
+
+  setFillHigh(index: number, hi: number): void {
+    Atomics.store(this.words, index * SLOT_WORDS + 3, hi);
+  }
+
+  accessTime(index: number): number {
+    return Atomics.load(this.words, index * SLOT_WORDS + 2);
+  }
+
+  setAccessTime(index: number, t: number): void {
+    Atomics.store(this.words, index * SLOT_WORDS + 2, t);
+  }
+
+  /** zram_allocated(): the slot holds data (an object, a fill word or a backing block). */
+  static allocated(flags: number): boolean {
+    return (flags & (SIZE_MASK | ZRAM_SAME | ZRAM_WB)) !== 0;
+  }
+
+  static size(flags: number): number {
+    return flags & SIZE_MASK;
+  }
+
+  static priority(flags: number): number {
+    return (flags & PRIO_MASK) >>> PRIO_SHIFT;
+  }
+
+  /** Zeroes entries [0, slots) (control plane only: no I/O may run meanwhile). */
+  clear(slots: number): void {
+    this.words.fill(0, 0, Math.min(this.words.length, slots * SLOT_WORDS));
+  }
+}
