@@ -21,12 +21,14 @@ export interface MicroConfig {
   batchScale: number;
   /** Pool size for the migration benchmark. */
   migrationPoolBytes: number;
+  /** 4 KiB pages in the zram benchmark's swap-like stream (one pass = one batch). */
+  zramPages: number;
 }
 
 export function microConfig(smoke: boolean): MicroConfig {
   return smoke
-    ? { smoke, rounds: 1, time: 15, warmupTime: 5, iterations: 3, warmupIterations: 2, batchScale: 0.02, migrationPoolBytes: 4 << 20 }
-    : { smoke, rounds: 3, time: 500, warmupTime: 150, iterations: 10, warmupIterations: 4, batchScale: 1, migrationPoolBytes: 64 << 20 };
+    ? { smoke, rounds: 1, time: 15, warmupTime: 5, iterations: 3, warmupIterations: 2, batchScale: 0.02, migrationPoolBytes: 4 << 20, zramPages: 128 }
+    : { smoke, rounds: 3, time: 500, warmupTime: 150, iterations: 10, warmupIterations: 4, batchScale: 1, migrationPoolBytes: 64 << 20, zramPages: 4096 };
 }
 
 /** One measured operation, run in batches. */

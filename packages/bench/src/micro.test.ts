@@ -46,6 +46,28 @@ describe('micro-benchmarks (smoke)', () => {
         expect(mig.extra?.framesMigrated as number).toBeGreaterThan(0);
         expect(mig.targets?.length).toBe(1);
       }
+      if (b.name === 'zram') {
+        const write = rows.find((r) => r.name === 'zram writePage 4KiB')!;
+        const read = rows.find((r) => r.name === 'zram readPage 4KiB')!;
+        for (const r of [write, read]) {
+          expect(r.baseline).toBeDefined();
+          expect(r.mbPerSec!).toBeGreaterThan(0);
+        }
+        for (const r of rows) expect(Number.isFinite(r.mbPerSec)).toBe(true);
+        const figures = [
+          write.extra?.writeVsCompress, read.extra?.readVsDecompress,
+          write.extra?.memUsedOverCompr, write.extra?.comprRatio, write.extra?.effectiveRatio,
+        ];
+        for (const v of figures) {
+          expect(typeof v).toBe('number');
+          expect(Number.isFinite(v as number)).toBe(true);
+          expect(v as number).toBeGreaterThan(0);
+        }
+        expect(write.targets?.length).toBe(2);
+        expect(read.targets?.length).toBe(1);
+        expect(read.extra?.verified).toBe(true);
+        expect(write.extra?.pages).toBe(cfg.zramPages);
+      }
     });
   }
 

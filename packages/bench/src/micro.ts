@@ -1,5 +1,5 @@
 // Entry point of `pnpm bench`: the micro-benchmarks (allocator, object access,
-// locks, mapping, page migration), each next to its baseline in the same run.
+// locks, mapping, page migration, zram page I/O), each next to its baseline in the same run.
 // Usage: node packages/bench/dist/micro.js [--smoke] [--only name,...] [--json path|--no-json]
 
 import { runMicro } from './micro/suite.js';

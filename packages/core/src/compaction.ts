@@ -106,7 +106,7 @@ function migrateObjects(pool: ZsPool, c: number, src: number, dst: number): void
     const h = w >>> 1;
     const len = words[(addr >>> 2) + 1]!;
     const loc = pool.objMalloc(dst, c, h, len);
-    const dpfn = Math.floor(loc / (1 << OBJ_INDEX_BITS));
+    const dpfn = (loc >>> OBJ_INDEX_BITS);
     const didx = loc & ((1 << OBJ_INDEX_BITS) - 1);
     const doff = didx * size - fd[dpfn * FD_WORDS + FD_PRIVATE]! * PAGE_SIZE;
     copyAcross(pool, addr + ZS_HANDLE_SIZE, dpfn * PAGE_SIZE + doff + ZS_HANDLE_SIZE, len);

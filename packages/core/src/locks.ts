@@ -104,9 +104,15 @@ export class LockContext {
 
   mutexLock(a: Int32Array, i: number, cls: number): void {
     const tag = this.tag;
-    const c = Atomics.load(a, i);
+    // Fast path 1: free and last held by this CPU (the uncontended case): one CAS.
+    const c = Atomics.compareExchange(a, i, tag, tag | 1);
+    if (c === tag) {
+      if (this.statOn) this.acquiredStat(a, i, cls, 0, false, -1);
+      return;
+    }
+    // Fast path 2: free, last held elsewhere (an acquisition bounce) or never held.
     if ((c & 3) === 0 && Atomics.compareExchange(a, i, c, tag | 1) === c) {
-      if (this.statOn) this.acquiredStat(a, i, cls, 0, (c >> 2) !== 0 && (c & ~3) !== tag, -1);
+      if (this.statOn) this.acquiredStat(a, i, cls, 0, c !== 0, -1);
       return;
     }
     this.mutexLockSlow(a, i, cls);
@@ -164,12 +170,15 @@ export class LockContext {
   }
 
   mutexUnlock(a: Int32Array, i: number): void {
+    const tag = this.tag;
+    if (this.statOn) this.popHeld(a, i);
+    // Uncontended: locked by me with no waiters -> free, keeping me as last owner.
+    if (Atomics.compareExchange(a, i, tag | 1, tag) === (tag | 1)) return;
     const c = Atomics.load(a, i);
-    if ((c & ~3) !== this.tag || (c & 3) === 0) {
+    if ((c & ~3) !== tag || (c & 3) === 0) {
       throw new Error(`mutex unlock by CPU ${this.cpu} of a lock it does not hold (word ${c})`);
     }
-    if (this.statOn) this.popHeld(a, i);
-    if ((Atomics.exchange(a, i, this.tag) & 3) === 2) Atomics.notify(a, i, 1);
+    if ((Atomics.exchange(a, i, tag) & 3) === 2) Atomics.notify(a, i, 1);
   }
 
   /** The kernel's spin_is_contended(): someone is waiting for this mutex. */

@@ -543,7 +543,7 @@ export class ZsPool {
     if (!this.handles.inRange(h)) return -1;
     const loc = this.handles.words[h]!;
     if (loc < 0) return -1;
-    const pfn = Math.floor(loc / (1 << OBJ_INDEX_BITS));
+    const pfn = (loc >>> OBJ_INDEX_BITS);
     const idx = loc & OBJ_INDEX_MASK;
     if (pfn >= this.maxFrames) return -1;
     this.phys.ensure(pfn);
@@ -608,7 +608,7 @@ export class ZsPool {
       this.poolReadLock();
       loc = this.resolve(handle);
       if (loc < 0) { this.poolReadUnlock(); throw this.badHandle(handle, 'free'); }
-      zs = this.phys.fd[Math.floor(loc / (1 << OBJ_INDEX_BITS)) * FD_WORDS + FD_ZSPAGE]!;
+      zs = this.phys.fd[(loc >>> OBJ_INDEX_BITS) * FD_WORDS + FD_ZSPAGE]!;
       c = this.zd[zs * ZD_WORDS + ZD_CLASS]!;
       this.classLock(c);
       this.poolReadUnlock();
@@ -618,10 +618,10 @@ export class ZsPool {
       this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL);
       loc = this.resolve(handle);
       if (loc < 0) { this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX); throw this.badHandle(handle, 'free'); }
-      zs = this.phys.fd[Math.floor(loc / (1 << OBJ_INDEX_BITS)) * FD_WORDS + FD_ZSPAGE]!;
+      zs = this.phys.fd[(loc >>> OBJ_INDEX_BITS) * FD_WORDS + FD_ZSPAGE]!;
       c = this.zd[zs * ZD_WORDS + ZD_CLASS]!;
     }
-    this.objFree(zs, c, Math.floor(loc / (1 << OBJ_INDEX_BITS)), loc & OBJ_INDEX_MASK);
+    this.objFree(zs, c, (loc >>> OBJ_INDEX_BITS), loc & OBJ_INDEX_MASK);
     this.handles.words[handle] = -1;
     const fg = this.fixFullness(c, zs);
     if (fg === 0) {
@@ -642,7 +642,7 @@ export class ZsPool {
     this.poolReadLock();
     const loc = this.resolve(handle);
     if (loc < 0) { this.poolReadUnlock(); throw this.badHandle(handle, what); }
-    const pfn = Math.floor(loc / (1 << OBJ_INDEX_BITS));
+    const pfn = (loc >>> OBJ_INDEX_BITS);
     const zs = this.phys.fd[pfn * FD_WORDS + FD_ZSPAGE]!;
     this.zspageReadLock(zs);
     this.poolReadUnlock();

@@ -1,4 +1,5 @@
-// The micro-benchmark suite: runs every micro-benchmark in order, each next to
+// The micro-benchmark suite: runs every micro-benchmark (allocator, access,
+// locks, mapping, migration, zram page I/O) in order, each next to
 // its baseline, and gathers the rows into one report (printed and/or written
 // as JSON by the caller or by runMicro's options).
 
@@ -9,6 +10,7 @@ import { benchMallocFree, benchWriteRead } from './allocator.js';
 import { benchLocks } from './locks.js';
 import { benchMapping } from './mapping.js';
 import { benchMigration } from './migration.js';
+import { benchZram } from './zram.js';
 
 export interface MicroBenchmark {
   name: string;
@@ -21,6 +23,7 @@ export const MICRO_BENCHMARKS: readonly MicroBenchmark[] = [
   { name: 'locks', run: benchLocks },
   { name: 'map/unmap', run: benchMapping },
   { name: 'migration', run: benchMigration },
+  { name: 'zram', run: benchZram },
 ];
 
 export interface RunMicroOptions {

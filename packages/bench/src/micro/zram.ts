@@ -1,0 +1,162 @@
+// zram page I/O: single-thread ZramDevice.writePage and readPage over a
+// seeded swap-like stream of 4 KiB pages (zero, same-filled, text, binary,
+// random), each next to the bare codec doing the same pages in the same run:
+// lz4 compress for writes, lz4 decompress for reads, through the very codec
+// the device uses (createCodec('lz4')). Every write pass starts on a reset
+// device (untimed). After the timed part it reads every page back and checks
+// it, runs dev.verify(), and reports mem_used_total / compr_data_size and the
+// compression ratio of a full fill.
+
+import { PAGE_SIZE } from '@zsmalloc/core';
+import { ZramDevice, createCodec, fillPage, swapLikeKind, type PageKind } from '@zsmalloc/zram';
+import { measure, type Case, type MicroConfig } from '../measure.js';
+import { linkBaselines, type BenchRow } from '../report.js';
+
+const ALGORITHM = 'lz4';
+const COMPRESS = 'lz4 compress 4KiB (codec)';
+const WRITE = 'zram writePage 4KiB';
+const DECOMPRESS = 'lz4 decompress 4KiB (codec)';
+const READ = 'zram readPage 4KiB';
+const SEED = 1;
+
+export interface PageStream {
+  /** The pages, back to back. */
+  bytes: Uint8Array;
+  /** One 4 KiB view per page (made once: no allocation in the timed loops). */
+  pages: Uint8Array[];
+  kinds: Record<PageKind, number>;
+}
+
+/** N pages of swapLikeKind content, deterministic from the seed. */
+export function swapLikeStream(n: number, seed = SEED): PageStream {
+  const bytes = new Uint8Array(n * PAGE_SIZE);
+  const pages: Uint8Array[] = [];
+  const kinds: Record<PageKind, number> = { zero: 0, same: 0, text: 0, binary: 0, random: 0 };
+  for (let i = 0; i < n; i++) {
+    const page = bytes.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE);
+    const kind = swapLikeKind(i, seed);
+    fillPage(page, kind, (seed * 0x85ebca6b + i) >>> 0);
+    kinds[kind]++;
+    pages.push(page);
+  }
+  return { bytes, pages, kinds };
+}
+
+function makeDevice(n: number, name: string): ZramDevice {
+  const disksize = n * PAGE_SIZE;
+  return ZramDevice.create({ disksize, maxDisksize: disksize, algorithm: ALGORITHM, name });
+}
+
+function fill(dev: ZramDevice, pages: readonly Uint8Array[]): void {
+  for (let i = 0; i < pages.length; i++) dev.writePage(i, pages[i]!);
+}
+
+/** Reads every page back and compares it with the stream; returns pages checked. */
+function checkDevice(dev: ZramDevice, stream: PageStream, what: string): number {
+  const buf = new Uint8Array(PAGE_SIZE);
+  const { pages } = stream;
+  for (let i = 0; i < pages.length; i++) {
+    dev.readPage(i, buf);
+    const want = pages[i]!;
+    for (let k = 0; k < PAGE_SIZE; k++) {
+      if (buf[k] !== want[k]) throw new Error(`zram (${what}): page ${i} byte ${k} differs after the run`);
+    }
+  }
+  dev.verify();
+  return pages.length;
+}
+
+export async function benchZram(cfg: MicroConfig): Promise<BenchRow[]> {
+  const n = cfg.zramPages;
+  const stream = swapLikeStream(n);
+  const { pages } = stream;
+
+  // the baseline codec, and the compressed form of every page for the decompress baseline
+  const codec = createCodec(ALGORITHM);
+  const compressed: Uint8Array[] = pages.map((p) => codec.compress(p).slice());
+  const lz4Bytes = compressed.reduce((a, c) => a + c.length, 0);
+
+  // writes: a device reset (and re-sized) before every pass; reads: a device filled once
+  const wdev = makeDevice(n, 'zram_bench_w');
+  const rdev = makeDevice(n, 'zram_bench_r');
+  fill(rdev, pages);
+
+  const out = new Uint8Array(PAGE_SIZE);
+  let sink = 0;
+  let writePasses = 0;
+
+  const cases: Case[] = [
+    {
+      name: COMPRESS, group: 'zram', batch: n, bytesPerOp: PAGE_SIZE,
+      run(k) {
+        let s = 0;
+        for (let i = 0; i < k; i++) s += codec.compress(pages[i]!).length;
+        sink ^= s;
+        return k;
+      },
+    },
+    {
+      name: WRITE, group: 'zram', batch: n, bytesPerOp: PAGE_SIZE, baseline: COMPRESS,
+      prepare() {
+        wdev.reset();
+        wdev.setDisksize(n * PAGE_SIZE);
+      },
+      run(k) {
+        for (let i = 0; i < k; i++) wdev.writePage(i, pages[i]!);
+        writePasses++;
+        return k;
+      },
+    },
+    {
+      name: DECOMPRESS, group: 'zram', batch: n, bytesPerOp: PAGE_SIZE,
+      run(k) {
+        let s = 0;
+        for (let i = 0; i < k; i++) {
+          const c = compressed[i]!;
+          s += codec.decompress(c, c.length, out);
+        }
+        sink ^= s;
+        return k;
+      },
+    },
+    {
+      name: READ, group: 'zram', batch: n, bytesPerOp: PAGE_SIZE, baseline: DECOMPRESS,
+      run(k) {
+        for (let i = 0; i < k; i++) rdev.readPage(i, out);
+        sink ^= out[0]!;
+        return k;
+      },
+    },
+  ];
+  // a batch is one pass over the stream, not scaled
+  const rows = linkBaselines(await measure(cases, { ...cfg, batchScale: 1 }, 'zram'));
+
+  // outside the timed part: both devices hold exactly the stream, and are consistent
+  const checked = checkDevice(rdev, stream, 'read device') + checkDevice(wdev, stream, 'write device');
+  const mm = rdev.statValues().mm;
+  const memOverCompr = mm.memUsedTotal / mm.comprDataSize;
+  const comprRatio = mm.origDataSize / mm.comprDataSize;
+
+  const [compress, write, decompress, read] = rows as [BenchRow, BenchRow, BenchRow, BenchRow];
+  const writeVsCompress = compress.nsPerOp / write.nsPerOp; // rate ratio: write MB/s / compress MB/s
+  const readVsDecompress = decompress.nsPerOp / read.nsPerOp;
+  write.targets = [
+    { goal: '>= 0.9x the bare lz4 compress rate', measured: `${writeVsCompress.toFixed(2)}x`, met: writeVsCompress >= 0.9 },
+    { goal: 'mem_used_total / compr_data_size <= 1.05 after a fill', measured: memOverCompr.toFixed(3), met: memOverCompr <= 1.05 },
+  ];
+  read.targets = [
+    { goal: '>= 0.8x the bare lz4 decompress rate', measured: `${readVsDecompress.toFixed(2)}x`, met: readVsDecompress >= 0.8 },
+  ];
+  write.extra = {
+    pages: n, writePasses, writeVsCompress,
+    origDataSize: mm.origDataSize, comprDataSize: mm.comprDataSize, memUsedTotal: mm.memUsedTotal,
+    memUsedOverCompr: memOverCompr, comprRatio, effectiveRatio: mm.origDataSize / mm.memUsedTotal,
+    samePages: mm.samePages, hugePages: mm.hugePages,
+  };
+  read.extra = { readVsDecompress, verified: true, pagesChecked: checked };
+  compress.extra = { ...stream.kinds, lz4Ratio: (n * PAGE_SIZE) / lz4Bytes };
+  if (!Number.isFinite(sink)) throw new Error('unreachable'); // keeps the results alive
+  wdev.close();
+  rdev.close();
+  return rows;
+}
