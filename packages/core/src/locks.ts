@@ -18,7 +18,9 @@
 // Waiters sleep with a timeout; on each timeout they check whether the owner's CPU
 // slot was marked dead and, if so, take the lock over (counted in `recovered`).
 
-import { CPU_DEAD, CPU_SLOT_WORDS, cpuState } from './cpu-registry.js';
+import {
+  CPU_DEAD, CPU_HELD_BIT_CLASS, CPU_HELD_BIT_INDEX, CPU_HELD_BIT_MASK, CPU_SLOT_WORDS, cpuState,
+} from './cpu-registry.js';
 import {
   LOCK_STATES, MAX_LOCK_CLASSES, STAT_FIELDS, recordAcquire, recordHold,
 } from './lock-stat.js';
@@ -301,8 +303,18 @@ export class LockContext {
 
   // ---------------------------------------------------------------- bit lock
 
+  /** Records the bit lock this CPU holds in its registry slot (for dead-owner recovery). */
+  private noteBit(cls: number, i: number, mask: number): void {
+    const at = this.cpuBase + this.cpu * CPU_SLOT_WORDS;
+    const reg = this.cpuReg;
+    reg[at + CPU_HELD_BIT_INDEX] = i;
+    reg[at + CPU_HELD_BIT_MASK] = mask;
+    Atomics.store(reg, at + CPU_HELD_BIT_CLASS, cls + 1);
+  }
+
   bitLock(a: Int32Array, i: number, mask: number, cls: number): void {
     if ((Atomics.or(a, i, mask) & mask) === 0) {
+      this.noteBit(cls, i, mask);
       if (this.statOn) this.acquiredStat(a, i, cls, 0, false, -1);
       return;
     }
@@ -313,17 +325,20 @@ export class LockContext {
       if ((c & mask) === 0 && (Atomics.or(a, i, mask) & mask) === 0) break;
       if (spins++ >= SPIN) Atomics.wait(a, i, c | mask, BIT_SLEEP_MS);
     }
+    this.noteBit(cls, i, mask);
     if (this.statOn) this.acquiredStat(a, i, cls, 0, false, (performance.now() - t0) * 1000);
   }
 
   bitTrylock(a: Int32Array, i: number, mask: number, cls: number): boolean {
     if ((Atomics.or(a, i, mask) & mask) !== 0) return false;
+    this.noteBit(cls, i, mask);
     if (this.statOn) this.acquiredStat(a, i, cls, 0, false, -1);
     return true;
   }
 
   bitUnlock(a: Int32Array, i: number, mask: number): void {
     if (this.statOn) this.popHeld(a, i);
+    Atomics.store(this.cpuReg, this.cpuBase + this.cpu * CPU_SLOT_WORDS + CPU_HELD_BIT_CLASS, 0);
     const old = Atomics.and(a, i, ~mask);
     if ((old & mask) === 0) throw new Error(`bit unlock of a bit lock not held (word ${old}, mask ${mask})`);
   }

@@ -21,7 +21,7 @@ import {
   ZS_INUSE_RATIO_99, ZS_SIZE_CLASSES,
 } from './constants.js';
 import {
-  claimCpu, markThreadDead, releaseCpu,
+  CPU_HELD_BIT_CLASS, CPU_SLOT_WORDS, claimCpu, deadCpus, heldBitLock, markThreadDead, releaseCpu,
 } from './cpu-registry.js';
 import { ZsError } from './errors.js';
 import {
@@ -229,6 +229,22 @@ export class ZsPool {
   /** Marks the CPU slots of a dead thread, so locks it held can be recovered. */
   markThreadDead(threadId: number): number[] {
     return markThreadDead(this.ctl, P_CPUS, threadId);
+  }
+
+  /**
+   * Releases the bit lock of class `cls` in `words` that a dead CPU still holds (its
+   * registry slot names it). Returns how many were released. Mutexes and rwlocks
+   * need no such help: their waiters see the dead owner id in the word.
+   */
+  recoverDeadBitLocks(words: Int32Array, cls: number): number {
+    let n = 0;
+    for (const cpu of deadCpus(this.ctl, P_CPUS)) {
+      const held = heldBitLock(this.ctl, P_CPUS, cpu);
+      if (held === null || held[0] !== cls) continue;
+      if ((Atomics.and(words, held[1], ~held[2]) & held[2]) !== 0) n++;
+      Atomics.store(this.ctl, P_CPUS + cpu * CPU_SLOT_WORDS + CPU_HELD_BIT_CLASS, 0);
+    }
+    return n;
   }
 
   get cpu(): number { return this.locks.cpu; }

@@ -1,2 +1,4 @@
-// @zsmalloc/workers: the package that starts threads (the swap-storm main job for now).
-export {};
+// @zsmalloc/workers: the package that starts threads — the ZramService (compression
+// pool, swap I/O worker, compaction/migration worker) and the swap-storm main job.
+export { ZramService, WorkerFailedError, type ServiceOptions, type ServiceStats, type WorkerFailure, type CompactionOptions } from './service.js';
+export { StagingArea } from './staging.js';

@@ -372,6 +372,15 @@ export class ZramDevice {
   }
 
   /** compact store: compacts the pool; returns pages freed. */
+  /**
+   * After a thread attached to this device died (its CPU marked dead with
+   * pool.markThreadDead), releases the slot lock it may have held so other
+   * threads do not wait forever. Returns the number of slot locks released.
+   */
+  recoverDeadLocks(): number {
+    return this.slots.recoverDeadOwners();
+  }
+
   compact(): number {
     return this.pool.compact();
   }

@@ -65,6 +65,11 @@ export class SlotTable {
     this.pool.bitUnlock(this.words, index * SLOT_WORDS + 1, ZRAM_ENTRY_LOCK, this.lockClass);
   }
 
+  /** Releases slot locks still held by threads that died (see ZsPool.recoverDeadBitLocks). */
+  recoverDeadOwners(): number {
+    return this.pool.recoverDeadBitLocks(this.words, this.lockClass);
+  }
+
   trylock(index: number): boolean {
     return this.pool.bitTrylock(this.words, index * SLOT_WORDS + 1, ZRAM_ENTRY_LOCK, this.lockClass);
   }

@@ -1,0 +1,325 @@
+// ZramService: a zram device in shared memory driven by real threads — a piscina
+// pool of compression workers (batches of pages through shared staging slots), a
+// swap I/O worker (writeback and swap-in) and a compaction/migration worker
+// (threshold compaction, frame compaction) — with async page-batch I/O, stats,
+// triggers and failure handling. The control plane to the dedicated workers is
+// comlink; the data plane is shared memory, one task per batch, never per page.
+
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import * as Comlink from 'comlink';
+import { Piscina } from 'piscina';
+import { PAGE_SIZE, ZsError, type LockMode } from '@zsmalloc/core';
+import { ZramDevice, ZramError, type RecompressRequest } from '@zsmalloc/zram';
+import type { CompactionApi } from './compaction-worker.js';
+import { nodeEndpoint } from './comlink-node.js';
+import type { BatchResult, BatchTask } from './compression-worker.js';
+import { StagingArea } from './staging.js';
+import type { SwapIoApi } from './swap-io-worker.js';
+
+export interface CompactionOptions {
+  /** Compact when the pages compaction could free reach this many (default 256). */
+  thresholdPages?: number;
+  /** How often the worker checks (default 100 ms). */
+  intervalMs?: number;
+}
+
+export interface ServiceOptions {
+  disksize?: number;
+  algorithm?: string;
+  /** Compression workers (default: available cores). */
+  compressionWorkers?: number;
+  memLimit?: number;
+  backingFile?: string;
+  lockMode?: LockMode;
+  lockStat?: boolean;
+  chainSize?: number;
+  /** Pool cap in bytes (default: disksize, at least 64 MiB). */
+  maxBytes?: number;
+  /** Background compaction; false turns it off (on-demand compaction still works). */
+  compaction?: CompactionOptions | false;
+  /** Pages per compression task (default 32). */
+  batchPages?: number;
+}
+
+export interface WorkerFailure {
+  worker: 'compression' | 'swap-io' | 'compaction';
+  threadId: number;
+  reason: string;
+  at: number;
+}
+
+/** Thrown for requests that failed because a worker thread died or threw. */
+export class WorkerFailedError extends Error {
+  readonly worker: WorkerFailure['worker'];
+  constructor(worker: WorkerFailure['worker'], message: string, cause?: unknown) {
+    super(`${worker} worker failed: ${message}`, { cause });
+    this.name = 'WorkerFailedError';
+    this.worker = worker;
+  }
+}
+
+export interface ServiceStats {
+  mmStat: string; ioStat: string; bdStat: string; debugStat: string; lockStat: string;
+  compAlgorithm: string; buddyinfo: number[]; classes: string; compactable: number;
+  pool: ReturnType<ZramDevice['pool']['stats']>;
+  migration: ReturnType<ZramDevice['pool']['migrationStats']>;
+  compaction: Awaited<ReturnType<CompactionApi['stats']>> | null;
+  swapIo: Awaited<ReturnType<SwapIoApi['stats']>> | null;
+  failures: WorkerFailure[];
+  inFlight: number;
+  compressionWorkers: number;
+  batchPages: number;
+}
+
+const DEFAULT_BATCH = 32;
+
+export class ZramService {
+  readonly device: ZramDevice;
+  readonly staging: StagingArea;
+  readonly piscina: Piscina;
+  readonly failures: WorkerFailure[] = [];
+  readonly compressionWorkers: number;
+  private readonly swapWorker: Worker;
+  private readonly compactionWorker: Worker;
+  private readonly swapApi: Comlink.Remote<SwapIoApi>;
+  private readonly compactionApi: Comlink.Remote<CompactionApi>;
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private closed = false;
+  private swapAlive = true;
+  private compactionAlive = true;
+
+  private constructor(opts: ServiceOptions) {
+    const disksize = opts.disksize ?? 256 << 20;
+    this.compressionWorkers = opts.compressionWorkers ?? Math.max(1, availableParallelism());
+    if (!Number.isInteger(this.compressionWorkers) || this.compressionWorkers < 1) {
+      throw new ZsError('EINVAL', `compressionWorkers must be a positive integer, got ${String(opts.compressionWorkers)}`);
+    }
+    const batchPages = opts.batchPages ?? DEFAULT_BATCH;
+    if (!Number.isInteger(batchPages) || batchPages < 1 || batchPages > 1024) throw new ZsError('EINVAL', 'batchPages must be 1..1024');
+    this.device = ZramDevice.create({
+      disksize, algorithm: opts.algorithm ?? 'lz4', memLimit: opts.memLimit ?? 0, backingFile: opts.backingFile,
+      pool: {
+        maxBytes: opts.maxBytes ?? Math.max(disksize, 64 << 20), chainSize: opts.chainSize ?? 8,
+        lockMode: opts.lockMode ?? 'class', lockStat: opts.lockStat ?? false, name: 'zram0',
+      },
+    });
+    this.staging = new StagingArea(this.compressionWorkers * 4, batchPages);
+    this.piscina = new Piscina({
+      filename: new URL('./compression-worker.js', import.meta.url).href,
+      minThreads: this.compressionWorkers,
+      maxThreads: this.compressionWorkers,
+      idleTimeout: 60_000,
+      concurrentTasksPerWorker: 1,
+    });
+    this.piscina.on('workerDestroy', (w: { id: number }) => {
+      if (!this.closed) this.onThreadDeath('compression', w.id, 'worker thread exited');
+    });
+    this.piscina.on('error', (e: unknown) => this.onThreadDeath('compression', -1, String(e)));
+    const comp = opts.compaction === false ? { enabled: false } : { enabled: true, ...opts.compaction };
+    this.compactionWorker = new Worker(new URL('./compaction-worker.js', import.meta.url), {
+      workerData: {
+        device: this.device.shared, thresholdPages: comp.thresholdPages ?? 256, intervalMs: comp.intervalMs ?? 100, enabled: comp.enabled,
+      },
+    });
+    this.swapWorker = new Worker(new URL('./swap-io-worker.js', import.meta.url), { workerData: { device: this.device.shared } });
+    this.watchDedicated(this.compactionWorker, 'compaction');
+    this.watchDedicated(this.swapWorker, 'swap-io');
+    this.compactionApi = Comlink.wrap<CompactionApi>(nodeEndpoint(this.compactionWorker));
+    this.swapApi = Comlink.wrap<SwapIoApi>(nodeEndpoint(this.swapWorker));
+  }
+
+  static async start(opts: ServiceOptions = {}): Promise<ZramService> {
+    const s = new ZramService(opts);
+    // make sure the dedicated workers are up (attached) before returning
+    await Promise.all([s.compactionApi.threadInfo(), s.swapApi.threadInfo()]);
+    return s;
+  }
+
+  get pool() { return this.device.pool; }
+  get disksize(): number { return this.device.disksize; }
+  get batchPages(): number { return this.staging.batchPages; }
+
+  private watchDedicated(w: Worker, name: 'swap-io' | 'compaction'): void {
+    const tid = w.threadId;
+    w.on('error', (e) => this.onThreadDeath(name, tid, e instanceof Error ? e.message : String(e)));
+    w.on('exit', (code) => {
+      if (name === 'swap-io') this.swapAlive = false; else this.compactionAlive = false;
+      if (!this.closed) this.onThreadDeath(name, tid, `exited with code ${code}`);
+    });
+  }
+
+  /**
+   * A thread died: record which and why, mark its CPU dead so the locks it held
+   * can be taken over (mutex and rwlock waiters do so through the owner id; slot
+   * bit locks are released here).
+   */
+  private onThreadDeath(worker: WorkerFailure['worker'], threadId: number, reason: string): void {
+    if (this.failures.some((f) => f.threadId === threadId && f.worker === worker && threadId !== -1)) return;
+    this.failures.push({ worker, threadId, reason, at: Date.now() });
+    if (threadId >= 0) {
+      this.pool.markThreadDead(threadId);
+      this.device.recoverDeadLocks();
+    }
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.inFlight.add(p);
+    const done = () => this.inFlight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new ZsError('EINVAL', 'the service is closed');
+  }
+
+  private checkRange(firstIndex: number, count: number): void {
+    if (!Number.isInteger(firstIndex) || !Number.isInteger(count) || firstIndex < 0 || count < 0 || firstIndex + count > this.device.pages) {
+      throw new RangeError(`pages [${firstIndex}, +${count}) outside the device (${this.device.pages} pages)`);
+    }
+  }
+
+  private async runBatch(op: 'write' | 'read', first: number, count: number, src: Uint8Array | null, dst: Uint8Array | null, at: number): Promise<void> {
+    const slot = await this.staging.acquire();
+    try {
+      const off = this.staging.offset(slot);
+      if (src) this.staging.bytes.set(src.subarray(at, at + count * PAGE_SIZE), off);
+      const task: BatchTask = {
+        op, device: this.device.shared, staging: this.staging.sab, batchPages: this.staging.batchPages, slot, first, count,
+      };
+      let r: BatchResult;
+      try {
+        r = await this.piscina.run(task);
+      } catch (e) {
+        throw new WorkerFailedError('compression', e instanceof Error ? e.message : String(e), e);
+      }
+      if (r.error) {
+        const { code, message } = r.error;
+        if (code === 'ERANGE') throw new RangeError(message);
+        if (code === 'EIO' || code === 'ENODEV') throw new ZramError(code, message);
+        throw new ZsError(code as ZsError['code'], message);
+      }
+      if (dst) dst.set(this.staging.bytes.subarray(off, off + count * PAGE_SIZE), at);
+    } finally {
+      this.staging.release(slot);
+    }
+  }
+
+  /** Writes whole pages starting at page `firstIndex`; bytes.length is a multiple of 4096. */
+  writePages(firstIndex: number, bytes: Uint8Array): Promise<void> {
+    this.checkOpen();
+    if (!(bytes instanceof Uint8Array) || bytes.length % PAGE_SIZE !== 0) throw new RangeError('writePages needs a Uint8Array of whole 4096-byte pages');
+    const count = bytes.length / PAGE_SIZE;
+    this.checkRange(firstIndex, count);
+    const batches: Promise<void>[] = [];
+    const bp = this.staging.batchPages;
+    for (let k = 0; k < count; k += bp) {
+      batches.push(this.runBatch('write', firstIndex + k, Math.min(bp, count - k), bytes, null, k * PAGE_SIZE));
+    }
+    return this.track(settleAll(batches));
+  }
+
+  /** Reads `count` pages starting at page `firstIndex`. */
+  readPages(firstIndex: number, count: number): Promise<Uint8Array> {
+    this.checkOpen();
+    this.checkRange(firstIndex, count);
+    const out = new Uint8Array(count * PAGE_SIZE);
+    const batches: Promise<void>[] = [];
+    const bp = this.staging.batchPages;
+    for (let k = 0; k < count; k += bp) {
+      batches.push(this.runBatch('read', firstIndex + k, Math.min(bp, count - k), null, out, k * PAGE_SIZE));
+    }
+    return this.track(settleAll(batches).then(() => out));
+  }
+
+  /** Frees whole pages in [offset, offset+length) (bytes); cheap, done on this thread. */
+  async discard(offset: number, length: number): Promise<void> {
+    this.checkOpen();
+    this.device.discard(offset, length);
+  }
+
+  setMemLimit(bytes: number): void {
+    this.device.setMemLimit(bytes);
+  }
+
+  /** Compacts now, in the compaction worker; returns pages freed. */
+  compact(): Promise<number> {
+    this.checkOpen();
+    return this.track(this.compactionApi.compact());
+  }
+
+  frameCompact(order: number): Promise<{ migrated: number; success: boolean }> {
+    this.checkOpen();
+    return this.track(this.compactionApi.frameCompact(order));
+  }
+
+  configureCompaction(opts: { thresholdPages?: number; intervalMs?: number; enabled?: boolean }): Promise<void> {
+    return this.compactionApi.configure(opts);
+  }
+
+  idle(arg: 'all' | number): number {
+    this.checkOpen();
+    return this.device.markIdle(arg);
+  }
+
+  writeback(mode: string): Promise<number> {
+    this.checkOpen();
+    return this.track(this.swapApi.writeback(mode));
+  }
+
+  /** Swap-in: brings written-back pages of a range back into memory, in the swap I/O worker. */
+  readback(firstIndex: number, count: number): Promise<number> {
+    this.checkOpen();
+    this.checkRange(firstIndex, count);
+    return this.track(this.swapApi.readback(firstIndex, count));
+  }
+
+  recompress(req: RecompressRequest = {}): Promise<number> {
+    this.checkOpen();
+    return this.track(this.swapApi.recompress(req));
+  }
+
+  async stats(): Promise<ServiceStats> {
+    const dev = this.device;
+    const [compaction, swapIo] = await Promise.all([
+      this.compactionAlive ? withTimeout(this.compactionApi.stats(), 2000) : null,
+      this.swapAlive ? withTimeout(this.swapApi.stats(), 2000) : null,
+    ]);
+    return {
+      mmStat: dev.mmStat(), ioStat: dev.ioStat(), bdStat: dev.bdStat(), debugStat: dev.debugStat(),
+      lockStat: dev.pool.lockStatText(), compAlgorithm: dev.compAlgorithm(), buddyinfo: dev.pool.buddyinfo(),
+      classes: dev.pool.classesText(), compactable: dev.pool.compactable(), pool: dev.pool.stats(),
+      migration: dev.pool.migrationStats(), compaction, swapIo, failures: [...this.failures],
+      inFlight: this.inFlight.size, compressionWorkers: this.compressionWorkers, batchPages: this.staging.batchPages,
+    };
+  }
+
+  /** Drains in-flight work, stops every thread and releases the device. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.allSettled([...this.inFlight]);
+    this.closed = true;
+    const stopDedicated = async (api: Comlink.Remote<SwapIoApi> | Comlink.Remote<CompactionApi>, w: Worker, alive: boolean) => {
+      if (alive) await withTimeout(api.close(), 2000).catch(() => undefined);
+      api[Comlink.releaseProxy]();
+      await w.terminate();
+    };
+    await Promise.all([
+      this.piscina.destroy(),
+      stopDedicated(this.compactionApi, this.compactionWorker, this.compactionAlive),
+      stopDedicated(this.swapApi, this.swapWorker, this.swapAlive),
+    ]);
+    this.device.close();
+  }
+}
+
+/** Waits for every batch; rejects with the first error once all have settled. */
+async function settleAll(ps: Promise<void>[]): Promise<void> {
+  const rs = await Promise.allSettled(ps);
+  for (const r of rs) if (r.status === 'rejected') throw r.reason;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | null> {
+  return Promise.race([p, new Promise<null>((r) => { const t = setTimeout(() => r(null), ms); t.unref(); })]);
+}

@@ -1,0 +1,46 @@
+// The swap I/O worker: one dedicated thread that writes idle / huge pages back to
+// the backing file and reads written-back pages in again, in batches, apart from
+// foreground I/O. Its control surface is exposed over comlink.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import * as Comlink from 'comlink';
+import { nodeEndpoint } from './comlink-node.js';
+import { ZramDevice, type RecompressRequest, type ZramShared } from '@zsmalloc/zram';
+
+const dev = ZramDevice.attach((workerData as { device: ZramShared }).device);
+const page = new Uint8Array(4096);
+const stats = { writebackRuns: 0, pagesWrittenBack: 0, readbackRuns: 0, pagesReadBack: 0, recompressRuns: 0, pagesRecompressed: 0 };
+
+const api = {
+  writeback(mode: string): number {
+    const n = dev.writeback(mode);
+    stats.writebackRuns++;
+    stats.pagesWrittenBack += n;
+    return n;
+  },
+  /** Swap-in: reads written-back pages of [first, first+count) and stores them in memory again. */
+  readback(first: number, count: number): number {
+    let n = 0;
+    for (let i = first; i < first + count && i < dev.pages; i++) {
+      if (!dev.slotState(i).writtenBack) continue;
+      dev.readPage(i, page);
+      dev.writePage(i, page);
+      n++;
+    }
+    stats.readbackRuns++;
+    stats.pagesReadBack += n;
+    return n;
+  },
+  recompress(req: RecompressRequest): number {
+    const n = dev.recompress(req);
+    stats.recompressRuns++;
+    stats.pagesRecompressed += n;
+    return n;
+  },
+  stats() { return { ...stats }; },
+  threadInfo() { return { cpu: dev.pool.cpu }; },
+  close(): void { dev.close(); },
+};
+export type SwapIoApi = typeof api;
+
+Comlink.expose(api, nodeEndpoint(parentPort!));
