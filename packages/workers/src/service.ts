@@ -85,6 +85,7 @@ export class ZramService {
   private readonly swapApi: Comlink.Remote<SwapIoApi>;
   private readonly compactionApi: Comlink.Remote<CompactionApi>;
   private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly compressionThreads = new Set<number>();
   private closed = false;
   private swapAlive = true;
   private compactionAlive = true;
@@ -112,8 +113,19 @@ export class ZramService {
       idleTimeout: 60_000,
       concurrentTasksPerWorker: 1,
     });
-    this.piscina.on('workerDestroy', (w: { id: number }) => {
-      if (!this.closed) this.onThreadDeath('compression', w.id, 'worker thread exited');
+    // A Worker's threadId reads -1 once it has exited, so remember ids at creation
+    // and, when one is destroyed, find which known thread is gone.
+    this.piscina.on('workerCreate', (w: { id: number }) => { this.compressionThreads.add(w.id); });
+    this.piscina.on('workerDestroy', () => {
+      setImmediate(() => {
+        if (this.closed) return;
+        const alive = new Set(this.piscina.threads.map((t) => t.threadId));
+        for (const id of this.compressionThreads) {
+          if (alive.has(id)) continue;
+          this.compressionThreads.delete(id);
+          this.onThreadDeath('compression', id, 'worker thread exited while the service was running');
+        }
+      });
     });
     this.piscina.on('error', (e: unknown) => this.onThreadDeath('compression', -1, String(e)));
     const comp = opts.compaction === false ? { enabled: false } : { enabled: true, ...opts.compaction };
@@ -207,7 +219,7 @@ export class ZramService {
   }
 
   /** Writes whole pages starting at page `firstIndex`; bytes.length is a multiple of 4096. */
-  writePages(firstIndex: number, bytes: Uint8Array): Promise<void> {
+  async writePages(firstIndex: number, bytes: Uint8Array): Promise<void> {
     this.checkOpen();
     if (!(bytes instanceof Uint8Array) || bytes.length % PAGE_SIZE !== 0) throw new RangeError('writePages needs a Uint8Array of whole 4096-byte pages');
     const count = bytes.length / PAGE_SIZE;
@@ -221,7 +233,7 @@ export class ZramService {
   }
 
   /** Reads `count` pages starting at page `firstIndex`. */
-  readPages(firstIndex: number, count: number): Promise<Uint8Array> {
+  async readPages(firstIndex: number, count: number): Promise<Uint8Array> {
     this.checkOpen();
     this.checkRange(firstIndex, count);
     const out = new Uint8Array(count * PAGE_SIZE);
@@ -244,12 +256,12 @@ export class ZramService {
   }
 
   /** Compacts now, in the compaction worker; returns pages freed. */
-  compact(): Promise<number> {
+  async compact(): Promise<number> {
     this.checkOpen();
     return this.track(this.compactionApi.compact());
   }
 
-  frameCompact(order: number): Promise<{ migrated: number; success: boolean }> {
+  async frameCompact(order: number): Promise<{ migrated: number; success: boolean }> {
     this.checkOpen();
     return this.track(this.compactionApi.frameCompact(order));
   }
@@ -263,19 +275,19 @@ export class ZramService {
     return this.device.markIdle(arg);
   }
 
-  writeback(mode: string): Promise<number> {
+  async writeback(mode: string): Promise<number> {
     this.checkOpen();
     return this.track(this.swapApi.writeback(mode));
   }
 
   /** Swap-in: brings written-back pages of a range back into memory, in the swap I/O worker. */
-  readback(firstIndex: number, count: number): Promise<number> {
+  async readback(firstIndex: number, count: number): Promise<number> {
     this.checkOpen();
     this.checkRange(firstIndex, count);
     return this.track(this.swapApi.readback(firstIndex, count));
   }
 
-  recompress(req: RecompressRequest = {}): Promise<number> {
+  async recompress(req: RecompressRequest = {}): Promise<number> {
     this.checkOpen();
     return this.track(this.swapApi.recompress(req));
   }

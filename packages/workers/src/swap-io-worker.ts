@@ -8,7 +8,6 @@ import { nodeEndpoint } from './comlink-node.js';
 import { ZramDevice, type RecompressRequest, type ZramShared } from '@zsmalloc/zram';
 
 const dev = ZramDevice.attach((workerData as { device: ZramShared }).device);
-const page = new Uint8Array(4096);
 const stats = { writebackRuns: 0, pagesWrittenBack: 0, readbackRuns: 0, pagesReadBack: 0, recompressRuns: 0, pagesRecompressed: 0 };
 
 const api = {
@@ -21,12 +20,7 @@ const api = {
   /** Swap-in: reads written-back pages of [first, first+count) and stores them in memory again. */
   readback(first: number, count: number): number {
     let n = 0;
-    for (let i = first; i < first + count && i < dev.pages; i++) {
-      if (!dev.slotState(i).writtenBack) continue;
-      dev.readPage(i, page);
-      dev.writePage(i, page);
-      n++;
-    }
+    for (let i = first; i < first + count && i < dev.pages; i++) if (dev.swapIn(i)) n++;
     stats.readbackRuns++;
     stats.pagesReadBack += n;
     return n;

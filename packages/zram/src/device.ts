@@ -1103,6 +1103,28 @@ export class ZramDevice {
     }
   }
 
+  /**
+   * Swap-in of a written-back page: reads it from the backing file and stores it in
+   * memory again, all under the slot lock, so a concurrent write cannot be lost.
+   * Returns false when the slot is not (or no longer) written back.
+   */
+  swapIn(index: number): boolean {
+    this.checkIndex(index);
+    const page = this.page;
+    const slots = this.slots;
+    slots.lock(index);
+    try {
+      if ((slots.flags(index) & ZRAM_WB) === 0) return false;
+      this.loadLocked(index, page);
+      this.prepare(page);
+      this.freeSlotLocked(index);
+      this.installLocked(index);
+      return true;
+    } finally {
+      slots.unlock(index);
+    }
+  }
+
   /** Read-modify-write of part of one page, all under its slot lock. */
   private writePartial(index: number, off: number, src: Uint8Array, pos: number, n: number): void {
     const page = this.page;

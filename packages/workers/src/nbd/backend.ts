@@ -1,0 +1,97 @@
+// The block backend the NBD server drives: an async byte-addressed device
+// (BlockBackend), the mapping from backend errors to NBD error values, and the
+// server-wide tracker of write-type operations in flight that NBD_CMD_FLUSH
+// waits for.
+
+import { nbd } from '@zsmalloc/zram';
+
+/** An async block device: what an NBD export reads from and writes to. */
+export interface BlockBackend {
+  /** Export size in bytes. */
+  readonly size: number;
+  read(offset: number, length: number): Promise<Uint8Array>;
+  write(offset: number, data: Uint8Array): Promise<void>;
+  /** A hint that the range is no longer needed (may free whole pages only). */
+  trim(offset: number, length: number): Promise<void>;
+  /** The range reads as zeroes afterwards. */
+  writeZeroes(offset: number, length: number): Promise<void>;
+  /** Every write completed before the call is durable when it resolves. */
+  flush(): Promise<void>;
+}
+
+/**
+ * NBD error value for an error a backend threw: RangeError (offset outside the
+ * device) and code 'EINVAL' → EINVAL; codes 'ENOMEM', 'ENOSPC' (a full
+ * mem_limit or pool), 'EDQUOT', 'EFBIG' → ENOSPC (the spec asks servers to
+ * avoid ENOMEM); 'EPERM'/'EROFS' → EPERM; 'ESHUTDOWN' → ESHUTDOWN; anything
+ * else (ZramError 'EIO', unexpected exceptions) → EIO. Errors are recognized
+ * by their `code`, so errors rebuilt after crossing a thread boundary map the
+ * same way.
+ */
+export function nbdErrorOf(err: unknown): number {
+  if (err instanceof RangeError) return nbd.NBD_EINVAL;
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  switch (code) {
+    case 'EINVAL':
+      return nbd.NBD_EINVAL;
+    case 'ENOMEM':
+    case 'ENOSPC':
+    case 'EDQUOT':
+    case 'EFBIG':
+      return nbd.NBD_ENOSPC;
+    case 'EPERM':
+    case 'EROFS':
+      return nbd.NBD_EPERM;
+    case 'ESHUTDOWN':
+      return nbd.NBD_ESHUTDOWN;
+    default:
+      return nbd.NBD_EIO;
+  }
+}
+
+/** Short name of an NBD error value, for messages. */
+export function nbdErrorName(error: number): string {
+  switch (error) {
+    case nbd.NBD_EPERM: return 'EPERM';
+    case nbd.NBD_EIO: return 'EIO';
+    case nbd.NBD_ENOMEM: return 'ENOMEM';
+    case nbd.NBD_EINVAL: return 'EINVAL';
+    case nbd.NBD_ENOSPC: return 'ENOSPC';
+    case nbd.NBD_EOVERFLOW: return 'EOVERFLOW';
+    case nbd.NBD_ENOTSUP: return 'ENOTSUP';
+    case nbd.NBD_ESHUTDOWN: return 'ESHUTDOWN';
+    default: return `error ${error}`;
+  }
+}
+
+/**
+ * Write-type operations (WRITE, TRIM, WRITE_ZEROES) in flight on any
+ * connection of a server. A FLUSH waits for the ones in flight when it
+ * arrives (a snapshot, so a steady stream of new writes cannot starve it),
+ * then calls backend.flush(). Shared by all connections, which is what makes
+ * NBD_FLAG_CAN_MULTI_CONN truthful.
+ */
+export class WriteTracker {
+  private readonly inflight = new Set<Promise<unknown>>();
+
+  get size(): number {
+    return this.inflight.size;
+  }
+
+  /** Registers an operation; returns it unchanged. */
+  track<T>(op: Promise<T>): Promise<T> {
+    const settled = op.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.inflight.add(settled);
+    void settled.then(() => this.inflight.delete(settled));
+    return op;
+  }
+
+  /** Resolves once every operation in flight now has settled. */
+  async drain(): Promise<void> {
+    if (this.inflight.size === 0) return;
+    await Promise.all([...this.inflight]);
+  }
+}

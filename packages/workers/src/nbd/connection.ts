@@ -1,0 +1,413 @@
+// One NBD client connection: the fixed newstyle handshake (option haggling)
+// and the transmission phase over one socket. Owns request dispatch to the
+// backend, concurrency (pipelined requests run at once and are answered as
+// they finish, each reply written whole), flow control (reading pauses while
+// too many requests or bytes are in flight or the socket's send buffer is
+// full), protocol-error handling (error replies; a hard disconnect when the
+// stream cannot be trusted) and orderly shutdown (DISC, server close).
+
+import type { Socket } from 'node:net';
+import { nbd } from '@zsmalloc/zram';
+import { nbdErrorName, nbdErrorOf, type BlockBackend, type WriteTracker } from './backend.js';
+
+/** What a connection needs from its server. */
+export interface ConnectionConfig {
+  readonly backend: BlockBackend;
+  /** Canonical export name (also accepted: ""). */
+  readonly exportName: string;
+  readonly description: string;
+  /** Largest READ/WRITE/... length accepted (also advertised as the maximum block size). */
+  readonly maxPayload: number;
+  readonly maxInflight: number;
+  readonly maxInflightBytes: number;
+  readonly multiConn: boolean;
+  readonly writes: WriteTracker;
+  readonly log: (msg: string) => void;
+  /** Also log each handshake step and connection end. */
+  readonly debug: boolean;
+  /** True once the server is shutting down (options get NBD_REP_ERR_SHUTDOWN). */
+  shuttingDown(): boolean;
+}
+
+const HANDSHAKE_FLAGS = nbd.NBD_FLAG_FIXED_NEWSTYLE | nbd.NBD_FLAG_NO_ZEROES;
+/** Command flags each command accepts (FUA on all: clients are known to send it everywhere). */
+const ALLOWED_FLAGS: Record<number, number> = {
+  [nbd.NBD_CMD_READ]: nbd.NBD_CMD_FLAG_FUA | nbd.NBD_CMD_FLAG_DF,
+  [nbd.NBD_CMD_WRITE]: nbd.NBD_CMD_FLAG_FUA,
+  [nbd.NBD_CMD_DISC]: nbd.NBD_CMD_FLAG_FUA,
+  [nbd.NBD_CMD_FLUSH]: nbd.NBD_CMD_FLAG_FUA,
+  [nbd.NBD_CMD_TRIM]: nbd.NBD_CMD_FLAG_FUA,
+  [nbd.NBD_CMD_WRITE_ZEROES]: nbd.NBD_CMD_FLAG_FUA | nbd.NBD_CMD_FLAG_NO_HOLE,
+};
+
+type Phase = 'handshake' | 'transmission' | 'closing' | 'closed';
+
+export class NbdConnection {
+  readonly socket: Socket;
+  readonly id: number;
+  private readonly cfg: ConnectionConfig;
+  private readonly decoder: nbd.ServerDecoder;
+  private phase: Phase = 'handshake';
+  private noZeroes = false;
+  private structured = false;
+  private inflight = 0;
+  private inflightBytes = 0;
+  private needDrain = false;
+  private pumping = false;
+  private readonly closed: Promise<void>;
+  private killTimer: NodeJS.Timeout | null = null;
+  /** Requests answered, for stats. */
+  requests = 0;
+
+  constructor(socket: Socket, id: number, cfg: ConnectionConfig) {
+    this.socket = socket;
+    this.id = id;
+    this.cfg = cfg;
+    this.decoder = new nbd.ServerDecoder({ maxPayload: cfg.maxPayload });
+    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      this.decoder.push(chunk);
+      this.pump();
+    });
+    socket.on('drain', () => {
+      this.needDrain = false;
+      this.pump();
+    });
+    socket.on('error', (e) => this.cfg.log(`nbd[${this.id}]: socket error: ${e.message}`));
+    socket.once('close', () => {
+      this.phase = 'closed';
+      this.decoder.kill();
+      if (this.killTimer) clearTimeout(this.killTimer);
+    });
+    this.send(nbd.encodeGreeting(HANDSHAKE_FLAGS));
+  }
+
+  /** Resolves when the socket has closed. */
+  whenClosed(): Promise<void> {
+    return this.closed;
+  }
+
+  /**
+   * Server shutdown: stop reading requests, let the ones in flight finish and
+   * be answered, then close. A connection still haggling is closed at once.
+   */
+  shutdown(): Promise<void> {
+    if (this.phase === 'handshake') {
+      this.socket.destroy();
+    } else {
+      this.finish('server shutdown');
+    }
+    return this.closed;
+  }
+
+  // ---------------------------------------------------------------- input
+
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.phase === 'handshake' || this.phase === 'transmission') {
+        if (this.phase === 'transmission' && this.congested()) {
+          this.socket.pause();
+          return;
+        }
+        const ev = this.decoder.next();
+        if (ev === null) break;
+        this.handle(ev);
+      }
+      if (this.phase === 'handshake' || this.phase === 'transmission') this.socket.resume();
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private congested(): boolean {
+    return this.needDrain || this.inflight >= this.cfg.maxInflight || this.inflightBytes >= this.cfg.maxInflightBytes;
+  }
+
+  private handle(ev: nbd.ServerEvent): void {
+    switch (ev.kind) {
+      case 'client-flags': {
+        const bad = nbd.checkClientFlags(ev.flags, HANDSHAKE_FLAGS);
+        if (bad !== null) return this.hardDisconnect(bad);
+        this.noZeroes = (ev.flags & nbd.NBD_FLAG_C_NO_ZEROES) !== 0;
+        if (this.cfg.debug) this.cfg.log(`nbd[${this.id}]: client flags 0x${ev.flags.toString(16)}`);
+        return;
+      }
+      case 'option':
+        return this.handleOption(ev.option, ev.data);
+      case 'request':
+        return this.handleRequest(ev.request, ev.payload, ev.oversized === true);
+      case 'fatal':
+        return this.protocolViolation(ev.reason);
+    }
+  }
+
+  // ---------------------------------------------------------------- handshake
+
+  private transmissionFlags(): number {
+    let f =
+      nbd.NBD_FLAG_HAS_FLAGS |
+      nbd.NBD_FLAG_SEND_FLUSH |
+      nbd.NBD_FLAG_SEND_FUA |
+      nbd.NBD_FLAG_SEND_TRIM |
+      nbd.NBD_FLAG_SEND_WRITE_ZEROES;
+    if (this.cfg.multiConn) f |= nbd.NBD_FLAG_CAN_MULTI_CONN;
+    if (this.structured) f |= nbd.NBD_FLAG_SEND_DF; // a READ reply is always one content chunk
+    return f;
+  }
+
+  private exportMatches(name: string): boolean {
+    return name === this.cfg.exportName || name === '';
+  }
+
+  private handleOption(option: number, data: Buffer): void {
+    const p = nbd.parseOption(option, data);
+    if (this.cfg.debug) this.cfg.log(`nbd[${this.id}]: option ${optionName(option)} ${describeOption(p)}`);
+    if (this.cfg.shuttingDown() && p.kind !== 'abort') {
+      if (p.kind === 'export-name') return this.hardDisconnect('server shutting down');
+      this.send(nbd.encodeOptionReply(option, nbd.NBD_REP_ERR_SHUTDOWN, 'server is shutting down'));
+      return;
+    }
+    switch (p.kind) {
+      case 'export-name': {
+        // No way to return an error here: an unknown export ends the session.
+        if (!this.exportMatches(p.name)) return this.hardDisconnect(`unknown export "${p.name}" in NBD_OPT_EXPORT_NAME`);
+        this.send(nbd.encodeExportNameReply(this.cfg.backend.size, this.transmissionFlags(), this.noZeroes));
+        return this.startTransmission();
+      }
+      case 'abort':
+        this.send(nbd.encodeOptionReply(option, nbd.NBD_REP_ACK));
+        this.phase = 'closing';
+        this.decoder.kill();
+        this.socket.end();
+        return;
+      case 'list':
+        this.send(nbd.encodeServerReply(this.cfg.exportName, this.cfg.description));
+        this.send(nbd.encodeOptionReply(option, nbd.NBD_REP_ACK));
+        return;
+      case 'info':
+      case 'go': {
+        if (!this.exportMatches(p.name)) {
+          this.send(nbd.encodeOptionReply(option, nbd.NBD_REP_ERR_UNKNOWN, `unknown export "${p.name}" (this server exports "${this.cfg.exportName}")`));
+          return;
+        }
+        this.send(nbd.encodeInfoExport(option, this.cfg.backend.size, this.transmissionFlags()));
+        if (p.requests.includes(nbd.NBD_INFO_NAME)) this.send(nbd.encodeInfoString(option, nbd.NBD_INFO_NAME, this.cfg.exportName));
+        if (p.requests.includes(nbd.NBD_INFO_DESCRIPTION)) this.send(nbd.encodeInfoString(option, nbd.NBD_INFO_DESCRIPTION, this.cfg.description));
+        // Any alignment works (zram does read-modify-write of partial pages); 4 KiB is best.
+        this.send(nbd.encodeInfoBlockSize(option, 1, 4096, this.cfg.maxPayload));
+        this.send(nbd.encodeOptionReply(option, nbd.NBD_REP_ACK));
+        if (p.kind === 'go') this.startTransmission();
+        return;
+      }
+      case 'structured-reply':
+        this.structured = true;
+        this.send(nbd.encodeOptionReply(option, nbd.NBD_REP_ACK));
+        return;
+      case 'unsupported':
+        this.send(nbd.encodeOptionReply(option, nbd.NBD_REP_ERR_UNSUP, `option ${option} is not supported`));
+        return;
+      case 'invalid':
+        this.send(nbd.encodeOptionReply(option, nbd.NBD_REP_ERR_INVALID, p.message));
+        return;
+    }
+  }
+
+  private startTransmission(): void {
+    if (this.cfg.debug) this.cfg.log(`nbd[${this.id}]: transmission, flags 0x${this.transmissionFlags().toString(16)}${this.structured ? ', structured replies' : ''}`);
+    this.phase = 'transmission';
+    this.decoder.enterTransmission();
+  }
+
+  // ---------------------------------------------------------------- transmission
+
+  private handleRequest(req: nbd.NbdRequest, payload: Buffer | undefined, oversized: boolean): void {
+    const { type, flags, offset, length } = req;
+    if (type === nbd.NBD_CMD_DISC) return this.finish(this.cfg.debug ? 'client sent NBD_CMD_DISC' : null);
+    const allowed = ALLOWED_FLAGS[type];
+    if (allowed === undefined) return this.replyError(req, nbd.NBD_EINVAL, `unknown command ${type}`);
+    if (oversized) {
+      // The data of this WRITE was never read, so the stream has lost its framing:
+      // answer, then close once everything in flight is answered.
+      this.replyError(req, nbd.NBD_EINVAL, `request length ${length} exceeds the maximum ${this.cfg.maxPayload}`);
+      return this.finish(`WRITE of ${length} bytes exceeds the maximum payload`);
+    }
+    if ((flags & ~allowed) !== 0) return this.replyError(req, nbd.NBD_EINVAL, `command flags 0x${flags.toString(16)} not valid for command ${type}`);
+    if (type === nbd.NBD_CMD_FLUSH) return this.run(req, 0, this.doFlush());
+    if (length > this.cfg.maxPayload && type !== nbd.NBD_CMD_TRIM && type !== nbd.NBD_CMD_WRITE_ZEROES) {
+      return this.replyError(req, nbd.NBD_EINVAL, `request length ${length} exceeds the maximum ${this.cfg.maxPayload}`);
+    }
+    const size = this.cfg.backend.size;
+    if (offset > size || length > size - offset) {
+      return this.replyError(req, nbd.NBD_EINVAL, `range [${offset}, +${length}) is outside the export (${size} bytes)`);
+    }
+    const backend = this.cfg.backend;
+    const fua = (flags & nbd.NBD_CMD_FLAG_FUA) !== 0;
+    switch (type) {
+      case nbd.NBD_CMD_READ:
+        return this.run(req, length, call(() => backend.read(offset, length)));
+      case nbd.NBD_CMD_WRITE:
+        return this.run(req, length, this.doWrite(call(() => backend.write(offset, payload!)), fua));
+      case nbd.NBD_CMD_TRIM:
+        return this.run(req, 0, this.doWrite(call(() => backend.trim(offset, length)), fua));
+      case nbd.NBD_CMD_WRITE_ZEROES:
+        return this.run(req, 0, this.doWrite(call(() => backend.writeZeroes(offset, length)), fua));
+    }
+  }
+
+  private async doWrite(op: Promise<void>, fua: boolean): Promise<void> {
+    await this.cfg.writes.track(op);
+    if (fua) await this.cfg.backend.flush();
+  }
+
+  private async doFlush(): Promise<void> {
+    await this.cfg.writes.drain();
+    await this.cfg.backend.flush();
+  }
+
+  /** Accounts one request in flight and answers it when `op` settles. */
+  private run(req: nbd.NbdRequest, bytes: number, op: Promise<Uint8Array | void>): void {
+    this.inflight++;
+    this.inflightBytes += bytes;
+    op.then(
+      (data) => {
+        if (req.type === nbd.NBD_CMD_READ) this.replyData(req, data as Uint8Array);
+        else this.replyOk(req);
+      },
+      (err: unknown) => {
+        const error = nbdErrorOf(err);
+        const msg = err instanceof Error ? err.message : String(err);
+        if (error === nbd.NBD_EIO) this.cfg.log(`nbd[${this.id}]: I/O error on command ${req.type} [${req.offset}, +${req.length}): ${msg}`);
+        this.replyError(req, error, msg);
+      },
+    ).finally(() => {
+      this.inflight--;
+      this.inflightBytes -= bytes;
+      if (this.phase === 'closing') this.maybeEnd();
+      else this.pump();
+    });
+  }
+
+  // ---------------------------------------------------------------- replies
+
+  private replyOk(req: nbd.NbdRequest): void {
+    this.requests++;
+    this.send(nbd.encodeSimpleReply(0, req.cookieHi, req.cookieLo));
+  }
+
+  private replyData(req: nbd.NbdRequest, data: Uint8Array): void {
+    this.requests++;
+    if (!this.structured) {
+      this.send2(nbd.encodeSimpleReply(0, req.cookieHi, req.cookieLo), data);
+    } else if (data.length === 0) {
+      this.send(nbd.encodeNoneChunk(req.cookieHi, req.cookieLo));
+    } else {
+      this.send2(nbd.encodeOffsetDataHeader(true, req.cookieHi, req.cookieLo, req.offset, data.length), data);
+    }
+  }
+
+  private replyError(req: nbd.NbdRequest, error: number, message: string): void {
+    this.requests++;
+    if (this.structured) {
+      this.send(nbd.encodeErrorChunk(true, req.cookieHi, req.cookieLo, error, `${nbdErrorName(error)}: ${message}`));
+    } else {
+      // A simple error reply carries no data, not even for a READ.
+      this.send(nbd.encodeSimpleReply(error, req.cookieHi, req.cookieLo));
+    }
+  }
+
+  private send(buf: Uint8Array): void {
+    if (this.socket.destroyed || this.socket.writableEnded) return;
+    if (!this.socket.write(buf)) this.needDrain = true;
+  }
+
+  /** A header and its data as one reply: nothing can come between them. */
+  private send2(header: Uint8Array, data: Uint8Array): void {
+    const s = this.socket;
+    if (s.destroyed || s.writableEnded) return;
+    s.cork();
+    s.write(header);
+    if (!s.write(data)) this.needDrain = true;
+    s.uncork();
+  }
+
+  // ---------------------------------------------------------------- ending
+
+  /** Stops reading; closes the socket once every request in flight is answered. */
+  private finish(why: string | null): void {
+    if (this.phase === 'closing' || this.phase === 'closed') return;
+    if (why !== null) this.cfg.log(`nbd[${this.id}]: closing: ${why}`);
+    this.phase = 'closing';
+    this.decoder.kill();
+    this.maybeEnd();
+  }
+
+  private maybeEnd(): void {
+    if (this.inflight > 0 || this.socket.writableEnded) return;
+    this.socket.resume(); // let the peer's FIN in (reading may have been paused for flow control)
+    this.socket.end();
+    // A peer that never closes its side is cut off after a grace period.
+    this.killTimer = setTimeout(() => this.socket.destroy(), 2000);
+    this.killTimer.unref();
+  }
+
+  /** A violation that makes the rest of the stream meaningless (bad magic): answer what is in flight, then close. */
+  private protocolViolation(reason: string): void {
+    this.cfg.log(`nbd[${this.id}]: protocol violation: ${reason}`);
+    if (this.phase === 'handshake') return this.hardDisconnect(reason);
+    this.finish(reason);
+  }
+
+  private hardDisconnect(reason: string): void {
+    this.cfg.log(`nbd[${this.id}]: disconnecting: ${reason}`);
+    this.phase = 'closing';
+    this.decoder.kill();
+    this.socket.end();
+    this.killTimer = setTimeout(() => this.socket.destroy(), 2000);
+    this.killTimer.unref();
+  }
+}
+
+const OPTION_NAMES: Record<number, string> = {
+  [nbd.NBD_OPT_EXPORT_NAME]: 'EXPORT_NAME',
+  [nbd.NBD_OPT_ABORT]: 'ABORT',
+  [nbd.NBD_OPT_LIST]: 'LIST',
+  [nbd.NBD_OPT_STARTTLS]: 'STARTTLS',
+  [nbd.NBD_OPT_INFO]: 'INFO',
+  [nbd.NBD_OPT_GO]: 'GO',
+  [nbd.NBD_OPT_STRUCTURED_REPLY]: 'STRUCTURED_REPLY',
+  [nbd.NBD_OPT_LIST_META_CONTEXT]: 'LIST_META_CONTEXT',
+  [nbd.NBD_OPT_SET_META_CONTEXT]: 'SET_META_CONTEXT',
+  [nbd.NBD_OPT_EXTENDED_HEADERS]: 'EXTENDED_HEADERS',
+};
+
+function optionName(option: number): string {
+  return OPTION_NAMES[option] ?? String(option);
+}
+
+function describeOption(p: nbd.ParsedOption): string {
+  switch (p.kind) {
+    case 'export-name':
+      return `"${p.name}"`;
+    case 'info':
+    case 'go':
+      return `"${p.name}" info requests [${p.requests.join(', ')}]`;
+    case 'unsupported':
+      return '(unsupported)';
+    case 'invalid':
+      return `(invalid: ${p.message})`;
+    default:
+      return '';
+  }
+}
+
+/** Runs a backend call, turning a synchronous throw into a rejection. */
+function call<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return fn();
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
