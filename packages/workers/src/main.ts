@@ -1,25 +1,35 @@
-// The main job (until the ZramService lands): a swap storm on one zram device in
-// shared memory. Writer threads swap pages in and out of their ranges while a
-// background thread compacts; the terminal shows throughput, mm_stat, pages
-// compaction could free, buddyinfo and the most contended locks, then a summary.
+// The main job: starts the ZramService with embedded defaults and runs a swap
+// storm for a bounded time — writers, readers and discards over a swap-like page
+// stream, writeback and swap-in by the swap I/O worker, background compaction —
+// with a live terminal view (throughput, mm_stat, pages compaction could free,
+// buddyinfo, the most contended locks) and a summary at the end.
 
-import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
-import { ZramDevice } from '@zsmalloc/zram';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { rmSync } from 'node:fs';
+import { fillPage, swapLikeKind } from '@zsmalloc/zram';
+import { ZramService } from './service.js';
+import { parseSize } from './size.js';
 
-interface Args { seconds: number; workers: number; lockMode: 'class' | 'pool'; chainSize: number; disksize: number; memLimit: number }
-
-function parseSize(s: string): number {
-  const m = /^(\d+)([KMG]?)$/i.exec(s.trim());
-  if (!m) throw new Error(`bad size '${s}' (use e.g. 256M or 1G)`);
-  const mult = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
-  return Number(m[1]) * mult;
+interface Args {
+  seconds: number; workers: number; lockMode: 'class' | 'pool'; chainSize: number; disksize: number; memLimit: number; streams: number;
 }
 
+const USAGE = `usage: main [--seconds 30] [--workers N] [--lock-mode class|pool] [--chain-size 4..16]
+            [--size 256M] [--mem-limit 0] [--streams 8]
+  --seconds     how long the storm runs (default 30)
+  --workers     compression worker threads (default: available cores)
+  --lock-mode   class: per-class locks (kernel 4.x-6.1, 6.11+); pool: one pool lock (6.2-6.10)
+  --chain-size  max pages per zspage, 4..16 (default 8)
+  --size        device size (K/M/G suffixes, default 256M)
+  --mem-limit   zram mem_limit (default 0: none)
+  --streams     concurrent request streams (default 8)`;
+
 function parseArgs(argv: string[]): Args {
-  const a: Args = { seconds: 30, workers: Math.max(2, availableParallelism()), lockMode: 'class', chainSize: 8, disksize: 256 << 20, memLimit: 0 };
+  const a: Args = { seconds: 30, workers: Math.max(1, availableParallelism()), lockMode: 'class', chainSize: 8, disksize: 256 << 20, memLimit: 0, streams: 8 };
   for (let k = 0; k < argv.length; k++) {
     const flag = argv[k]!;
+    if (flag === '--') continue;
     const val = () => { const v = argv[++k]; if (v === undefined) throw new Error(`${flag} needs a value`); return v; };
     if (flag === '--seconds' || flag === '--duration') a.seconds = Number(val());
     else if (flag === '--workers') a.workers = Number(val());
@@ -27,65 +37,94 @@ function parseArgs(argv: string[]): Args {
     else if (flag === '--chain-size') a.chainSize = Number(val());
     else if (flag === '--size') a.disksize = parseSize(val());
     else if (flag === '--mem-limit') a.memLimit = parseSize(val());
-    else if (flag === '--help' || flag === '-h') {
-      console.log('usage: main [--seconds 30] [--workers N] [--lock-mode class|pool] [--chain-size 4..16] [--size 256M] [--mem-limit 0]');
-      process.exit(0);
-    } else throw new Error(`unknown flag ${flag} (see --help)`);
+    else if (flag === '--streams') a.streams = Number(val());
+    else if (flag === '--help' || flag === '-h') { console.log(USAGE); process.exit(0); }
+    else throw new Error(`unknown flag ${flag}\n${USAGE}`);
   }
-  if (!(a.seconds > 0) || !Number.isInteger(a.workers) || a.workers < 1) throw new Error('--seconds must be > 0 and --workers a positive integer');
+  if (!(a.seconds > 0)) throw new Error('--seconds must be > 0');
+  if (!Number.isInteger(a.workers) || a.workers < 1) throw new Error('--workers must be a positive integer');
+  if (!Number.isInteger(a.streams) || a.streams < 1) throw new Error('--streams must be a positive integer');
+  if (a.disksize < (1 << 20)) throw new Error('--size must be at least 1M');
   return a;
 }
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const dev = ZramDevice.create({
-    disksize: args.disksize, algorithm: 'lz4', memLimit: args.memLimit,
-    pool: { maxBytes: Math.max(args.disksize, 64 << 20), chainSize: args.chainSize, lockMode: args.lockMode, lockStat: true },
+  const backingFile = join(tmpdir(), `zram-storm-${process.pid}.img`);
+  const svc = await ZramService.start({
+    disksize: args.disksize, compressionWorkers: args.workers, lockMode: args.lockMode, chainSize: args.chainSize,
+    memLimit: args.memLimit, lockStat: true, backingFile, compaction: { thresholdPages: 128, intervalMs: 100 },
   });
-  const control = new SharedArrayBuffer((4 + (args.workers + 2) * 4) * 4);
-  const ctl = new Int32Array(control);
-  const pages = args.disksize / 4096;
-  const per = Math.floor(pages / args.workers);
-  const url = new URL('./swap-storm-worker.js', import.meta.url);
-  const threads: Promise<void>[] = [];
-  const spawn = (role: string, id: number, first: number, count: number) => threads.push(new Promise((resolve, reject) => {
-    const w = new Worker(url, { workerData: { shared: dev.shared, role, first, count, seed: id, control } });
-    w.once('error', reject);
-    w.once('exit', () => resolve());
-  }));
-  for (let i = 0; i < args.workers; i++) spawn('writer', i, i * per, per);
-  spawn('compactor', args.workers, 0, 0);
-  console.log(`swap storm: ${args.workers} writer threads + 1 compaction thread, disksize ${args.disksize >> 20} MiB, lock mode ${args.lockMode}, chain ${args.chainSize}, ${args.seconds} s`);
-  const t0 = performance.now();
-  const sum = (off: number) => { let n = 0; for (let i = 0; i < args.workers; i++) n += Atomics.load(ctl, 4 + i * 4 + off); return n; };
-  let last = { w: 0, r: 0, t: t0 };
-  const tick = () => {
-    const now = performance.now();
-    const w = sum(0); const r = sum(1);
-    const dt = (now - last.t) / 1000;
-    const mb = (n: number) => ((n * 4096) / dt / 1e6).toFixed(0);
-    const top = dev.pool.lockStats().filter((s) => s.contentions > 0).sort((a, b) => b.waitTotal - a.waitTotal).slice(0, 3)
-      .map((s) => `${s.name}${s.state ? '-' + s.state : ''} ${s.contentions}x ${(s.waitTotal / 1000).toFixed(1)}ms`).join(', ');
-    console.log(`[${((now - t0) / 1000).toFixed(0).padStart(3)}s] write ${mb(w - last.w)} MB/s read ${mb(r - last.r)} MB/s | mm_stat ${dev.mmStat().trim().replace(/\s+/g, ' ')} | compactable ${dev.pool.compactable()} | buddyinfo ${dev.pool.buddyinfo().join(' ')} | ${top || 'no contention yet'}`);
-    last = { w, r, t: now };
+  const pages = svc.device.pages;
+  console.log(`swap storm: ${args.workers} compression workers + swap I/O worker + compaction worker; ${args.streams} request streams; `
+    + `disksize ${args.disksize >> 20} MiB, lock mode ${args.lockMode}, chain ${args.chainSize}, ${args.seconds} s`);
+  const counters = { written: 0, read: 0, discarded: 0, failedWrites: 0, writeback: 0, swapIn: 0 };
+  const deadline = performance.now() + args.seconds * 1000;
+  let seed = 12345;
+  const rnd = () => { seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0; return seed; };
+  const stream = async (id: number) => {
+    const per = Math.floor(pages / args.streams);
+    const base = id * per;
+    const buf = new Uint8Array(32 * 4096);
+    let version = 0;
+    while (performance.now() < deadline) {
+      const first = base + (rnd() % Math.max(1, per - 32));
+      const count = 1 + (rnd() % 32);
+      const r = rnd() % 100;
+      if (r < 50) {
+        version++;
+        for (let k = 0; k < count; k++) {
+          const i = first + k;
+          fillPage(buf.subarray(k * 4096, (k + 1) * 4096), swapLikeKind(i * 7 + version), i * 131 + version);
+        }
+        try { await svc.writePages(first, buf.subarray(0, count * 4096)); counters.written += count; } catch { counters.failedWrites += count; }
+      } else if (r < 95) {
+        await svc.readPages(first, count);
+        counters.read += count;
+      } else {
+        await svc.discard(first * 4096, count * 4096);
+        counters.discarded += count;
+      }
+    }
   };
-  const iv = setInterval(tick, 1000);
-  await new Promise((r) => setTimeout(r, args.seconds * 1000));
-  Atomics.store(ctl, 0, 1);
-  Atomics.notify(ctl, 1);
-  await Promise.all(threads);
-  clearInterval(iv);
+  const maintenance = async () => {
+    while (performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 2000));
+      svc.idle(5);
+      counters.writeback += await svc.writeback('idle');
+      counters.swapIn += await svc.readback(rnd() % pages, Math.min(512, pages));
+    }
+  };
+  const t0 = performance.now();
+  let last = { w: 0, r: 0, t: t0 };
+  const view = setInterval(() => {
+    const now = performance.now();
+    const dt = (now - last.t) / 1000;
+    const mb = (n: number) => ((n * 4096) / dt / 1e6).toFixed(0).padStart(4);
+    const top = svc.pool.lockStats().filter((s) => s.contentions > 0).sort((a, b) => b.waitTotal - a.waitTotal).slice(0, 3)
+      .map((s) => `${s.name}${s.state ? '-' + s.state : ''} ${s.contentions}x/${(s.waitTotal / 1000).toFixed(1)}ms`).join(', ');
+    const mm = svc.device.statValues().mm;
+    console.log(`[${((now - t0) / 1000).toFixed(0).padStart(3)}s] write ${mb(counters.written - last.w)} MB/s  read ${mb(counters.read - last.r)} MB/s | `
+      + `orig ${(mm.origDataSize / 1e6).toFixed(1)}MB compr ${(mm.comprDataSize / 1e6).toFixed(1)}MB used ${(mm.memUsedTotal / 1e6).toFixed(1)}MB `
+      + `compacted ${mm.pagesCompacted} | compactable ${svc.pool.compactable()} | buddyinfo ${svc.pool.buddyinfo().join(' ')} | ${top || 'no contention yet'}`);
+    last = { w: counters.written, r: counters.read, t: now };
+  }, 1000);
+  await Promise.all([maintenance(), ...Array.from({ length: args.streams }, (_, i) => stream(i))]);
+  clearInterval(view);
   const secs = (performance.now() - t0) / 1000;
-  dev.pool.verify();
+  const st = await svc.stats();
+  await svc.close();
+  svc.pool.verify();
+  rmSync(backingFile, { force: true });
   console.log('\nsummary');
-  console.log(`  page writes ${sum(0)} (${((sum(0) * 4096) / secs / 1e6).toFixed(1)} MB/s), reads ${sum(1)} (${((sum(1) * 4096) / secs / 1e6).toFixed(1)} MB/s), discards ${sum(2)}, failed writes ${sum(3)}`);
-  console.log(`  pages compacted by the background thread: ${Atomics.load(ctl, 4 + args.workers * 4)}`);
-  console.log(`  mm_stat  ${dev.mmStat().trimEnd()}`);
-  console.log(`  io_stat  ${dev.ioStat().trimEnd()}`);
-  console.log(`  buddyinfo ${dev.pool.buddyinfo().join(' ')}`);
-  console.log('  pool.verify(): ok\n');
-  console.log(dev.pool.lockStatText().split('\n').slice(0, 16).join('\n'));
-  dev.close();
+  console.log(`  pages written ${counters.written} (${((counters.written * 4096) / secs / 1e6).toFixed(1)} MB/s), read ${counters.read} (${((counters.read * 4096) / secs / 1e6).toFixed(1)} MB/s), discarded ${counters.discarded}, failed writes ${counters.failedWrites}`);
+  console.log(`  written back ${counters.writeback}, swapped in ${counters.swapIn}; background compaction: ${JSON.stringify(st.compaction)}`);
+  console.log(`  mm_stat    ${st.mmStat.trimEnd()}`);
+  console.log(`  io_stat    ${st.ioStat.trimEnd()}`);
+  console.log(`  bd_stat    ${st.bdStat.trimEnd()}`);
+  console.log(`  buddyinfo  ${st.buddyinfo.join(' ')}`);
+  console.log(`  worker failures: ${st.failures.length === 0 ? 'none' : JSON.stringify(st.failures)}; pool.verify(): ok\n`);
+  console.log(st.lockStat.split('\n').slice(0, 20).join('\n'));
 }
 
 main().catch((e: unknown) => { console.error(e instanceof Error ? e.message : e); process.exit(1); });
