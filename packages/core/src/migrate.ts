@@ -177,12 +177,12 @@ export function migrateFrame(pool: ZsPool, pfn: number, target: number): number 
   return MIGRATE_OK;
 }
 
-/** Isolates and migrates one frame to any free frame; putback on failure. */
+/**
+ * Migrates one zspage frame to any free frame, isolating it for the duration of
+ * one hold of the locks (the frame compactor isolates first and migrates later).
+ */
 export function migratePage(pool: ZsPool, pfn: number): number {
-  if (!isolateFrame(pool, pfn)) { pool.bump(P_MIG_GONE); return MIGRATE_GONE; }
-  const r = migrateFrame(pool, pfn, -1);
-  if (r !== MIGRATE_OK && r !== MIGRATE_GONE) putbackFrame(pool, pfn);
-  return r;
+  return migrateFrame(pool, pfn, -1);
 }
 
 function hasFreeBlock(pool: ZsPool, order: number): boolean {

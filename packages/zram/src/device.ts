@@ -393,6 +393,7 @@ export class ZramDevice {
   reset(): void {
     const pages = Atomics.load(this.st, S.DISKSIZE_PAGES);
     Atomics.store(this.st, S.DISKSIZE_PAGES, 0);
+    this.slots.refresh();
     for (let i = 0; i < pages; i++) {
       this.slots.lock(i);
       try {
@@ -529,6 +530,7 @@ export class ZramDevice {
     const pages = this.pages;
     const slots = this.slots;
     let marked = 0;
+    this.slots.refresh();
     for (let i = 0; i < pages; i++) {
       if (!SlotTable.allocated(slots.flags(i))) continue;
       slots.lock(i);
@@ -583,6 +585,7 @@ export class ZramDevice {
     let written = 0;
     let blk = 0;
     let failure: Error | undefined;
+    slots.refresh();
     for (let i = lo; i <= hi; i++) {
       if (!this.writebackCandidate(slots.flags(i), filter)) continue;
       slots.lock(i);
@@ -692,6 +695,7 @@ export class ZramDevice {
     const pages = this.pages;
     let left = maxPages;
     let done = 0;
+    this.slots.refresh();
     for (let i = 0; i < pages; i++) {
       if (maxPages !== 0 && left === 0) break;
       if (!this.recompressCandidate(slots.flags(i), filter, prioMax)) continue;
@@ -737,6 +741,7 @@ export class ZramDevice {
   blockState(): string {
     let s = '';
     const pages = this.pages;
+    this.slots.refresh();
     for (let i = 0; i < pages; i++) {
       const f = this.slots.flags(i);
       if (!SlotTable.allocated(f)) continue;
@@ -768,6 +773,7 @@ export class ZramDevice {
     const fail = (msg: string): never => {
       throw new Error(`zram verify: ${msg}`);
     };
+    this.slots.refresh();
     for (let i = 0; i < pages; i++) {
       const f = slots.flags(i);
       if (f & ZRAM_ENTRY_LOCK) fail(`slot ${i} is locked`);
@@ -867,6 +873,7 @@ export class ZramDevice {
     if (!(typeof index === 'number' && Number.isInteger(index) && index >= 0 && index < pages)) {
       throw new RangeError(`page index ${String(index)} outside the device (${pages} pages)`);
     }
+    this.slots.cover(index);
   }
 
   private checkRange(offset: number, length: number, op: string): void {
