@@ -59,9 +59,9 @@ export interface RunResult {
 }
 
 /** Runs a client binary to completion (the server runs in this process, so never spawnSync). */
-export function run(cmd: string, args: string[], opts: { timeoutMs?: number; input?: Buffer } = {}): Promise<RunResult> {
+export function run(cmd: string, args: string[], opts: { timeoutMs?: number; input?: Buffer; cwd?: string } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], cwd: opts.cwd });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
@@ -80,7 +80,7 @@ export function run(cmd: string, args: string[], opts: { timeoutMs?: number; inp
 }
 
 /** Throws with the client's output unless it exited 0. */
-export async function runOk(cmd: string, args: string[], opts?: { timeoutMs?: number }): Promise<RunResult> {
+export async function runOk(cmd: string, args: string[], opts?: { timeoutMs?: number; cwd?: string }): Promise<RunResult> {
   const r = await run(cmd, args, opts);
   if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code ?? r.signal}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
   return r;
@@ -89,7 +89,7 @@ export async function runOk(cmd: string, args: string[], opts?: { timeoutMs?: nu
 /** A minimal NBD client over a raw socket. */
 export class RawClient {
   readonly socket: net.Socket;
-  private buf = Buffer.alloc(0);
+  private readonly q = new nbd.ByteQueue();
   private waiters: (() => void)[] = [];
   closed = false;
   readonly whenClosed: Promise<void>;
@@ -100,7 +100,7 @@ export class RawClient {
   private constructor(socket: net.Socket) {
     this.socket = socket;
     socket.on('data', (b: Buffer) => {
-      this.buf = this.buf.length ? Buffer.concat([this.buf, b]) : b;
+      this.q.push(b);
       this.wake();
     });
     socket.on('error', () => {});
@@ -127,23 +127,21 @@ export class RawClient {
   }
 
   get buffered(): number {
-    return this.buf.length;
+    return this.q.length;
   }
 
   /** Exactly n bytes; rejects if the socket closes first. */
   async read(n: number, timeoutMs = 10_000): Promise<Buffer> {
     const deadline = Date.now() + timeoutMs;
-    while (this.buf.length < n) {
-      if (this.closed) throw new Error(`connection closed with ${this.buf.length}/${n} bytes`);
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${n} bytes (${this.buf.length} in)`);
+    while (this.q.length < n) {
+      if (this.closed) throw new Error(`connection closed with ${this.q.length}/${n} bytes`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${n} bytes (${this.q.length} in)`);
       await new Promise<void>((resolve) => {
         this.waiters.push(resolve);
         setTimeout(resolve, 100);
       });
     }
-    const out = this.buf.subarray(0, n);
-    this.buf = this.buf.subarray(n);
-    return out;
+    return this.q.take(n);
   }
 
   write(b: Uint8Array): void {
@@ -191,7 +189,9 @@ export class RawClient {
    * so the data can be consumed; structured replies are self-describing.
    */
   async reply(readLengths?: Map<number, number>): Promise<{ cookie: number; error: number; data?: Buffer; message?: string }> {
-    const magic = (await this.peek(4)).readUInt32BE(0);
+    const deadline = Date.now() + 10_000;
+    while (this.q.length < 4) await this.waitMore(deadline);
+    const magic = ((this.q.byteAt(0) << 24) | (this.q.byteAt(1) << 16) | (this.q.byteAt(2) << 8) | this.q.byteAt(3)) >>> 0;
     if (magic === nbd.NBD_SIMPLE_REPLY_MAGIC) {
       const h = await this.read(16);
       const r = nbd.decodeSimpleReply(h)!;
@@ -214,10 +214,13 @@ export class RawClient {
     throw new Error(`bad reply magic 0x${magic.toString(16)}`);
   }
 
-  private async peek(n: number): Promise<Buffer> {
-    const b = await this.read(n);
-    this.buf = Buffer.concat([b, this.buf]);
-    return b;
+  private async waitMore(deadline: number): Promise<void> {
+    if (this.closed) throw new Error(`connection closed with ${this.q.length} bytes`);
+    if (Date.now() > deadline) throw new Error('timed out waiting for a reply');
+    await new Promise<void>((resolve) => {
+      this.waiters.push(resolve);
+      setTimeout(resolve, 100);
+    });
   }
 
   close(): void {

@@ -43,7 +43,7 @@ function mixedContent(): Buffer {
   return b;
 }
 
-describe.skipIf(skip !== null)('nbdcopy', () => {
+describe.skipIf(skip !== null)(skip ?? 'nbdcopy', () => {
   let s: Served;
   let dir: string;
   beforeAll(async () => {
@@ -62,7 +62,6 @@ describe.skipIf(skip !== null)('nbdcopy', () => {
     fs.writeFileSync(inFile, src);
 
     await runOk('nbdcopy', [inFile, s.uri], { timeoutMs: 40_000 });
-    const stored = s.dev.statValues();
     await runOk('nbdcopy', [s.uri, outFile], { timeoutMs: 40_000 });
 
     const out = fs.readFileSync(outFile);
@@ -78,7 +77,6 @@ describe.skipIf(skip !== null)('nbdcopy', () => {
     const [origDataSize, comprDataSize] = mm;
     expect(origDataSize).toBeGreaterThan(SIZE / 2);
     expect(comprDataSize).toBeLessThan(origDataSize! * 0.7);
-    expect(stored).toBeDefined();
     s.dev.verify();
   }, 60_000);
 });

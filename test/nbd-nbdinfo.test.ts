@@ -6,7 +6,7 @@ import { missing, run, runOk, serve, type Served } from './nbd-helpers.js';
 const skip = missing('nbdinfo');
 const SIZE = 48 << 20;
 
-describe.skipIf(skip !== null)('nbdinfo', () => {
+describe.skipIf(skip !== null)(skip ?? 'nbdinfo', () => {
   let s: Served;
   beforeAll(async () => {
     s = await serve({ disksize: SIZE });

@@ -42,6 +42,21 @@ const ALLOWED_FLAGS: Record<number, number> = {
 
 type Phase = 'handshake' | 'transmission' | 'closing' | 'closed';
 
+export interface ConnectionStats {
+  id: number;
+  phase: Phase;
+  /** Structured replies negotiated. */
+  structured: boolean;
+  /** Requests being served now. */
+  inflight: number;
+  /** Their data bytes (READ lengths and WRITE payloads). */
+  inflightBytes: number;
+  /** Requests answered so far. */
+  requests: number;
+  /** Reply bytes queued in the socket, not yet handed to the kernel. */
+  queuedReplyBytes: number;
+}
+
 export class NbdConnection {
   readonly socket: Socket;
   readonly id: number;
@@ -53,6 +68,7 @@ export class NbdConnection {
   private inflight = 0;
   private inflightBytes = 0;
   private needDrain = false;
+  private corked = false;
   private pumping = false;
   private readonly closed: Promise<void>;
   private killTimer: NodeJS.Timeout | null = null;
@@ -83,6 +99,19 @@ export class NbdConnection {
     this.send(nbd.encodeGreeting(HANDSHAKE_FLAGS));
   }
 
+  /** A snapshot for diagnostics and tests. */
+  stats(): ConnectionStats {
+    return {
+      id: this.id,
+      phase: this.phase,
+      structured: this.structured,
+      inflight: this.inflight,
+      inflightBytes: this.inflightBytes,
+      requests: this.requests,
+      queuedReplyBytes: this.socket.writableLength,
+    };
+  }
+
   /** Resolves when the socket has closed. */
   whenClosed(): Promise<void> {
     return this.closed;
@@ -108,7 +137,7 @@ export class NbdConnection {
     this.pumping = true;
     try {
       while (this.phase === 'handshake' || this.phase === 'transmission') {
-        if (this.phase === 'transmission' && this.congested()) {
+        if (this.congested()) {
           this.socket.pause();
           return;
         }
@@ -122,6 +151,7 @@ export class NbdConnection {
     }
   }
 
+  /** Reading waits while replies back up in the socket (also option replies: a client may flood LIST) or too much is in flight. */
   private congested(): boolean {
     return this.needDrain || this.inflight >= this.cfg.maxInflight || this.inflightBytes >= this.cfg.maxInflightBytes;
   }
@@ -179,10 +209,7 @@ export class NbdConnection {
       }
       case 'abort':
         this.send(nbd.encodeOptionReply(option, nbd.NBD_REP_ACK));
-        this.phase = 'closing';
-        this.decoder.kill();
-        this.socket.end();
-        return;
+        return this.endSoon();
       case 'list':
         this.send(nbd.encodeServerReply(this.cfg.exportName, this.cfg.description));
         this.send(nbd.encodeOptionReply(option, nbd.NBD_REP_ACK));
@@ -273,21 +300,26 @@ export class NbdConnection {
     this.inflightBytes += bytes;
     op.then(
       (data) => {
-        if (req.type === nbd.NBD_CMD_READ) this.replyData(req, data as Uint8Array);
-        else this.replyOk(req);
+        if (req.type !== nbd.NBD_CMD_READ) this.replyOk(req);
+        else if (data instanceof Uint8Array && data.length === req.length) this.replyData(req, data);
+        else this.replyError(req, nbd.NBD_EIO, `backend returned ${data instanceof Uint8Array ? data.length : typeof data} bytes for a read of ${req.length}`);
+        this.done(bytes);
       },
       (err: unknown) => {
         const error = nbdErrorOf(err);
         const msg = err instanceof Error ? err.message : String(err);
         if (error === nbd.NBD_EIO) this.cfg.log(`nbd[${this.id}]: I/O error on command ${req.type} [${req.offset}, +${req.length}): ${msg}`);
         this.replyError(req, error, msg);
+        this.done(bytes);
       },
-    ).finally(() => {
-      this.inflight--;
-      this.inflightBytes -= bytes;
-      if (this.phase === 'closing') this.maybeEnd();
-      else this.pump();
-    });
+    );
+  }
+
+  private done(bytes: number): void {
+    this.inflight--;
+    this.inflightBytes -= bytes;
+    if (this.phase === 'closing') this.maybeEnd();
+    else this.pump();
   }
 
   // ---------------------------------------------------------------- replies
@@ -318,19 +350,39 @@ export class NbdConnection {
     }
   }
 
+  /**
+   * Replies finished in the same turn of the event loop leave in one writev:
+   * the socket is corked at the first reply and uncorked on the next tick
+   * (which Node runs once the current microtasks are done). Each reply is
+   * written whole, so replies never interleave.
+   */
+  private batch(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    process.nextTick(this.uncork);
+  }
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+    if (this.socket.writableNeedDrain) this.needDrain = true;
+  };
+
   private send(buf: Uint8Array): void {
-    if (this.socket.destroyed || this.socket.writableEnded) return;
-    if (!this.socket.write(buf)) this.needDrain = true;
+    const s = this.socket;
+    if (s.destroyed || s.writableEnded) return;
+    this.batch();
+    if (!s.write(buf)) this.needDrain = true;
   }
 
   /** A header and its data as one reply: nothing can come between them. */
   private send2(header: Uint8Array, data: Uint8Array): void {
     const s = this.socket;
     if (s.destroyed || s.writableEnded) return;
-    s.cork();
+    this.batch();
     s.write(header);
     if (!s.write(data)) this.needDrain = true;
-    s.uncork();
   }
 
   // ---------------------------------------------------------------- ending
@@ -346,11 +398,7 @@ export class NbdConnection {
 
   private maybeEnd(): void {
     if (this.inflight > 0 || this.socket.writableEnded) return;
-    this.socket.resume(); // let the peer's FIN in (reading may have been paused for flow control)
-    this.socket.end();
-    // A peer that never closes its side is cut off after a grace period.
-    this.killTimer = setTimeout(() => this.socket.destroy(), 2000);
-    this.killTimer.unref();
+    this.endSoon();
   }
 
   /** A violation that makes the rest of the stream meaningless (bad magic): answer what is in flight, then close. */
@@ -362,8 +410,14 @@ export class NbdConnection {
 
   private hardDisconnect(reason: string): void {
     this.cfg.log(`nbd[${this.id}]: disconnecting: ${reason}`);
+    this.endSoon();
+  }
+
+  /** Stops reading, sends what is queued, closes; a peer that keeps its side open is cut off after 2 s. */
+  private endSoon(): void {
     this.phase = 'closing';
     this.decoder.kill();
+    this.socket.resume();
     this.socket.end();
     this.killTimer = setTimeout(() => this.socket.destroy(), 2000);
     this.killTimer.unref();

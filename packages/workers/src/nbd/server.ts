@@ -6,7 +6,7 @@
 
 import net from 'node:net';
 import { WriteTracker, type BlockBackend } from './backend.js';
-import { NbdConnection, type ConnectionConfig } from './connection.js';
+import { NbdConnection, type ConnectionConfig, type ConnectionStats } from './connection.js';
 
 export interface NbdServerOptions {
   backend: BlockBackend;
@@ -22,7 +22,7 @@ export interface NbdServerOptions {
   maxPayload?: number;
   /** Requests in flight per connection before reading pauses (default 128). */
   maxInflight?: number;
-  /** Request bytes in flight per connection before reading pauses (default 64 MiB). */
+  /** Request bytes in flight per connection before reading pauses (default 32 MiB). */
   maxInflightBytes?: number;
   /** Advertise NBD_FLAG_CAN_MULTI_CONN (default true: flush covers every connection). */
   multiConn?: boolean;
@@ -58,7 +58,7 @@ export class NbdServer {
       description: options.description ?? 'zram block device (zsmalloc in shared memory)',
       maxPayload: options.maxPayload ?? 32 * 1024 * 1024,
       maxInflight: options.maxInflight ?? 128,
-      maxInflightBytes: options.maxInflightBytes ?? 64 * 1024 * 1024,
+      maxInflightBytes: options.maxInflightBytes ?? 32 * 1024 * 1024,
       multiConn: options.multiConn ?? true,
       log: options.log ?? (() => {}),
       debug: options.debug ?? false,
@@ -130,6 +130,11 @@ export class NbdServer {
   /** Live client connections. */
   get connections(): number {
     return this.conns.size;
+  }
+
+  /** Per-connection snapshot (phase, requests in flight, queued reply bytes). */
+  stats(): ConnectionStats[] {
+    return [...this.conns].map((c) => c.stats());
   }
 
   /**
