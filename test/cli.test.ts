@@ -60,7 +60,7 @@ describe('zram CLI', () => {
   });
 
   it.skipIf(!has('nbdcopy'))('nbdcopy copies a mixed-content file in and out byte-identical through the service', () => {
-    const size = 16 << 20;
+    const size = 64 << 20;
     const data = Buffer.alloc(size);
     for (let i = 0; i < size / 4096; i++) {
       const page = data.subarray(i * 4096, (i + 1) * 4096);
@@ -82,6 +82,17 @@ describe('zram CLI', () => {
       '-c', 'write -P 0x11 200003584 512', '-c', 'read -P 0x11 200003584 512'], { encoding: 'utf8' });
     expect(r.status).toBe(0);
     expect(r.stdout + r.stderr).not.toMatch(/Pattern verification failed/);
+  });
+
+  it.skipIf(!has('fio'))("fio's nbd engine: random writes with verify=crc32c report zero errors", () => {
+    const r = spawnSync('fio', ['--name=verify', '--ioengine=nbd', `--uri=nbd://127.0.0.1:${port}/zram0`, '--rw=randwrite', '--bs=4k',
+      '--iodepth=16', '--size=16M', '--offset=128M', '--verify=crc32c', '--do_verify=1', '--verify_fatal=1', '--verify_state_save=0',
+      '--buffer_compress_percentage=50', '--refill_buffers', '--output-format=json'], { encoding: 'utf8', cwd: dir, timeout: 120_000 });
+    expect(r.status).toBe(0);
+    const job = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))).jobs[0];
+    expect(job.error).toBe(0);
+    expect(job.write.io_bytes).toBe(16 << 20);
+    expect(job.read.io_bytes).toBe(16 << 20); // the verify pass read everything back
   });
 
   it('zram stat shows the zramctl table and the kernel stat files; control commands act on the server', () => {

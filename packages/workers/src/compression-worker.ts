@@ -11,24 +11,28 @@ export interface BatchTask {
   op: 'write' | 'read';
   device: ZramShared;
   staging: SharedArrayBuffer;
+  indices: SharedArrayBuffer;
   batchPages: number;
   slot: number;
-  first: number;
+  /** Pages staged in the slot; their device indexes are in `indices`. */
   count: number;
 }
+
+export interface PageError { k: number; code: string; message: string }
 
 export interface BatchResult {
   threadId: number;
   cpu: number;
-  done: number;
-  /** The first page that failed, with its error, or null. */
-  error: { page: number; name: string; code: string; message: string } | null;
+  /** Pages of the batch that failed (by position in the slot), each with its error. */
+  errors: PageError[];
 }
 
 let dev: ZramDevice | null = null;
 let devShared: ZramShared | null = null;
 let pageViews: Uint8Array[] = [];
 let stagingSab: SharedArrayBuffer | null = null;
+let indexSab: SharedArrayBuffer | null = null;
+let indices: Int32Array<ArrayBufferLike> = new Int32Array(0);
 
 function setup(task: BatchTask): void {
   if (devShared !== task.device) {
@@ -42,23 +46,30 @@ function setup(task: BatchTask): void {
     // one view per staging page, made once: the hot loop allocates nothing
     pageViews = Array.from({ length: n }, (_, i) => new Uint8Array(task.staging, i * PAGE_SIZE, PAGE_SIZE));
   }
+  if (indexSab !== task.indices) {
+    indexSab = task.indices;
+    indices = new Int32Array(task.indices);
+  }
+}
+
+function codeOf(e: unknown): string {
+  if (e instanceof ZsError || e instanceof ZramError) return String(e.code);
+  return e instanceof RangeError ? 'ERANGE' : 'EIO';
 }
 
 export default function run(task: BatchTask): BatchResult {
   setup(task);
   const d = dev!;
   const base = task.slot * task.batchPages;
-  let done = 0;
-  try {
-    if (task.op === 'write') {
-      for (; done < task.count; done++) d.writePage(task.first + done, pageViews[base + done]!);
-    } else {
-      for (; done < task.count; done++) d.readPage(task.first + done, pageViews[base + done]!);
+  const errors: PageError[] = [];
+  const write = task.op === 'write';
+  for (let k = 0; k < task.count; k++) {
+    try {
+      if (write) d.writePage(indices[base + k]!, pageViews[base + k]!);
+      else d.readPage(indices[base + k]!, pageViews[base + k]!);
+    } catch (e) {
+      errors.push({ k, code: codeOf(e), message: (e as Error).message });
     }
-    return { threadId, cpu: d.pool.cpu, done, error: null };
-  } catch (e) {
-    const err = e as Error & { code?: string };
-    const code = e instanceof ZsError || e instanceof ZramError ? String(err.code) : e instanceof RangeError ? 'ERANGE' : 'EIO';
-    return { threadId, cpu: d.pool.cpu, done, error: { page: task.first + done, name: err.name, code, message: err.message } };
   }
+  return { threadId, cpu: d.pool.cpu, errors };
 }

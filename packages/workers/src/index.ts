@@ -2,3 +2,7 @@
 // pool, swap I/O worker, compaction/migration worker) and the swap-storm main job.
 export { ZramService, WorkerFailedError, type ServiceOptions, type ServiceStats, type WorkerFailure, type CompactionOptions } from './service.js';
 export { StagingArea } from './staging.js';
+export * from './nbd/index.js';
+export { ServiceBackend } from './nbd/service-backend.js';
+export { ControlServer, controlRequest, defaultControlPath } from './control.js';
+export { parseSize } from './size.js';

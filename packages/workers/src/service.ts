@@ -13,7 +13,7 @@ import { PAGE_SIZE, ZsError, type LockMode } from '@zsmalloc/core';
 import { ZramDevice, ZramError, type RecompressRequest } from '@zsmalloc/zram';
 import type { CompactionApi } from './compaction-worker.js';
 import { nodeEndpoint } from './comlink-node.js';
-import type { BatchResult, BatchTask } from './compression-worker.js';
+import type { BatchResult, BatchTask, PageError } from './compression-worker.js';
 import { StagingArea } from './staging.js';
 import type { SwapIoApi } from './swap-io-worker.js';
 
@@ -34,7 +34,7 @@ export interface ServiceOptions {
   lockMode?: LockMode;
   lockStat?: boolean;
   chainSize?: number;
-  /** Pool cap in bytes (default: disksize, at least 64 MiB). */
+  /** Pool cap in bytes (default: 1.25 x disksize + 1 MiB, at least 64 MiB). */
   maxBytes?: number;
   /** Background compaction; false turns it off (on-demand compaction still works). */
   compaction?: CompactionOptions | false;
@@ -89,6 +89,14 @@ export class ZramService {
   private readonly compactionApi: Comlink.Remote<CompactionApi>;
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly compressionThreads = new Set<number>();
+  private readonly writeQ: PageRequest[] = [];
+  private readonly readQ: PageRequest[] = [];
+  /** Which request and page each staged page belongs to (no allocation per page). */
+  private readonly slotReq: (PageRequest | null)[];
+  private readonly slotPage: Int32Array;
+  private tasksInFlight = 0;
+  /** Tasks in flight: two per worker, so requests queue up and coalesce meanwhile. */
+  private readonly maxTasks: number;
   private closed = false;
   private swapAlive = true;
   private compactionAlive = true;
@@ -104,11 +112,15 @@ export class ZramService {
     this.device = ZramDevice.create({
       disksize, algorithm: opts.algorithm ?? 'lz4', memLimit: opts.memLimit ?? 0, backingFile: opts.backingFile,
       pool: {
-        maxBytes: opts.maxBytes ?? Math.max(disksize, 64 << 20), chainSize: opts.chainSize ?? 8,
+        // room above disksize: zram allocates a page's new object before freeing the old one
+        maxBytes: opts.maxBytes ?? Math.max(Math.ceil(disksize * 1.25) + (1 << 20), 64 << 20), chainSize: opts.chainSize ?? 8,
         lockMode: opts.lockMode ?? 'class', lockStat: opts.lockStat ?? false, name: 'zram0',
       },
     });
-    this.staging = new StagingArea(this.compressionWorkers * 4, batchPages);
+    this.staging = new StagingArea(this.compressionWorkers * 2, batchPages);
+    this.maxTasks = this.compressionWorkers * 2;
+    this.slotReq = new Array<PageRequest | null>(this.staging.slots * batchPages).fill(null);
+    this.slotPage = new Int32Array(this.staging.slots * batchPages);
     this.piscina = new Piscina({
       filename: new URL('./compression-worker.js', import.meta.url).href,
       minThreads: this.compressionWorkers,
@@ -195,30 +207,76 @@ export class ZramService {
     }
   }
 
-  private async runBatch(op: 'write' | 'read', first: number, count: number, src: Uint8Array | null, dst: Uint8Array | null, at: number): Promise<void> {
-    const slot = await this.staging.acquire();
-    try {
-      const off = this.staging.offset(slot);
-      if (src) this.staging.bytes.set(src.subarray(at, at + count * PAGE_SIZE), off);
+  /**
+   * Queues a page request. Requests are cut into batches by pump(): a batch takes
+   * pages from the head of the queue, possibly from several small requests, so a
+   * queue of 4 KiB requests (an NBD client at queue depth 16) shares tasks.
+   */
+  private submit(op: 'write' | 'read', first: number, count: number, buf: Uint8Array): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const req: PageRequest = { op, first, count, buf, next: 0, pending: count, error: null, resolve, reject };
+      if (count === 0) { resolve(); return; }
+      (op === 'write' ? this.writeQ : this.readQ).push(req);
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    const st = this.staging;
+    const bp = st.batchPages;
+    while (this.tasksInFlight < this.maxTasks && (this.writeQ.length > 0 || this.readQ.length > 0)) {
+      const slot = st.tryAcquire();
+      if (slot < 0) return;
+      // the longer queue goes first; within a queue, first come first served
+      const q = this.readQ.length > this.writeQ.length ? this.readQ : this.writeQ;
+      const op = q === this.readQ ? 'read' : 'write';
+      const base = slot * bp;
+      const off = st.offset(slot);
+      let n = 0;
+      while (n < bp && q.length > 0) {
+        const req = q[0]!;
+        while (n < bp && req.next < req.count) {
+          const page = req.next++;
+          st.indices[base + n] = req.first + page;
+          if (op === 'write') st.bytes.set(req.buf.subarray(page * PAGE_SIZE, (page + 1) * PAGE_SIZE), off + n * PAGE_SIZE);
+          this.slotReq[base + n] = req;
+          this.slotPage[base + n] = page;
+          n++;
+        }
+        if (req.next === req.count) q.shift();
+      }
+      this.tasksInFlight++;
       const task: BatchTask = {
-        op, device: this.device.shared, staging: this.staging.sab, batchPages: this.staging.batchPages, slot, first, count,
+        op, device: this.device.shared, staging: st.sab, indices: st.indexSab, batchPages: bp, slot, count: n,
       };
-      let r: BatchResult;
-      try {
-        r = await this.piscina.run(task);
-      } catch (e) {
-        throw new WorkerFailedError('compression', e instanceof Error ? e.message : String(e), e);
-      }
-      if (r.error) {
-        const { code, message } = r.error;
-        if (code === 'ERANGE') throw new RangeError(message);
-        if (code === 'EIO' || code === 'ENODEV') throw new ZramError(code, message);
-        throw new ZsError(code as ZsError['code'], message);
-      }
-      if (dst) dst.set(this.staging.bytes.subarray(off, off + count * PAGE_SIZE), at);
-    } finally {
-      this.staging.release(slot);
+      this.piscina.run(task).then(
+        (r: BatchResult) => this.complete(slot, n, op, r.errors, null),
+        (e: unknown) => this.complete(slot, n, op, [], new WorkerFailedError('compression', e instanceof Error ? e.message : String(e), e)),
+      );
     }
+  }
+
+  private complete(slot: number, n: number, op: 'write' | 'read', errors: PageError[], failure: Error | null): void {
+    const st = this.staging;
+    const base = slot * st.batchPages;
+    const off = st.offset(slot);
+    let e = 0;
+    for (let k = 0; k < n; k++) {
+      const req = this.slotReq[base + k]!;
+      const page = this.slotPage[base + k]!;
+      this.slotReq[base + k] = null;
+      let err: Error | null = failure;
+      if (e < errors.length && errors[e]!.k === k) err ??= rebuildError(errors[e++]!);
+      if (err) req.error ??= err;
+      else if (op === 'read') req.buf.set(st.bytes.subarray(off + k * PAGE_SIZE, off + (k + 1) * PAGE_SIZE), page * PAGE_SIZE);
+      if (--req.pending === 0) {
+        if (req.error) req.reject(req.error);
+        else req.resolve();
+      }
+    }
+    st.release(slot);
+    this.tasksInFlight--;
+    this.pump();
   }
 
   /** Writes whole pages starting at page `firstIndex`; bytes.length is a multiple of 4096. */
@@ -227,12 +285,7 @@ export class ZramService {
     if (!(bytes instanceof Uint8Array) || bytes.length % PAGE_SIZE !== 0) throw new RangeError('writePages needs a Uint8Array of whole 4096-byte pages');
     const count = bytes.length / PAGE_SIZE;
     this.checkRange(firstIndex, count);
-    const batches: Promise<void>[] = [];
-    const bp = this.staging.batchPages;
-    for (let k = 0; k < count; k += bp) {
-      batches.push(this.runBatch('write', firstIndex + k, Math.min(bp, count - k), bytes, null, k * PAGE_SIZE));
-    }
-    return this.track(settleAll(batches));
+    return this.track(this.submit('write', firstIndex, count, bytes));
   }
 
   /** Reads `count` pages starting at page `firstIndex`. */
@@ -240,12 +293,8 @@ export class ZramService {
     this.checkOpen();
     this.checkRange(firstIndex, count);
     const out = new Uint8Array(count * PAGE_SIZE);
-    const batches: Promise<void>[] = [];
-    const bp = this.staging.batchPages;
-    for (let k = 0; k < count; k += bp) {
-      batches.push(this.runBatch('read', firstIndex + k, Math.min(bp, count - k), null, out, k * PAGE_SIZE));
-    }
-    return this.track(settleAll(batches).then(() => out));
+    await this.track(this.submit('read', firstIndex, count, out));
+    return out;
   }
 
   /** Frees whole pages in [offset, offset+length) (bytes); cheap, done on this thread. */
@@ -329,10 +378,25 @@ export class ZramService {
   }
 }
 
-/** Waits for every batch; rejects with the first error once all have settled. */
-async function settleAll(ps: Promise<void>[]): Promise<void> {
-  const rs = await Promise.allSettled(ps);
-  for (const r of rs) if (r.status === 'rejected') throw r.reason;
+interface PageRequest {
+  op: 'write' | 'read';
+  first: number;
+  count: number;
+  buf: Uint8Array;
+  /** Next page to stage. */
+  next: number;
+  /** Pages not yet completed. */
+  pending: number;
+  error: Error | null;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+/** Turns a page error reported by a worker back into the typed error it was. */
+function rebuildError(e: PageError): Error {
+  if (e.code === 'ERANGE') return new RangeError(e.message);
+  if (e.code === 'EIO' || e.code === 'ENODEV') return new ZramError(e.code, e.message);
+  return new ZsError(e.code as ZsError['code'], e.message);
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | null> {

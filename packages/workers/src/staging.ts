@@ -1,13 +1,17 @@
 // Staging buffers: the data plane between the service and its compression
-// workers. One SharedArrayBuffer holds `slots` batches of `batchPages` pages; a
-// task names a slot, never carries page bytes. Slots are handed out by the
-// service thread only (a free stack and a FIFO of waiters), so no locks are needed.
+// workers. One SharedArrayBuffer holds `slots` batches of `batchPages` pages, and
+// a second one the device page index of each staged page (a batch may gather
+// pages of several requests); a task names a slot and a count, never carries page
+// bytes. Slots are handed out by the service thread only, so no locks are needed.
 
 import { PAGE_SIZE } from '@zsmalloc/core';
 
 export class StagingArea {
   readonly sab: SharedArrayBuffer;
   readonly bytes: Uint8Array;
+  /** Page index of each staged page: [slot * batchPages + k]. */
+  readonly indexSab: SharedArrayBuffer;
+  readonly indices: Int32Array;
   readonly slots: number;
   readonly batchPages: number;
   private readonly free: number[] = [];
@@ -18,6 +22,8 @@ export class StagingArea {
     this.batchPages = batchPages;
     this.sab = new SharedArrayBuffer(slots * batchPages * PAGE_SIZE);
     this.bytes = new Uint8Array(this.sab);
+    this.indexSab = new SharedArrayBuffer(slots * batchPages * 4);
+    this.indices = new Int32Array(this.indexSab);
     for (let s = slots - 1; s >= 0; s--) this.free.push(s);
   }
 
@@ -30,6 +36,11 @@ export class StagingArea {
     const s = this.free.pop();
     if (s !== undefined) return Promise.resolve(s);
     return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** A free slot now, or -1. */
+  tryAcquire(): number {
+    return this.free.pop() ?? -1;
   }
 
   release(slot: number): void {
