@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ZsError, type LockMode } from '@zsmalloc/core';
 import { fillPage, swapLikeKind } from '@zsmalloc/zram';
-import { WorkerFailedError, ZramService } from '@zsmalloc/workers';
+import { WorkerFailedError, ZramService, wrapControl } from '@zsmalloc/workers';
 
 const dir = mkdtempSync(join(tmpdir(), 'zram-svc-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -85,6 +85,31 @@ describe.each<LockMode>(['class', 'pool'])('ZramService integrity under every th
     await svc.close();
     svc.pool.verify();
   }, 240_000);
+});
+
+describe('ZramService control plane', () => {
+  it('serves stats, triggers and configuration over comlink to another port', async () => {
+    const { MessageChannel } = await import('node:worker_threads');
+    const svc = await ZramService.start({ disksize: 4 << 20, compressionWorkers: 1, lockStat: true });
+    const { port1, port2 } = new MessageChannel();
+    svc.exposeControl(port1);
+    const remote = wrapControl(port2);
+    const page = new Uint8Array(8 * 4096);
+    for (let i = 0; i < 8; i++) fillPage(page.subarray(i * 4096, (i + 1) * 4096), 'text', i);
+    await svc.writePages(0, page);
+    const st = await remote.stats();
+    expect(st.mmStat.trim().split(/\s+/)[0]).toBe(String(8 * 4096));
+    expect(st.lockStat).toMatch(/lock_stat version 0.4/);
+    expect(st.buddyinfo.length).toBe(11);
+    expect(st.classes).toMatch(/^ class  size/);
+    expect(await remote.idle('all')).toBe(8);
+    await remote.setMemLimit(1 << 20);
+    expect(svc.device.memLimit).toBe(1 << 20);
+    expect(typeof (await remote.compact())).toBe('number');
+    port1.close();
+    port2.close();
+    await svc.close();
+  }, 60_000);
 });
 
 describe('ZramService failure handling', () => {

@@ -6,7 +6,7 @@
 // comlink; the data plane is shared memory, one task per batch, never per page.
 
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { Worker, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import { Piscina } from 'piscina';
 import { PAGE_SIZE, ZsError, type LockMode } from '@zsmalloc/core';
@@ -57,6 +57,19 @@ export class WorkerFailedError extends Error {
     this.name = 'WorkerFailedError';
     this.worker = worker;
   }
+}
+
+/** What exposeControl() offers over comlink. */
+export interface ServiceControl {
+  stats(): Promise<ServiceStats>;
+  compact(): Promise<number>;
+  frameCompact(order: number): Promise<{ migrated: number; success: boolean }>;
+  idle(arg: 'all' | number): Promise<number>;
+  writeback(mode: string): Promise<number>;
+  readback(first: number, count: number): Promise<number>;
+  recompress(req: RecompressRequest): Promise<number>;
+  setMemLimit(bytes: number): Promise<void>;
+  configureCompaction(opts: { thresholdPages?: number; intervalMs?: number; enabled?: boolean }): Promise<void>;
 }
 
 export interface ServiceStats {
@@ -359,6 +372,25 @@ export class ZramService {
     };
   }
 
+  /**
+   * The control plane for other threads: exposes stats, triggers and configuration
+   * over comlink on `port` (a MessagePort or Worker). Page data never goes this way.
+   */
+  exposeControl(port: MessagePort | Worker): void {
+    const api: ServiceControl = {
+      stats: () => this.stats(),
+      compact: () => this.compact(),
+      frameCompact: (order: number) => this.frameCompact(order),
+      idle: async (arg: 'all' | number) => this.idle(arg),
+      writeback: (mode: string) => this.writeback(mode),
+      readback: (first: number, count: number) => this.readback(first, count),
+      recompress: (req: RecompressRequest) => this.recompress(req),
+      setMemLimit: async (bytes: number) => this.setMemLimit(bytes),
+      configureCompaction: (opts) => this.configureCompaction(opts),
+    };
+    Comlink.expose(api, nodeEndpoint(port));
+  }
+
   /** Drains in-flight work, stops every thread and releases the device. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -376,6 +408,11 @@ export class ZramService {
     ]);
     this.device.close();
   }
+}
+
+/** The other end of exposeControl(): a comlink proxy of the service's control plane. */
+export function wrapControl(port: MessagePort | Worker): Comlink.Remote<ServiceControl> {
+  return Comlink.wrap<ServiceControl>(nodeEndpoint(port));
 }
 
 interface PageRequest {
