@@ -5,6 +5,7 @@
 // pool.verify() and checks every object's bytes, so the moves were real.
 
 import { MIGRATE_OK, PAGE_SIZE, ZsPool, migratePage } from '@zsmalloc/core';
+import { prng } from '@zsmalloc/zram';
 import { measure, type Case, type MicroConfig } from '../measure.js';
 import { linkBaselines, type BenchRow } from '../report.js';
 
@@ -14,16 +15,10 @@ const MIGRATE = 'migratePage (zspage frame)';
 const FRAME_ZSPAGE = 1;
 const FRAME_HUGE = 2;
 
-/** Small deterministic PRNG (mulberry32) so every run fills the pool the same way. */
+/** Deterministic [0, 1) numbers (zram's seeded generator) so every run fills the pool the same way. */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = prng(seed);
+  return () => next() / 4294967296;
 }
 
 /** A size mix like zram's: mostly 200..3000 bytes, some small, ~5% huge (stored raw). */
