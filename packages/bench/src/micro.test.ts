@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { microConfig } from './measure.js';
+import { MALLOC_SIZES, sizeLabel } from './micro/allocator.js';
 import { MICRO_BENCHMARKS, runMicro } from './micro/suite.js';
 import { formatTable, type BenchRow } from './report.js';
 
@@ -67,6 +68,39 @@ describe('micro-benchmarks (smoke)', () => {
         expect(read.targets?.length).toBe(1);
         expect(read.extra?.verified).toBe(true);
         expect(write.extra?.pages).toBe(cfg.zramPages);
+      }
+      if (b.name === 'malloc+free') {
+        // one malloc+free row per size, each next to its Map+Uint8Array baseline
+        for (const size of MALLOC_SIZES) {
+          const zs = rows.find((r) => r.name === `zs malloc+free ${sizeLabel(size)}`)!;
+          expect(zs.baseline).toBe(`Map+Uint8Array alloc/delete ${sizeLabel(size)}`);
+          expect(zs.ratio!).toBeGreaterThan(0);
+        }
+        expect(rows.length).toBe(2 * MALLOC_SIZES.length);
+      }
+      if (b.name === 'contended-locks') {
+        expect(rows.length).toBe(2);
+        const mutex = rows.find((r) => r.baseline !== undefined)!;
+        expect(mutex.extra?.threads).toBe(2);
+        expect(mutex.extra?.verified).toBe(true);
+        expect(rows[0]!.extra?.verified).toBe(true);
+        // every acquisition of both workers was counted by lock_stat (contentions may be 0 in a tiny run)
+        expect(mutex.extra?.acquisitions as number).toBeGreaterThanOrEqual(mutex.ops);
+        expect(mutex.extra?.contentions as number).toBeGreaterThanOrEqual(0);
+      }
+      if (b.name === 'codecs') {
+        for (const label of ['lz4-wasm', 'lz4-napi', 'deflate', 'brotli']) {
+          const c = rows.find((r) => r.name === `${label} compress 4KiB`)!;
+          const d = rows.find((r) => r.name === `${label} decompress 4KiB`)!;
+          for (const r of [c, d]) {
+            expect(Number.isFinite(r.mbPerSec)).toBe(true);
+            expect(r.mbPerSec!).toBeGreaterThan(0);
+            if (label !== 'lz4-wasm') expect(r.ratio!).toBeGreaterThan(0);
+          }
+          expect(c.extra?.verified).toBe(true);
+          expect(Number.isFinite(c.extra?.comprRatio as number)).toBe(true);
+          expect(c.extra?.comprRatio as number).toBeGreaterThan(0);
+        }
       }
     });
   }

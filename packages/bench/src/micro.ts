@@ -1,5 +1,6 @@
-// Entry point of `pnpm bench`: the micro-benchmarks (allocator, object access,
-// locks, mapping, page migration, zram page I/O), each next to its baseline in the same run.
+// Entry point of `pnpm bench`: the micro-benchmarks (allocator by size, object
+// access, locks uncontended and contended, mapping, page migration, zram page
+// I/O, codecs), each next to its baseline in the same run.
 // Usage: node packages/bench/dist/micro.js [--smoke] [--only name,...] [--json path|--no-json]
 
 import { runMicro } from './micro/suite.js';
@@ -13,7 +14,7 @@ function parseArgs(argv: string[]): { smoke: boolean; only?: string[]; jsonPath?
     else if (a === '--json') out.jsonPath = argv[++i] ?? null;
     else if (a === '--no-json') out.jsonPath = null;
     else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: micro.js [--smoke] [--only malloc,locks,...] [--json path | --no-json]\n');
+      process.stdout.write('usage: micro.js [--smoke] [--only malloc,locks,contended,codecs,...] [--json path | --no-json]\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }

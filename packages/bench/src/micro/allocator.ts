@@ -1,6 +1,7 @@
-// Allocator micro-benchmarks: a malloc+free pair of a 1 KiB object and a
+// Allocator micro-benchmarks: malloc+free pairs at several sizes (small, mid,
+// 1 KiB, a size whose objects straddle frames, the huge class) and a
 // write+read of a 1 KiB object on a ZsPool, each next to what a JavaScript user
-// would write instead (a Map of Uint8Arrays under integer keys).
+// would write instead (a Map of Uint8Arrays under integer keys) at the same size.
 
 import { ZsPool } from '@zsmalloc/core';
 import { measure, type Case, type MicroConfig } from '../measure.js';
@@ -10,42 +11,58 @@ export const OBJ_SIZE = 1024;
 /** Live objects kept in the pool (and the Map), so the pair runs in steady state, not on an empty class. */
 const LIVE = 100;
 
-/** malloc+free of a 1 KiB object vs new Uint8Array in a Map, set then deleted. */
+/**
+ * Sizes of the malloc+free pairs: small, mid, 1 KiB (the original row and its
+ * targets), 3000 B (objects straddle frame boundaries, near the huge
+ * threshold) and 4 KiB (the huge class: one object per frame).
+ */
+export const MALLOC_SIZES: readonly number[] = [32, 256, 1024, 3000, 4096];
+
+export function sizeLabel(size: number): string {
+  return size % 1024 === 0 ? `${size / 1024}KiB` : `${size}B`;
+}
+
+const mapName = (size: number): string => `Map+Uint8Array alloc/delete ${sizeLabel(size)}`;
+const zsName = (size: number): string => `zs malloc+free ${sizeLabel(size)}`;
+
+/** malloc+free of an object of each size vs new Uint8Array in a Map, set then deleted, at the same size. */
 export async function benchMallocFree(cfg: MicroConfig): Promise<BenchRow[]> {
   const pool = ZsPool.create({ maxBytes: 16 << 20, name: 'bench_malloc' });
   const live: number[] = [];
-  for (let i = 0; i < LIVE; i++) live.push(pool.malloc(OBJ_SIZE));
-  const map = new Map<number, Uint8Array>();
-  for (let i = 0; i < LIVE; i++) map.set(i, new Uint8Array(OBJ_SIZE));
+  const cases: Case[] = [];
   let key = LIVE;
-
-  const cases: Case[] = [
-    {
-      name: 'Map+Uint8Array alloc/delete 1KiB', group: 'allocator', batch: 20_000,
-      run(n) {
-        for (let i = 0; i < n; i++) {
-          const k = key;
-          map.set(k, new Uint8Array(OBJ_SIZE));
-          map.delete(k);
-          key = k + 1 < 1 << 30 ? k + 1 : LIVE;
-        }
-        return n;
+  for (const size of MALLOC_SIZES) {
+    for (let i = 0; i < LIVE; i++) live.push(pool.malloc(size));
+    const map = new Map<number, Uint8Array>();
+    for (let i = 0; i < LIVE; i++) map.set(i, new Uint8Array(size));
+    cases.push(
+      {
+        name: mapName(size), group: 'allocator', batch: 20_000,
+        run(n) {
+          for (let i = 0; i < n; i++) {
+            const k = key;
+            map.set(k, new Uint8Array(size));
+            map.delete(k);
+            key = k + 1 < 1 << 30 ? k + 1 : LIVE;
+          }
+          return n;
+        },
       },
-    },
-    {
-      name: 'zs malloc+free 1KiB', group: 'allocator', batch: 20_000, baseline: 'Map+Uint8Array alloc/delete 1KiB',
-      run(n) {
-        for (let i = 0; i < n; i++) pool.free(pool.malloc(OBJ_SIZE));
-        return n;
+      {
+        name: zsName(size), group: 'allocator', batch: 20_000, baseline: mapName(size),
+        run(n) {
+          for (let i = 0; i < n; i++) pool.free(pool.malloc(size));
+          return n;
+        },
       },
-    },
-  ];
+    );
+  }
   const rows = linkBaselines(await measure(cases, cfg, 'malloc+free'));
   pool.verify();
   for (const h of live) pool.free(h);
   pool.verify();
   pool.detach();
-  const zs = rows[1]!;
+  const zs = rows.find((r) => r.name === zsName(OBJ_SIZE))!;
   zs.targets = [
     { goal: '<= 100 ns per malloc+free pair', measured: `${zs.nsPerOp.toFixed(1)} ns`, met: zs.nsPerOp <= 100 },
     { goal: 'faster than the Map+Uint8Array baseline', measured: `${(zs.ratio ?? NaN).toFixed(2)}x`, met: (zs.ratio ?? Infinity) < 1 },

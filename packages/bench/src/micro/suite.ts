@@ -1,12 +1,14 @@
-// The micro-benchmark suite: runs every micro-benchmark (allocator, access,
-// locks, mapping, migration, zram page I/O) in order, each next to
-// its baseline, and gathers the rows into one report (printed and/or written
-// as JSON by the caller or by runMicro's options).
+// The micro-benchmark suite: runs every micro-benchmark (allocator by size,
+// access, locks uncontended and contended, mapping, migration, zram page I/O,
+// codecs) in order, each next to its baseline, and gathers the rows into one
+// report (printed and/or written as JSON by the caller or by runMicro's options).
 
 import { join } from 'node:path';
 import { microConfig, type MicroConfig } from '../measure.js';
 import { defaultResultsDir, formatTable, makeReport, writeJson, type BenchRow, type MicroReport } from '../report.js';
 import { benchMallocFree, benchWriteRead } from './allocator.js';
+import { benchCodecs } from './codecs.js';
+import { benchContended } from './contended.js';
 import { benchLocks } from './locks.js';
 import { benchMapping } from './mapping.js';
 import { benchMigration } from './migration.js';
@@ -21,9 +23,11 @@ export const MICRO_BENCHMARKS: readonly MicroBenchmark[] = [
   { name: 'malloc+free', run: benchMallocFree },
   { name: 'write+read', run: benchWriteRead },
   { name: 'locks', run: benchLocks },
+  { name: 'contended-locks', run: benchContended },
   { name: 'map/unmap', run: benchMapping },
   { name: 'migration', run: benchMigration },
   { name: 'zram', run: benchZram },
+  { name: 'codecs', run: benchCodecs },
 ];
 
 export interface RunMicroOptions {

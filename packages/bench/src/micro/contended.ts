@@ -1,0 +1,125 @@
+// Contended lock micro-benchmark: two worker threads each doing N lock+unlock
+// of the same pool mutex (LockContext.mutexLock/mutexUnlock with lock_stat on,
+// on a word of a SharedArrayBuffer), timed as ns per acquisition across both
+// threads, next to the same from two threads with a bare spinlock
+// (compareExchange loop + store) on another word, in the same run. Each
+// critical section increments a shared counter non-atomically; the counters
+// are checked after the timed part (mutual exclusion held), and lock_stat's
+// contentions for the mutex class show the lock really was contended.
+//
+// A batch: the main thread sets N and the mode, wakes both workers (they meet
+// at a start barrier), and blocks until both are done; the wake-up (a few µs)
+// is amortised over 2·N acquisitions.
+
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { ZsPool } from '@zsmalloc/core';
+import { measure, type Case, type MicroConfig } from '../measure.js';
+import { linkBaselines, type BenchRow } from '../report.js';
+import {
+  CONTENDED_THREADS, MODE_EXIT, MODE_MUTEX, MODE_SPIN, W_DONE, W_ERR, W_MODE, W_MUTEX, W_MUTEX_COUNT, W_N, W_SEQ,
+  W_SPIN, W_SPIN_COUNT, W_START, W_WORDS,
+} from './contended-shared.js';
+
+const SPIN = 'spinlock CAS+store, 2 threads (bare)';
+const MUTEX = 'mutex lock+unlock, 2 threads (lock_stat on)';
+const CLASS = 'bench_contended_mutex';
+/** Longest a batch may take before the benchmark gives up (a worker died holding a lock). */
+const BATCH_TIMEOUT_MS = 60_000;
+
+/** The worker's JavaScript: next to this file when built; from dist when this runs as TypeScript (vitest). */
+function workerUrl(): URL {
+  const here = new URL('./contended-worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(here))) return here;
+  const built = new URL('../../dist/micro/contended-worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(built))) return built;
+  throw new Error(`contended: no built worker at ${fileURLToPath(here)} or ${fileURLToPath(built)} (run tsc -b first)`);
+}
+
+export async function benchContended(cfg: MicroConfig): Promise<BenchRow[]> {
+  const pool = ZsPool.create({ maxBytes: 1 << 20, lockStat: true, name: 'bench_contended' });
+  const cls = pool.lockClassId(CLASS);
+  const ctlSab = new SharedArrayBuffer(W_WORDS * 4);
+  const c = new Int32Array(ctlSab);
+  const errors: string[] = [];
+  const url = workerUrl();
+  const workers: Worker[] = [];
+  const ready: Promise<void>[] = [];
+  const exited: Promise<void>[] = [];
+  for (let t = 0; t < CONTENDED_THREADS; t++) {
+    const w = new Worker(url, { workerData: { pool: pool.shared, ctl: ctlSab, cls } });
+    workers.push(w);
+    ready.push(new Promise<void>((resolve, reject) => {
+      w.on('message', (m: { ready?: boolean; error?: string }) => {
+        if (m.ready === true) resolve();
+        if (m.error !== undefined) errors.push(m.error);
+      });
+      w.once('error', reject);
+    }));
+    exited.push(new Promise<void>((resolve) => { w.once('exit', () => resolve()); }));
+  }
+
+  // every acquisition, warm-up included (what the in-section counters must show)
+  let mutexOps = 0;
+  let spinOps = 0;
+  /** One batch: both workers do n acquisitions of the mode's lock. */
+  function batch(mode: number, n: number): number {
+    Atomics.store(c, W_N, n);
+    Atomics.store(c, W_MODE, mode);
+    Atomics.store(c, W_DONE, 0);
+    Atomics.store(c, W_START, 0);
+    Atomics.add(c, W_SEQ, 1);
+    Atomics.notify(c, W_SEQ);
+    const deadline = performance.now() + BATCH_TIMEOUT_MS;
+    for (let d = Atomics.load(c, W_DONE); d < CONTENDED_THREADS; d = Atomics.load(c, W_DONE)) {
+      Atomics.wait(c, W_DONE, d, 100);
+      if (performance.now() > deadline) throw new Error(`contended: batch of ${n} x ${CONTENDED_THREADS} did not finish in ${BATCH_TIMEOUT_MS} ms`);
+    }
+    if (Atomics.load(c, W_ERR) !== 0) throw new Error(`contended: a worker failed${errors.length > 0 ? `: ${errors[0]}` : ''}`);
+    const done = n * CONTENDED_THREADS;
+    if (mode === MODE_MUTEX) mutexOps += done;
+    else spinOps += done;
+    return done;
+  }
+
+  let rows: BenchRow[];
+  try {
+    await Promise.all(ready);
+    const cases: Case[] = [
+      {
+        name: SPIN, group: 'locks', batch: 20_000,
+        run(n) { return batch(MODE_SPIN, n); },
+      },
+      {
+        name: MUTEX, group: 'locks', batch: 20_000, baseline: SPIN,
+        run(n) { return batch(MODE_MUTEX, n); },
+      },
+    ];
+    // Case.batch is per worker here; a batch measures CONTENDED_THREADS times as many acquisitions
+    rows = linkBaselines(await measure(cases, cfg, 'contended'));
+  } finally {
+    Atomics.store(c, W_MODE, MODE_EXIT);
+    Atomics.add(c, W_SEQ, 1);
+    Atomics.notify(c, W_SEQ);
+    await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 5_000))]);
+    for (const w of workers) await w.terminate();
+  }
+
+  // outside the timed part: every critical section ran alone (no lost increment)
+  const mutexCount = Atomics.load(c, W_MUTEX_COUNT);
+  const spinCount = Atomics.load(c, W_SPIN_COUNT);
+  if (mutexCount !== mutexOps) throw new Error(`contended: mutex counter ${mutexCount}, expected ${mutexOps} (mutual exclusion broken)`);
+  if (spinCount !== spinOps) throw new Error(`contended: spinlock counter ${spinCount}, expected ${spinOps} (mutual exclusion broken)`);
+  const st = pool.lockStats().find((s) => s.name === CLASS);
+  const [spin, mutex] = rows as [BenchRow, BenchRow];
+  mutex.extra = {
+    threads: CONTENDED_THREADS, acquisitions: st?.acquisitions ?? 0, contentions: st?.contentions ?? 0,
+    contendedPct: (100 * (st?.contentions ?? 0)) / Math.max(1, st?.acquisitions ?? 0),
+    waitAvgUs: st !== undefined && st.contentions > 0 ? st.waitTotal / st.contentions : 0,
+    acqBounces: st?.acqBounces ?? 0, conBounces: st?.conBounces ?? 0, verified: true,
+  };
+  spin.extra = { threads: CONTENDED_THREADS, verified: true };
+  pool.detach();
+  return rows;
+}
