@@ -1,18 +1,23 @@
 // A compression worker (piscina task module): attaches to the shared zram device
-// and staging area once, then compresses or decompresses whole batches of pages
+// and staging area once (from workerData), then compresses or decompresses whole batches of pages
 // straight between a staging slot and the pool. Acts like a CPU doing zram I/O:
 // it takes the same slot, class, pool and zspage locks as every other thread.
 
-import { threadId } from 'node:worker_threads';
+import { threadId, workerData } from 'node:worker_threads';
 import { PAGE_SIZE, ZsError } from '@zsmalloc/core';
 import { ZramDevice, ZramError, type ZramShared } from '@zsmalloc/zram';
 
-export interface BatchTask {
-  op: 'write' | 'read';
+/** What every compression worker gets once, as piscina's workerData. */
+export interface CompressionWorkerData {
   device: ZramShared;
   staging: SharedArrayBuffer;
   indices: SharedArrayBuffer;
   batchPages: number;
+}
+
+/** One task: a staging slot and how many pages are staged in it (no page bytes, no buffers). */
+export interface BatchTask {
+  op: 'write' | 'read';
   slot: number;
   /** Pages staged in the slot; their device indexes are in `indices`. */
   count: number;
@@ -27,30 +32,12 @@ export interface BatchResult {
   errors: PageError[];
 }
 
-let dev: ZramDevice | null = null;
-let devShared: ZramShared | null = null;
-let pageViews: Uint8Array[] = [];
-let stagingSab: SharedArrayBuffer | null = null;
-let indexSab: SharedArrayBuffer | null = null;
-let indices: Int32Array<ArrayBufferLike> = new Int32Array(0);
-
-function setup(task: BatchTask): void {
-  if (devShared !== task.device) {
-    dev?.close();
-    dev = ZramDevice.attach(task.device);
-    devShared = task.device;
-  }
-  if (stagingSab !== task.staging) {
-    stagingSab = task.staging;
-    const n = task.staging.byteLength / PAGE_SIZE;
-    // one view per staging page, made once: the hot loop allocates nothing
-    pageViews = Array.from({ length: n }, (_, i) => new Uint8Array(task.staging, i * PAGE_SIZE, PAGE_SIZE));
-  }
-  if (indexSab !== task.indices) {
-    indexSab = task.indices;
-    indices = new Int32Array(task.indices);
-  }
-}
+// Attached once per thread: the device, one view per staging page (the hot loop
+// allocates nothing) and the staged page indexes.
+const data = workerData as CompressionWorkerData;
+const dev = ZramDevice.attach(data.device);
+const pageViews = Array.from({ length: data.staging.byteLength / PAGE_SIZE }, (_, i) => new Uint8Array(data.staging, i * PAGE_SIZE, PAGE_SIZE));
+const indices = new Int32Array(data.indices);
 
 function codeOf(e: unknown): string {
   if (e instanceof ZsError || e instanceof ZramError) return String(e.code);
@@ -58,9 +45,8 @@ function codeOf(e: unknown): string {
 }
 
 export default function run(task: BatchTask): BatchResult {
-  setup(task);
-  const d = dev!;
-  const base = task.slot * task.batchPages;
+  const d = dev;
+  const base = task.slot * data.batchPages;
   const errors: PageError[] = [];
   const write = task.op === 'write';
   for (let k = 0; k < task.count; k++) {

@@ -13,7 +13,7 @@ import { PAGE_SIZE, ZsError, type LockMode } from '@zsmalloc/core';
 import { ZramDevice, ZramError, type RecompressRequest } from '@zsmalloc/zram';
 import type { CompactionApi } from './compaction-worker.js';
 import { nodeEndpoint } from './comlink-node.js';
-import type { BatchResult, BatchTask, PageError } from './compression-worker.js';
+import type { BatchResult, BatchTask, CompressionWorkerData, PageError } from './compression-worker.js';
 import { StagingArea } from './staging.js';
 import type { SwapIoApi } from './swap-io-worker.js';
 
@@ -104,12 +104,10 @@ export class ZramService {
   private readonly compressionThreads = new Set<number>();
   private readonly writeQ: PageRequest[] = [];
   private readonly readQ: PageRequest[] = [];
-  /** Which request and page each staged page belongs to (no allocation per page). */
-  private readonly slotReq: (PageRequest | null)[];
-  private readonly slotPage: Int32Array;
-  private tasksInFlight = 0;
-  /** Tasks in flight: two per worker, so requests queue up and coalesce meanwhile. */
-  private readonly maxTasks: number;
+  /** The runs staged in each slot: request, its first page, length (no allocation per page). */
+  private readonly runReq: (PageRequest | null)[];
+  private readonly runPage: Int32Array;
+  private readonly runLen: Int32Array;
   private closed = false;
   private swapAlive = true;
   private compactionAlive = true;
@@ -130,16 +128,21 @@ export class ZramService {
         lockMode: opts.lockMode ?? 'class', lockStat: opts.lockStat ?? false, name: 'zram0',
       },
     });
+    // two slots per worker: one compressing, one being filled by the next batch
     this.staging = new StagingArea(this.compressionWorkers * 2, batchPages);
-    this.maxTasks = this.compressionWorkers * 2;
-    this.slotReq = new Array<PageRequest | null>(this.staging.slots * batchPages).fill(null);
-    this.slotPage = new Int32Array(this.staging.slots * batchPages);
+    this.runReq = new Array<PageRequest | null>(this.staging.slots * batchPages).fill(null);
+    this.runPage = new Int32Array(this.staging.slots * batchPages);
+    this.runLen = new Int32Array(this.staging.slots * batchPages);
     this.piscina = new Piscina({
       filename: new URL('./compression-worker.js', import.meta.url).href,
       minThreads: this.compressionWorkers,
       maxThreads: this.compressionWorkers,
       idleTimeout: 60_000,
       concurrentTasksPerWorker: 1,
+      // the device, staging buffers and page-index table go to each worker once
+      workerData: {
+        device: this.device.shared, staging: this.staging.sab, indices: this.staging.indexSab, batchPages,
+      } satisfies CompressionWorkerData,
     });
     // A Worker's threadId reads -1 once it has exited, so remember ids at creation
     // and, when one is destroyed, find which known thread is gone.
@@ -234,61 +237,74 @@ export class ZramService {
     });
   }
 
+  /**
+   * Fills free staging slots from the queues and hands each to a worker. A slot
+   * holds runs: consecutive pages of one request, copied in (and out) at once.
+   * The number of slots (two per worker) bounds the tasks in flight, so requests
+   * that arrive meanwhile queue up and share the next batch.
+   */
   private pump(): void {
     const st = this.staging;
     const bp = st.batchPages;
-    while (this.tasksInFlight < this.maxTasks && (this.writeQ.length > 0 || this.readQ.length > 0)) {
+    while (this.writeQ.length > 0 || this.readQ.length > 0) {
       const slot = st.tryAcquire();
       if (slot < 0) return;
       // the longer queue goes first; within a queue, first come first served
       const q = this.readQ.length > this.writeQ.length ? this.readQ : this.writeQ;
       const op = q === this.readQ ? 'read' : 'write';
       const base = slot * bp;
-      const off = st.offset(slot);
       let n = 0;
+      let runs = 0;
       while (n < bp && q.length > 0) {
         const req = q[0]!;
-        while (n < bp && req.next < req.count) {
-          const page = req.next++;
-          st.indices[base + n] = req.first + page;
-          if (op === 'write') st.bytes.set(req.buf.subarray(page * PAGE_SIZE, (page + 1) * PAGE_SIZE), off + n * PAGE_SIZE);
-          this.slotReq[base + n] = req;
-          this.slotPage[base + n] = page;
-          n++;
-        }
+        const take = Math.min(bp - n, req.count - req.next);
+        for (let k = 0; k < take; k++) st.indices[base + n + k] = req.first + req.next + k;
+        if (op === 'write') st.bytes.set(req.buf.subarray(req.next * PAGE_SIZE, (req.next + take) * PAGE_SIZE), st.offset(slot) + n * PAGE_SIZE);
+        this.runReq[base + runs] = req;
+        this.runPage[base + runs] = req.next;
+        this.runLen[base + runs] = take;
+        runs++;
+        req.next += take;
+        n += take;
         if (req.next === req.count) q.shift();
       }
-      this.tasksInFlight++;
-      const task: BatchTask = {
-        op, device: this.device.shared, staging: st.sab, indices: st.indexSab, batchPages: bp, slot, count: n,
-      };
+      const task: BatchTask = { op, slot, count: n };
       this.piscina.run(task).then(
-        (r: BatchResult) => this.complete(slot, n, op, r.errors, null),
-        (e: unknown) => this.complete(slot, n, op, [], new WorkerFailedError('compression', e instanceof Error ? e.message : String(e), e)),
+        (r: BatchResult) => this.complete(slot, runs, op, r.errors, null),
+        (e: unknown) => this.complete(slot, runs, op, [], new WorkerFailedError('compression', e instanceof Error ? e.message : String(e), e)),
       );
     }
   }
 
-  private complete(slot: number, n: number, op: 'write' | 'read', errors: PageError[], failure: Error | null): void {
+  /** Settles the pages of a finished batch, run by run; errors are per page, in slot order. */
+  private complete(slot: number, runs: number, op: 'write' | 'read', errors: PageError[], failure: Error | null): void {
     const st = this.staging;
     const base = slot * st.batchPages;
     const off = st.offset(slot);
-    let e = 0;
-    for (let k = 0; k < n; k++) {
-      const req = this.slotReq[base + k]!;
-      const page = this.slotPage[base + k]!;
-      this.slotReq[base + k] = null;
-      let err: Error | null = failure;
-      if (e < errors.length && errors[e]!.k === k) err ??= rebuildError(errors[e++]!);
-      if (err) req.error ??= err;
-      else if (op === 'read') req.buf.set(st.bytes.subarray(off + k * PAGE_SIZE, off + (k + 1) * PAGE_SIZE), page * PAGE_SIZE);
-      if (--req.pending === 0) {
+    let at = 0; // position in the slot
+    let e = 0;  // next error
+    for (let r = 0; r < runs; r++) {
+      const req = this.runReq[base + r]!;
+      const page = this.runPage[base + r]!;
+      const len = this.runLen[base + r]!;
+      this.runReq[base + r] = null;
+      if (failure) req.error ??= failure;
+      if (e < errors.length && errors[e]!.k < at + len) {
+        req.error ??= rebuildError(errors[e]!);
+        while (e < errors.length && errors[e]!.k < at + len) e++;
+      }
+      // a request that failed anywhere rejects as a whole; its read data is not copied
+      if (op === 'read' && !req.error) {
+        req.buf.set(st.bytes.subarray(off + at * PAGE_SIZE, off + (at + len) * PAGE_SIZE), page * PAGE_SIZE);
+      }
+      at += len;
+      req.pending -= len;
+      if (req.pending === 0) {
         if (req.error) req.reject(req.error);
         else req.resolve();
       }
     }
     st.release(slot);
-    this.tasksInFlight--;
     this.pump();
   }
 

@@ -2,7 +2,8 @@
 // workers. One SharedArrayBuffer holds `slots` batches of `batchPages` pages, and
 // a second one the device page index of each staged page (a batch may gather
 // pages of several requests); a task names a slot and a count, never carries page
-// bytes. Slots are handed out by the service thread only, so no locks are needed.
+// bytes. Slots are handed out by the service thread only (a free stack), so no locks
+// are needed; the number of slots bounds the tasks in flight.
 
 import { PAGE_SIZE } from '@zsmalloc/core';
 
@@ -15,7 +16,6 @@ export class StagingArea {
   readonly slots: number;
   readonly batchPages: number;
   private readonly free: number[] = [];
-  private readonly waiters: ((slot: number) => void)[] = [];
 
   constructor(slots: number, batchPages: number) {
     this.slots = slots;
@@ -32,24 +32,12 @@ export class StagingArea {
     return slot * this.batchPages * PAGE_SIZE;
   }
 
-  acquire(): Promise<number> {
-    const s = this.free.pop();
-    if (s !== undefined) return Promise.resolve(s);
-    return new Promise((resolve) => this.waiters.push(resolve));
-  }
-
   /** A free slot now, or -1. */
   tryAcquire(): number {
     return this.free.pop() ?? -1;
   }
 
   release(slot: number): void {
-    const w = this.waiters.shift();
-    if (w) w(slot);
-    else this.free.push(slot);
-  }
-
-  get inUse(): number {
-    return this.slots - this.free.length;
+    this.free.push(slot);
   }
 }
