@@ -121,19 +121,14 @@ function migrateObjects(pool: ZsPool, c: number, src: number, dst: number): void
  * cross into the next frame of its zspage chain. copyWithin: no allocation.
  */
 export function copyAcross(pool: ZsPool, from: number, to: number, len: number): void {
-  const bytes = pool.phys.bytes;
-  const fd = pool.phys.fd;
   while (len > 0) {
-    const fromRoom = PAGE_SIZE - (from & (PAGE_SIZE - 1));
-    const toRoom = PAGE_SIZE - (to & (PAGE_SIZE - 1));
-    const n = Math.min(len, fromRoom, toRoom);
-    bytes.copyWithin(to, from, from + n);
+    const n = Math.min(len, PAGE_SIZE - (from & (PAGE_SIZE - 1)), PAGE_SIZE - (to & (PAGE_SIZE - 1)));
+    pool.phys.bytes.copyWithin(to, from, from + n);
     len -= n;
+    if (len === 0) return;
     from += n;
     to += n;
-    if (len > 0) {
-      if ((from & (PAGE_SIZE - 1)) === 0) from = fd[((from >>> PAGE_SHIFT) - 1) * FD_WORDS + FD_NEXT]! * PAGE_SIZE;
-      if ((to & (PAGE_SIZE - 1)) === 0) to = fd[((to >>> PAGE_SHIFT) - 1) * FD_WORDS + FD_NEXT]! * PAGE_SIZE;
-    }
+    if ((from & (PAGE_SIZE - 1)) === 0) from = pool.nextFrameBase(from - 1);
+    if ((to & (PAGE_SIZE - 1)) === 0) to = pool.nextFrameBase(to - 1);
   }
 }

@@ -227,44 +227,81 @@ export class PhysMem {
   allocBlock(order: number, movable: boolean): number {
     this.zoneLock();
     try {
-      for (;;) {
-        let pfn = movable ? this.takeLocked(order, MT_CMA) : -1;
-        if (pfn < 0) pfn = this.takeLocked(order, MT_NORMAL);
-        if (pfn >= 0) {
-          const b = pfn * FD_WORDS;
-          this.fd[b + FD_FLAGS] = 0;
-          this.fd[b + FD_NEXT] = -1;
-          this.fd[b + FD_LPREV] = -1;
-          this.fd[b + FD_LNEXT] = -1;
-          return pfn;
-        }
-        if (!this.growLocked()) return -1;
-      }
+      return this.allocLocked(order, movable);
     } finally {
       this.zoneUnlock();
     }
   }
 
-  /** Allocates one order-0 frame for a zspage; -1 when memory is exhausted. */
-  allocFrame(): number {
-    const pfn = this.allocBlock(0, true);
-    if (pfn >= 0) this.ensure(pfn);
-    return pfn;
+  /** A 2^order block, growing memory if needed; -1 when none. Zone lock held. */
+  private allocLocked(order: number, movable: boolean): number {
+    for (;;) {
+      let pfn = movable ? this.takeLocked(order, MT_CMA) : -1;
+      if (pfn < 0) pfn = this.takeLocked(order, MT_NORMAL);
+      if (pfn >= 0) {
+        const b = pfn * FD_WORDS;
+        this.fd[b + FD_FLAGS] = 0;
+        this.fd[b + FD_NEXT] = -1;
+        this.fd[b + FD_LPREV] = -1;
+        this.fd[b + FD_LNEXT] = -1;
+        return pfn;
+      }
+      if (!this.growLocked()) return -1;
+    }
+  }
+
+  /**
+   * Allocates `n` order-0 movable frames (a zspage's chain) under one hold of the
+   * zone lock, into out[0..n). All or nothing: false, with nothing taken, when
+   * memory runs out.
+   */
+  allocFrames(out: Int32Array, n: number): boolean {
+    this.zoneLock();
+    try {
+      for (let i = 0; i < n; i++) {
+        const pfn = this.allocLocked(0, true);
+        if (pfn < 0) {
+          for (let j = 0; j < i; j++) this.releaseLocked(out[j]!, 0);
+          return false;
+        }
+        out[i] = pfn;
+      }
+    } finally {
+      this.zoneUnlock();
+    }
+    this.ensure(out[n - 1]!);
+    return true;
   }
 
   freeBlock(pfn: number, order: number): void {
     this.zoneLock();
     try {
-      const fd = this.fd;
-      for (let k = 0; k < 1 << order; k++) {
-        const b = (pfn + k) * FD_WORDS;
-        fd[b + FD_FLAGS] = 0; fd[b + FD_ZSPAGE] = 0; fd[b + FD_FIRST_OBJ] = 0;
-        fd[b + FD_NEXT] = -1; fd[b + FD_PRIVATE] = 0; fd[b + FD_ORDER] = 0;
-      }
-      this.freeBlockLocked(pfn, order);
+      this.releaseLocked(pfn, order);
     } finally {
       this.zoneUnlock();
     }
+  }
+
+  /** Frees list[0..n), order-0 frames, under one hold of the zone lock. */
+  freeFrames(list: Int32Array, n: number): void {
+    if (n === 0) return;
+    this.zoneLock();
+    try {
+      for (let i = 0; i < n; i++) this.releaseLocked(list[i]!, 0);
+    } finally {
+      this.zoneUnlock();
+    }
+  }
+
+  /** Clears a block's descriptors and gives it back to the free lists. Zone lock held. */
+  private releaseLocked(pfn: number, order: number): void {
+    const fd = this.fd;
+    for (let k = 0; k < 1 << order; k++) {
+      const b = (pfn + k) * FD_WORDS;
+      fd[b + FD_FLAGS] = 0; fd[b + FD_ZSPAGE] = 0; fd[b + FD_FIRST_OBJ] = 0;
+      fd[b + FD_NEXT] = -1; fd[b + FD_PRIVATE] = 0; fd[b + FD_ORDER] = 0;
+    }
+    this.freeBlockLocked(pfn, order);
   }
 
   /**

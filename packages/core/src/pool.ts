@@ -17,7 +17,7 @@
 import { threadId } from 'node:worker_threads';
 import { compactPool } from './compaction.js';
 import {
-  NR_FULLNESS_GROUPS, PAGE_SHIFT, PAGE_SIZE, ZS_DEFAULT_CHAIN, ZS_HANDLE_SIZE, ZS_INUSE_RATIO_10,
+  NR_FULLNESS_GROUPS, PAGE_SHIFT, PAGE_SIZE, ZS_DEFAULT_CHAIN, ZS_MAX_CHAIN, ZS_HANDLE_SIZE, ZS_INUSE_RATIO_10,
   ZS_INUSE_RATIO_99, ZS_SIZE_CLASSES,
 } from './constants.js';
 import {
@@ -134,6 +134,8 @@ export class ZsPool {
   readonly maxFrames: number;
   /** Per-thread copy area for objects that straddle two frames (the per-CPU mapping area). */
   private readonly area = new Uint8Array(PAGE_SIZE);
+  /** Per-thread scratch for a zspage's frame numbers (allocated and freed as one batch). */
+  private readonly chainScratch = new Int32Array(ZS_MAX_CHAIN);
   private readonly lockNames: Uint8Array;
   private readonly lockStatsF64: Float64Array;
   // the one mapping this thread may hold (no nesting, as the kernel's per-CPU area)
@@ -160,7 +162,7 @@ export class ZsPool {
     this.hugeClassSize = this.table.hugeClassSize;
     this.lockMode = this.ctl[P_LOCK_MODE] === 1 ? 'pool' : 'class';
     this.classMode = this.lockMode === 'class';
-    const cpu = claimCpu(this.ctl, P_CPUS, threadIdNow());
+    const cpu = claimCpu(this.ctl, P_CPUS, threadId);
     this.locks = new LockContext(cpu, this.ctl, P_CPUS, this.lockStatsF64, this.ctl[P_LOCK_STAT] === 1);
     this.phys = new PhysMem(shared.phys, this.locks, LC_ZONE);
     this.maxFrames = this.phys.maxFrames;
@@ -284,6 +286,16 @@ export class ZsPool {
   classUnlock(c: number): void {
     if (this.classMode) this.locks.mutexUnlock(this.cls, c * CL_WORDS + CL_LOCK);
   }
+  /** The lock malloc takes: the class lock, or in pool mode the one pool lock. */
+  private mallocLock(c: number): void {
+    if (this.classMode) this.classLock(c);
+    else this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL);
+  }
+  private mallocUnlock(c: number): void {
+    if (this.classMode) this.classUnlock(c);
+    else this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX);
+  }
+
   /** @internal does anyone wait for the locks a compactor holds on class c? */
   compactionContended(c: number): boolean {
     if (this.classMode) {
@@ -464,15 +476,14 @@ export class ZsPool {
     const size = this.table.size[c]!;
     const huge = this.table.huge[c] === 1;
     const fd = this.phys.fd;
-    let first = -1;
-    let prev = -1;
+    const pfns = this.chainScratch;
+    if (!this.phys.allocFrames(pfns, k)) {
+      this.zspageIdFree(id);
+      return 0;
+    }
+    const first = pfns[0]!;
     for (let i = 0; i < k; i++) {
-      const pfn = this.phys.allocFrame();
-      if (pfn < 0) {
-        for (let p = first; p >= 0;) { const n = fd[p * FD_WORDS + FD_NEXT]!; this.phys.freeBlock(p, 0); p = n; }
-        this.zspageIdFree(id);
-        return 0;
-      }
+      const pfn = pfns[i]!;
       const b = pfn * FD_WORDS;
       // Not movable until it is on a fullness list (the kernel's SetZsPageMovable).
       fd[b + FD_FLAGS] = PG_NEW | (huge ? PG_HUGE : 0);
@@ -482,9 +493,7 @@ export class ZsPool {
       // offset in this frame of the first object that starts in it
       const firstIdx = Math.ceil((i * PAGE_SIZE) / size);
       fd[b + FD_FIRST_OBJ] = firstIdx * size - i * PAGE_SIZE;
-      if (prev >= 0) fd[prev * FD_WORDS + FD_NEXT] = pfn;
-      else first = pfn;
-      prev = pfn;
+      if (i > 0) fd[pfns[i - 1]! * FD_WORDS + FD_NEXT] = pfn;
     }
     const zd = this.zd;
     const z = id * ZD_WORDS;
@@ -528,6 +537,8 @@ export class ZsPool {
     const fd = this.phys.fd;
     const z = zs * ZD_WORDS;
     const k = zd[z + ZD_NRPAGES]!;
+    const pfns = this.chainScratch;
+    let n = 0;
     let pfn = zd[z + ZD_FIRST]!;
     while (pfn >= 0) {
       const b = pfn * FD_WORDS;
@@ -537,10 +548,11 @@ export class ZsPool {
         fd[b + FD_ZSPAGE] = 0;
         fd[b + FD_NEXT] = -1;
       } else {
-        this.phys.freeBlock(pfn, 0);
+        pfns[n++] = pfn;
       }
       pfn = next;
     }
+    this.phys.freeFrames(pfns, n);
     this.cls[c * CL_WORDS + CL_OBJ_ALLOCATED]! -= this.table.objsPerZspage[c]!;
     Atomics.sub(this.ctl, P_PAGES_ALLOCATED, k);
     zd[z + ZD_FIRST] = -1;
@@ -586,33 +598,27 @@ export class ZsPool {
     const c = this.classIndexFor(size);
     const h = this.handles.alloc();
     if (h === 0) throw new ZsError('ENOMEM', 'handle table exhausted');
-    const pool = !this.classMode;
-    if (pool) this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL);
-    else this.classLock(c);
+    this.mallocLock(c);
     let zs = this.firstInGroups(c, ZS_INUSE_RATIO_99, 0);
     if (zs !== 0) {
       this.objMalloc(zs, c, h, size);
       this.fixFullness(c, zs);
-      if (pool) this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX);
-      else this.classUnlock(c);
+      this.mallocUnlock(c);
       return h;
     }
-    if (pool) this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX);
-    else this.classUnlock(c);
+    this.mallocUnlock(c);
     zs = this.allocZspage(c);
     if (zs === 0) {
       this.handles.release(h);
       throw new ZsError('ENOMEM', `pool '${this.name}' is out of memory (cap ${this.maxFrames} frames)`);
     }
-    if (pool) this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL);
-    else this.classLock(c);
+    this.mallocLock(c);
     this.setMovable(zs);
     this.objMalloc(zs, c, h, size);
     this.cls[c * CL_WORDS + CL_OBJ_ALLOCATED]! += this.table.objsPerZspage[c]!;
     Atomics.add(this.ctl, P_PAGES_ALLOCATED, this.table.pagesPerZspage[c]!);
     this.fixFullness(c, zs);
-    if (pool) this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX);
-    else this.classUnlock(c);
+    this.mallocUnlock(c);
     return h;
   }
 
@@ -698,7 +704,7 @@ export class ZsPool {
     try {
       const addr = this.dataAddr(zs);
       if (src.length > this.accLen) throw new ZsError('EINVAL', `write of ${src.length} bytes into an object of ${this.accLen}`);
-      this.copyIn(zs, addr, src, src.length);
+      this.copyIn(addr, src, src.length);
     } finally {
       this.zspageReadUnlock(zs);
     }
@@ -711,7 +717,7 @@ export class ZsPool {
       const addr = this.dataAddr(zs);
       const len = this.accLen;
       if (dst.length < len) throw new ZsError('EINVAL', `read of an object of ${len} bytes into ${dst.length}`);
-      this.copyOut(zs, addr, dst, len);
+      this.copyOut(addr, dst, len);
       return len;
     } finally {
       this.zspageReadUnlock(zs);
@@ -719,34 +725,38 @@ export class ZsPool {
   }
 
   /** Copies `len` bytes of src to address addr of zspage zs, crossing into the next frame if needed. */
-  private copyIn(zs: number, addr: number, src: Uint8Array, len: number): void {
-    const bytes = this.phys.bytes;
+  private copyIn(addr: number, src: Uint8Array, len: number): void {
     const room = PAGE_SIZE - (addr & (PAGE_SIZE - 1));
     if (len <= room) {
-      bytes.set(len === src.length ? src : src.subarray(0, len), addr);
+      this.phys.bytes.set(len === src.length ? src : src.subarray(0, len), addr);
       return;
     }
-    const next = this.phys.fd[(addr >>> PAGE_SHIFT) * FD_WORDS + FD_NEXT]!;
-    this.phys.ensure(next);
+    const next = this.nextFrameBase(addr);
     const all = this.phys.bytes;
     all.set(src.subarray(0, room), addr);
-    all.set(src.subarray(room, len), next * PAGE_SIZE);
-    void zs;
+    all.set(src.subarray(room, len), next);
   }
 
-  private copyOut(zs: number, addr: number, dst: Uint8Array, len: number): void {
-    const bytes = this.phys.bytes;
+  private copyOut(addr: number, dst: Uint8Array, len: number): void {
     const room = PAGE_SIZE - (addr & (PAGE_SIZE - 1));
     if (len <= room) {
-      dst.set(bytes.subarray(addr, addr + len));
+      dst.set(this.phys.bytes.subarray(addr, addr + len));
       return;
     }
-    const next = this.phys.fd[(addr >>> PAGE_SHIFT) * FD_WORDS + FD_NEXT]!;
-    this.phys.ensure(next);
+    const next = this.nextFrameBase(addr);
     const all = this.phys.bytes;
     dst.set(all.subarray(addr, addr + room));
-    dst.set(all.subarray(next * PAGE_SIZE, next * PAGE_SIZE + len - room), room);
-    void zs;
+    dst.set(all.subarray(next, next + len - room), room);
+  }
+
+  /**
+   * @internal byte address of the frame that follows, in its zspage chain, the frame
+   * holding byte `addr` (an object crossing a frame boundary continues there).
+   */
+  nextFrameBase(addr: number): number {
+    const next = this.phys.fd[(addr >>> PAGE_SHIFT) * FD_WORDS + FD_NEXT]!;
+    this.phys.ensure(next);
+    return next * PAGE_SIZE;
   }
 
   /**
@@ -773,7 +783,7 @@ export class ZsPool {
       return this.phys.bytes.subarray(addr, addr + len);
     }
     this.mapCopied = true;
-    if (mode !== 'wo') this.copyOut(zs, addr, this.area, len);
+    if (mode !== 'wo') this.copyOut(addr, this.area, len);
     return this.area.subarray(0, len);
   }
 
@@ -782,7 +792,7 @@ export class ZsPool {
       throw new ZsError('EINVAL', `unmap of handle ${String(handle)} which this thread has not mapped`);
     }
     const zs = this.mapZspage;
-    if (this.mapCopied && this.mapMode !== 'ro') this.copyIn(zs, this.mapOff, this.area, this.mapLen);
+    if (this.mapCopied && this.mapMode !== 'ro') this.copyIn(this.mapOff, this.area, this.mapLen);
     this.mapHandle = 0;
     this.zspageReadUnlock(zs);
   }
@@ -839,15 +849,13 @@ export class ZsPool {
       if (this.table.merged[c] !== c) continue;
       const cb = c * CL_WORDS;
       const fullness: number[] = [];
-      let zspages = 0;
-      for (let g = 0; g < NR_FULLNESS_GROUPS; g++) { fullness.push(this.cls[cb + CL_COUNT + g]!); zspages += this.cls[cb + CL_COUNT + g]!; }
+      for (let g = 0; g < NR_FULLNESS_GROUPS; g++) fullness.push(this.cls[cb + CL_COUNT + g]!);
       out.push({
         index: c, size: this.table.size[c]!, fullness,
         objAllocated: this.cls[cb + CL_OBJ_ALLOCATED]!, objUsed: this.cls[cb + CL_OBJ_USED]!,
         pagesUsed: (this.cls[cb + CL_OBJ_ALLOCATED]! / this.table.objsPerZspage[c]!) * this.table.pagesPerZspage[c]!,
         pagesPerZspage: this.table.pagesPerZspage[c]!, freeable: this.canCompact(c),
       });
-      void zspages;
     }
     return out;
   }
@@ -976,10 +984,6 @@ export class ZsPool {
   bump(word: number, n = 1): void {
     Atomics.add(this.ctl, word, n);
   }
-}
-
-function threadIdNow(): number {
-  return threadId;
 }
 
 function verifyLocked(pool: ZsPool): void {
