@@ -269,7 +269,10 @@ export class PhysMem {
     } finally {
       this.zoneUnlock();
     }
-    this.ensure(out[n - 1]!);
+    // the views must cover every frame taken (memory may have grown meanwhile)
+    let max = 0;
+    for (let i = 0; i < n; i++) if (out[i]! > max) max = out[i]!;
+    this.ensure(max);
     return true;
   }
 
