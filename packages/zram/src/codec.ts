@@ -42,53 +42,53 @@ class Lz4Codec implements Codec {
   }
 }
 
-/** Raw deflate, level 6 (zlib's default, as the kernel's deflate backend), 4 KiB window. */
-class DeflateCodec implements Codec {
-  readonly name = 'deflate';
-  private static readonly COMPRESS: zlib.ZlibOptions = { level: 6, windowBits: 12, memLevel: 8 };
-  private static readonly DECOMPRESS: zlib.ZlibOptions = { windowBits: 15, maxOutputLength: 64 * 1024 };
+/** A codec over a pair of node:zlib sync functions; the output is checked to be one page. */
+class ZlibCodec implements Codec {
+  constructor(
+    readonly name: string,
+    private readonly compressFn: (src: Uint8Array) => Uint8Array,
+    private readonly decompressFn: (src: Uint8Array) => Uint8Array,
+  ) {}
 
   compress(src: Uint8Array): Uint8Array {
-    return zlib.deflateRawSync(src, DeflateCodec.COMPRESS);
+    return this.compressFn(src);
   }
 
   decompress(src: Uint8Array, srcLen: number, dst: Uint8Array): number {
-    const out = zlib.inflateRawSync(src.length === srcLen ? src : src.subarray(0, srcLen), DeflateCodec.DECOMPRESS);
-    if (out.length !== dst.length) throw new Error(`deflate: decompressed ${out.length} bytes, expected ${dst.length}`);
+    const out = this.decompressFn(src.length === srcLen ? src : src.subarray(0, srcLen));
+    if (out.length !== dst.length) throw new Error(`${this.name}: decompressed ${out.length} bytes, expected ${dst.length}`);
     dst.set(out);
     return out.length;
   }
 }
 
+/** Raw deflate, level 6 (zlib's default, as the kernel's deflate backend), 4 KiB window. */
+const DEFLATE_COMPRESS: zlib.ZlibOptions = { level: 6, windowBits: 12, memLevel: 8 };
+const DEFLATE_DECOMPRESS: zlib.ZlibOptions = { windowBits: 15, maxOutputLength: 64 * 1024 };
+
 /** Brotli, quality 6, a 4 KiB window and a page-size hint: the strong (and slow) secondary. */
-class BrotliCodec implements Codec {
-  readonly name = 'brotli';
-  private static readonly COMPRESS: zlib.BrotliOptions = {
-    params: {
-      [zlib.constants.BROTLI_PARAM_QUALITY]: 6,
-      [zlib.constants.BROTLI_PARAM_LGWIN]: 12,
-      [zlib.constants.BROTLI_PARAM_SIZE_HINT]: 4096,
-    },
-  };
-  private static readonly DECOMPRESS: zlib.BrotliOptions = { maxOutputLength: 64 * 1024 };
+const BROTLI_COMPRESS: zlib.BrotliOptions = {
+  params: {
+    [zlib.constants.BROTLI_PARAM_QUALITY]: 6,
+    [zlib.constants.BROTLI_PARAM_LGWIN]: 12,
+    [zlib.constants.BROTLI_PARAM_SIZE_HINT]: 4096,
+  },
+};
+const BROTLI_DECOMPRESS: zlib.BrotliOptions = { maxOutputLength: 64 * 1024 };
 
-  compress(src: Uint8Array): Uint8Array {
-    return zlib.brotliCompressSync(src, BrotliCodec.COMPRESS);
-  }
+function deflateCodec(): Codec {
+  return new ZlibCodec('deflate', (s) => zlib.deflateRawSync(s, DEFLATE_COMPRESS), (s) => zlib.inflateRawSync(s, DEFLATE_DECOMPRESS));
+}
 
-  decompress(src: Uint8Array, srcLen: number, dst: Uint8Array): number {
-    const out = zlib.brotliDecompressSync(src.length === srcLen ? src : src.subarray(0, srcLen), BrotliCodec.DECOMPRESS);
-    if (out.length !== dst.length) throw new Error(`brotli: decompressed ${out.length} bytes, expected ${dst.length}`);
-    dst.set(out);
-    return out.length;
-  }
+function brotliCodec(): Codec {
+  return new ZlibCodec('brotli', (s) => zlib.brotliCompressSync(s, BROTLI_COMPRESS), (s) => zlib.brotliDecompressSync(s, BROTLI_DECOMPRESS));
 }
 
 /** Known algorithms, in listing order. The index is the id kept in shared memory. */
 export const ALGORITHMS: readonly string[] = Object.freeze(['lz4', 'deflate', 'brotli']);
 export const DEFAULT_ALGORITHM = 'lz4';
 
-const FACTORIES: ReadonlyArray<() => Codec> = [() => new Lz4Codec(), () => new DeflateCodec(), () => new BrotliCodec()];
+const FACTORIES: ReadonlyArray<() => Codec> = [() => new Lz4Codec(), deflateCodec, brotliCodec];
 
 /** The id of a known algorithm; an unknown name throws ZsError('EINVAL') naming the known ones. */
 export function algorithmId(name: string): number {

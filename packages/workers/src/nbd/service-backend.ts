@@ -26,40 +26,42 @@ export class ServiceBackend implements BlockBackend {
     }
   }
 
-  async read(offset: number, length: number): Promise<Uint8Array> {
+  /**
+   * Splits [offset, offset+length) into whole pages [first, end) and the partial
+   * pages around them: `head` bytes before `first`, a tail from `end` on. With no
+   * whole page inside, end <= first and the caller treats the range as one piece.
+   */
+  private span(offset: number, length: number): { first: number; end: number; head: number; tail: number } {
     this.check(offset, length);
+    const first = Math.ceil(offset / PAGE);
+    const end = Math.floor((offset + length) / PAGE);
+    return { first, end, head: first * PAGE - offset, tail: end * PAGE };
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    const { first, end, head, tail } = this.span(offset, length);
     const dev = this.service.device;
     const out = new Uint8Array(length);
-    const firstFull = Math.ceil(offset / PAGE);
-    const endFull = Math.floor((offset + length) / PAGE);
-    if (endFull <= firstFull) {
+    if (end <= first) {
       dev.read(offset, out);
       return out;
     }
-    const head = firstFull * PAGE - offset;
     if (head > 0) dev.read(offset, out.subarray(0, head));
-    const tailStart = endFull * PAGE;
-    if (tailStart < offset + length) dev.read(tailStart, out.subarray(tailStart - offset));
-    const mid = await this.service.readPages(firstFull, endFull - firstFull);
-    out.set(mid, head);
+    if (tail < offset + length) dev.read(tail, out.subarray(tail - offset));
+    out.set(await this.service.readPages(first, end - first), head);
     return out;
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
-    this.check(offset, data.length);
+    const { first, end, head, tail } = this.span(offset, data.length);
     const dev = this.service.device;
-    const length = data.length;
-    const firstFull = Math.ceil(offset / PAGE);
-    const endFull = Math.floor((offset + length) / PAGE);
-    if (endFull <= firstFull) {
+    if (end <= first) {
       dev.write(offset, data);
       return;
     }
-    const head = firstFull * PAGE - offset;
     if (head > 0) dev.write(offset, data.subarray(0, head));
-    const tailStart = endFull * PAGE;
-    if (tailStart < offset + length) dev.write(tailStart, data.subarray(tailStart - offset));
-    await this.service.writePages(firstFull, data.subarray(head, head + (endFull - firstFull) * PAGE));
+    if (tail < offset + data.length) dev.write(tail, data.subarray(tail - offset));
+    await this.service.writePages(first, data.subarray(head, head + (end - first) * PAGE));
   }
 
   async trim(offset: number, length: number): Promise<void> {
@@ -68,20 +70,16 @@ export class ServiceBackend implements BlockBackend {
   }
 
   async writeZeroes(offset: number, length: number): Promise<void> {
-    this.check(offset, length);
+    const { first, end, head, tail } = this.span(offset, length);
     const dev = this.service.device;
-    const firstFull = Math.ceil(offset / PAGE);
-    const endFull = Math.floor((offset + length) / PAGE);
-    if (endFull <= firstFull) {
+    if (end <= first) {
       dev.write(offset, new Uint8Array(length));
       return;
     }
-    const head = firstFull * PAGE - offset;
     if (head > 0) dev.write(offset, new Uint8Array(head));
-    const tailStart = endFull * PAGE;
-    if (tailStart < offset + length) dev.write(tailStart, new Uint8Array(offset + length - tailStart));
+    if (tail < offset + length) dev.write(tail, new Uint8Array(offset + length - tail));
     // a discarded slot reads as zeroes, as zram handles REQ_OP_WRITE_ZEROES
-    dev.discard(firstFull * PAGE, (endFull - firstFull) * PAGE);
+    dev.discard(first * PAGE, (end - first) * PAGE);
   }
 
   async flush(): Promise<void> {
