@@ -5,9 +5,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { missing, nbd, RawClient } from './nbd-helpers.js';
 
 const cli = new URL('../packages/workers/dist/cli.js', import.meta.url).pathname;
-const has = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
+const has = (bin: string) => missing(bin) === null;
 const dir = mkdtempSync(join(tmpdir(), 'zram-cli-'));
 let server: ChildProcess;
 let port = 0;
@@ -18,8 +19,25 @@ function zram(...args: string[]): { code: number; out: string; err: string } {
 }
 
 beforeAll(async () => {
-  server = spawn(process.execPath, [cli, 'serve', '--size', '256M', '--port', '0', '--workers', '2', '--lock-stat',
-    '--backing-file', join(dir, 'backing.img'), '--mem-limit', '1G'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  server = spawn(
+    process.execPath,
+    [
+      cli,
+      'serve',
+      '--size',
+      '256M',
+      '--port',
+      '0',
+      '--workers',
+      '2',
+      '--lock-stat',
+      '--backing-file',
+      join(dir, 'backing.img'),
+      '--mem-limit',
+      '1G',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   port = await new Promise<number>((resolve, reject) => {
     let out = '';
     server.stdout!.on('data', (d: Buffer) => {
@@ -59,35 +77,71 @@ describe('zram CLI', () => {
     expect(Number(r.stdout.trim())).toBe(256 << 20);
   });
 
-  it.skipIf(!has('nbdcopy'))('nbdcopy copies a mixed-content file in and out byte-identical through the service', () => {
-    const size = 64 << 20;
-    const data = Buffer.alloc(size);
-    for (let i = 0; i < size / 4096; i++) {
-      const page = data.subarray(i * 4096, (i + 1) * 4096);
-      if (i % 4 === 1) page.fill(`page ${i} of some text that compresses; `);
-      else if (i % 4 === 2) for (let k = 0; k < 4096; k++) page[k] = (Math.imul(i * 4096 + k, 2654435761) >>> 24) & 255;
-      else if (i % 4 === 3) page.fill(i & 255);
-    }
-    const src = join(dir, 'src.img');
-    const back = join(dir, 'back.img');
-    writeFileSync(src, data);
-    expect(spawnSync('nbdcopy', [src, `nbd://127.0.0.1:${port}/zram0`]).status).toBe(0);
-    expect(spawnSync('nbdcopy', [`nbd://127.0.0.1:${port}/zram0`, back]).status).toBe(0);
-    expect(Buffer.compare(readFileSync(back).subarray(0, size), data)).toBe(0);
-  });
+  it.skipIf(!has('nbdcopy'))(
+    'nbdcopy copies a mixed-content file in and out byte-identical through the service',
+    () => {
+      const size = 64 << 20;
+      const data = Buffer.alloc(size);
+      for (let i = 0; i < size / 4096; i++) {
+        const page = data.subarray(i * 4096, (i + 1) * 4096);
+        if (i % 4 === 1) page.fill(`page ${i} of some text that compresses; `);
+        else if (i % 4 === 2)
+          for (let k = 0; k < 4096; k++) page[k] = (Math.imul(i * 4096 + k, 2654435761) >>> 24) & 255;
+        else if (i % 4 === 3) page.fill(i & 255);
+      }
+      const src = join(dir, 'src.img');
+      const back = join(dir, 'back.img');
+      writeFileSync(src, data);
+      expect(spawnSync('nbdcopy', [src, `nbd://127.0.0.1:${port}/zram0`]).status).toBe(0);
+      expect(spawnSync('nbdcopy', [`nbd://127.0.0.1:${port}/zram0`, back]).status).toBe(0);
+      expect(Buffer.compare(readFileSync(back).subarray(0, size), data)).toBe(0);
+    },
+  );
 
   it.skipIf(!has('qemu-io'))('qemu-io patterns at unaligned offsets verify', () => {
-    const r = spawnSync('qemu-io', ['-f', 'raw', `nbd://127.0.0.1:${port}/zram0`,
-      '-c', 'write -P 0x5c 100000513 70001', '-c', 'read -P 0x5c 100000513 70001',
-      '-c', 'write -P 0x11 200003584 512', '-c', 'read -P 0x11 200003584 512'], { encoding: 'utf8' });
+    const r = spawnSync(
+      'qemu-io',
+      [
+        '-f',
+        'raw',
+        `nbd://127.0.0.1:${port}/zram0`,
+        '-c',
+        'write -P 0x5c 100000513 70001',
+        '-c',
+        'read -P 0x5c 100000513 70001',
+        '-c',
+        'write -P 0x11 200003584 512',
+        '-c',
+        'read -P 0x11 200003584 512',
+      ],
+      { encoding: 'utf8' },
+    );
     expect(r.status).toBe(0);
     expect(r.stdout + r.stderr).not.toMatch(/Pattern verification failed/);
   });
 
   it.skipIf(!has('fio'))("fio's nbd engine: random writes with verify=crc32c report zero errors", () => {
-    const r = spawnSync('fio', ['--name=verify', '--ioengine=nbd', `--uri=nbd://127.0.0.1:${port}/zram0`, '--rw=randwrite', '--bs=4k',
-      '--iodepth=16', '--size=16M', '--offset=128M', '--verify=crc32c', '--do_verify=1', '--verify_fatal=1', '--verify_state_save=0',
-      '--buffer_compress_percentage=50', '--refill_buffers', '--output-format=json'], { encoding: 'utf8', cwd: dir, timeout: 120_000 });
+    const r = spawnSync(
+      'fio',
+      [
+        '--name=verify',
+        '--ioengine=nbd',
+        `--uri=nbd://127.0.0.1:${port}/zram0`,
+        '--rw=randwrite',
+        '--bs=4k',
+        '--iodepth=16',
+        '--size=16M',
+        '--offset=128M',
+        '--verify=crc32c',
+        '--do_verify=1',
+        '--verify_fatal=1',
+        '--verify_state_save=0',
+        '--buffer_compress_percentage=50',
+        '--refill_buffers',
+        '--output-format=json',
+      ],
+      { encoding: 'utf8', cwd: dir, timeout: 120_000 },
+    );
     expect(r.status).toBe(0);
     const job = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))).jobs[0];
     expect(job.error).toBe(0);
@@ -95,7 +149,19 @@ describe('zram CLI', () => {
     expect(job.read.io_bytes).toBe(16 << 20); // the verify pass read everything back
   });
 
-  it('zram stat shows the zramctl table and the kernel stat files; control commands act on the server', () => {
+  it('zram stat shows the zramctl table and the kernel stat files; control commands act on the server', async () => {
+    // Stands on its own: writes 64 distinct, compressible pages through a raw NBD client first.
+    const c = await RawClient.connect(port);
+    await c.handshake();
+    const page = Buffer.alloc(4096);
+    for (let i = 0; i < 64; i++) {
+      page.fill(`page ${i} of the cli stat test `);
+      c.request({ type: nbd.NBD_CMD_WRITE, offset: (1024 + i) * 4096, length: 4096, cookie: i, data: page });
+    }
+    for (let i = 0; i < 64; i++) expect((await c.reply()).error).toBe(0);
+    c.request({ type: nbd.NBD_CMD_DISC, offset: 0, length: 0 });
+    c.socket.end();
+    await c.whenClosed;
     const s = zram('stat', '--port', String(port), '--lock-stat');
     expect(s.code).toBe(0);
     expect(s.out).toMatch(/^NAME +ALGORITHM +DISKSIZE +DATA +COMPR +TOTAL +STREAMS\nzram0 +lz4 +256M /);

@@ -7,14 +7,26 @@ import { ZsPool, type LockMode } from '@zsmalloc/core';
 
 const workerUrl = new URL('./workers/pool-stress-worker.mjs', import.meta.url);
 
-interface Result { ok: boolean; role: string; error?: string; mismatches?: number; done?: number; live?: [number, [number, number]][]; runs?: number; freed?: number; migrated?: number }
+interface Result {
+  ok: boolean;
+  role: string;
+  error?: string;
+  mismatches?: number;
+  done?: number;
+  live?: [number, [number, number]][];
+  runs?: number;
+  freed?: number;
+  migrated?: number;
+}
 
 function run(shared: unknown, role: string, ops: number, seed: number, stop: SharedArrayBuffer): Promise<Result> {
   return new Promise((resolve, reject) => {
     const w = new Worker(workerUrl, { workerData: { shared, role, ops, seed, stop } });
     w.once('message', (m: Result) => resolve(m));
     w.once('error', reject);
-    w.once('exit', (code) => { if (code !== 0) reject(new Error(`${role} exited with ${code}`)); });
+    w.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`${role} exited with ${code}`));
+    });
   });
 }
 
@@ -24,7 +36,10 @@ describe.each<LockMode>(['class', 'pool'])('pool under real contention (lockMode
     const stop = new SharedArrayBuffer(4);
     const stopWord = new Int32Array(stop);
     const background = [run(pool.shared, 'compactor', 0, 3, stop), run(pool.shared, 'migrator', 0, 4, stop)];
-    const mutators = await Promise.all([run(pool.shared, 'mutator', 60000, 1, stop), run(pool.shared, 'mutator', 60000, 2, stop)]);
+    const mutators = await Promise.all([
+      run(pool.shared, 'mutator', 60000, 1, stop),
+      run(pool.shared, 'mutator', 60000, 2, stop),
+    ]);
     Atomics.store(stopWord, 0, 1);
     const bg = await Promise.all(background);
     for (const r of [...mutators, ...bg]) expect(r.error ?? '').toBe('');
@@ -34,17 +49,21 @@ describe.each<LockMode>(['class', 'pool'])('pool under real contention (lockMode
     pool.verify();
     // everything the mutators left is still intact, read from this thread
     const buf = new Uint8Array(4096);
-    for (const r of mutators) for (const [h, [size, v]] of r.live ?? []) {
-      expect(pool.read(h, buf)).toBe(size);
-      for (let k = 0; k < size; k++) if (buf[k] !== ((h * 31 + v * 17 + k * 7) & 255)) throw new Error(`handle ${h} corrupted`);
-    }
+    for (const r of mutators)
+      for (const [h, [size, v]] of r.live ?? []) {
+        expect(pool.read(h, buf)).toBe(size);
+        for (let k = 0; k < size; k++)
+          if (buf[k] !== ((h * 31 + v * 17 + k * 7) & 255)) throw new Error(`handle ${h} corrupted`);
+      }
     const compactor = bg[0]!;
     const migrator = bg[1]!;
     expect(compactor.runs).toBeGreaterThan(0);
     expect(migrator.migrated).toBeGreaterThan(0);
     const stats = pool.lockStats();
     const contentions = stats.reduce((a, s) => a + s.contentions, 0);
-    console.log(`lockMode ${lockMode}: compaction runs ${compactor.runs} freed ${compactor.freed} pages; frames migrated ${migrator.migrated}; contentions ${contentions}`);
+    console.log(
+      `lockMode ${lockMode}: compaction runs ${compactor.runs} freed ${compactor.freed} pages; frames migrated ${migrator.migrated}; contentions ${contentions}`,
+    );
     console.log(pool.lockStatText());
     expect(contentions).toBeGreaterThan(0);
     const poolLock = stats.filter((s) => s.name === '&pool->lock');

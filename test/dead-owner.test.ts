@@ -13,7 +13,9 @@ function holdAndDie(workerData: unknown): Promise<{ threadId: number; cpu: numbe
     const w = new Worker(url, { workerData });
     const threadId = w.threadId; // reads -1 once the worker has exited
     let cpu = -1;
-    w.on('message', (m: { cpu: number }) => { cpu = m.cpu; });
+    w.on('message', (m: { cpu: number }) => {
+      cpu = m.cpu;
+    });
     w.on('error', reject);
     w.on('exit', () => resolve({ threadId, cpu }));
   });

@@ -5,7 +5,7 @@
 // ZramDeviceBackend's write-zeroes at unaligned edges.
 import { ZsError } from '@zsmalloc/core';
 import { ZramDevice, ZramError } from '@zsmalloc/zram';
-import { NbdServer, ZramDeviceBackend, nbdErrorOf, type BlockBackend } from '@zsmalloc/workers/nbd/index';
+import { NbdServer, ZramDeviceBackend, nbdErrorOf, type BlockBackend } from '@zsmalloc/workers/nbd';
 import { describe, expect, it } from 'vitest';
 import { RawClient, nbd, randomBytes } from './nbd-helpers.js';
 
@@ -31,7 +31,14 @@ describe('ZramDeviceBackend', () => {
     expect(be.size).toBe(1 << 20);
     const all = randomBytes(1 << 20, 3);
     await be.write(0, all);
-    const ranges: [number, number][] = [[100, 10], [4000, 200], [5000, 20000], [65536, 65536], [200_001, 300_000], [(1 << 20) - 7, 7]];
+    const ranges: [number, number][] = [
+      [100, 10],
+      [4000, 200],
+      [5000, 20000],
+      [65536, 65536],
+      [200_001, 300_000],
+      [(1 << 20) - 7, 7],
+    ];
     for (const [o, l] of ranges) {
       await be.writeZeroes(o, l);
       all.fill(0, o, o + l);
@@ -152,7 +159,14 @@ describe('NbdServer over a fault-injecting backend', () => {
       expect((await c.reply()).cookie).toBe(10);
       c2.close();
       be.events.length = 0;
-      c.request({ type: nbd.NBD_CMD_WRITE, flags: nbd.NBD_CMD_FLAG_FUA, offset: 8, length: 4, cookie: 3, data: Buffer.from([7, 7, 7, 7]) });
+      c.request({
+        type: nbd.NBD_CMD_WRITE,
+        flags: nbd.NBD_CMD_FLAG_FUA,
+        offset: 8,
+        length: 4,
+        cookie: 3,
+        data: Buffer.from([7, 7, 7, 7]),
+      });
       expect((await c.reply()).error).toBe(0);
       expect(be.events).toEqual(['write 8 start', 'write 8 done', 'flush']);
     });

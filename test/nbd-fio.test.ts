@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { missing, run, serve, type Served } from './nbd-helpers.js';
+import { missing, type RunResult, run, serve, type Served } from './nbd-helpers.js';
 
 const skip = missing('fio');
 const SIZE = 64 << 20;
@@ -21,7 +21,7 @@ interface FioJob {
 async function fio(args: string[]): Promise<FioJob[]> {
   // In a scratch directory: fio writes verify state files into its cwd when a job ends.
   const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'nbd-fio-'));
-  let r;
+  let r: RunResult;
   try {
     r = await run('fio', ['--output-format=json', '--verify_state_save=0', ...args], { timeoutMs: 40_000, cwd });
   } finally {

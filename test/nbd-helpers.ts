@@ -4,8 +4,8 @@
 // for the tests that must send what no real client sends.
 import { spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
-import { ZramDevice, nbd } from '@zsmalloc/zram';
-import { NbdServer, ZramDeviceBackend, type NbdServerOptions } from '@zsmalloc/workers/nbd/index';
+import { ZramDevice } from '@zsmalloc/zram';
+import { NbdServer, ZramDeviceBackend, nbd, type NbdServerOptions } from '@zsmalloc/workers/nbd';
 
 export { nbd };
 
@@ -14,10 +14,16 @@ export function have(bin: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' }).status === 0;
 }
 
+/**
+ * Null when every client is on PATH; otherwise the skip message naming what to
+ * install. With REQUIRE_NBD_CLIENTS=1 (set by .ci/run, which installs them) a
+ * missing client is an error instead of a skip.
+ */
 export function missing(...bins: string[]): string | null {
   const gone = bins.filter((b) => !have(b));
   if (gone.length === 0) return null;
   const msg = `skipped: ${gone.join(', ')} not installed (apt-get install libnbd-bin qemu-utils fio nbdkit)`;
+  if (process.env.REQUIRE_NBD_CLIENTS === '1') throw new Error(`REQUIRE_NBD_CLIENTS=1 but ${msg}`);
   console.warn(msg);
   return msg;
 }
@@ -31,11 +37,19 @@ export interface Served {
   close(): Promise<void>;
 }
 
-export async function serve(opts: { disksize: number; memLimit?: number; algorithm?: string } & Partial<NbdServerOptions>): Promise<Served> {
+export async function serve(
+  opts: { disksize: number; memLimit?: number; algorithm?: string } & Partial<NbdServerOptions>,
+): Promise<Served> {
   const { disksize, memLimit, algorithm, ...rest } = opts;
   const dev = ZramDevice.create({ disksize, memLimit, algorithm: algorithm ?? 'lz4' });
   const logs: string[] = [];
-  const server = await NbdServer.start({ backend: new ZramDeviceBackend(dev), host: '127.0.0.1', port: 0, log: (m) => logs.push(m), ...rest });
+  const server = await NbdServer.start({
+    backend: new ZramDeviceBackend(dev),
+    host: '127.0.0.1',
+    port: 0,
+    log: (m) => logs.push(m),
+    ...rest,
+  });
   const { port } = server.address();
   return {
     server,
@@ -59,7 +73,11 @@ export interface RunResult {
 }
 
 /** Runs a client binary to completion (the server runs in this process, so never spawnSync). */
-export function run(cmd: string, args: string[], opts: { timeoutMs?: number; input?: Buffer; cwd?: string } = {}): Promise<RunResult> {
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { timeoutMs?: number; input?: Buffer; cwd?: string } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], cwd: opts.cwd });
     const out: Buffer[] = [];
@@ -80,9 +98,16 @@ export function run(cmd: string, args: string[], opts: { timeoutMs?: number; inp
 }
 
 /** Throws with the client's output unless it exited 0. */
-export async function runOk(cmd: string, args: string[], opts?: { timeoutMs?: number; cwd?: string }): Promise<RunResult> {
+export async function runOk(
+  cmd: string,
+  args: string[],
+  opts?: { timeoutMs?: number; cwd?: string },
+): Promise<RunResult> {
   const r = await run(cmd, args, opts);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code ?? r.signal}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
+  if (r.code !== 0)
+    throw new Error(
+      `${cmd} ${args.join(' ')} exited ${r.code ?? r.signal}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`,
+    );
   return r;
 }
 
@@ -159,11 +184,17 @@ export class RawClient {
       if (r.type !== nbd.NBD_REP_ACK) throw new Error(`STRUCTURED_REPLY refused: ${r.type}`);
       this.structured = true;
     }
-    this.write(nbd.encodeClientOption(nbd.NBD_OPT_GO, nbd.encodeInfoRequestData(opts.name ?? 'zram0', [nbd.NBD_INFO_BLOCK_SIZE])));
+    this.write(
+      nbd.encodeClientOption(
+        nbd.NBD_OPT_GO,
+        nbd.encodeInfoRequestData(opts.name ?? 'zram0', [nbd.NBD_INFO_BLOCK_SIZE]),
+      ),
+    );
     for (;;) {
       const r = await this.optionReply();
       if (r.type === nbd.NBD_REP_ACK) return;
-      if (r.type !== nbd.NBD_REP_INFO) throw new Error(`GO failed: reply type 0x${r.type.toString(16)} ${Buffer.from(r.data).toString()}`);
+      if (r.type !== nbd.NBD_REP_INFO)
+        throw new Error(`GO failed: reply type 0x${r.type.toString(16)} ${Buffer.from(r.data).toString()}`);
       const info = nbd.decodeInfo(r.data);
       if (info.info === nbd.NBD_INFO_EXPORT && 'size' in info) {
         this.size = info.size;
@@ -179,8 +210,23 @@ export class RawClient {
     return nbd.decodeOptionReply(Buffer.concat([h, data]))!;
   }
 
-  request(r: { type: number; offset: number; length: number; cookie?: number; flags?: number; data?: Uint8Array; magic?: number }): void {
-    const h = nbd.encodeRequest({ type: r.type, offset: r.offset, length: r.length, cookieLo: r.cookie ?? 0, flags: r.flags ?? 0, magic: r.magic });
+  request(r: {
+    type: number;
+    offset: number;
+    length: number;
+    cookie?: number;
+    flags?: number;
+    data?: Uint8Array;
+    magic?: number;
+  }): void {
+    const h = nbd.encodeRequest({
+      type: r.type,
+      offset: r.offset,
+      length: r.length,
+      cookieLo: r.cookie ?? 0,
+      flags: r.flags ?? 0,
+      magic: r.magic,
+    });
     this.write(r.data ? Buffer.concat([h, r.data]) : h);
   }
 
@@ -188,26 +234,39 @@ export class RawClient {
    * One reply. For simple replies to READs pass `readLengths` (cookie → length)
    * so the data can be consumed; structured replies are self-describing.
    */
-  async reply(readLengths?: Map<number, number>): Promise<{ cookie: number; error: number; data?: Buffer; message?: string }> {
+  async reply(
+    readLengths?: Map<number, number>,
+  ): Promise<{ cookie: number; error: number; data?: Buffer; message?: string }> {
     const deadline = Date.now() + 10_000;
     while (this.q.length < 4) await this.waitMore(deadline);
-    const magic = ((this.q.byteAt(0) << 24) | (this.q.byteAt(1) << 16) | (this.q.byteAt(2) << 8) | this.q.byteAt(3)) >>> 0;
+    const magic =
+      ((this.q.byteAt(0) << 24) | (this.q.byteAt(1) << 16) | (this.q.byteAt(2) << 8) | this.q.byteAt(3)) >>> 0;
     if (magic === nbd.NBD_SIMPLE_REPLY_MAGIC) {
       const h = await this.read(16);
       const r = nbd.decodeSimpleReply(h)!;
       const n = r.error === 0 ? readLengths?.get(r.cookieLo) : undefined;
-      return { cookie: r.cookieLo, error: r.error, data: n !== undefined ? Buffer.from(await this.read(n)) : undefined };
+      return {
+        cookie: r.cookieLo,
+        error: r.error,
+        data: n !== undefined ? Buffer.from(await this.read(n)) : undefined,
+      };
     }
     if (magic === nbd.NBD_STRUCTURED_REPLY_MAGIC) {
       const h = await this.read(20);
       const payload = await this.read(h.readUInt32BE(16));
       const c = nbd.decodeStructuredChunk(Buffer.concat([h, payload]))!;
-      if (!(c.flags & nbd.NBD_REPLY_FLAG_DONE)) throw new Error('multi-chunk replies are not expected from this server');
-      if (c.type === nbd.NBD_REPLY_TYPE_OFFSET_DATA) return { cookie: c.cookieLo, error: 0, data: Buffer.from(c.payload.subarray(8)) };
+      if (!(c.flags & nbd.NBD_REPLY_FLAG_DONE))
+        throw new Error('multi-chunk replies are not expected from this server');
+      if (c.type === nbd.NBD_REPLY_TYPE_OFFSET_DATA)
+        return { cookie: c.cookieLo, error: 0, data: Buffer.from(c.payload.subarray(8)) };
       if (c.type === nbd.NBD_REPLY_TYPE_NONE) return { cookie: c.cookieLo, error: 0 };
       if (c.type === nbd.NBD_REPLY_TYPE_ERROR) {
         const p = Buffer.from(c.payload);
-        return { cookie: c.cookieLo, error: p.readUInt32BE(0), message: p.subarray(6, 6 + p.readUInt16BE(4)).toString() };
+        return {
+          cookie: c.cookieLo,
+          error: p.readUInt32BE(0),
+          message: p.subarray(6, 6 + p.readUInt16BE(4)).toString(),
+        };
       }
       throw new Error(`unexpected chunk type ${c.type}`);
     }

@@ -5,7 +5,7 @@
 // Each hostile connection gets the right error reply or is closed; the server
 // keeps serving other clients (nbdinfo, qemu-io) and no stored data changes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RawClient, have, nbd, randomBytes, run, serve, type Served } from './nbd-helpers.js';
+import { RawClient, missing, nbd, randomBytes, run, serve, type Served } from './nbd-helpers.js';
 
 const SIZE = 8 << 20;
 const PATTERN = Buffer.alloc(64 * 1024, 0xab);
@@ -42,7 +42,7 @@ describe('NBD server: malformed and hostile requests', () => {
       await c.read(18);
       c.write(Buffer.from([0, 0, 0, 3]));
       c.write(nbd.encodeClientOption(0x1234, Buffer.from('whatever')));
-      expect((await c.optionReply())).toMatchObject({ option: 0x1234, type: nbd.NBD_REP_ERR_UNSUP });
+      expect(await c.optionReply()).toMatchObject({ option: 0x1234, type: nbd.NBD_REP_ERR_UNSUP });
       c.write(nbd.encodeClientOption(nbd.NBD_OPT_STARTTLS));
       expect((await c.optionReply()).type).toBe(nbd.NBD_REP_ERR_UNSUP);
       c.write(nbd.encodeClientOption(nbd.NBD_OPT_SET_META_CONTEXT, Buffer.alloc(12)));
@@ -59,16 +59,27 @@ describe('NBD server: malformed and hostile requests', () => {
       c.write(nbd.encodeClientOption(nbd.NBD_OPT_LIST));
       const srv = await c.optionReply();
       expect(srv.type).toBe(nbd.NBD_REP_SERVER);
-      expect(Buffer.from(srv.data).subarray(4, 4 + Buffer.from(srv.data).readUInt32BE(0)).toString()).toBe('zram0');
+      expect(
+        Buffer.from(srv.data)
+          .subarray(4, 4 + Buffer.from(srv.data).readUInt32BE(0))
+          .toString(),
+      ).toBe('zram0');
       expect((await c.optionReply()).type).toBe(nbd.NBD_REP_ACK);
 
-      c.write(nbd.encodeClientOption(nbd.NBD_OPT_INFO, nbd.encodeInfoRequestData('zram0', [nbd.NBD_INFO_NAME, nbd.NBD_INFO_DESCRIPTION, 0x4444])));
+      c.write(
+        nbd.encodeClientOption(
+          nbd.NBD_OPT_INFO,
+          nbd.encodeInfoRequestData('zram0', [nbd.NBD_INFO_NAME, nbd.NBD_INFO_DESCRIPTION, 0x4444]),
+        ),
+      );
       const infos: number[] = [];
       for (let r = await c.optionReply(); r.type !== nbd.NBD_REP_ACK; r = await c.optionReply()) {
         expect(r.type).toBe(nbd.NBD_REP_INFO);
         infos.push(nbd.decodeInfo(r.data).info);
       }
-      expect(infos.sort()).toEqual([nbd.NBD_INFO_EXPORT, nbd.NBD_INFO_NAME, nbd.NBD_INFO_DESCRIPTION, nbd.NBD_INFO_BLOCK_SIZE].sort());
+      expect(infos.sort()).toEqual(
+        [nbd.NBD_INFO_EXPORT, nbd.NBD_INFO_NAME, nbd.NBD_INFO_DESCRIPTION, nbd.NBD_INFO_BLOCK_SIZE].sort(),
+      );
 
       c.write(nbd.encodeClientOption(nbd.NBD_OPT_GO, nbd.encodeInfoRequestData('')));
       let r = await c.optionReply();
@@ -145,10 +156,14 @@ describe('NBD server: malformed and hostile requests', () => {
           expect(r.data).toBeUndefined();
           if (structured) expect(r.message).toMatch(/unknown command/);
         }
-        expect((await roundTrip({ type: nbd.NBD_CMD_READ, offset: 0, length: 100, cookie: 7 })).data!.equals(PATTERN.subarray(0, 100))).toBe(true);
+        expect(
+          (await roundTrip({ type: nbd.NBD_CMD_READ, offset: 0, length: 100, cookie: 7 })).data!.equals(
+            PATTERN.subarray(0, 100),
+          ),
+        ).toBe(true);
       });
 
-      it('answers out-of-range requests with EINVAL (a WRITE\'s data is consumed, nothing is written)', async () => {
+      it("answers out-of-range requests with EINVAL (a WRITE's data is consumed, nothing is written)", async () => {
         const cases = [
           { type: nbd.NBD_CMD_READ, offset: SIZE - 4096, length: 8192 },
           { type: nbd.NBD_CMD_READ, offset: SIZE, length: 1 },
@@ -181,7 +196,11 @@ describe('NBD server: malformed and hostile requests', () => {
         expect(r.data).toBeUndefined();
         const r2 = await roundTrip({ type: nbd.NBD_CMD_READ, offset: 0, length: (32 << 20) + 1, cookie: 401 });
         expect(r2.error).toBe(nbd.NBD_EINVAL);
-        expect((await roundTrip({ type: nbd.NBD_CMD_READ, offset: 10, length: 10, cookie: 402 })).data!.equals(PATTERN.subarray(0, 10))).toBe(true);
+        expect(
+          (await roundTrip({ type: nbd.NBD_CMD_READ, offset: 10, length: 10, cookie: 402 })).data!.equals(
+            PATTERN.subarray(0, 10),
+          ),
+        ).toBe(true);
       });
 
       it('runs pipelined requests concurrently, answering each by its cookie', async () => {
@@ -192,7 +211,16 @@ describe('NBD server: malformed and hostile requests', () => {
         for (let i = 0; i < 48; i++) {
           const data = randomBytes(5000 + i * 37, i + (structured ? 1000 : 0));
           const off = base + i * 12288 + (i % 5);
-          parts.push(nbd.encodeRequest({ type: nbd.NBD_CMD_WRITE, offset: off, length: data.length, cookieLo: 1000 + i, flags: i % 4 === 0 ? nbd.NBD_CMD_FLAG_FUA : 0 }), data);
+          parts.push(
+            nbd.encodeRequest({
+              type: nbd.NBD_CMD_WRITE,
+              offset: off,
+              length: data.length,
+              cookieLo: 1000 + i,
+              flags: i % 4 === 0 ? nbd.NBD_CMD_FLAG_FUA : 0,
+            }),
+            data,
+          );
           expected.set(1000 + i, data);
         }
         parts.push(nbd.encodeRequest({ type: nbd.NBD_CMD_FLUSH, offset: 0, length: 0, cookieLo: 1999 }));
@@ -209,7 +237,14 @@ describe('NBD server: malformed and hostile requests', () => {
         const reads: Buffer[] = [];
         for (let i = 0; i < 48; i++) {
           const off = base + i * 12288 + (i % 5);
-          reads.push(nbd.encodeRequest({ type: nbd.NBD_CMD_READ, offset: off, length: expected.get(1000 + i)!.length, cookieLo: 2000 + i }));
+          reads.push(
+            nbd.encodeRequest({
+              type: nbd.NBD_CMD_READ,
+              offset: off,
+              length: expected.get(1000 + i)!.length,
+              cookieLo: 2000 + i,
+            }),
+          );
           lengths.set(2000 + i, expected.get(1000 + i)!.length);
         }
         // Split the pipelined reads at odd places.
@@ -224,7 +259,10 @@ describe('NBD server: malformed and hostile requests', () => {
 
       it('serves zero-length requests', async () => {
         expect((await roundTrip({ type: nbd.NBD_CMD_READ, offset: 0, length: 0, cookie: 500 })).error).toBe(0);
-        expect((await roundTrip({ type: nbd.NBD_CMD_WRITE, offset: 0, length: 0, cookie: 501, data: Buffer.alloc(0) })).error).toBe(0);
+        expect(
+          (await roundTrip({ type: nbd.NBD_CMD_WRITE, offset: 0, length: 0, cookie: 501, data: Buffer.alloc(0) }))
+            .error,
+        ).toBe(0);
         expectPatternIntact();
       });
     });
@@ -233,7 +271,14 @@ describe('NBD server: malformed and hostile requests', () => {
   it('closes the connection on a bad request magic; nothing is written', async () => {
     const c = await RawClient.connect(s.port);
     await c.handshake();
-    c.request({ type: nbd.NBD_CMD_WRITE, offset: 0, length: 4096, cookie: 1, data: Buffer.alloc(4096, 0xee), magic: 0x25609514 });
+    c.request({
+      type: nbd.NBD_CMD_WRITE,
+      offset: 0,
+      length: 4096,
+      cookie: 1,
+      data: Buffer.alloc(4096, 0xee),
+      magic: 0x25609514,
+    });
     await c.whenClosed;
     expect(c.buffered).toBe(0); // no reply: the cookie of a bad header cannot be trusted
     expectPatternIntact();
@@ -284,10 +329,13 @@ describe('NBD server: malformed and hostile requests', () => {
     const N = 192;
     const MiB = 1 << 20;
     const reqs: Buffer[] = [];
-    for (let i = 0; i < N; i++) reqs.push(nbd.encodeRequest({ type: nbd.NBD_CMD_READ, offset: (i % 8) * MiB, length: MiB, cookieLo: i }));
+    for (let i = 0; i < N; i++)
+      reqs.push(nbd.encodeRequest({ type: nbd.NBD_CMD_READ, offset: (i % 8) * MiB, length: MiB, cookieLo: i }));
     c.write(Buffer.concat(reqs)); // 192 MiB of replies requested at once
     await new Promise((r) => setTimeout(r, 700));
-    const st = s.server.stats().find((x) => x.requests < N && x.phase === 'transmission' && x.inflight + x.queuedReplyBytes > 0);
+    const st = s.server
+      .stats()
+      .find((x) => x.requests < N && x.phase === 'transmission' && x.inflight + x.queuedReplyBytes > 0);
     expect(st).toBeDefined();
     // Bounded by maxInflightBytes (32 MiB by default) plus one request, not 192 MiB.
     expect(st!.queuedReplyBytes + st!.inflightBytes).toBeLessThan(40 * MiB);
@@ -305,15 +353,34 @@ describe('NBD server: malformed and hostile requests', () => {
     c.close();
   });
 
-  it.skipIf(!have('qemu-io'))('a real client still works afterwards and the data written first is intact', async () => {
-    const r = await run('qemu-io', ['-f', 'raw', s.uri, '-c', 'read -P 0xab 0 64k', '-c', 'read -P 0 64k 64k', '-c', 'write -P 0x3c 128k 4k', '-c', 'read -P 0x3c 128k 4k'], {
-      timeoutMs: 20_000,
-    });
-    expect(r.code).toBe(0);
-    expect(r.stdout + r.stderr).not.toMatch(/fail|error/i);
-  });
+  it.skipIf(missing('qemu-io') !== null)(
+    'a real client still works afterwards and the data written first is intact',
+    async () => {
+      const r = await run(
+        'qemu-io',
+        [
+          '-f',
+          'raw',
+          s.uri,
+          '-c',
+          'read -P 0xab 0 64k',
+          '-c',
+          'read -P 0 64k 64k',
+          '-c',
+          'write -P 0x3c 128k 4k',
+          '-c',
+          'read -P 0x3c 128k 4k',
+        ],
+        {
+          timeoutMs: 20_000,
+        },
+      );
+      expect(r.code).toBe(0);
+      expect(r.stdout + r.stderr).not.toMatch(/fail|error/i);
+    },
+  );
 
-  it.skipIf(!have('nbdinfo'))('nbdinfo still reports the size afterwards', async () => {
+  it.skipIf(missing('nbdinfo') !== null)('nbdinfo still reports the size afterwards', async () => {
     const r = await run('nbdinfo', ['--size', s.uri], { timeoutMs: 20_000 });
     expect(r.stdout.trim()).toBe(String(SIZE));
     s.dev.verify();

@@ -29,7 +29,13 @@ describe.skipIf(skip !== null)(skip ?? 'qemu-io', () => {
 
   it('writes and verifies patterns at aligned offsets', async () => {
     await qemuIo('write -P 0xab 0 64k', 'write -P 0x11 1M 4k', 'write -P 0x22 2M 1M', 'write -P 0x33 15M 1M');
-    await qemuIo('read -P 0xab 0 64k', 'read -P 0x11 1M 4k', 'read -P 0x22 2M 1M', 'read -P 0x33 15M 1M', 'read -P 0 64k 960k');
+    await qemuIo(
+      'read -P 0xab 0 64k',
+      'read -P 0x11 1M 4k',
+      'read -P 0x22 2M 1M',
+      'read -P 0x33 15M 1M',
+      'read -P 0 64k 960k',
+    );
   });
 
   it('writes and verifies patterns at unaligned offsets and lengths (read-modify-write in zram)', async () => {
@@ -54,7 +60,14 @@ describe.skipIf(skip !== null)(skip ?? 'qemu-io', () => {
   });
 
   it('write -z (WRITE_ZEROES), discard (TRIM), FUA writes and flush', async () => {
-    await qemuIo('write -P 0x66 5M 64k', 'write -z 5243880 20000', 'write -f -P 0x99 6291463 9999', 'flush', 'discard 7M 1M', 'flush');
+    await qemuIo(
+      'write -P 0x66 5M 64k',
+      'write -z 5243880 20000',
+      'write -f -P 0x99 6291463 9999',
+      'flush',
+      'discard 7M 1M',
+      'flush',
+    );
     await qemuIo(
       'read -P 0x66 5M 1000',
       'read -P 0 5243880 20000',

@@ -19,8 +19,20 @@ const PAGE = 4096;
 const SECTOR = 512;
 const WORKER = new URL('./zram-worker.mjs', import.meta.url);
 
-interface WriterResult { role: 'writer'; id: number; errors: string[]; writes: number; reads: number; lastSeq: Int32Array; model: Uint8Array }
-interface MaintainerResult { role: 'maintainer'; errors: string[]; counts: Record<string, number> }
+interface WriterResult {
+  role: 'writer';
+  id: number;
+  errors: string[];
+  writes: number;
+  reads: number;
+  lastSeq: Int32Array;
+  model: Uint8Array;
+}
+interface MaintainerResult {
+  role: 'maintainer';
+  errors: string[];
+  counts: Record<string, number>;
+}
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zram-threads-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -57,12 +69,24 @@ async function scenario(opts: { writers: number; iterations: number; writeback: 
   for (let id = 0; id < opts.writers; id++) {
     jobs.push(
       runWorker({
-        role: 'writer', id, seed: 1000 + id, shared: dev.shared, control: control.buffer,
-        iterations: opts.iterations, sharedPages, privateStart: sharedPages + id * privatePages, privatePages,
+        role: 'writer',
+        id,
+        seed: 1000 + id,
+        shared: dev.shared,
+        control: control.buffer,
+        iterations: opts.iterations,
+        sharedPages,
+        privateStart: sharedPages + id * privatePages,
+        privatePages,
       }),
     );
   }
-  const maint = runWorker({ role: 'maintainer', shared: dev.shared, control: control.buffer, writeback: opts.writeback });
+  const maint = runWorker({
+    role: 'maintainer',
+    shared: dev.shared,
+    control: control.buffer,
+    writeback: opts.writeback,
+  });
   // Start everyone together.
   while (Atomics.load(control, 2) < opts.writers + 1) await new Promise((r) => setTimeout(r, 5));
   Atomics.store(control, 0, 1);

@@ -11,7 +11,8 @@
 // so a torn, misplaced or stale sector is detectable. Each writer also owns
 // private pages that only it touches, checked byte-for-byte against a model.
 import { parentPort, workerData } from 'node:worker_threads';
-import { ZramDevice, fillPage, prng } from '@zsmalloc/zram';
+import { ZramDevice } from '@zsmalloc/zram';
+import { fillPage, prng } from '@zsmalloc/zram/testing';
 
 const PAGE = 4096;
 const SECTOR = 512;

@@ -3,8 +3,14 @@
 
 export { microConfig, measure, scaledBatch, type Case, type MicroConfig } from './measure.js';
 export {
-  defaultResultsDir, formatTable, linkBaselines, makeReport, writeJson,
-  type BenchRow, type MicroReport, type TargetCheck,
+  defaultResultsDir,
+  formatTable,
+  linkBaselines,
+  makeReport,
+  writeJson,
+  type BenchRow,
+  type MicroReport,
+  type TargetCheck,
 } from './report.js';
 export { MICRO_BENCHMARKS, runMicro, type MicroBenchmark, type RunMicroOptions } from './micro/suite.js';
 export { benchMallocFree, benchWriteRead, OBJ_SIZE } from './micro/allocator.js';

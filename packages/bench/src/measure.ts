@@ -27,8 +27,28 @@ export interface MicroConfig {
 
 export function microConfig(smoke: boolean): MicroConfig {
   return smoke
-    ? { smoke, rounds: 1, time: 15, warmupTime: 5, iterations: 3, warmupIterations: 2, batchScale: 0.02, migrationPoolBytes: 4 << 20, zramPages: 128 }
-    : { smoke, rounds: 3, time: 500, warmupTime: 150, iterations: 10, warmupIterations: 4, batchScale: 1, migrationPoolBytes: 64 << 20, zramPages: 4096 };
+    ? {
+        smoke,
+        rounds: 1,
+        time: 15,
+        warmupTime: 5,
+        iterations: 3,
+        warmupIterations: 2,
+        batchScale: 0.02,
+        migrationPoolBytes: 4 << 20,
+        zramPages: 128,
+      }
+    : {
+        smoke,
+        rounds: 3,
+        time: 500,
+        warmupTime: 150,
+        iterations: 10,
+        warmupIterations: 4,
+        batchScale: 1,
+        migrationPoolBytes: 64 << 20,
+        zramPages: 4096,
+      };
 }
 
 /** One measured operation, run in batches. */
@@ -49,7 +69,12 @@ export function scaledBatch(c: Case, cfg: MicroConfig): number {
   return Math.max(1, Math.round(c.batch * cfg.batchScale));
 }
 
-interface RoundStat { p50: number; mean: number; rme: number; samples: number }
+interface RoundStat {
+  p50: number;
+  mean: number;
+  rme: number;
+  samples: number;
+}
 
 /**
  * Measures the cases with tinybench, in order (put a baseline next to its
@@ -63,27 +88,40 @@ export async function measure(cases: readonly Case[], cfg: MicroConfig, name = '
   const stats = new Map<string, RoundStat[]>(cases.map((c) => [c.name, []]));
   for (let round = 0; round < cfg.rounds; round++) {
     const bench = new Bench({
-      name: `${name} #${round + 1}`, time: cfg.time, warmupTime: cfg.warmupTime, iterations: cfg.iterations,
-      warmupIterations: cfg.warmupIterations, throws: true, warmup: true,
+      name: `${name} #${round + 1}`,
+      time: cfg.time,
+      warmupTime: cfg.warmupTime,
+      iterations: cfg.iterations,
+      warmupIterations: cfg.warmupIterations,
+      throws: true,
+      warmup: true,
     });
     let counting = false;
     for (const c of cases) {
       const n = scaledBatch(c, cfg);
       const prepare = c.prepare;
       const run = c.run;
-      bench.add(c.name, (): FnReturnedObject => {
-        if (prepare !== undefined) prepare();
-        const t0 = performance.now();
-        const done = run(n);
-        const dt = performance.now() - t0;
-        if (counting) totals.set(c.name, totals.get(c.name)! + done);
-        return { overriddenDuration: done > 0 ? dt / done : dt, overriddenIterationCost: dt };
-      }, {
-        async: false,
-        // only the measured phase counts operations
-        beforeAll(mode) { counting = mode === 'run'; },
-        afterAll() { counting = false; },
-      });
+      bench.add(
+        c.name,
+        (): FnReturnedObject => {
+          if (prepare !== undefined) prepare();
+          const t0 = performance.now();
+          const done = run(n);
+          const dt = performance.now() - t0;
+          if (counting) totals.set(c.name, totals.get(c.name)! + done);
+          return { overriddenDuration: done > 0 ? dt / done : dt, overriddenIterationCost: dt };
+        },
+        {
+          async: false,
+          // only the measured phase counts operations
+          beforeAll(mode) {
+            counting = mode === 'run';
+          },
+          afterAll() {
+            counting = false;
+          },
+        },
+      );
     }
     await bench.run();
     for (const c of cases) {
@@ -92,7 +130,10 @@ export async function measure(cases: readonly Case[], cfg: MicroConfig, name = '
         throw r.state === 'errored' ? r.error : new Error(`task ${c.name} ended in state ${r.state}`);
       }
       stats.get(c.name)!.push({
-        p50: r.latency.p50 * 1e6, mean: r.latency.mean * 1e6, rme: r.latency.rme, samples: r.latency.samplesCount,
+        p50: r.latency.p50 * 1e6,
+        mean: r.latency.mean * 1e6,
+        rme: r.latency.rme,
+        samples: r.latency.samplesCount,
       });
     }
   }
@@ -102,8 +143,15 @@ export async function measure(cases: readonly Case[], cfg: MicroConfig, name = '
     const samples = rs.reduce((a, b) => a + b.samples, 0);
     const mean = rs.reduce((a, b) => a + b.mean * b.samples, 0) / samples;
     const row: BenchRow = {
-      group: c.group, name: c.name, nsPerOp: best.p50, meanNsPerOp: mean, rme: best.rme,
-      samples, rounds: rs.length, ops: totals.get(c.name)!, opsPerSec: best.p50 > 0 ? 1e9 / best.p50 : 0,
+      group: c.group,
+      name: c.name,
+      nsPerOp: best.p50,
+      meanNsPerOp: mean,
+      rme: best.rme,
+      samples,
+      rounds: rs.length,
+      ops: totals.get(c.name)!,
+      opsPerSec: best.p50 > 0 ? 1e9 / best.p50 : 0,
     };
     if (c.baseline !== undefined) row.baseline = c.baseline;
     if (c.bytesPerOp !== undefined) row.bytesPerOp = c.bytesPerOp;

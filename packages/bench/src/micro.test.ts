@@ -56,8 +56,11 @@ describe('micro-benchmarks (smoke)', () => {
         }
         for (const r of rows) expect(Number.isFinite(r.mbPerSec)).toBe(true);
         const figures = [
-          write.extra?.writeVsCompress, read.extra?.readVsDecompress,
-          write.extra?.memUsedOverCompr, write.extra?.comprRatio, write.extra?.effectiveRatio,
+          write.extra?.writeVsCompress,
+          read.extra?.readVsDecompress,
+          write.extra?.memUsedOverCompr,
+          write.extra?.comprRatio,
+          write.extra?.effectiveRatio,
         ];
         for (const v of figures) {
           expect(typeof v).toBe('number');

@@ -14,7 +14,9 @@ function parseArgs(argv: string[]): { smoke: boolean; only?: string[]; jsonPath?
     else if (a === '--json') out.jsonPath = argv[++i] ?? null;
     else if (a === '--no-json') out.jsonPath = null;
     else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: micro.js [--smoke] [--only malloc,locks,contended,codecs,...] [--json path | --no-json]\n');
+      process.stdout.write(
+        'usage: micro.js [--smoke] [--only malloc,locks,contended,codecs,...] [--json path | --no-json]\n',
+      );
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }

@@ -81,28 +81,42 @@ function fmt(n: number | undefined, digits = 1): string {
 export function formatTable(rows: readonly BenchRow[]): string {
   const head = ['group', 'benchmark', 'ns/op', 'mean', '±%', 'ops/s', 'MB/s', 'ratio', 'vs baseline'];
   const body = rows.map((r) => [
-    r.group, r.name, fmt(r.nsPerOp), fmt(r.meanNsPerOp), fmt(r.rme), fmt(r.opsPerSec, 0),
-    fmt(r.mbPerSec, 0), r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}x`, r.baseline ?? '',
+    r.group,
+    r.name,
+    fmt(r.nsPerOp),
+    fmt(r.meanNsPerOp),
+    fmt(r.rme),
+    fmt(r.opsPerSec, 0),
+    fmt(r.mbPerSec, 0),
+    r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}x`,
+    r.baseline ?? '',
   ]);
   const width = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const left = new Set([0, 1, 8]);
-  const line = (cells: string[]): string => cells
-    .map((c, i) => (left.has(i) ? c.padEnd(width[i]!) : c.padStart(width[i]!)))
-    .join('  ').trimEnd();
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (left.has(i) ? c.padEnd(width[i]!) : c.padStart(width[i]!)))
+      .join('  ')
+      .trimEnd();
   const out = [line(head), width.map((w) => '-'.repeat(w)).join('  ')];
   for (const b of body) out.push(line(b));
   const targets = rows.filter((r) => r.targets !== undefined && r.targets.length > 0);
   if (targets.length > 0) {
     out.push('', 'targets:');
     for (const r of targets) {
-      for (const t of r.targets!) out.push(`  [${t.met ? 'met' : 'MISSED'}] ${r.name}: ${t.goal} (measured ${t.measured})`);
+      for (const t of r.targets!)
+        out.push(`  [${t.met ? 'met' : 'MISSED'}] ${r.name}: ${t.goal} (measured ${t.measured})`);
     }
   }
   const extras = rows.filter((r) => r.extra !== undefined);
   if (extras.length > 0) {
     out.push('', 'notes:');
     for (const r of extras) {
-      out.push(`  ${r.name}: ${Object.entries(r.extra!).map(([k, v]) => `${k}=${typeof v === 'number' ? fmt(v, Number.isInteger(v) ? 0 : 2) : String(v)}`).join(', ')}`);
+      out.push(
+        `  ${r.name}: ${Object.entries(r.extra!)
+          .map(([k, v]) => `${k}=${typeof v === 'number' ? fmt(v, Number.isInteger(v) ? 0 : 2) : String(v)}`)
+          .join(', ')}`,
+      );
     }
   }
   return out.join('\n');
@@ -111,8 +125,14 @@ export function formatTable(rows: readonly BenchRow[]): string {
 export function makeReport(rows: BenchRow[], smoke: boolean, wallSeconds: number): MicroReport {
   const cpu = cpus();
   return {
-    kind: 'micro', smoke, date: new Date().toISOString(), node: process.version,
-    cpus: cpu.length, cpuModel: cpu[0]?.model ?? 'unknown', wallSeconds, rows,
+    kind: 'micro',
+    smoke,
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: cpu.length,
+    cpuModel: cpu[0]?.model ?? 'unknown',
+    wallSeconds,
+    rows,
   };
 }
 
@@ -124,6 +144,6 @@ export function defaultResultsDir(): string {
 /** Writes the report as JSON, creating the folder; returns the path written. */
 export function writeJson(path: string, report: unknown): string {
   mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, JSON.stringify(report, null, 2) + '\n');
+  writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
   return path;
 }

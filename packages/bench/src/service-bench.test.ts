@@ -26,7 +26,8 @@ describe('service benchmark (smoke)', () => {
     expect(report.kind).toBe('service');
     expect(report.smoke).toBe(true);
     const names = new Set(report.rows.map((r) => r.name));
-    for (const op of ['write', 'read']) for (const c of SERVICE_CONFIGS) expect(names.has(`service ${op} ${c.key}`)).toBe(true);
+    for (const op of ['write', 'read'])
+      for (const c of SERVICE_CONFIGS) expect(names.has(`service ${op} ${c.key}`)).toBe(true);
     for (const r of report.rows) {
       for (const v of [r.nsPerOp, r.meanNsPerOp, r.opsPerSec, r.mbPerSec]) positive(v);
       expect(r.ops).toBeGreaterThan(0);

@@ -34,7 +34,14 @@ describe('stress bench (smoke)', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('runs every part, yields finite positive figures, writes JSON and an HTML report with SVG', async () => {
-    const opts = { ...defaultOptions(true), kernel: false, print: false, progress: false, jsonPath: join(dir, 's.json'), htmlPath: join(dir, 's.html') };
+    const opts = {
+      ...defaultOptions(true),
+      kernel: false,
+      print: false,
+      progress: false,
+      jsonPath: join(dir, 's.json'),
+      htmlPath: join(dir, 's.html'),
+    };
     const { report, jsonPath, htmlPath } = await runStress(opts);
     expect(jsonPath).toBe(opts.jsonPath);
     const json = JSON.parse(readFileSync(jsonPath!, 'utf8')) as StressReport;
@@ -42,8 +49,17 @@ describe('stress bench (smoke)', () => {
     expect(json.runs.length).toBe(report.runs.length);
     expect(json.sweeps.map((s) => s.name)).toEqual(['workers', 'lock-mode', 'chain', 'compaction']);
     for (const r of json.runs) {
-      for (const [k, v] of Object.entries({ mbPerSec: r.mbPerSec, requestsPerSec: r.requestsPerSec, p50: r.latencyMs.all.p50, p99: r.latencyMs.all.p99,
-        p999: r.latencyMs.all.p999, memUsedTotal: r.mm.memUsedTotal, usedRatio: r.usedRatio, prefill: r.prefill.mbPerSec })) positive(v, `${r.key} ${k}`);
+      for (const [k, v] of Object.entries({
+        mbPerSec: r.mbPerSec,
+        requestsPerSec: r.requestsPerSec,
+        p50: r.latencyMs.all.p50,
+        p99: r.latencyMs.all.p99,
+        p999: r.latencyMs.all.p999,
+        memUsedTotal: r.mm.memUsedTotal,
+        usedRatio: r.usedRatio,
+        prefill: r.prefill.mbPerSec,
+      }))
+        positive(v, `${r.key} ${k}`);
       expect(r.samples.length).toBeGreaterThan(1);
       expect(r.lockStat.some((l) => l.acquisitions > 0)).toBe(true);
       expect(r.buddyinfo.length).toBe(11);
@@ -51,13 +67,28 @@ describe('stress bench (smoke)', () => {
     }
     for (const s of json.sweeps) for (const row of s.rows) positive(row.ratio, `${s.name} ${row.label} ratio`);
     const seeds = json.seeds;
-    for (const v of [seeds.before.allocatedObjectBytes, seeds.before.totalUsed, seeds.after.totalUsed, seeds.before.usedRatio, seeds.after.usedRatio, seeds.pagesCompacted]) {
+    for (const v of [
+      seeds.before.allocatedObjectBytes,
+      seeds.before.totalUsed,
+      seeds.after.totalUsed,
+      seeds.before.usedRatio,
+      seeds.after.usedRatio,
+      seeds.pagesCompacted,
+    ]) {
       positive(v, 'seeds');
     }
     expect(seeds.after.totalUsed).toBeLessThanOrEqual(seeds.before.totalUsed);
     expect(seeds.before.frameMap.length).toBeGreaterThan(0);
     const b = json.baselines;
-    for (const v of [b.naive.writeMbPerSec, b.naive.readMbPerSec, b.naive.payloadBytes, b.device.memUsedTotal, b.density.zsmallocPages, b.density.zbud.pages, b.density.zbudOverZsmalloc]) {
+    for (const v of [
+      b.naive.writeMbPerSec,
+      b.naive.readMbPerSec,
+      b.naive.payloadBytes,
+      b.device.memUsedTotal,
+      b.density.zsmallocPages,
+      b.density.zbud.pages,
+      b.density.zbudOverZsmalloc,
+    ]) {
       positive(v, 'baselines');
     }
     expect(b.kernel.ran).toBe(false);

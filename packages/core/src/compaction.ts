@@ -99,14 +99,17 @@ function migrateObjects(pool: ZsPool, c: number, src: number, dst: number): void
   for (let idx = 0; idx < objs; idx++) {
     if (zd[src * ZD_WORDS + ZD_INUSE] === 0 || zd[dst * ZD_WORDS + ZD_INUSE] === objs) break;
     const off = idx * size;
-    while ((off >>> PAGE_SHIFT) > frameIdx) { pfn = fd[pfn * FD_WORDS + FD_NEXT]!; frameIdx++; }
+    while (off >>> PAGE_SHIFT > frameIdx) {
+      pfn = fd[pfn * FD_WORDS + FD_NEXT]!;
+      frameIdx++;
+    }
     const addr = pfn * PAGE_SIZE + (off & (PAGE_SIZE - 1));
     const w = words[addr >>> 2]!;
     if ((w & 1) === 0) continue;
     const h = w >>> 1;
     const len = words[(addr >>> 2) + 1]!;
     const loc = pool.objMalloc(dst, c, h, len);
-    const dpfn = (loc >>> OBJ_INDEX_BITS);
+    const dpfn = loc >>> OBJ_INDEX_BITS;
     const didx = loc & ((1 << OBJ_INDEX_BITS) - 1);
     const doff = didx * size - fd[dpfn * FD_WORDS + FD_PRIVATE]! * PAGE_SIZE;
     copyAcross(pool, addr + ZS_HANDLE_SIZE, dpfn * PAGE_SIZE + doff + ZS_HANDLE_SIZE, len);

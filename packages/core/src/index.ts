@@ -3,14 +3,29 @@
 export * from './constants.js';
 export { ZsError, type ZsErrorCode } from './errors.js';
 export {
-  ZsPool, type PoolOptions, type ZsPoolShared, type PoolStats, type ClassStat, type MigrationStats,
-  type LockMode, type MapMode,
+  ZsPool,
+  type PoolOptions,
+  type ZsPoolShared,
+  type PoolStats,
+  type ClassStat,
+  type MigrationStats,
+  type LockMode,
+  type MapMode,
 } from './pool.js';
 export { buildSizeClasses, classIndexFor, chainLength, type SizeClassTable, type ChainRule } from './size-class.js';
 export { LockContext } from './locks.js';
 export { formatLockStat, type LockClassStats } from './lock-stat.js';
 export { MAX_CPUS } from './cpu-registry.js';
 export {
-  compactFrames, migratePage, isolateFrame, migrateFrame, putbackFrame, isMovable,
-  MIGRATE_OK, MIGRATE_EBUSY, MIGRATE_ENOMEM, MIGRATE_GONE, type FrameCompactResult,
+  compactFrames,
+  migratePage,
+  isolateFrame,
+  migrateFrame,
+  putbackFrame,
+  isMovable,
+  MIGRATE_OK,
+  MIGRATE_EBUSY,
+  MIGRATE_ENOMEM,
+  MIGRATE_GONE,
+  type FrameCompactResult,
 } from './migrate.js';

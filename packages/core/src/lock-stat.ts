@@ -51,7 +51,8 @@ export function recordAcquire(stats: Float64Array, base: number, bounce: boolean
     if (bounce) stats[base + F_CON_BOUNCES]! += 1;
     stats[base + F_WAIT_TOTAL]! += wait;
     if (wait > stats[base + F_WAIT_MAX]!) stats[base + F_WAIT_MAX] = wait;
-    if (wait > 0 && (stats[base + F_WAIT_MIN] === 0 || wait < stats[base + F_WAIT_MIN]!)) stats[base + F_WAIT_MIN] = wait;
+    if (wait > 0 && (stats[base + F_WAIT_MIN] === 0 || wait < stats[base + F_WAIT_MIN]!))
+      stats[base + F_WAIT_MIN] = wait;
   }
 }
 
@@ -63,7 +64,9 @@ export function recordHold(stats: Float64Array, base: number, hold: number): voi
 
 /** Registers (or finds) a lock class by name. Thread-safe through a guard word. */
 export function registerLockClass(reg: Int32Array, names: Uint8Array, name: string, kind: number): number {
-  while (Atomics.compareExchange(reg, 0, 0, 1) !== 0) { /* registration is rare and short */ }
+  while (Atomics.compareExchange(reg, 0, 0, 1) !== 0) {
+    /* registration is rare and short */
+  }
   try {
     const count = Atomics.load(reg, 1);
     for (let i = 0; i < count; i++) if (lockClassName(names, i) === name) return i;
@@ -89,8 +92,16 @@ export function lockClassName(names: Uint8Array, cls: number): string {
 export interface LockClassStats {
   name: string;
   state: 'W' | 'R' | '';
-  conBounces: number; contentions: number; waitMin: number; waitMax: number; waitTotal: number;
-  acqBounces: number; acquisitions: number; holdMin: number; holdMax: number; holdTotal: number;
+  conBounces: number;
+  contentions: number;
+  waitMin: number;
+  waitMax: number;
+  waitTotal: number;
+  acqBounces: number;
+  acquisitions: number;
+  holdMin: number;
+  holdMax: number;
+  holdTotal: number;
 }
 
 /** Sums the per-CPU statistics of every registered class (times in microseconds). */
@@ -102,9 +113,18 @@ export function collectLockStats(reg: Int32Array, names: Uint8Array, stats: Floa
     const states = kind === LOCK_KIND_RW ? 2 : 1;
     for (let state = 0; state < states; state++) {
       const s: LockClassStats = {
-        name: lockClassName(names, cls), state: kind === LOCK_KIND_RW ? (state === 0 ? 'W' : 'R') : '',
-        conBounces: 0, contentions: 0, waitMin: 0, waitMax: 0, waitTotal: 0,
-        acqBounces: 0, acquisitions: 0, holdMin: 0, holdMax: 0, holdTotal: 0,
+        name: lockClassName(names, cls),
+        state: kind === LOCK_KIND_RW ? (state === 0 ? 'W' : 'R') : '',
+        conBounces: 0,
+        contentions: 0,
+        waitMin: 0,
+        waitMax: 0,
+        waitTotal: 0,
+        acqBounces: 0,
+        acquisitions: 0,
+        holdMin: 0,
+        holdMax: 0,
+        holdTotal: 0,
       };
       for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
         const b = statBase(cpu, cls, state);
@@ -129,8 +149,18 @@ export function collectLockStats(reg: Int32Array, names: Uint8Array, stats: Floa
 }
 
 const COLUMNS = [
-  'con-bounces', 'contentions', 'waittime-min', 'waittime-max', 'waittime-total', 'waittime-avg',
-  'acq-bounces', 'acquisitions', 'holdtime-min', 'holdtime-max', 'holdtime-total', 'holdtime-avg',
+  'con-bounces',
+  'contentions',
+  'waittime-min',
+  'waittime-max',
+  'waittime-total',
+  'waittime-avg',
+  'acq-bounces',
+  'acquisitions',
+  'holdtime-min',
+  'holdtime-max',
+  'holdtime-total',
+  'holdtime-avg',
 ];
 
 /** Text in the column layout of /proc/lock_stat (version 0.4), most contended first. */
@@ -138,23 +168,40 @@ export function formatLockStat(list: LockClassStats[]): string {
   const width = 40 + COLUMNS.length * 15 + 1;
   const dashes = '-'.repeat(width);
   const dots = '.'.repeat(width);
-  const lines: string[] = ['lock_stat version 0.4', dashes,
-    `${'class name'.padStart(40)}${COLUMNS.map((c) => ` ${c.padStart(14)}`).join('')}`, dashes];
-  const sorted = list.filter((s) => s.acquisitions > 0 || s.contentions > 0)
+  const lines: string[] = [
+    'lock_stat version 0.4',
+    dashes,
+    `${'class name'.padStart(40)}${COLUMNS.map((c) => ` ${c.padStart(14)}`).join('')}`,
+    dashes,
+  ];
+  const sorted = list
+    .filter((s) => s.acquisitions > 0 || s.contentions > 0)
     .sort((a, b) => b.contentions - a.contentions || b.acquisitions - a.acquisitions);
   const n = (v: number) => String(Math.round(v)).padStart(14);
   const t = (v: number) => v.toFixed(2).padStart(14);
   for (const s of sorted) {
     const label = `${s.name}${s.state ? `-${s.state}` : ''}`;
     lines.push('');
-    lines.push(`${label.padStart(40)}:${[
-      n(s.conBounces), n(s.contentions), t(s.waitMin), t(s.waitMax), t(s.waitTotal),
-      t(s.contentions ? s.waitTotal / s.contentions : 0),
-      n(s.acqBounces), n(s.acquisitions), t(s.holdMin), t(s.holdMax), t(s.holdTotal),
-      t(s.acquisitions ? s.holdTotal / s.acquisitions : 0),
-    ].map((v) => `${v} `).join('')}`);
+    lines.push(
+      `${label.padStart(40)}:${[
+        n(s.conBounces),
+        n(s.contentions),
+        t(s.waitMin),
+        t(s.waitMax),
+        t(s.waitTotal),
+        t(s.contentions ? s.waitTotal / s.contentions : 0),
+        n(s.acqBounces),
+        n(s.acquisitions),
+        t(s.holdMin),
+        t(s.holdMax),
+        t(s.holdTotal),
+        t(s.acquisitions ? s.holdTotal / s.acquisitions : 0),
+      ]
+        .map((v) => `${v} `)
+        .join('')}`,
+    );
     lines.push('');
     lines.push(dots);
   }
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }

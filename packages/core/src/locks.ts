@@ -19,11 +19,14 @@
 // slot was marked dead and, if so, take the lock over (counted in `recovered`).
 
 import {
-  CPU_DEAD, CPU_HELD_BIT_CLASS, CPU_HELD_BIT_INDEX, CPU_HELD_BIT_MASK, CPU_SLOT_WORDS, cpuState,
+  CPU_DEAD,
+  CPU_HELD_BIT_CLASS,
+  CPU_HELD_BIT_INDEX,
+  CPU_HELD_BIT_MASK,
+  CPU_SLOT_WORDS,
+  cpuState,
 } from './cpu-registry.js';
-import {
-  LOCK_STATES, MAX_LOCK_CLASSES, STAT_FIELDS, recordAcquire, recordHold,
-} from './lock-stat.js';
+import { LOCK_STATES, MAX_LOCK_CLASSES, STAT_FIELDS, recordAcquire, recordHold } from './lock-stat.js';
 
 const SPIN = 64;
 const PARK_TIMEOUT_MS = 50;
@@ -62,10 +65,6 @@ export class LockContext {
     this.stats = stats;
     this.statOn = statOn;
     this.myStatBase = cpu * MAX_LOCK_CLASSES * LOCK_STATES * STAT_FIELDS;
-  }
-
-  private sbase(cls: number, state: number): number {
-    return this.myStatBase + (cls * LOCK_STATES + state) * STAT_FIELDS;
   }
 
   private ownerDead(ownerCpu: number): boolean {
@@ -127,7 +126,10 @@ export class LockContext {
     for (let s = 0; s < SPIN; s++) {
       const c = Atomics.load(a, i);
       if ((c & 3) === 0) {
-        if (Atomics.compareExchange(a, i, c, tag | 1) === c) { prevOwner = c & ~3; return this.contendedDone(a, i, cls, t0, prevOwner); }
+        if (Atomics.compareExchange(a, i, c, tag | 1) === c) {
+          prevOwner = c & ~3;
+          return this.contendedDone(a, i, cls, t0, prevOwner);
+        }
       } else prevOwner = c & ~3;
     }
     for (;;) {
@@ -153,7 +155,8 @@ export class LockContext {
   }
 
   private contendedDone(a: Int32Array, i: number, cls: number, t0: number, prevOwner: number): void {
-    if (this.statOn) this.acquiredStat(a, i, cls, 0, prevOwner !== 0 && prevOwner !== this.tag, (performance.now() - t0) * 1000);
+    if (this.statOn)
+      this.acquiredStat(a, i, cls, 0, prevOwner !== 0 && prevOwner !== this.tag, (performance.now() - t0) * 1000);
   }
 
   private acquiredStat(a: Int32Array, i: number, cls: number, state: number, bounce: boolean, wait: number): void {
@@ -165,7 +168,7 @@ export class LockContext {
   mutexTrylock(a: Int32Array, i: number, cls: number): boolean {
     const c = Atomics.load(a, i);
     if ((c & 3) === 0 && Atomics.compareExchange(a, i, c, this.tag | 1) === c) {
-      if (this.statOn) this.acquiredStat(a, i, cls, 0, (c >> 2) !== 0 && (c & ~3) !== this.tag, -1);
+      if (this.statOn) this.acquiredStat(a, i, cls, 0, c >> 2 !== 0 && (c & ~3) !== this.tag, -1);
       return true;
     }
     return false;
@@ -235,8 +238,11 @@ export class LockContext {
 
   private wakeIfIdle(a: Int32Array, i: number): void {
     const c = Atomics.load(a, i);
-    if ((c & (RW_COUNT | RW_WRITER)) === 0 && (c & RW_WAITERS) !== 0
-      && Atomics.compareExchange(a, i, c, c & ~RW_WAITERS) === c) {
+    if (
+      (c & (RW_COUNT | RW_WRITER)) === 0 &&
+      (c & RW_WAITERS) !== 0 &&
+      Atomics.compareExchange(a, i, c, c & ~RW_WAITERS) === c
+    ) {
       Atomics.notify(a, i);
     }
   }

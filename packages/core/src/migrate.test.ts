@@ -2,7 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { PAGE_SIZE } from './constants.js';
 import { ZsError } from './errors.js';
 import {
-  MIGRATE_EBUSY, MIGRATE_GONE, MIGRATE_OK, compactFrames, isolateFrame, migrateFrame, migratePage, putbackFrame,
+  MIGRATE_EBUSY,
+  MIGRATE_GONE,
+  MIGRATE_OK,
+  compactFrames,
+  isolateFrame,
+  migrateFrame,
+  migratePage,
+  putbackFrame,
 } from './migrate.js';
 import { ZsPool } from './pool.js';
 
@@ -13,13 +20,16 @@ function check(pool: ZsPool, live: Map<number, number>): void {
   const out = new Uint8Array(PAGE_SIZE);
   for (const [h, size] of live) {
     expect(pool.read(h, out)).toBe(size);
-    for (let k = 0; k < size; k++) if (out[k] !== ((h * 13 + k * 5) & 255)) throw new Error(`handle ${h} byte ${k} corrupted`);
+    for (let k = 0; k < size; k++)
+      if (out[k] !== ((h * 13 + k * 5) & 255)) throw new Error(`handle ${h} byte ${k} corrupted`);
   }
 }
 function framesOf(pool: ZsPool, kind: number): number[] {
   const map = pool.frameMap();
   const out: number[] = [];
-  map.forEach((v, pfn) => { if (v === kind) out.push(pfn); });
+  map.forEach((v, pfn) => {
+    if (v === kind) out.push(pfn);
+  });
   return out;
 }
 
@@ -29,7 +39,7 @@ describe('page migration', () => {
       const pool = ZsPool.create({ maxBytes: 16 << 20, lockMode });
       const live = new Map<number, number>();
       for (let i = 0; i < 2000; i++) {
-        const size = 1 + ((i * 2654435761) >>> 0) % PAGE_SIZE;
+        const size = 1 + (((i * 2654435761) >>> 0) % PAGE_SIZE);
         const h = pool.malloc(size);
         const b = new Uint8Array(size);
         fill(b, h);
@@ -51,7 +61,9 @@ describe('page migration', () => {
   it('fails with EBUSY, never waiting, while the zspage is mapped; retry succeeds after unmap', () => {
     const pool = ZsPool.create({ maxBytes: 4 << 20 });
     const h = pool.malloc(3000);
-    const b = new Uint8Array(3000); fill(b, h); pool.write(h, b);
+    const b = new Uint8Array(3000);
+    fill(b, h);
+    pool.write(h, b);
     const pfn = framesOf(pool, 1)[0]!;
     pool.map(h, 'ro');
     expect(migratePage(pool, pfn)).toBe(MIGRATE_EBUSY);
@@ -102,8 +114,15 @@ describe('frame compaction and high-order allocations', () => {
     // Fill all of memory with one-page zspages (2048-byte class: 2 objects per page).
     for (;;) {
       let h: number;
-      try { h = pool.malloc(2040); } catch (e) { expect((e as ZsError).code).toBe('ENOMEM'); break; }
-      const b = new Uint8Array(2040); fill(b, h); pool.write(h, b);
+      try {
+        h = pool.malloc(2040);
+      } catch (e) {
+        expect((e as ZsError).code).toBe('ENOMEM');
+        break;
+      }
+      const b = new Uint8Array(2040);
+      fill(b, h);
+      pool.write(h, b);
       live.set(h, 2040);
     }
     // Free both objects of every other page: free frames alternate with used ones.
@@ -112,7 +131,12 @@ describe('frame compaction and high-order allocations', () => {
       const loc = (pool.handles.words[h]! / 2048) | 0;
       pages.set(loc, [...(pages.get(loc) ?? []), h]);
     }
-    for (const [pfn, hs] of pages) if (pfn % 2 === 0) for (const h of hs) { pool.free(h); live.delete(h); }
+    for (const [pfn, hs] of pages)
+      if (pfn % 2 === 0)
+        for (const h of hs) {
+          pool.free(h);
+          live.delete(h);
+        }
     pool.verify();
     const before = pool.buddyinfo();
     const freeFrames = before.reduce((a, n, o) => a + (n << o), 0);
@@ -120,10 +144,12 @@ describe('frame compaction and high-order allocations', () => {
     expect(before.slice(3).every((n) => n === 0)).toBe(true);
     expect(pool.phys.allocBlock(3, false)).toBe(-1); // no order-3 block without compaction
     const migratedBefore = pool.migrationStats().framesMigrated;
-    const pfn = pool.allocPages(3);                  // compacts frames, then succeeds
+    const pfn = pool.allocPages(3); // compacts frames, then succeeds
     const after = pool.buddyinfo();
     const migrated = pool.migrationStats().framesMigrated - migratedBefore;
-    console.log(`seeds' scenario: buddyinfo before ${before.join(' ')}; after allocPages(3) ${after.join(' ')}; frames migrated ${migrated}`);
+    console.log(
+      `seeds' scenario: buddyinfo before ${before.join(' ')}; after allocPages(3) ${after.join(' ')}; frames migrated ${migrated}`,
+    );
     expect(pfn % 8).toBe(0);
     expect(migrated).toBeGreaterThan(0);
     expect(pool.migrationStats().compactSuccess).toBe(1);
@@ -132,7 +158,9 @@ describe('frame compaction and high-order allocations', () => {
     // a full compaction run raises the high-order counts further
     compactFrames(pool, 10);
     const full = pool.buddyinfo();
-    console.log(`seeds' scenario: buddyinfo after a full frame compaction ${full.join(' ')}; frames migrated in all ${pool.migrationStats().framesMigrated}`);
+    console.log(
+      `seeds' scenario: buddyinfo after a full frame compaction ${full.join(' ')}; frames migrated in all ${pool.migrationStats().framesMigrated}`,
+    );
     expect(full.slice(3).reduce((a, b) => a + b, 0)).toBeGreaterThan(after.slice(3).reduce((a, b) => a + b, 0));
     const idx = pool.unusableIndex();
     expect(idx[0]).toBe(0);
@@ -156,7 +184,13 @@ describe('frame compaction and high-order allocations', () => {
 
   it('fails allocPages with ENOMEM when memory is truly full', () => {
     const pool = ZsPool.create({ maxBytes: 64 * PAGE_SIZE });
-    for (;;) { try { pool.malloc(4000); } catch { break; } }
+    for (;;) {
+      try {
+        pool.malloc(4000);
+      } catch {
+        break;
+      }
+    }
     expect(() => pool.allocPages(0)).toThrow(/ENOMEM/);
     pool.verify();
   });
@@ -177,7 +211,10 @@ describe('migration interleaved with allocator traffic', () => {
   it('keeps every object intact when frames migrate between random malloc / write / read / free', () => {
     const pool = ZsPool.create({ maxBytes: 32 << 20 });
     let s = 7;
-    const rnd = () => { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; return s; };
+    const rnd = () => {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      return s;
+    };
     const live = new Map<number, [number, number]>();
     const hs: number[] = [];
     const buf = new Uint8Array(PAGE_SIZE);
@@ -198,7 +235,8 @@ describe('migration interleaved with allocator traffic', () => {
         const h = hs[rnd() % hs.length]!;
         const [size, v] = live.get(h)!;
         pool.read(h, buf);
-        for (let k = 0; k < size; k++) if (buf[k] !== byteAt(h, v, k)) throw new Error(`op ${i}: handle ${h} byte ${k} corrupted`);
+        for (let k = 0; k < size; k++)
+          if (buf[k] !== byteAt(h, v, k)) throw new Error(`op ${i}: handle ${h} byte ${k} corrupted`);
       } else {
         const j = rnd() % hs.length;
         const h = hs[j]!;
@@ -211,7 +249,9 @@ describe('migration interleaved with allocator traffic', () => {
         const present = pool.phys.presentFrames;
         for (let k = 0; k < 8; k++) {
           pfn = (pfn + 1) % present;
-          if (pool.frameMap()[pfn] === 1 || pool.frameMap()[pfn] === 2) { if (migratePage(pool, pfn) === MIGRATE_OK) migrated++; }
+          if (pool.frameMap()[pfn] === 1 || pool.frameMap()[pfn] === 2) {
+            if (migratePage(pool, pfn) === MIGRATE_OK) migrated++;
+          }
         }
       }
     }

@@ -13,10 +13,25 @@
 import { PAGE_SIZE } from './constants.js';
 import { OBJ_INDEX_BITS } from './handles.js';
 import {
-  FD_FIRST_OBJ, FD_FLAGS, FD_NEXT, FD_PRIVATE, FD_WORDS, FD_ZSPAGE, PG_BUDDY, PG_HUGE, PG_ISOLATED, PG_ZSPAGE,
+  FD_FIRST_OBJ,
+  FD_FLAGS,
+  FD_NEXT,
+  FD_PRIVATE,
+  FD_WORDS,
+  FD_ZSPAGE,
+  PG_BUDDY,
+  PG_HUGE,
+  PG_ISOLATED,
+  PG_ZSPAGE,
 } from './phys-mem.js';
 import {
-  P_KC_FAIL, P_KC_RUNS, P_KC_SUCCESS, P_MIGRATED, P_MIG_EBUSY, P_MIG_ENOMEM, P_MIG_GONE,
+  P_KC_FAIL,
+  P_KC_RUNS,
+  P_KC_SUCCESS,
+  P_MIGRATED,
+  P_MIG_EBUSY,
+  P_MIG_ENOMEM,
+  P_MIG_GONE,
 } from './pool-layout.js';
 import type { ZsPool } from './pool.js';
 import { ZD_CLASS, ZD_FIRST, ZD_ISOLATED, ZD_WORDS } from './zspage.js';
@@ -48,7 +63,8 @@ function lockFrameOwner(pool: ZsPool, pfn: number): number {
     const zs = fd[b + FD_ZSPAGE]!;
     const c = pool.zd[zs * ZD_WORDS + ZD_CLASS]!;
     pool.classLock(c);
-    if ((fd[b + FD_FLAGS]! & PG_ZSPAGE) !== 0 && fd[b + FD_ZSPAGE] === zs && pool.zd[zs * ZD_WORDS + ZD_CLASS] === c) return zs;
+    if ((fd[b + FD_FLAGS]! & PG_ZSPAGE) !== 0 && fd[b + FD_ZSPAGE] === zs && pool.zd[zs * ZD_WORDS + ZD_CLASS] === c)
+      return zs;
     pool.classUnlock(c);
   }
 }
@@ -152,7 +168,10 @@ export function migrateFrame(pool: ZsPool, pfn: number, target: number): number 
   const unit = 1 << OBJ_INDEX_BITS;
   if ((f & PG_HUGE) !== 0) {
     const h = fd[b + FD_PRIVATE]!;
-    if (h !== 0) { pool.handles.inRange(h); pool.handles.words[h] = target * unit; }
+    if (h !== 0) {
+      pool.handles.inRange(h);
+      pool.handles.words[h] = target * unit;
+    }
   } else {
     const size = pool.table.size[c]!;
     const chainIdx = fd[b + FD_PRIVATE]!;
@@ -163,7 +182,8 @@ export function migrateFrame(pool: ZsPool, pfn: number, target: number): number 
       const w = words[(target * PAGE_SIZE + off) >>> 2]!;
       if ((w & 1) === 0) continue;
       const h = w >>> 1;
-      if (!pool.handles.inRange(h)) throw new Error(`migrate: object at offset ${off} of frame ${pfn} has handle ${h} out of range`);
+      if (!pool.handles.inRange(h))
+        throw new Error(`migrate: object at offset ${off} of frame ${pfn} has handle ${h} out of range`);
       pool.handles.words[h] = target * unit + (chainIdx * PAGE_SIZE + off) / size;
     }
   }
@@ -191,7 +211,11 @@ function hasFreeBlock(pool: ZsPool, order: number): boolean {
   return false;
 }
 
-export interface FrameCompactResult { migrated: number; failed: number; success: boolean }
+export interface FrameCompactResult {
+  migrated: number;
+  failed: number;
+  success: boolean;
+}
 
 /**
  * The frame compactor: a migration scanner walks down from the top of physical
@@ -214,7 +238,10 @@ export function compactFrames(pool: ZsPool, order: number): FrameCompactResult {
     let target = -1;
     phys.zoneLock();
     for (; free < mig; free++) {
-      if ((fd[free * FD_WORDS + FD_FLAGS]! & ~PG_BUDDY) === 0 && phys.isolateFreeFrameLocked(free)) { target = free++; break; }
+      if ((fd[free * FD_WORDS + FD_FLAGS]! & ~PG_BUDDY) === 0 && phys.isolateFreeFrameLocked(free)) {
+        target = free++;
+        break;
+      }
     }
     phys.zoneUnlock();
     if (target < 0) break;
@@ -224,7 +251,10 @@ export function compactFrames(pool: ZsPool, order: number): FrameCompactResult {
       if (r !== MIGRATE_OK && r !== MIGRATE_GONE) putbackFrame(pool, mig);
     }
     if (r === MIGRATE_OK) migrated++;
-    else { failed++; phys.freeBlock(target, 0); }
+    else {
+      failed++;
+      phys.freeBlock(target, 0);
+    }
     mig--;
   }
   const success = hasFreeBlock(pool, order);

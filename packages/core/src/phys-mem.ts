@@ -26,24 +26,24 @@ export const FD_LNEXT = 6;
 /** Huge zspage: the handle of its single object. Otherwise the frame's index in the chain. */
 export const FD_PRIVATE = 7;
 
-export const PG_BUDDY = 1;      // head of a free buddy block
-export const PG_ZSPAGE = 2;     // frame of a zspage (movable)
-export const PG_ISOLATED = 4;   // isolated for migration
-export const PG_RESERVED = 8;   // head of a block handed out by allocPages (unmovable)
-export const PG_HUGE = 16;      // zspage frame holding one huge object
-export const PG_TAIL = 32;      // non-head frame of an allocPages block
-export const PG_NEW = 64;       // frame of a zspage being built: not yet movable (not on any list)
+export const PG_BUDDY = 1; // head of a free buddy block
+export const PG_ZSPAGE = 2; // frame of a zspage (movable)
+export const PG_ISOLATED = 4; // isolated for migration
+export const PG_RESERVED = 8; // head of a block handed out by allocPages (unmovable)
+export const PG_HUGE = 16; // zspage frame holding one huge object
+export const PG_TAIL = 32; // non-head frame of an allocPages block
+export const PG_NEW = 64; // frame of a zspage being built: not yet movable (not on any list)
 
 // ---- zone control block: Int32 words
 export const Z_LOCK = 0;
-export const Z_PRESENT = 2;        // frames backed by the SAB so far
-export const Z_MAX = 3;            // cap in frames
+export const Z_PRESENT = 2; // frames backed by the SAB so far
+export const Z_MAX = 3; // cap in frames
 export const Z_FREE_PAGES = 4;
 export const Z_CMA_START = 5;
 export const Z_CMA_END = 6;
 export const Z_GROWS = 7;
-export const Z_HEADS = 8;                          // [2][NR_ORDERS] list heads
-export const Z_COUNTS = Z_HEADS + 2 * NR_ORDERS;   // [2][NR_ORDERS] block counts
+export const Z_HEADS = 8; // [2][NR_ORDERS] list heads
+export const Z_COUNTS = Z_HEADS + 2 * NR_ORDERS; // [2][NR_ORDERS] block counts
 export const ZONE_WORDS = Z_COUNTS + 2 * NR_ORDERS;
 
 export const MT_NORMAL = 0;
@@ -101,8 +101,12 @@ export class PhysMem {
     this.refresh();
   }
 
-  get maxFrames(): number { return this.zone[Z_MAX]!; }
-  get presentFrames(): number { return Atomics.load(this.zone, Z_PRESENT); }
+  get maxFrames(): number {
+    return this.zone[Z_MAX]!;
+  }
+  get presentFrames(): number {
+    return Atomics.load(this.zone, Z_PRESENT);
+  }
 
   /** Re-creates the views after the SAB grew (another thread may have grown it). */
   refresh(): void {
@@ -117,8 +121,12 @@ export class PhysMem {
     if (pfn >= this.viewFrames) this.refresh();
   }
 
-  zoneLock(): void { this.locks.mutexLock(this.zone, Z_LOCK, this.zoneLockCls); }
-  zoneUnlock(): void { this.locks.mutexUnlock(this.zone, Z_LOCK); }
+  zoneLock(): void {
+    this.locks.mutexLock(this.zone, Z_LOCK, this.zoneLockCls);
+  }
+  zoneUnlock(): void {
+    this.locks.mutexUnlock(this.zone, Z_LOCK);
+  }
 
   migratetypeOf(pfn: number): number {
     return pfn >= this.zone[Z_CMA_START]! && pfn < this.zone[Z_CMA_END]! ? MT_CMA : MT_NORMAL;
@@ -301,8 +309,12 @@ export class PhysMem {
     const fd = this.fd;
     for (let k = 0; k < 1 << order; k++) {
       const b = (pfn + k) * FD_WORDS;
-      fd[b + FD_FLAGS] = 0; fd[b + FD_ZSPAGE] = 0; fd[b + FD_FIRST_OBJ] = 0;
-      fd[b + FD_NEXT] = -1; fd[b + FD_PRIVATE] = 0; fd[b + FD_ORDER] = 0;
+      fd[b + FD_FLAGS] = 0;
+      fd[b + FD_ZSPAGE] = 0;
+      fd[b + FD_FIRST_OBJ] = 0;
+      fd[b + FD_NEXT] = -1;
+      fd[b + FD_PRIVATE] = 0;
+      fd[b + FD_ORDER] = 0;
     }
     this.freeBlockLocked(pfn, order);
   }
@@ -328,8 +340,14 @@ export class PhysMem {
         while (cur > 0) {
           cur--;
           const half = 1 << cur;
-          if (pfn < base + half) { this.listAdd(base + half, cur, mt); this.zone[Z_FREE_PAGES]! += half; }
-          else { this.listAdd(base, cur, mt); this.zone[Z_FREE_PAGES]! += half; base += half; }
+          if (pfn < base + half) {
+            this.listAdd(base + half, cur, mt);
+            this.zone[Z_FREE_PAGES]! += half;
+          } else {
+            this.listAdd(base, cur, mt);
+            this.zone[Z_FREE_PAGES]! += half;
+            base += half;
+          }
         }
         fd[pfn * FD_WORDS + FD_FLAGS] = 0;
         fd[pfn * FD_WORDS + FD_ORDER] = 0;
@@ -344,11 +362,14 @@ export class PhysMem {
   buddyinfo(): number[] {
     const z = this.zone;
     const out: number[] = [];
-    for (let o = 0; o <= MAX_ORDER; o++) out.push(Atomics.load(z, Z_COUNTS + o) + Atomics.load(z, Z_COUNTS + NR_ORDERS + o));
+    for (let o = 0; o <= MAX_ORDER; o++)
+      out.push(Atomics.load(z, Z_COUNTS + o) + Atomics.load(z, Z_COUNTS + NR_ORDERS + o));
     return out;
   }
 
-  freePages(): number { return Atomics.load(this.zone, Z_FREE_PAGES); }
+  freePages(): number {
+    return Atomics.load(this.zone, Z_FREE_PAGES);
+  }
 
   /** The unusable free space index per order (extfrag), 0..1. */
   unusableIndex(): number[] {
@@ -357,7 +378,10 @@ export class PhysMem {
     for (let o = 0; o <= MAX_ORDER; o++) total += info[o]! << o;
     const out: number[] = [];
     for (let order = 0; order <= MAX_ORDER; order++) {
-      if (total === 0) { out.push(0); continue; }
+      if (total === 0) {
+        out.push(0);
+        continue;
+      }
       let suitable = 0;
       for (let o = order; o <= MAX_ORDER; o++) suitable += info[o]! << o;
       out.push((total - suitable) / total);
@@ -376,13 +400,15 @@ export class PhysMem {
         let prev = -1;
         for (let pfn = z[Z_HEADS + mt * NR_ORDERS + o]!; pfn >= 0; pfn = fd[pfn * FD_WORDS + FD_LNEXT]!) {
           const b = pfn * FD_WORDS;
-          if (fd[b + FD_FLAGS] !== PG_BUDDY) throw new Error(`buddy: frame ${pfn} on free list order ${o} lacks PG_BUDDY`);
+          if (fd[b + FD_FLAGS] !== PG_BUDDY)
+            throw new Error(`buddy: frame ${pfn} on free list order ${o} lacks PG_BUDDY`);
           if (fd[b + FD_ORDER] !== o) throw new Error(`buddy: frame ${pfn} on list ${o} has order ${fd[b + FD_ORDER]}`);
           if (fd[b + FD_LPREV] !== prev) throw new Error(`buddy: frame ${pfn} has a broken back link`);
           if ((pfn & ((1 << o) - 1)) !== 0) throw new Error(`buddy: block ${pfn} misaligned for order ${o}`);
           if (this.migratetypeOf(pfn) !== mt) throw new Error(`buddy: block ${pfn} on the wrong migratetype list`);
           for (let k = 0; k < 1 << o; k++) {
-            if (owner[pfn + k] !== 0) throw new Error(`buddy: frame ${pfn + k} free and also owned (${owner[pfn + k]})`);
+            if (owner[pfn + k] !== 0)
+              throw new Error(`buddy: frame ${pfn + k} free and also owned (${owner[pfn + k]})`);
             owner[pfn + k] = -1;
           }
           free += 1 << o;
@@ -390,7 +416,8 @@ export class PhysMem {
           prev = pfn;
           if (n > z[Z_MAX]!) throw new Error('buddy: free list cycle');
         }
-        if (n !== z[Z_COUNTS + mt * NR_ORDERS + o]) throw new Error(`buddy: order ${o} count ${z[Z_COUNTS + mt * NR_ORDERS + o]} but ${n} on list`);
+        if (n !== z[Z_COUNTS + mt * NR_ORDERS + o])
+          throw new Error(`buddy: order ${o} count ${z[Z_COUNTS + mt * NR_ORDERS + o]} but ${n} on list`);
       }
     }
     if (free !== z[Z_FREE_PAGES]) throw new Error(`buddy: free pages ${z[Z_FREE_PAGES]} but ${free} on lists`);

@@ -6,8 +6,8 @@ import { cpuRegistryWords } from './cpu-registry.js';
 import { HANDLE_CTL_WORDS } from './handles.js';
 import { lockClassRegistryWords } from './lock-stat.js';
 
-export const P_LOCK = 0;              // rwlock (class mode) [0,1]
-export const P_POOL_MUTEX = 2;        // mutex (pool mode)
+export const P_LOCK = 0; // rwlock (class mode) [0,1]
+export const P_POOL_MUTEX = 2; // mutex (pool mode)
 export const P_COMPACTING = 4;
 export const P_PAGES_ALLOCATED = 5;
 export const P_PAGES_COMPACTED = 6;
@@ -15,9 +15,9 @@ export const P_ZS_LOCK = 8;
 export const P_ZS_FREE_HEAD = 10;
 export const P_ZS_HIGH = 11;
 export const P_CHAIN = 12;
-export const P_LOCK_MODE = 13;        // 0 class, 1 pool
+export const P_LOCK_MODE = 13; // 0 class, 1 pool
 export const P_LOCK_STAT = 14;
-export const P_RULE = 15;             // 0 waste, 1 percent
+export const P_RULE = 15; // 0 waste, 1 percent
 export const P_MIGRATED = 16;
 export const P_MIG_EBUSY = 17;
 export const P_MIG_ENOMEM = 18;

@@ -12,7 +12,9 @@ function matches(buf: Uint8Array, h: number, seed: number): boolean {
   return true;
 }
 function expectZsError(fn: () => unknown, code: string): void {
-  try { fn(); } catch (e) {
+  try {
+    fn();
+  } catch (e) {
     expect(e).toBeInstanceOf(ZsError);
     expect((e as ZsError).code).toBe(code);
     return;
@@ -72,7 +74,12 @@ describe.each<LockMode>(['class', 'pool'])('ZsPool (lockMode %s)', (lockMode) =>
     const b = new Uint8Array(1000);
     for (;;) {
       let h: number;
-      try { h = pool.malloc(1000); } catch (e) { expect((e as ZsError).code).toBe('ENOMEM'); break; }
+      try {
+        h = pool.malloc(1000);
+      } catch (e) {
+        expect((e as ZsError).code).toBe('ENOMEM');
+        break;
+      }
       fill(b, h, 1);
       pool.write(h, b);
       hs.push(h);
@@ -83,7 +90,10 @@ describe.each<LockMode>(['class', 'pool'])('ZsPool (lockMode %s)', (lockMode) =>
     expect(pool.stats()).toEqual(stats);
     pool.verify();
     const out = new Uint8Array(1000);
-    for (const h of hs) { pool.read(h, out); expect(matches(out, h, 1)).toBe(true); }
+    for (const h of hs) {
+      pool.read(h, out);
+      expect(matches(out, h, 1)).toBe(true);
+    }
     for (const h of hs.splice(0, 10)) pool.free(h);
     pool.malloc(1000);
     pool.verify();
@@ -94,7 +104,10 @@ describe.each<LockMode>(['class', 'pool'])('ZsPool (lockMode %s)', (lockMode) =>
     // 7 objects of 1000 bytes (class 1008+) span frame boundaries in a multi-page zspage
     const hs = Array.from({ length: 12 }, () => pool.malloc(1000));
     const b = new Uint8Array(1000);
-    for (const h of hs) { fill(b, h, 2); pool.write(h, b); }
+    for (const h of hs) {
+      fill(b, h, 2);
+      pool.write(h, b);
+    }
     for (const h of hs) {
       const ro = pool.map(h, 'ro');
       expect(ro.length).toBe(1000);
@@ -156,8 +169,10 @@ describe.each<LockMode>(['class', 'pool'])('ZsPool (lockMode %s)', (lockMode) =>
     const pool = ZsPool.create({ maxBytes: 4 << 20, lockMode });
     // class of 2040+8 = 2048: 1 page, 2 objects. Fill two zspages, free one object in each,
     // then free a second object in one of them: the next malloc goes to the fuller one.
-    const a = pool.malloc(2040); const b = pool.malloc(2040);
-    const c = pool.malloc(2040); const d = pool.malloc(2040);
+    const a = pool.malloc(2040);
+    const b = pool.malloc(2040);
+    const c = pool.malloc(2040);
+    const d = pool.malloc(2040);
     pool.free(a);
     expect(pool.stats().pagesUsed).toBe(2);
     const e = pool.malloc(2040); // fills the half-empty zspage
@@ -172,12 +187,16 @@ describe.each<LockMode>(['class', 'pool'])('ZsPool (lockMode %s)', (lockMode) =>
     for (let i = 0; i < 100; i++) pool.malloc(100 + i * 30);
     const text = pool.classesText();
     const lines = text.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^ class  size +10% +20% .* 99% +100% obj_allocated +obj_used pages_used pages_per_zspage freeable$/);
+    expect(lines[0]).toMatch(
+      /^ class {2}size +10% +20% .* 99% +100% obj_allocated +obj_used pages_used pages_per_zspage freeable$/,
+    );
     expect(lines.at(-1)).toMatch(/^ Total /);
     expect(lines.length).toBe(pool.table.distinct.length + 2);
     const ls = pool.lockStatText();
     expect(ls.startsWith('lock_stat version 0.4\n')).toBe(true);
-    expect(ls).toMatch(/class name +con-bounces +contentions +waittime-min +waittime-max +waittime-total +waittime-avg +acq-bounces +acquisitions +holdtime-min +holdtime-max +holdtime-total +holdtime-avg/);
+    expect(ls).toMatch(
+      /class name +con-bounces +contentions +waittime-min +waittime-max +waittime-total +waittime-avg +acq-bounces +acquisitions +holdtime-min +holdtime-max +holdtime-total +holdtime-avg/,
+    );
     const stats = pool.lockStats();
     const classLock = stats.find((s) => s.name === (lockMode === 'class' ? '&class->lock' : '&pool->lock'))!;
     expect(classLock.acquisitions).toBeGreaterThanOrEqual(100);
@@ -191,7 +210,10 @@ describe('compaction', () => {
       const live = new Map<number, number>();
       const b = new Uint8Array(PAGE_SIZE);
       let seed = 1;
-      const rnd = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed; };
+      const rnd = () => {
+        seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+        return seed;
+      };
       for (let i = 0; i < 20000; i++) {
         const size = 64 + (rnd() % 3000);
         const h = pool.malloc(size);
@@ -200,7 +222,11 @@ describe('compaction', () => {
         pool.write(h, v);
         live.set(h, size);
       }
-      for (const h of [...live.keys()]) if (rnd() % 10 < 6) { pool.free(h); live.delete(h); }
+      for (const h of [...live.keys()])
+        if (rnd() % 10 < 6) {
+          pool.free(h);
+          live.delete(h);
+        }
       pool.verify();
       const predicted = pool.compactable();
       expect(predicted).toBeGreaterThan(0);
@@ -221,7 +247,9 @@ describe('compaction', () => {
   it('stops compacting a class whose source zspage is mapped (writer only trylocks)', () => {
     const pool = ZsPool.create({ maxBytes: 8 << 20 });
     const hs = Array.from({ length: 400 }, () => pool.malloc(500));
-    hs.forEach((h, i) => { if (i % 4 !== 0) pool.free(h); });
+    hs.forEach((h, i) => {
+      if (i % 4 !== 0) pool.free(h);
+    });
     const keep = hs.filter((_, i) => i % 4 === 0);
     const before = pool.compactable();
     // map an object in the emptiest zspage candidates: map all survivors one at a time
@@ -239,7 +267,10 @@ describe('compaction', () => {
   it("runs the seeds' experiment: used ratio rises after compaction (goal >= 95%)", () => {
     const pool = ZsPool.create({ maxBytes: 512 << 20 });
     let seed = 42;
-    const rnd = () => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed / 0x7fffffff; };
+    const rnd = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed / 0x7fffffff;
+    };
     const hs: number[] = [];
     const b = new Uint8Array(PAGE_SIZE);
     // compressed-page-like sizes: mostly 200..3000 bytes
@@ -255,7 +286,9 @@ describe('compaction', () => {
     pool.compact();
     const s2 = pool.stats();
     const after = s2.bytesStored / (s2.pagesUsed * PAGE_SIZE);
-    console.log(`seeds' experiment: bytes stored ${s1.bytesStored}, used ${s1.pagesUsed * PAGE_SIZE} -> ${s2.pagesUsed * PAGE_SIZE} bytes; used ratio ${(before * 100).toFixed(2)}% -> ${(after * 100).toFixed(2)}%, pages compacted ${s2.pagesCompacted}`);
+    console.log(
+      `seeds' experiment: bytes stored ${s1.bytesStored}, used ${s1.pagesUsed * PAGE_SIZE} -> ${s2.pagesUsed * PAGE_SIZE} bytes; used ratio ${(before * 100).toFixed(2)}% -> ${(after * 100).toFixed(2)}%, pages compacted ${s2.pagesCompacted}`,
+    );
     expect(after).toBeGreaterThan(before);
     expect(after).toBeGreaterThanOrEqual(0.95);
     pool.verify();
@@ -263,10 +296,17 @@ describe('compaction', () => {
 });
 
 describe('random operation sequences against a plain model (fast-check)', () => {
-  type Op = { t: 'malloc'; size: number } | { t: 'free'; pick: number } | { t: 'write'; pick: number; seed: number }
-    | { t: 'compact' } | { t: 'map'; pick: number };
+  type Op =
+    | { t: 'malloc'; size: number }
+    | { t: 'free'; pick: number }
+    | { t: 'write'; pick: number; seed: number }
+    | { t: 'compact' }
+    | { t: 'map'; pick: number };
   const op = fc.oneof(
-    { arbitrary: fc.record({ t: fc.constant('malloc' as const), size: fc.integer({ min: 1, max: PAGE_SIZE }) }), weight: 5 },
+    {
+      arbitrary: fc.record({ t: fc.constant('malloc' as const), size: fc.integer({ min: 1, max: PAGE_SIZE }) }),
+      weight: 5,
+    },
     { arbitrary: fc.record({ t: fc.constant('free' as const), pick: fc.nat() }), weight: 3 },
     { arbitrary: fc.record({ t: fc.constant('write' as const), pick: fc.nat(), seed: fc.nat(255) }), weight: 2 },
     { arbitrary: fc.record({ t: fc.constant('map' as const), pick: fc.nat() }), weight: 1 },
@@ -274,54 +314,65 @@ describe('random operation sequences against a plain model (fast-check)', () => 
   );
 
   it.each<LockMode>(['class', 'pool'])('matches a Map of handle to bytes (lockMode %s)', (lockMode) => {
-    fc.assert(fc.property(fc.array(op, { maxLength: 300 }), fc.integer({ min: 4, max: 16 }), (ops: Op[], chainSize) => {
-      const pool = ZsPool.create({ maxBytes: 2 << 20, chainSize, lockMode });
-      const model = new Map<number, Uint8Array>();
-      const keys = () => [...model.keys()];
-      for (const o of ops) {
-        if (o.t === 'malloc') {
-          let h: number;
-          try { h = pool.malloc(o.size); } catch (e) { expect((e as ZsError).code).toBe('ENOMEM'); continue; }
-          expect(model.has(h)).toBe(false);
-          const b = new Uint8Array(o.size);
-          fill(b, h, o.size & 255);
-          pool.write(h, b);
-          model.set(h, b);
-        } else if (o.t === 'free') {
-          const k = keys();
-          if (k.length === 0) { expect(() => pool.free(1)).toThrow(ZsError); continue; }
-          const h = k[o.pick % k.length]!;
-          pool.free(h);
-          model.delete(h);
-          expect(() => pool.free(h)).toThrow(ZsError);
-        } else if (o.t === 'write') {
-          const k = keys();
-          if (k.length === 0) continue;
-          const h = k[o.pick % k.length]!;
-          const b = model.get(h)!;
-          fill(b, h, o.seed);
-          pool.write(h, b);
-        } else if (o.t === 'map') {
-          const k = keys();
-          if (k.length === 0) continue;
-          const h = k[o.pick % k.length]!;
-          const m = pool.map(h, 'ro');
-          expect(Buffer.compare(Buffer.from(m), Buffer.from(model.get(h)!))).toBe(0);
-          pool.unmap(h);
-        } else {
-          pool.compact();
-          expect(pool.compactable()).toBe(0);
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 300 }), fc.integer({ min: 4, max: 16 }), (ops: Op[], chainSize) => {
+        const pool = ZsPool.create({ maxBytes: 2 << 20, chainSize, lockMode });
+        const model = new Map<number, Uint8Array>();
+        const keys = () => [...model.keys()];
+        for (const o of ops) {
+          if (o.t === 'malloc') {
+            let h: number;
+            try {
+              h = pool.malloc(o.size);
+            } catch (e) {
+              expect((e as ZsError).code).toBe('ENOMEM');
+              continue;
+            }
+            expect(model.has(h)).toBe(false);
+            const b = new Uint8Array(o.size);
+            fill(b, h, o.size & 255);
+            pool.write(h, b);
+            model.set(h, b);
+          } else if (o.t === 'free') {
+            const k = keys();
+            if (k.length === 0) {
+              expect(() => pool.free(1)).toThrow(ZsError);
+              continue;
+            }
+            const h = k[o.pick % k.length]!;
+            pool.free(h);
+            model.delete(h);
+            expect(() => pool.free(h)).toThrow(ZsError);
+          } else if (o.t === 'write') {
+            const k = keys();
+            if (k.length === 0) continue;
+            const h = k[o.pick % k.length]!;
+            const b = model.get(h)!;
+            fill(b, h, o.seed);
+            pool.write(h, b);
+          } else if (o.t === 'map') {
+            const k = keys();
+            if (k.length === 0) continue;
+            const h = k[o.pick % k.length]!;
+            const m = pool.map(h, 'ro');
+            expect(Buffer.compare(Buffer.from(m), Buffer.from(model.get(h)!))).toBe(0);
+            pool.unmap(h);
+          } else {
+            pool.compact();
+            expect(pool.compactable()).toBe(0);
+          }
         }
-      }
-      pool.verify();
-      for (const [h, b] of model) {
-        const out = new Uint8Array(b.length);
-        expect(pool.read(h, out)).toBe(b.length);
-        expect(Buffer.compare(Buffer.from(out), Buffer.from(b))).toBe(0);
-      }
-      const s = pool.stats();
-      expect(s.objUsed).toBe(model.size);
-      expect(s.bytesStored).toBe([...model.values()].reduce((a, b) => a + b.length, 0));
-    }), { numRuns: 60 });
+        pool.verify();
+        for (const [h, b] of model) {
+          const out = new Uint8Array(b.length);
+          expect(pool.read(h, out)).toBe(b.length);
+          expect(Buffer.compare(Buffer.from(out), Buffer.from(b))).toBe(0);
+        }
+        const s = pool.stats();
+        expect(s.objUsed).toBe(model.size);
+        expect(s.bytesStored).toBe([...model.values()].reduce((a, b) => a + b.length, 0));
+      }),
+      { numRuns: 60 },
+    );
   });
 });

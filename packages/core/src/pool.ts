@@ -17,37 +17,114 @@
 import { threadId } from 'node:worker_threads';
 import { compactPool } from './compaction.js';
 import {
-  NR_FULLNESS_GROUPS, PAGE_SHIFT, PAGE_SIZE, ZS_DEFAULT_CHAIN, ZS_MAX_CHAIN, ZS_HANDLE_SIZE, ZS_INUSE_RATIO_10,
-  ZS_INUSE_RATIO_99, ZS_SIZE_CLASSES,
+  NR_FULLNESS_GROUPS,
+  PAGE_SHIFT,
+  PAGE_SIZE,
+  ZS_DEFAULT_CHAIN,
+  ZS_MAX_CHAIN,
+  ZS_HANDLE_SIZE,
+  ZS_INUSE_RATIO_10,
+  ZS_INUSE_RATIO_99,
+  ZS_SIZE_CLASSES,
 } from './constants.js';
 import {
-  CPU_HELD_BIT_CLASS, CPU_SLOT_WORDS, claimCpu, deadCpus, heldBitLock, markThreadDead, releaseCpu,
+  CPU_HELD_BIT_CLASS,
+  CPU_SLOT_WORDS,
+  claimCpu,
+  deadCpus,
+  heldBitLock,
+  markThreadDead,
+  releaseCpu,
 } from './cpu-registry.js';
 import { ZsError } from './errors.js';
+import { HandleTable, OBJ_INDEX_BITS, OBJ_INDEX_MASK, createHandleTable } from './handles.js';
 import {
-  HandleTable, OBJ_INDEX_BITS, OBJ_INDEX_MASK, createHandleTable,
-} from './handles.js';
-import {
-  LOCK_KIND_BIT, LOCK_KIND_MUTEX, LOCK_KIND_RW, collectLockStats, formatLockStat, lockClassNameBytes,
-  lockStatWords, registerLockClass, type LockClassStats,
+  LOCK_KIND_BIT,
+  LOCK_KIND_MUTEX,
+  LOCK_KIND_RW,
+  collectLockStats,
+  formatLockStat,
+  lockClassNameBytes,
+  lockStatWords,
+  registerLockClass,
+  type LockClassStats,
 } from './lock-stat.js';
 import { LockContext } from './locks.js';
 import {
-  P_CHAIN, P_COMPACTING, P_CPUS, P_HANDLES, P_KC_FAIL, P_KC_RUNS, P_KC_SUCCESS, P_LOCK, P_LOCKREG, P_LOCK_MODE,
-  P_LOCK_STAT, P_MIGRATED, P_MIG_EBUSY, P_MIG_ENOMEM, P_MIG_GONE, P_PAGES_ALLOCATED, P_PAGES_COMPACTED,
-  P_POOL_MUTEX, P_RULE, P_WORDS, P_ZS_COMPACT_RUNS, P_ZS_FREE_HEAD, P_ZS_HIGH, P_ZS_LOCK,
+  P_CHAIN,
+  P_CPUS,
+  P_HANDLES,
+  P_KC_FAIL,
+  P_KC_RUNS,
+  P_KC_SUCCESS,
+  P_LOCK,
+  P_LOCKREG,
+  P_LOCK_MODE,
+  P_LOCK_STAT,
+  P_MIGRATED,
+  P_MIG_EBUSY,
+  P_MIG_ENOMEM,
+  P_MIG_GONE,
+  P_PAGES_ALLOCATED,
+  P_PAGES_COMPACTED,
+  P_POOL_MUTEX,
+  P_RULE,
+  P_WORDS,
+  P_ZS_COMPACT_RUNS,
+  P_ZS_FREE_HEAD,
+  P_ZS_HIGH,
+  P_ZS_LOCK,
 } from './pool-layout.js';
 import { compactFrames } from './migrate.js';
 import {
-  FD_FIRST_OBJ, FD_FLAGS, FD_NEXT, FD_ORDER, FD_PRIVATE, FD_WORDS, FD_ZSPAGE, PG_HUGE, PG_ISOLATED,
-  PG_NEW, PG_RESERVED, PG_TAIL, PG_ZSPAGE, PhysMem, assertOrder, createPhysMemShared, type PhysMemShared,
+  FD_FIRST_OBJ,
+  FD_FLAGS,
+  FD_NEXT,
+  FD_ORDER,
+  FD_PRIVATE,
+  FD_WORDS,
+  FD_ZSPAGE,
+  PG_HUGE,
+  PG_ISOLATED,
+  PG_NEW,
+  PG_RESERVED,
+  PG_TAIL,
+  PG_ZSPAGE,
+  PhysMem,
+  assertOrder,
+  createPhysMemShared,
+  type PhysMemShared,
 } from './phys-mem.js';
 import { buildSizeClasses, classIndexFor, type ChainRule, type SizeClassTable } from './size-class.js';
 import {
-  CLF_WORDS, CL_COUNT, CL_HEAD, CL_LOCK, CL_MOVED, CL_OBJ_ALLOCATED, CL_OBJ_USED, CL_WORDS, ZD_CLASS,
-  ZD_FG, ZD_FIRST, ZD_FREEOBJ, ZD_FREE_NEXT, ZD_HUGE_SIZE, ZD_INUSE, ZD_ISOLATED, ZD_LOCK, ZD_NEXT,
-  ZD_NRPAGES, ZD_PREV, ZD_STATE, ZD_WORDS, ZS_STATE_FREE, ZS_STATE_LIVE, decodeFreeLink, encodeFreeLink,
-  encodeHeader, fullnessGroup,
+  CLF_WORDS,
+  CL_COUNT,
+  CL_HEAD,
+  CL_LOCK,
+  CL_MOVED,
+  CL_OBJ_ALLOCATED,
+  CL_OBJ_USED,
+  CL_WORDS,
+  ZD_CLASS,
+  ZD_FG,
+  ZD_FIRST,
+  ZD_FREEOBJ,
+  ZD_FREE_NEXT,
+  ZD_HUGE_SIZE,
+  ZD_INUSE,
+  ZD_ISOLATED,
+  ZD_LOCK,
+  ZD_NEXT,
+  ZD_NRPAGES,
+  ZD_PREV,
+  ZD_STATE,
+  ZD_WORDS,
+  ZS_STATE_FREE,
+  ZS_STATE_LIVE,
+  decodeFreeLink,
+  encodeFreeLink,
+  encodeHeader,
+  fullnessGroup,
 } from './zspage.js';
 
 export type LockMode = 'class' | 'pool';
@@ -88,23 +165,27 @@ export interface PoolStats {
 }
 
 export interface ClassStat {
-  index: number; size: number; fullness: number[]; objAllocated: number; objUsed: number;
-  pagesUsed: number; pagesPerZspage: number; freeable: number;
+  index: number;
+  size: number;
+  fullness: number[];
+  objAllocated: number;
+  objUsed: number;
+  pagesUsed: number;
+  pagesPerZspage: number;
+  freeable: number;
 }
 
 export interface MigrationStats {
   framesMigrated: number;
-  failedBusy: number;      // zspage mapped or being read (EBUSY)
-  failedNoMem: number;     // no free frame to move into
-  failedGone: number;      // frame no longer part of a zspage when isolated or migrated
-  compactRuns: number;     // frame-compaction runs
-  compactSuccess: number;  // runs that produced a free block of the requested order
+  failedBusy: number; // zspage mapped or being read (EBUSY)
+  failedNoMem: number; // no free frame to move into
+  failedGone: number; // frame no longer part of a zspage when isolated or migrated
+  compactRuns: number; // frame-compaction runs
+  compactSuccess: number; // runs that produced a free block of the requested order
   compactFail: number;
-  objectsMoved: number;    // objects moved by zspage compaction (memcpy calls)
+  objectsMoved: number; // objects moved by zspage compaction (memcpy calls)
   zsCompactRuns: number;
 }
-
-
 
 /** Lock class ids registered by every pool, in this order. */
 const LC_POOL = 0;
@@ -141,7 +222,6 @@ export class ZsPool {
   // the one mapping this thread may hold (no nesting, as the kernel's per-CPU area)
   private mapHandle = 0;
   private mapZspage = 0;
-  private mapPfn = 0;
   private mapOff = 0;
   private mapLen = 0;
   private mapCopied = false;
@@ -172,12 +252,15 @@ export class ZsPool {
   static create(opts: PoolOptions): ZsPool {
     if (opts === null || typeof opts !== 'object') throw new ZsError('EINVAL', 'pool options required');
     const maxFrames = Math.floor(Number(opts.maxBytes) / PAGE_SIZE);
-    if (!Number.isFinite(maxFrames) || maxFrames < 1) throw new ZsError('EINVAL', `maxBytes must be at least ${PAGE_SIZE}, got ${opts.maxBytes}`);
-    if (maxFrames >= LOCATION_PFN_LIMIT) throw new ZsError('EINVAL', `maxBytes must be below ${LOCATION_PFN_LIMIT * PAGE_SIZE} bytes`);
+    if (!Number.isFinite(maxFrames) || maxFrames < 1)
+      throw new ZsError('EINVAL', `maxBytes must be at least ${PAGE_SIZE}, got ${opts.maxBytes}`);
+    if (maxFrames >= LOCATION_PFN_LIMIT)
+      throw new ZsError('EINVAL', `maxBytes must be below ${LOCATION_PFN_LIMIT * PAGE_SIZE} bytes`);
     const chain = opts.chainSize ?? ZS_DEFAULT_CHAIN;
     buildSizeClasses(chain, opts.chainRule ?? 'waste'); // validates chainSize
     const lockMode = opts.lockMode ?? 'class';
-    if (lockMode !== 'class' && lockMode !== 'pool') throw new ZsError('EINVAL', `lockMode must be 'class' or 'pool', got ${String(lockMode)}`);
+    if (lockMode !== 'class' && lockMode !== 'pool')
+      throw new ZsError('EINVAL', `lockMode must be 'class' or 'pool', got ${String(lockMode)}`);
     const cmaFrames = Math.floor((opts.cmaBytes ?? 0) / PAGE_SIZE);
     if (cmaFrames < 0 || cmaFrames > maxFrames) throw new ZsError('EINVAL', 'cmaBytes must be within maxBytes');
     const maxHandles = maxFrames * (PAGE_SIZE / 32);
@@ -249,17 +332,27 @@ export class ZsPool {
     return n;
   }
 
-  get cpu(): number { return this.locks.cpu; }
-  get chainSize(): number { return this.table.chainSize; }
+  get cpu(): number {
+    return this.locks.cpu;
+  }
+  get chainSize(): number {
+    return this.table.chainSize;
+  }
 
   // ================================================================ locks
 
   lockClassId(name: string): number {
     return registerLockClass(this.ctl.subarray(P_LOCKREG), this.lockNames, name, LOCK_KIND_BIT);
   }
-  bitLock(words: Int32Array, index: number, mask: number, cls: number): void { this.locks.bitLock(words, index, mask, cls); }
-  bitUnlock(words: Int32Array, index: number, mask: number, _cls?: number): void { this.locks.bitUnlock(words, index, mask); }
-  bitTrylock(words: Int32Array, index: number, mask: number, cls: number): boolean { return this.locks.bitTrylock(words, index, mask, cls); }
+  bitLock(words: Int32Array, index: number, mask: number, cls: number): void {
+    this.locks.bitLock(words, index, mask, cls);
+  }
+  bitUnlock(words: Int32Array, index: number, mask: number, _cls?: number): void {
+    this.locks.bitUnlock(words, index, mask);
+  }
+  bitTrylock(words: Int32Array, index: number, mask: number, cls: number): boolean {
+    return this.locks.bitTrylock(words, index, mask, cls);
+  }
 
   /** @internal pool lock for reading (class mode) or the pool mutex (pool mode). */
   poolReadLock(): void {
@@ -303,10 +396,18 @@ export class ZsPool {
     }
     return this.locks.mutexContended(this.ctl, P_POOL_MUTEX);
   }
-  zspageReadLock(zs: number): void { this.locks.readLock(this.zd, zs * ZD_WORDS + ZD_LOCK, LC_ZSPAGE); }
-  zspageReadUnlock(zs: number): void { this.locks.readUnlock(this.zd, zs * ZD_WORDS + ZD_LOCK); }
-  zspageWriteTrylock(zs: number): boolean { return this.locks.writeTrylock(this.zd, zs * ZD_WORDS + ZD_LOCK, LC_ZSPAGE); }
-  zspageWriteUnlock(zs: number): void { this.locks.writeUnlock(this.zd, zs * ZD_WORDS + ZD_LOCK); }
+  zspageReadLock(zs: number): void {
+    this.locks.readLock(this.zd, zs * ZD_WORDS + ZD_LOCK, LC_ZSPAGE);
+  }
+  zspageReadUnlock(zs: number): void {
+    this.locks.readUnlock(this.zd, zs * ZD_WORDS + ZD_LOCK);
+  }
+  zspageWriteTrylock(zs: number): boolean {
+    return this.locks.writeTrylock(this.zd, zs * ZD_WORDS + ZD_LOCK, LC_ZSPAGE);
+  }
+  zspageWriteUnlock(zs: number): void {
+    this.locks.writeUnlock(this.zd, zs * ZD_WORDS + ZD_LOCK);
+  }
 
   // ================================================================ geometry helpers
 
@@ -571,7 +672,7 @@ export class ZsPool {
     if (!this.handles.inRange(h)) return -1;
     const loc = this.handles.words[h]!;
     if (loc < 0) return -1;
-    const pfn = (loc >>> OBJ_INDEX_BITS);
+    const pfn = loc >>> OBJ_INDEX_BITS;
     const idx = loc & OBJ_INDEX_MASK;
     if (pfn >= this.maxFrames) return -1;
     this.phys.ensure(pfn);
@@ -593,7 +694,8 @@ export class ZsPool {
   // ================================================================ public API
 
   malloc(size: number): number {
-    if (!Number.isInteger(size) || size <= 0) throw new ZsError('EINVAL', `malloc size must be a positive integer, got ${String(size)}`);
+    if (!Number.isInteger(size) || size <= 0)
+      throw new ZsError('EINVAL', `malloc size must be a positive integer, got ${String(size)}`);
     if (size > PAGE_SIZE) throw new ZsError('ENOSPC', `malloc size ${size} is larger than a page (${PAGE_SIZE})`);
     const c = this.classIndexFor(size);
     const h = this.handles.alloc();
@@ -629,21 +731,30 @@ export class ZsPool {
     if (this.classMode) {
       this.poolReadLock();
       loc = this.resolve(handle);
-      if (loc < 0) { this.poolReadUnlock(); throw this.badHandle(handle, 'free'); }
+      if (loc < 0) {
+        this.poolReadUnlock();
+        throw this.badHandle(handle, 'free');
+      }
       zs = this.phys.fd[(loc >>> OBJ_INDEX_BITS) * FD_WORDS + FD_ZSPAGE]!;
       c = this.zd[zs * ZD_WORDS + ZD_CLASS]!;
       this.classLock(c);
       this.poolReadUnlock();
       // A racing free of the same handle may have won while we waited for the class lock.
-      if (this.handles.words[handle]! !== loc) { this.classUnlock(c); throw this.badHandle(handle, 'free'); }
+      if (this.handles.words[handle]! !== loc) {
+        this.classUnlock(c);
+        throw this.badHandle(handle, 'free');
+      }
     } else {
       this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL);
       loc = this.resolve(handle);
-      if (loc < 0) { this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX); throw this.badHandle(handle, 'free'); }
+      if (loc < 0) {
+        this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX);
+        throw this.badHandle(handle, 'free');
+      }
       zs = this.phys.fd[(loc >>> OBJ_INDEX_BITS) * FD_WORDS + FD_ZSPAGE]!;
       c = this.zd[zs * ZD_WORDS + ZD_CLASS]!;
     }
-    this.objFree(zs, c, (loc >>> OBJ_INDEX_BITS), loc & OBJ_INDEX_MASK);
+    this.objFree(zs, c, loc >>> OBJ_INDEX_BITS, loc & OBJ_INDEX_MASK);
     this.handles.words[handle] = -1;
     const fg = this.fixFullness(c, zs);
     if (fg === 0) {
@@ -663,8 +774,11 @@ export class ZsPool {
   private beginAccess(handle: number, what: string): number {
     this.poolReadLock();
     const loc = this.resolve(handle);
-    if (loc < 0) { this.poolReadUnlock(); throw this.badHandle(handle, what); }
-    const pfn = (loc >>> OBJ_INDEX_BITS);
+    if (loc < 0) {
+      this.poolReadUnlock();
+      throw this.badHandle(handle, what);
+    }
+    const pfn = loc >>> OBJ_INDEX_BITS;
     const zs = this.phys.fd[pfn * FD_WORDS + FD_ZSPAGE]!;
     this.zspageReadLock(zs);
     this.poolReadUnlock();
@@ -703,7 +817,8 @@ export class ZsPool {
     const zs = this.beginAccess(handle, 'write');
     try {
       const addr = this.dataAddr(zs);
-      if (src.length > this.accLen) throw new ZsError('EINVAL', `write of ${src.length} bytes into an object of ${this.accLen}`);
+      if (src.length > this.accLen)
+        throw new ZsError('EINVAL', `write of ${src.length} bytes into an object of ${this.accLen}`);
       this.copyIn(addr, src, src.length);
     } finally {
       this.zspageReadUnlock(zs);
@@ -766,14 +881,15 @@ export class ZsPool {
    * compaction and migration skip it.
    */
   map(handle: number, mode: MapMode): Uint8Array {
-    if (mode !== 'ro' && mode !== 'wo' && mode !== 'rw') throw new ZsError('EINVAL', `map mode must be ro, wo or rw, got ${String(mode)}`);
-    if (this.mapHandle !== 0) throw new ZsError('EBUSY', `this thread already maps handle ${this.mapHandle}; unmap it first`);
+    if (mode !== 'ro' && mode !== 'wo' && mode !== 'rw')
+      throw new ZsError('EINVAL', `map mode must be ro, wo or rw, got ${String(mode)}`);
+    if (this.mapHandle !== 0)
+      throw new ZsError('EBUSY', `this thread already maps handle ${this.mapHandle}; unmap it first`);
     const zs = this.beginAccess(handle, 'map');
     const addr = this.dataAddr(zs);
     const len = this.accLen;
     this.mapHandle = handle;
     this.mapZspage = zs;
-    this.mapPfn = this.accPfn;
     this.mapOff = addr;
     this.mapLen = len;
     this.mapMode = mode;
@@ -827,7 +943,9 @@ export class ZsPool {
     return {
       pagesUsed: Atomics.load(this.ctl, P_PAGES_ALLOCATED),
       pagesCompacted: Atomics.load(this.ctl, P_PAGES_COMPACTED),
-      objAllocated, objUsed, bytesStored: bytes,
+      objAllocated,
+      objUsed,
+      bytesStored: bytes,
     };
   }
 
@@ -836,10 +954,15 @@ export class ZsPool {
     let moved = 0;
     for (const k of this.table.distinct) moved += this.cls[k * CL_WORDS + CL_MOVED]!;
     return {
-      framesMigrated: Atomics.load(c, P_MIGRATED), failedBusy: Atomics.load(c, P_MIG_EBUSY),
-      failedNoMem: Atomics.load(c, P_MIG_ENOMEM), failedGone: Atomics.load(c, P_MIG_GONE),
-      compactRuns: Atomics.load(c, P_KC_RUNS), compactSuccess: Atomics.load(c, P_KC_SUCCESS),
-      compactFail: Atomics.load(c, P_KC_FAIL), objectsMoved: moved, zsCompactRuns: Atomics.load(c, P_ZS_COMPACT_RUNS),
+      framesMigrated: Atomics.load(c, P_MIGRATED),
+      failedBusy: Atomics.load(c, P_MIG_EBUSY),
+      failedNoMem: Atomics.load(c, P_MIG_ENOMEM),
+      failedGone: Atomics.load(c, P_MIG_GONE),
+      compactRuns: Atomics.load(c, P_KC_RUNS),
+      compactSuccess: Atomics.load(c, P_KC_SUCCESS),
+      compactFail: Atomics.load(c, P_KC_FAIL),
+      objectsMoved: moved,
+      zsCompactRuns: Atomics.load(c, P_ZS_COMPACT_RUNS),
     };
   }
 
@@ -851,10 +974,14 @@ export class ZsPool {
       const fullness: number[] = [];
       for (let g = 0; g < NR_FULLNESS_GROUPS; g++) fullness.push(this.cls[cb + CL_COUNT + g]!);
       out.push({
-        index: c, size: this.table.size[c]!, fullness,
-        objAllocated: this.cls[cb + CL_OBJ_ALLOCATED]!, objUsed: this.cls[cb + CL_OBJ_USED]!,
+        index: c,
+        size: this.table.size[c]!,
+        fullness,
+        objAllocated: this.cls[cb + CL_OBJ_ALLOCATED]!,
+        objUsed: this.cls[cb + CL_OBJ_USED]!,
         pagesUsed: (this.cls[cb + CL_OBJ_ALLOCATED]! / this.table.objsPerZspage[c]!) * this.table.pagesPerZspage[c]!,
-        pagesPerZspage: this.table.pagesPerZspage[c]!, freeable: this.canCompact(c),
+        pagesPerZspage: this.table.pagesPerZspage[c]!,
+        freeable: this.canCompact(c),
       });
     }
     return out;
@@ -862,22 +989,37 @@ export class ZsPool {
 
   /** The debugfs "classes" file of the pool. */
   classesText(): string {
-    const head = [' class', ' size', ...['10%', '20%', '30%', '40%', '50%', '60%', '70%', '80%', '90%', '99%', '100%'].map((s) => s.padStart(9))];
-    const lines = [`${' class'.padStart(6)} ${'size'.padStart(5)} ${head.slice(2).join(' ')} ${'obj_allocated'.padStart(13)} ${'obj_used'.padStart(10)} ${'pages_used'.padStart(10)} ${'pages_per_zspage'.padStart(16)} ${'freeable'.padStart(8)}`];
+    const head = [
+      ' class',
+      ' size',
+      ...['10%', '20%', '30%', '40%', '50%', '60%', '70%', '80%', '90%', '99%', '100%'].map((s) => s.padStart(9)),
+    ];
+    const lines = [
+      `${' class'.padStart(6)} ${'size'.padStart(5)} ${head.slice(2).join(' ')} ${'obj_allocated'.padStart(13)} ${'obj_used'.padStart(10)} ${'pages_used'.padStart(10)} ${'pages_per_zspage'.padStart(16)} ${'freeable'.padStart(8)}`,
+    ];
     const totals = new Array<number>(NR_FULLNESS_GROUPS).fill(0);
-    let tAlloc = 0; let tUsed = 0; let tPages = 0; let tFree = 0;
+    let tAlloc = 0;
+    let tUsed = 0;
+    let tPages = 0;
+    let tFree = 0;
     for (const s of this.classStats()) {
       let line = ` ${String(s.index).padStart(5)} ${String(s.size).padStart(5)} `;
-      for (let g = ZS_INUSE_RATIO_10; g < NR_FULLNESS_GROUPS; g++) { totals[g]! += s.fullness[g]!; line += `${String(s.fullness[g]).padStart(9)} `; }
+      for (let g = ZS_INUSE_RATIO_10; g < NR_FULLNESS_GROUPS; g++) {
+        totals[g]! += s.fullness[g]!;
+        line += `${String(s.fullness[g]).padStart(9)} `;
+      }
       line += `${String(s.objAllocated).padStart(13)} ${String(s.objUsed).padStart(10)} ${String(s.pagesUsed).padStart(10)} ${String(s.pagesPerZspage).padStart(16)} ${String(s.freeable).padStart(8)}`;
       lines.push(line);
-      tAlloc += s.objAllocated; tUsed += s.objUsed; tPages += s.pagesUsed; tFree += s.freeable;
+      tAlloc += s.objAllocated;
+      tUsed += s.objUsed;
+      tPages += s.pagesUsed;
+      tFree += s.freeable;
     }
     let total = ' Total              ';
     for (let g = ZS_INUSE_RATIO_10; g < NR_FULLNESS_GROUPS; g++) total += `${String(totals[g]).padStart(9)} `;
     total += `${String(tAlloc).padStart(13)} ${String(tUsed).padStart(10)} ${String(tPages).padStart(10)} ${''.padStart(16)} ${String(tFree).padStart(8)}`;
     lines.push(total);
-    return lines.join('\n') + '\n';
+    return `${lines.join('\n')}\n`;
   }
 
   lockStats(): LockClassStats[] {
@@ -932,13 +1074,15 @@ export class ZsPool {
 
   freePages(pfn: number, order: number): void {
     assertOrder(order);
-    if (!Number.isInteger(pfn) || pfn < 0 || pfn >= this.phys.presentFrames) throw new ZsError('EINVAL', `freePages: ${String(pfn)} is not a frame number`);
+    if (!Number.isInteger(pfn) || pfn < 0 || pfn >= this.phys.presentFrames)
+      throw new ZsError('EINVAL', `freePages: ${String(pfn)} is not a frame number`);
     const fd = this.phys.fd;
     this.phys.zoneLock();
     const ok = fd[pfn * FD_WORDS + FD_FLAGS] === PG_RESERVED && fd[pfn * FD_WORDS + FD_ORDER] === order;
     if (ok) fd[pfn * FD_WORDS + FD_FLAGS] = 0;
     this.phys.zoneUnlock();
-    if (!ok) throw new ZsError('EINVAL', `freePages: frame ${pfn} is not the head of an allocated order-${order} block`);
+    if (!ok)
+      throw new ZsError('EINVAL', `freePages: frame ${pfn} is not the head of an allocated order-${order} block`);
     this.phys.freeBlock(pfn, order);
   }
 
@@ -949,7 +1093,7 @@ export class ZsPool {
     const fd = this.phys.fd;
     for (let pfn = 0; pfn < n; pfn++) {
       const f = fd[pfn * FD_WORDS + FD_FLAGS]!;
-      out[pfn] = (f & PG_ISOLATED) ? 3 : (f & PG_HUGE) ? 2 : (f & PG_ZSPAGE) ? 1 : (f & (PG_RESERVED | PG_TAIL)) ? 4 : 0;
+      out[pfn] = f & PG_ISOLATED ? 3 : f & PG_HUGE ? 2 : f & PG_ZSPAGE ? 1 : f & (PG_RESERVED | PG_TAIL) ? 4 : 0;
     }
     return out;
   }
@@ -1000,7 +1144,8 @@ function verifyLocked(pool: ZsPool): void {
   for (let c = 0; c < ZS_SIZE_CLASSES; c++) {
     const cb = c * CL_WORDS;
     if (t.merged[c] !== c) {
-      for (let g = 0; g < NR_FULLNESS_GROUPS; g++) if (pool.cls[cb + CL_HEAD + g] !== 0) throw new Error(`alias class ${c} has zspages`);
+      for (let g = 0; g < NR_FULLNESS_GROUPS; g++)
+        if (pool.cls[cb + CL_HEAD + g] !== 0) throw new Error(`alias class ${c} has zspages`);
       continue;
     }
     const objs = t.objsPerZspage[c]!;
@@ -1020,7 +1165,8 @@ function verifyLocked(pool: ZsPool): void {
         if (zd[z + ZD_FG] !== g) throw new Error(`${where}: on list ${g} but group field ${zd[z + ZD_FG]}`);
         if (zd[z + ZD_PREV] !== prev) throw new Error(`${where}: broken back link`);
         const inuse = zd[z + ZD_INUSE]!;
-        if (fullnessGroup(inuse, objs) !== g) throw new Error(`${where}: inuse ${inuse}/${objs} does not belong in group ${g}`);
+        if (fullnessGroup(inuse, objs) !== g)
+          throw new Error(`${where}: inuse ${inuse}/${objs} does not belong in group ${g}`);
         if (inuse === 0) throw new Error(`${where}: empty zspage not freed`);
         if (zd[z + ZD_NRPAGES] !== k) throw new Error(`${where}: ${zd[z + ZD_NRPAGES]} pages, class wants ${k}`);
         // frames of the chain
@@ -1034,9 +1180,11 @@ function verifyLocked(pool: ZsPool): void {
           owner[pfn] = zs;
           const i = chain.length;
           if (!t.huge[c]) {
-            if (fd[b + FD_PRIVATE] !== i) throw new Error(`${where}: frame ${pfn} chain index ${fd[b + FD_PRIVATE]} != ${i}`);
+            if (fd[b + FD_PRIVATE] !== i)
+              throw new Error(`${where}: frame ${pfn} chain index ${fd[b + FD_PRIVATE]} != ${i}`);
             const first = Math.ceil((i * PAGE_SIZE) / size) * size - i * PAGE_SIZE;
-            if (fd[b + FD_FIRST_OBJ] !== first) throw new Error(`${where}: frame ${pfn} first_obj_offset ${fd[b + FD_FIRST_OBJ]} != ${first}`);
+            if (fd[b + FD_FIRST_OBJ] !== first)
+              throw new Error(`${where}: frame ${pfn} first_obj_offset ${fd[b + FD_FIRST_OBJ]} != ${first}`);
           }
           chain.push(pfn);
           if (chain.length > k) throw new Error(`${where}: chain longer than ${k}`);
@@ -1050,10 +1198,11 @@ function verifyLocked(pool: ZsPool): void {
           if (inuse !== 1) throw new Error(`${where}: huge zspage with inuse ${inuse}`);
           const h = fd[chain[0]! * FD_WORDS + FD_PRIVATE]!;
           const loc = chain[0]! * (1 << OBJ_INDEX_BITS);
-          if (!pool.handles.inRange(h) || pool.handles.words[h] !== loc) throw new Error(`${where}: huge object's handle ${h} does not point back`);
+          if (!pool.handles.inRange(h) || pool.handles.words[h] !== loc)
+            throw new Error(`${where}: huge object's handle ${h} does not point back`);
           bytes += zd[z + ZD_HUGE_SIZE]!;
         } else {
-          for (let idx = zd[z + ZD_FREEOBJ]!; idx !== -1;) {
+          for (let idx = zd[z + ZD_FREEOBJ]!; idx !== -1; ) {
             if (idx < 0 || idx >= objs) throw new Error(`${where}: free list index ${idx} out of range`);
             if (isFree[idx]) throw new Error(`${where}: free list cycle at ${idx}`);
             isFree[idx] = 1;
@@ -1064,7 +1213,8 @@ function verifyLocked(pool: ZsPool): void {
             if ((w & 1) !== 0) throw new Error(`${where}: free object ${idx} has the allocated tag`);
             idx = decodeFreeLink(w);
           }
-          if (freeCount !== objs - inuse) throw new Error(`${where}: ${freeCount} free objects but inuse ${inuse}/${objs}`);
+          if (freeCount !== objs - inuse)
+            throw new Error(`${where}: ${freeCount} free objects but inuse ${inuse}/${objs}`);
           for (let idx = 0; idx < objs; idx++) {
             if (isFree[idx]) continue;
             const off = idx * size;
@@ -1077,7 +1227,8 @@ function verifyLocked(pool: ZsPool): void {
               throw new Error(`${where}: object ${idx}'s handle ${h} does not point back to it`);
             }
             const osize = phys.words[(addr >>> 2) + 1]!;
-            if (osize <= 0 || osize + ZS_HANDLE_SIZE > size) throw new Error(`${where}: object ${idx} size ${osize} does not fit class ${size}`);
+            if (osize <= 0 || osize + ZS_HANDLE_SIZE > size)
+              throw new Error(`${where}: object ${idx} size ${osize} does not fit class ${size}`);
             bytes += osize;
           }
         }
@@ -1087,11 +1238,15 @@ function verifyLocked(pool: ZsPool): void {
         prev = zs;
         if (n > pool.maxFrames) throw new Error(`class ${c}: fullness list ${g} cycle`);
       }
-      if (n !== pool.cls[cb + CL_COUNT + g]) throw new Error(`class ${c}: group ${g} count ${pool.cls[cb + CL_COUNT + g]} but ${n} listed`);
+      if (n !== pool.cls[cb + CL_COUNT + g])
+        throw new Error(`class ${c}: group ${g} count ${pool.cls[cb + CL_COUNT + g]} but ${n} listed`);
     }
-    if (used !== pool.cls[cb + CL_OBJ_USED]) throw new Error(`class ${c}: obj_used ${pool.cls[cb + CL_OBJ_USED]} but ${used} counted`);
-    if (allocated !== pool.cls[cb + CL_OBJ_ALLOCATED]) throw new Error(`class ${c}: obj_allocated ${pool.cls[cb + CL_OBJ_ALLOCATED]} but ${allocated} counted`);
-    if (bytes !== pool.clsBytes[c]) throw new Error(`class ${c}: bytes stored ${pool.clsBytes[c]} but ${bytes} counted`);
+    if (used !== pool.cls[cb + CL_OBJ_USED])
+      throw new Error(`class ${c}: obj_used ${pool.cls[cb + CL_OBJ_USED]} but ${used} counted`);
+    if (allocated !== pool.cls[cb + CL_OBJ_ALLOCATED])
+      throw new Error(`class ${c}: obj_allocated ${pool.cls[cb + CL_OBJ_ALLOCATED]} but ${allocated} counted`);
+    if (bytes !== pool.clsBytes[c])
+      throw new Error(`class ${c}: bytes stored ${pool.clsBytes[c]} but ${bytes} counted`);
     liveObjects += used;
   }
   if (zspageFrames !== Atomics.load(pool.ctl, P_PAGES_ALLOCATED)) {
@@ -1103,8 +1258,10 @@ function verifyLocked(pool: ZsPool): void {
     if (f === PG_RESERVED) {
       const order = fd[pfn * FD_WORDS + FD_ORDER]!;
       for (let k = 0; k < 1 << order; k++) {
-        if (owner[pfn + k] !== 0) throw new Error(`allocPages block ${pfn} overlaps frame ${pfn + k} owned by ${owner[pfn + k]}`);
-        if (k > 0 && fd[(pfn + k) * FD_WORDS + FD_FLAGS] !== PG_TAIL) throw new Error(`allocPages block ${pfn}: frame ${pfn + k} is not a tail`);
+        if (owner[pfn + k] !== 0)
+          throw new Error(`allocPages block ${pfn} overlaps frame ${pfn + k} owned by ${owner[pfn + k]}`);
+        if (k > 0 && fd[(pfn + k) * FD_WORDS + FD_FLAGS] !== PG_TAIL)
+          throw new Error(`allocPages block ${pfn}: frame ${pfn + k} is not a tail`);
         owner[pfn + k] = -2;
       }
     }
@@ -1123,4 +1280,3 @@ function verifyLocked(pool: ZsPool): void {
   for (let h = 1; h <= cap; h++) if (pool.handles.words[h]! >= 0) liveHandles++;
   if (liveHandles !== liveObjects) throw new Error(`${liveHandles} live handles but ${liveObjects} allocated objects`);
 }
-

@@ -3,8 +3,14 @@
 // the kernel's rules for a chain size of 4..16 pages. Pure and thread-agnostic.
 
 import {
-  PAGE_SIZE, ZS_HANDLE_SIZE, ZS_MAX_ALLOC_SIZE, ZS_MAX_CHAIN, ZS_MIN_ALLOC_SIZE, ZS_MIN_CHAIN,
-  ZS_SIZE_CLASSES, ZS_SIZE_CLASS_DELTA,
+  PAGE_SIZE,
+  ZS_HANDLE_SIZE,
+  ZS_MAX_ALLOC_SIZE,
+  ZS_MAX_CHAIN,
+  ZS_MIN_ALLOC_SIZE,
+  ZS_MIN_CHAIN,
+  ZS_SIZE_CLASSES,
+  ZS_SIZE_CLASS_DELTA,
 } from './constants.js';
 import { ZsError } from './errors.js';
 
@@ -39,7 +45,10 @@ export function chainLength(size: number, chain: number, rule: ChainRule): numbe
     let minWaste = Number.MAX_SAFE_INTEGER;
     for (let k = 1; k <= chain; k++) {
       const waste = (k * PAGE_SIZE) % size;
-      if (waste < minWaste) { minWaste = waste; best = k; }
+      if (waste < minWaste) {
+        minWaste = waste;
+        best = k;
+      }
     }
     return best;
   }
@@ -48,7 +57,10 @@ export function chainLength(size: number, chain: number, rule: ChainRule): numbe
   for (let k = 1; k <= chain; k++) {
     const zspageSize = k * PAGE_SIZE;
     const usedPct = Math.floor(((zspageSize - (zspageSize % size)) * 100) / zspageSize);
-    if (usedPct > maxUsedPct) { maxUsedPct = usedPct; best = k; }
+    if (usedPct > maxUsedPct) {
+      maxUsedPct = usedPct;
+      best = k;
+    }
   }
   return best;
 }
@@ -57,7 +69,7 @@ export function chainLength(size: number, chain: number, rule: ChainRule): numbe
 export function rawClassIndex(sizeWithHeader: number): number {
   if (sizeWithHeader <= ZS_MIN_ALLOC_SIZE) return 0;
   const idx = Math.ceil((sizeWithHeader - ZS_MIN_ALLOC_SIZE) / ZS_SIZE_CLASS_DELTA);
-  return idx > ZS_SIZE_CLASSES - 1 ? ZS_SIZE_CLASSES - 1 : idx;
+  return Math.min(idx, ZS_SIZE_CLASSES - 1);
 }
 
 export function buildSizeClasses(chainSize: number, rule: ChainRule = 'waste'): SizeClassTable {

@@ -7,19 +7,19 @@ import { NR_FULLNESS_GROUPS, ZS_INUSE_RATIO_0, ZS_INUSE_RATIO_100 } from './cons
 
 // ---- zspage descriptor: Int32 fields
 export const ZD_WORDS = 16;
-export const ZD_LOCK = 0;        // rwlock word (word+1: last writer)
+export const ZD_LOCK = 0; // rwlock word (word+1: last writer)
 export const ZD_CLASS = 2;
 export const ZD_INUSE = 3;
-export const ZD_FREEOBJ = 4;     // first free object index, -1 when full
-export const ZD_FIRST = 5;       // first frame (pfn)
-export const ZD_FG = 6;          // fullness group, -1 while off the lists (isolated by compaction)
+export const ZD_FREEOBJ = 4; // first free object index, -1 when full
+export const ZD_FIRST = 5; // first frame (pfn)
+export const ZD_FG = 6; // fullness group, -1 while off the lists (isolated by compaction)
 export const ZD_PREV = 7;
 export const ZD_NEXT = 8;
-export const ZD_ISOLATED = 9;    // frames isolated for migration
-export const ZD_STATE = 10;      // 0 free descriptor, 1 live
+export const ZD_ISOLATED = 9; // frames isolated for migration
+export const ZD_STATE = 10; // 0 free descriptor, 1 live
 export const ZD_NRPAGES = 11;
-export const ZD_HUGE_SIZE = 12;  // huge zspage: the size of its one object
-export const ZD_FREE_NEXT = 13;  // descriptor free list link
+export const ZD_HUGE_SIZE = 12; // huge zspage: the size of its one object
+export const ZD_FREE_NEXT = 13; // descriptor free list link
 
 export const ZS_STATE_FREE = 0;
 export const ZS_STATE_LIVE = 1;
@@ -27,11 +27,11 @@ export const ZS_STATE_LIVE = 1;
 // ---- size class state: Int32 fields per class
 export const CL_WORDS = 32;
 export const CL_LOCK = 0;
-export const CL_HEAD = 2;                                 // [12] list heads
-export const CL_COUNT = CL_HEAD + NR_FULLNESS_GROUPS;     // [12] zspages per group
+export const CL_HEAD = 2; // [12] list heads
+export const CL_COUNT = CL_HEAD + NR_FULLNESS_GROUPS; // [12] zspages per group
 export const CL_OBJ_ALLOCATED = CL_COUNT + NR_FULLNESS_GROUPS;
 export const CL_OBJ_USED = CL_OBJ_ALLOCATED + 1;
-export const CL_MOVED = CL_OBJ_USED + 1;                  // objects moved by compaction
+export const CL_MOVED = CL_OBJ_USED + 1; // objects moved by compaction
 // Float64 per class: bytes stored
 export const CLF_WORDS = 1;
 

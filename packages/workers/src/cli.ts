@@ -44,17 +44,34 @@ Run 'zram <command> --help' for a command's options.`,
   bd_stat and debug_stat in the kernel's layout; --lock-stat adds /proc/lock_stat.`,
   compact: 'usage: zram compact [--port 10809 | --control PATH]',
   idle: 'usage: zram idle [all|SECONDS] [--port 10809 | --control PATH]\n\n  Marks all pages idle, or those not accessed for SECONDS.',
-  writeback: 'usage: zram writeback MODE [--port 10809 | --control PATH]\n\n  MODE: idle | huge | huge_idle | incompressible | page_index=N | page_indexes=A-B',
-  recompress: 'usage: zram recompress [type=idle|huge|huge_idle] [threshold=BYTES] [max_pages=N] [algo=NAME] [--port 10809 | --control PATH]',
-  reset: 'usage: zram reset [--port 10809 | --control PATH]\n\n  Frees every page (the device keeps its size, as a reset followed by the same disksize).',
+  writeback:
+    'usage: zram writeback MODE [--port 10809 | --control PATH]\n\n  MODE: idle | huge | huge_idle | incompressible | page_index=N | page_indexes=A-B',
+  recompress:
+    'usage: zram recompress [type=idle|huge|huge_idle] [threshold=BYTES] [max_pages=N] [algo=NAME] [--port 10809 | --control PATH]',
+  reset:
+    'usage: zram reset [--port 10809 | --control PATH]\n\n  Frees every page (the device keeps its size, as a reset followed by the same disksize).',
 };
 
 class UsageError extends Error {}
 
-interface Parsed { positional: string[]; flags: Map<string, string | true> }
+interface Parsed {
+  positional: string[];
+  flags: Map<string, string | true>;
+}
 
-const VALUE_FLAGS = new Set(['--size', '--algorithm', '--mem-limit', '--backing-file', '--workers', '--lock-mode', '--chain-size',
-  '--host', '--port', '--control', '--recomp-algorithm']);
+const VALUE_FLAGS = new Set([
+  '--size',
+  '--algorithm',
+  '--mem-limit',
+  '--backing-file',
+  '--workers',
+  '--lock-mode',
+  '--chain-size',
+  '--host',
+  '--port',
+  '--control',
+  '--recomp-algorithm',
+]);
 const BOOL_FLAGS = new Set(['--lock-stat', '--help', '-h']);
 
 function parse(argv: string[], allowed: string[]): Parsed {
@@ -63,9 +80,14 @@ function parse(argv: string[], allowed: string[]): Parsed {
   for (let k = 0; k < argv.length; k++) {
     const a = argv[k]!;
     if (a.startsWith('-')) {
-      const [name, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+      const [name, inline] = a.includes('=')
+        ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]
+        : [a, undefined];
       if (!allowed.includes(name) && name !== '--help' && name !== '-h') throw new UsageError(`unknown option ${name}`);
-      if (BOOL_FLAGS.has(name)) { flags.set(name, true); continue; }
+      if (BOOL_FLAGS.has(name)) {
+        flags.set(name, true);
+        continue;
+      }
       if (!VALUE_FLAGS.has(name)) throw new UsageError(`unknown option ${name}`);
       const v = inline ?? argv[++k];
       if (v === undefined) throw new UsageError(`${name} needs a value`);
@@ -79,14 +101,19 @@ function intFlag(p: Parsed, name: string, def: number, min: number, max: number)
   const v = p.flags.get(name);
   if (v === undefined) return def;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${name} must be an integer in ${min}..${max}, got '${String(v)}'`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new UsageError(`${name} must be an integer in ${min}..${max}, got '${String(v)}'`);
   return n;
 }
 
 function sizeFlag(p: Parsed, name: string, def: number): number {
   const v = p.flags.get(name);
   if (v === undefined) return def;
-  try { return parseSize(String(v)); } catch (e) { throw new UsageError(`${name}: ${(e as Error).message}`); }
+  try {
+    return parseSize(String(v));
+  } catch (e) {
+    throw new UsageError(`${name}: ${(e as Error).message}`);
+  }
 }
 
 function controlPath(p: Parsed): string {
@@ -100,66 +127,127 @@ export function humanSize(bytes: number): string {
   const units = ['B', 'K', 'M', 'G', 'T'];
   let v = bytes;
   let u = 0;
-  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
   const s = u === 0 || Number.isInteger(v) ? String(Math.round(v)) : v.toFixed(1).replace(/\.0$/, '');
   return `${s}${units[u]}`;
 }
 
 interface StatReply {
-  name: string; algorithm: string; disksize: number; data: number; compr: number; total: number; streams: number;
-  mmStat: string; ioStat: string; bdStat: string; debugStat: string; lockStat: string;
+  name: string;
+  algorithm: string;
+  disksize: number;
+  data: number;
+  compr: number;
+  total: number;
+  streams: number;
+  mmStat: string;
+  ioStat: string;
+  bdStat: string;
+  debugStat: string;
+  lockStat: string;
 }
 
 function statTable(s: StatReply): string {
   const cols = ['NAME', 'ALGORITHM', 'DISKSIZE', 'DATA', 'COMPR', 'TOTAL', 'STREAMS'];
-  const vals = [s.name, s.algorithm, humanSize(s.disksize), humanSize(s.data), humanSize(s.compr), humanSize(s.total), String(s.streams)];
+  const vals = [
+    s.name,
+    s.algorithm,
+    humanSize(s.disksize),
+    humanSize(s.data),
+    humanSize(s.compr),
+    humanSize(s.total),
+    String(s.streams),
+  ];
   const w = cols.map((c, i) => Math.max(c.length, vals[i]!.length));
   const row = (xs: string[]) => xs.map((x, i) => (i === 0 || i === 1 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join(' ');
   return `${row(cols)}\n${row(vals)}\n`;
 }
 
 async function serve(argv: string[]): Promise<void> {
-  const p = parse(argv, ['--size', '--algorithm', '--mem-limit', '--backing-file', '--workers', '--lock-mode', '--chain-size',
-    '--lock-stat', '--host', '--port', '--control', '--recomp-algorithm']);
-  if (p.flags.has('--help') || p.flags.has('-h')) { console.log(HELP.serve); return; }
+  const p = parse(argv, [
+    '--size',
+    '--algorithm',
+    '--mem-limit',
+    '--backing-file',
+    '--workers',
+    '--lock-mode',
+    '--chain-size',
+    '--lock-stat',
+    '--host',
+    '--port',
+    '--control',
+    '--recomp-algorithm',
+  ]);
+  if (p.flags.has('--help') || p.flags.has('-h')) {
+    console.log(HELP.serve);
+    return;
+  }
   if (p.positional.length > 0) throw new UsageError(`unexpected argument '${p.positional[0]}'`);
   const lockMode = String(p.flags.get('--lock-mode') ?? 'class');
-  if (lockMode !== 'class' && lockMode !== 'pool') throw new UsageError(`--lock-mode must be class or pool, got '${lockMode}'`);
+  if (lockMode !== 'class' && lockMode !== 'pool')
+    throw new UsageError(`--lock-mode must be class or pool, got '${lockMode}'`);
   const size = sizeFlag(p, '--size', 1 << 30);
   if (size < 4096) throw new UsageError('--size must be at least 4K');
   const port = intFlag(p, '--port', 10809, 0, 65535);
   const host = String(p.flags.get('--host') ?? '127.0.0.1');
   const svc = await ZramService.start({
-    disksize: size, algorithm: String(p.flags.get('--algorithm') ?? 'lz4'), memLimit: sizeFlag(p, '--mem-limit', 0),
+    disksize: size,
+    algorithm: String(p.flags.get('--algorithm') ?? 'lz4'),
+    memLimit: sizeFlag(p, '--mem-limit', 0),
     backingFile: p.flags.has('--backing-file') ? String(p.flags.get('--backing-file')) : undefined,
     compressionWorkers: p.flags.has('--workers') ? intFlag(p, '--workers', 1, 1, 256) : undefined,
-    lockMode, chainSize: intFlag(p, '--chain-size', 8, 4, 16), lockStat: p.flags.has('--lock-stat'),
+    lockMode,
+    chainSize: intFlag(p, '--chain-size', 8, 4, 16),
+    lockStat: p.flags.has('--lock-stat'),
   });
   const recomp = p.flags.get('--recomp-algorithm');
   if (typeof recomp === 'string') svc.device.setRecompAlgorithm(recomp, 1);
   const nbd = new NbdServer({ backend: new ServiceBackend(svc), host, port, log: (m) => console.error(`nbd: ${m}`) });
   const addr = await nbd.listen();
-  const ctlPath = typeof p.flags.get('--control') === 'string' ? String(p.flags.get('--control')) : defaultControlPath(addr.port);
+  const ctlPath =
+    typeof p.flags.get('--control') === 'string' ? String(p.flags.get('--control')) : defaultControlPath(addr.port);
   const control = await ControlServer.listen(ctlPath, async (cmd, args) => {
     const dev = svc.device;
     switch (cmd) {
       case 'stat': {
         const v = dev.statValues().mm;
         return {
-          name: 'zram0', algorithm: dev.algorithm, disksize: dev.disksize, data: v.origDataSize, compr: v.comprDataSize,
-          total: v.memUsedTotal, streams: svc.compressionWorkers, mmStat: dev.mmStat(), ioStat: dev.ioStat(), bdStat: dev.bdStat(),
-          debugStat: dev.debugStat(), lockStat: args.lockStat ? dev.pool.lockStatText() : '',
+          name: 'zram0',
+          algorithm: dev.algorithm,
+          disksize: dev.disksize,
+          data: v.origDataSize,
+          compr: v.comprDataSize,
+          total: v.memUsedTotal,
+          streams: svc.compressionWorkers,
+          mmStat: dev.mmStat(),
+          ioStat: dev.ioStat(),
+          bdStat: dev.bdStat(),
+          debugStat: dev.debugStat(),
+          lockStat: args.lockStat ? dev.pool.lockStatText() : '',
         } satisfies StatReply;
       }
-      case 'compact': return svc.compact();
-      case 'idle': return svc.idle(args.arg === undefined || args.arg === 'all' ? 'all' : Number(args.arg));
-      case 'writeback': return svc.writeback(String(args.mode));
-      case 'recompress': return svc.recompress(args as never);
-      case 'reset': await svc.discard(0, dev.disksize); dev.resetMemUsedMax(); return 'ok';
-      default: throw new Error(`unknown command '${cmd}'`);
+      case 'compact':
+        return svc.compact();
+      case 'idle':
+        return svc.idle(args.arg === undefined || args.arg === 'all' ? 'all' : Number(args.arg));
+      case 'writeback':
+        return svc.writeback(String(args.mode));
+      case 'recompress':
+        return svc.recompress(args as never);
+      case 'reset':
+        await svc.discard(0, dev.disksize);
+        dev.resetMemUsedMax();
+        return 'ok';
+      default:
+        throw new Error(`unknown command '${cmd}'`);
     }
   });
-  console.log(`zram0: ${humanSize(size)} ${svc.device.algorithm}, ${svc.compressionWorkers} compression workers; NBD on ${addr.host}:${addr.port} (export 'zram0'); control ${control.path}`);
+  console.log(
+    `zram0: ${humanSize(size)} ${svc.device.algorithm}, ${svc.compressionWorkers} compression workers; NBD on ${addr.host}:${addr.port} (export 'zram0'); control ${control.path}`,
+  );
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
@@ -175,14 +263,19 @@ async function serve(argv: string[]): Promise<void> {
 
 async function client(cmd: string, argv: string[]): Promise<void> {
   const p = parse(argv, ['--port', '--control', '--lock-stat']);
-  if (p.flags.has('--help') || p.flags.has('-h')) { console.log(HELP[cmd]); return; }
+  if (p.flags.has('--help') || p.flags.has('-h')) {
+    console.log(HELP[cmd]);
+    return;
+  }
   const path = controlPath(p);
   switch (cmd) {
     case 'stat': {
       if (p.positional.length > 0) throw new UsageError(`unexpected argument '${p.positional[0]}'`);
       const s = (await controlRequest(path, 'stat', { lockStat: p.flags.has('--lock-stat') })) as StatReply;
       process.stdout.write(statTable(s));
-      process.stdout.write(`\nmm_stat:    ${s.mmStat}io_stat:    ${s.ioStat}bd_stat:    ${s.bdStat}debug_stat:\n${s.debugStat}`);
+      process.stdout.write(
+        `\nmm_stat:    ${s.mmStat}io_stat:    ${s.ioStat}bd_stat:    ${s.bdStat}debug_stat:\n${s.debugStat}`,
+      );
       if (s.lockStat) process.stdout.write(`\n${s.lockStat}`);
       return;
     }
@@ -193,7 +286,8 @@ async function client(cmd: string, argv: string[]): Promise<void> {
       return;
     case 'idle': {
       const arg = p.positional[0] ?? 'all';
-      if (arg !== 'all' && !(Number(arg) >= 0)) throw new UsageError(`idle takes 'all' or an age in seconds, got '${arg}'`);
+      if (arg !== 'all' && !(Number(arg) >= 0))
+        throw new UsageError(`idle takes 'all' or an age in seconds, got '${arg}'`);
       console.log(String(await controlRequest(path, 'idle', { arg })));
       return;
     }
@@ -221,7 +315,10 @@ async function client(cmd: string, argv: string[]): Promise<void> {
 
 async function main(argv: string[]): Promise<void> {
   const [cmd, ...rest] = argv;
-  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') { console.log(HELP.main); return; }
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    console.log(HELP.main);
+    return;
+  }
   if (cmd === 'serve') return serve(rest);
   if (['stat', 'compact', 'idle', 'writeback', 'recompress', 'reset'].includes(cmd)) return client(cmd, rest);
   throw new UsageError(`unknown command '${cmd}'`);

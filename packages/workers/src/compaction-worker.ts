@@ -10,7 +10,12 @@ import { nodeEndpoint } from './comlink-node.js';
 import { compactFrames } from '@zsmalloc/core';
 import { ZramDevice, type ZramShared } from '@zsmalloc/zram';
 
-interface Data { device: ZramShared; thresholdPages: number; intervalMs: number; enabled: boolean }
+interface Data {
+  device: ZramShared;
+  thresholdPages: number;
+  intervalMs: number;
+  enabled: boolean;
+}
 const data = workerData as Data;
 const dev = ZramDevice.attach(data.device);
 const stats = { checks: 0, runs: 0, pagesFreed: 0, frameCompactions: 0, framesMigrated: 0, lastRunMs: 0 };
@@ -48,12 +53,22 @@ const api = {
   },
   configure(opts: { thresholdPages?: number; intervalMs?: number; enabled?: boolean }): void {
     if (opts.thresholdPages !== undefined) threshold = opts.thresholdPages;
-    if (opts.enabled === false) { if (timer) clearInterval(timer); timer = null; }
-    else if (opts.enabled === true || opts.intervalMs !== undefined) start(opts.intervalMs ?? data.intervalMs);
+    if (opts.enabled === false) {
+      if (timer) clearInterval(timer);
+      timer = null;
+    } else if (opts.enabled === true || opts.intervalMs !== undefined) start(opts.intervalMs ?? data.intervalMs);
   },
-  stats() { return { ...stats, thresholdPages: threshold, running: timer !== null }; },
-  threadInfo() { return { cpu: dev.pool.cpu }; },
-  close(): void { if (timer) clearInterval(timer); timer = null; dev.close(); },
+  stats() {
+    return { ...stats, thresholdPages: threshold, running: timer !== null };
+  },
+  threadInfo() {
+    return { cpu: dev.pool.cpu };
+  },
+  close(): void {
+    if (timer) clearInterval(timer);
+    timer = null;
+    dev.close();
+  },
 };
 export type CompactionApi = typeof api;
 

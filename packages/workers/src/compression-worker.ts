@@ -23,7 +23,11 @@ export interface BatchTask {
   count: number;
 }
 
-export interface PageError { k: number; code: string; message: string }
+export interface PageError {
+  k: number;
+  code: string;
+  message: string;
+}
 
 export interface BatchResult {
   threadId: number;
@@ -36,7 +40,10 @@ export interface BatchResult {
 // allocates nothing) and the staged page indexes.
 const data = workerData as CompressionWorkerData;
 const dev = ZramDevice.attach(data.device);
-const pageViews = Array.from({ length: data.staging.byteLength / PAGE_SIZE }, (_, i) => new Uint8Array(data.staging, i * PAGE_SIZE, PAGE_SIZE));
+const pageViews = Array.from(
+  { length: data.staging.byteLength / PAGE_SIZE },
+  (_, i) => new Uint8Array(data.staging, i * PAGE_SIZE, PAGE_SIZE),
+);
 const indices = new Int32Array(data.indices);
 
 function codeOf(e: unknown): string {

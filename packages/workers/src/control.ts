@@ -28,7 +28,10 @@ export class ControlServer {
     if (existsSync(path)) {
       // a stale socket from a server that died; refuse if one is still answering
       const alive = await new Promise<boolean>((resolve) => {
-        const s = net.connect(path, () => { s.destroy(); resolve(true); });
+        const s = net.connect(path, () => {
+          s.destroy();
+          resolve(true);
+        });
         s.on('error', () => resolve(false));
       });
       if (alive) throw new Error(`a zram server already answers on ${path}`);
@@ -39,9 +42,11 @@ export class ControlServer {
       sock.setEncoding('utf8');
       sock.on('data', (chunk: string) => {
         buf += chunk;
-        if (buf.length > 1 << 20) { sock.destroy(); return; }
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
+        if (buf.length > 1 << 20) {
+          sock.destroy();
+          return;
+        }
+        for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
           const line = buf.slice(0, nl);
           buf = buf.slice(nl + 1);
           void (async () => {
@@ -62,22 +67,38 @@ export class ControlServer {
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(path, () => { server.off('error', reject); resolve(); });
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
     return new ControlServer(path, server);
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => this.server.close(() => { rmSync(this.path, { force: true }); resolve(); }));
+    return new Promise((resolve) =>
+      this.server.close(() => {
+        rmSync(this.path, { force: true });
+        resolve();
+      }),
+    );
   }
 }
 
 /** Sends one request and waits for its reply. */
-export function controlRequest(path: string, cmd: string, args: Record<string, unknown> = {}, timeoutMs = 60_000): Promise<unknown> {
+export function controlRequest(
+  path: string,
+  cmd: string,
+  args: Record<string, unknown> = {},
+  timeoutMs = 60_000,
+): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const sock = net.connect(path);
     let buf = '';
-    const timer = setTimeout(() => { sock.destroy(); reject(new Error(`no reply from ${path} within ${timeoutMs} ms`)); }, timeoutMs);
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`no reply from ${path} within ${timeoutMs} ms`));
+    }, timeoutMs);
     sock.setEncoding('utf8');
     sock.on('connect', () => sock.write(`${JSON.stringify({ cmd, args })}\n`));
     sock.on('data', (chunk: string) => {
@@ -92,7 +113,11 @@ export function controlRequest(path: string, cmd: string, args: Record<string, u
     });
     sock.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? new Error(`no zram server is running (no control socket at ${path})`) : e);
+      reject(
+        e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
+          ? new Error(`no zram server is running (no control socket at ${path})`)
+          : e,
+      );
     });
   });
 }

@@ -1,6 +1,15 @@
 // @zsmalloc/workers: the package that starts threads — the ZramService (compression
 // pool, swap I/O worker, compaction/migration worker) and the swap-storm main job.
-export { ZramService, WorkerFailedError, wrapControl, type ServiceOptions, type ServiceStats, type WorkerFailure, type CompactionOptions, type ServiceControl } from './service.js';
+export {
+  ZramService,
+  WorkerFailedError,
+  wrapControl,
+  type ServiceOptions,
+  type ServiceStats,
+  type WorkerFailure,
+  type CompactionOptions,
+  type ServiceControl,
+} from './service.js';
 export { StagingArea } from './staging.js';
 export * from './nbd/index.js';
 export { ServiceBackend } from './nbd/service-backend.js';

@@ -7,12 +7,18 @@
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
-import { fillPage, swapLikeKind } from '@zsmalloc/zram';
+import { fillPage, swapLikeKind } from '@zsmalloc/zram/testing';
 import { ZramService } from './service.js';
 import { parseSize } from './size.js';
 
 interface Args {
-  seconds: number; workers: number; lockMode: 'class' | 'pool'; chainSize: number; disksize: number; memLimit: number; streams: number;
+  seconds: number;
+  workers: number;
+  lockMode: 'class' | 'pool';
+  chainSize: number;
+  disksize: number;
+  memLimit: number;
+  streams: number;
 }
 
 const USAGE = `usage: main [--seconds 30] [--workers N] [--lock-mode class|pool] [--chain-size 4..16]
@@ -26,25 +32,42 @@ const USAGE = `usage: main [--seconds 30] [--workers N] [--lock-mode class|pool]
   --streams     concurrent request streams (default 8)`;
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { seconds: 30, workers: Math.max(1, availableParallelism()), lockMode: 'class', chainSize: 8, disksize: 256 << 20, memLimit: 0, streams: 8 };
+  const a: Args = {
+    seconds: 30,
+    workers: Math.max(1, availableParallelism()),
+    lockMode: 'class',
+    chainSize: 8,
+    disksize: 256 << 20,
+    memLimit: 0,
+    streams: 8,
+  };
   for (let k = 0; k < argv.length; k++) {
     const flag = argv[k]!;
     if (flag === '--') continue;
-    const val = () => { const v = argv[++k]; if (v === undefined) throw new Error(`${flag} needs a value`); return v; };
+    const val = () => {
+      const v = argv[++k];
+      if (v === undefined) throw new Error(`${flag} needs a value`);
+      return v;
+    };
     if (flag === '--seconds' || flag === '--duration') a.seconds = Number(val());
     else if (flag === '--workers') a.workers = Number(val());
-    else if (flag === '--lock-mode') { const v = val(); if (v !== 'class' && v !== 'pool') throw new Error('--lock-mode is class or pool'); a.lockMode = v; }
-    else if (flag === '--chain-size') a.chainSize = Number(val());
+    else if (flag === '--lock-mode') {
+      const v = val();
+      if (v !== 'class' && v !== 'pool') throw new Error('--lock-mode is class or pool');
+      a.lockMode = v;
+    } else if (flag === '--chain-size') a.chainSize = Number(val());
     else if (flag === '--size') a.disksize = parseSize(val());
     else if (flag === '--mem-limit') a.memLimit = parseSize(val());
     else if (flag === '--streams') a.streams = Number(val());
-    else if (flag === '--help' || flag === '-h') { console.log(USAGE); process.exit(0); }
-    else throw new Error(`unknown flag ${flag}\n${USAGE}`);
+    else if (flag === '--help' || flag === '-h') {
+      console.log(USAGE);
+      process.exit(0);
+    } else throw new Error(`unknown flag ${flag}\n${USAGE}`);
   }
   if (!(a.seconds > 0)) throw new Error('--seconds must be > 0');
   if (!Number.isInteger(a.workers) || a.workers < 1) throw new Error('--workers must be a positive integer');
   if (!Number.isInteger(a.streams) || a.streams < 1) throw new Error('--streams must be a positive integer');
-  if (a.disksize < (1 << 20)) throw new Error('--size must be at least 1M');
+  if (a.disksize < 1 << 20) throw new Error('--size must be at least 1M');
   return a;
 }
 
@@ -52,16 +75,27 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const backingFile = join(tmpdir(), `zram-storm-${process.pid}.img`);
   const svc = await ZramService.start({
-    disksize: args.disksize, compressionWorkers: args.workers, lockMode: args.lockMode, chainSize: args.chainSize,
-    memLimit: args.memLimit, lockStat: true, backingFile, compaction: { thresholdPages: 128, intervalMs: 100 },
+    disksize: args.disksize,
+    compressionWorkers: args.workers,
+    lockMode: args.lockMode,
+    chainSize: args.chainSize,
+    memLimit: args.memLimit,
+    lockStat: true,
+    backingFile,
+    compaction: { thresholdPages: 128, intervalMs: 100 },
   });
   const pages = svc.device.pages;
-  console.log(`swap storm: ${args.workers} compression workers + swap I/O worker + compaction worker; ${args.streams} request streams; `
-    + `disksize ${args.disksize >> 20} MiB, lock mode ${args.lockMode}, chain ${args.chainSize}, ${args.seconds} s`);
+  console.log(
+    `swap storm: ${args.workers} compression workers + swap I/O worker + compaction worker; ${args.streams} request streams; ` +
+      `disksize ${args.disksize >> 20} MiB, lock mode ${args.lockMode}, chain ${args.chainSize}, ${args.seconds} s`,
+  );
   const counters = { written: 0, read: 0, discarded: 0, failedWrites: 0, writeback: 0, swapIn: 0 };
   const deadline = performance.now() + args.seconds * 1000;
   let seed = 12345;
-  const rnd = () => { seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0; return seed; };
+  const rnd = () => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    return seed;
+  };
   const stream = async (id: number) => {
     const per = Math.floor(pages / args.streams);
     const base = id * per;
@@ -77,7 +111,12 @@ async function main(): Promise<void> {
           const i = first + k;
           fillPage(buf.subarray(k * 4096, (k + 1) * 4096), swapLikeKind(i * 7 + version), i * 131 + version);
         }
-        try { await svc.writePages(first, buf.subarray(0, count * 4096)); counters.written += count; } catch { counters.failedWrites += count; }
+        try {
+          await svc.writePages(first, buf.subarray(0, count * 4096));
+          counters.written += count;
+        } catch {
+          counters.failedWrites += count;
+        }
       } else if (r < 95) {
         await svc.readPages(first, count);
         counters.read += count;
@@ -101,12 +140,19 @@ async function main(): Promise<void> {
     const now = performance.now();
     const dt = (now - last.t) / 1000;
     const mb = (n: number) => ((n * 4096) / dt / 1e6).toFixed(0).padStart(4);
-    const top = svc.pool.lockStats().filter((s) => s.contentions > 0).sort((a, b) => b.waitTotal - a.waitTotal).slice(0, 3)
-      .map((s) => `${s.name}${s.state ? '-' + s.state : ''} ${s.contentions}x/${(s.waitTotal / 1000).toFixed(1)}ms`).join(', ');
+    const top = svc.pool
+      .lockStats()
+      .filter((s) => s.contentions > 0)
+      .sort((a, b) => b.waitTotal - a.waitTotal)
+      .slice(0, 3)
+      .map((s) => `${s.name}${s.state ? `-${s.state}` : ''} ${s.contentions}x/${(s.waitTotal / 1000).toFixed(1)}ms`)
+      .join(', ');
     const mm = svc.device.statValues().mm;
-    console.log(`[${((now - t0) / 1000).toFixed(0).padStart(3)}s] write ${mb(counters.written - last.w)} MB/s  read ${mb(counters.read - last.r)} MB/s | `
-      + `orig ${(mm.origDataSize / 1e6).toFixed(1)}MB compr ${(mm.comprDataSize / 1e6).toFixed(1)}MB used ${(mm.memUsedTotal / 1e6).toFixed(1)}MB `
-      + `compacted ${mm.pagesCompacted} | compactable ${svc.pool.compactable()} | buddyinfo ${svc.pool.buddyinfo().join(' ')} | ${top || 'no contention yet'}`);
+    console.log(
+      `[${((now - t0) / 1000).toFixed(0).padStart(3)}s] write ${mb(counters.written - last.w)} MB/s  read ${mb(counters.read - last.r)} MB/s | ` +
+        `orig ${(mm.origDataSize / 1e6).toFixed(1)}MB compr ${(mm.comprDataSize / 1e6).toFixed(1)}MB used ${(mm.memUsedTotal / 1e6).toFixed(1)}MB ` +
+        `compacted ${mm.pagesCompacted} | compactable ${svc.pool.compactable()} | buddyinfo ${svc.pool.buddyinfo().join(' ')} | ${top || 'no contention yet'}`,
+    );
     last = { w: counters.written, r: counters.read, t: now };
   }, 1000);
   await Promise.all([maintenance(), ...Array.from({ length: args.streams }, (_, i) => stream(i))]);
@@ -117,14 +163,23 @@ async function main(): Promise<void> {
   svc.pool.verify();
   rmSync(backingFile, { force: true });
   console.log('\nsummary');
-  console.log(`  pages written ${counters.written} (${((counters.written * 4096) / secs / 1e6).toFixed(1)} MB/s), read ${counters.read} (${((counters.read * 4096) / secs / 1e6).toFixed(1)} MB/s), discarded ${counters.discarded}, failed writes ${counters.failedWrites}`);
-  console.log(`  written back ${counters.writeback}, swapped in ${counters.swapIn}; background compaction: ${JSON.stringify(st.compaction)}`);
+  console.log(
+    `  pages written ${counters.written} (${((counters.written * 4096) / secs / 1e6).toFixed(1)} MB/s), read ${counters.read} (${((counters.read * 4096) / secs / 1e6).toFixed(1)} MB/s), discarded ${counters.discarded}, failed writes ${counters.failedWrites}`,
+  );
+  console.log(
+    `  written back ${counters.writeback}, swapped in ${counters.swapIn}; background compaction: ${JSON.stringify(st.compaction)}`,
+  );
   console.log(`  mm_stat    ${st.mmStat.trimEnd()}`);
   console.log(`  io_stat    ${st.ioStat.trimEnd()}`);
   console.log(`  bd_stat    ${st.bdStat.trimEnd()}`);
   console.log(`  buddyinfo  ${st.buddyinfo.join(' ')}`);
-  console.log(`  worker failures: ${st.failures.length === 0 ? 'none' : JSON.stringify(st.failures)}; pool.verify(): ok\n`);
+  console.log(
+    `  worker failures: ${st.failures.length === 0 ? 'none' : JSON.stringify(st.failures)}; pool.verify(): ok\n`,
+  );
   console.log(st.lockStat.split('\n').slice(0, 20).join('\n'));
 }
 
-main().catch((e: unknown) => { console.error(e instanceof Error ? e.message : e); process.exit(1); });
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});

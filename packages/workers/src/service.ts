@@ -73,8 +73,15 @@ export interface ServiceControl {
 }
 
 export interface ServiceStats {
-  mmStat: string; ioStat: string; bdStat: string; debugStat: string; lockStat: string;
-  compAlgorithm: string; buddyinfo: number[]; classes: string; compactable: number;
+  mmStat: string;
+  ioStat: string;
+  bdStat: string;
+  debugStat: string;
+  lockStat: string;
+  compAlgorithm: string;
+  buddyinfo: number[];
+  classes: string;
+  compactable: number;
   pool: ReturnType<ZramDevice['pool']['stats']>;
   migration: ReturnType<ZramDevice['pool']['migrationStats']>;
   compaction: Awaited<ReturnType<CompactionApi['stats']>> | null;
@@ -117,16 +124,26 @@ export class ZramService {
     const disksize = opts.disksize ?? 256 << 20;
     this.compressionWorkers = opts.compressionWorkers ?? Math.max(1, availableParallelism());
     if (!Number.isInteger(this.compressionWorkers) || this.compressionWorkers < 1) {
-      throw new ZsError('EINVAL', `compressionWorkers must be a positive integer, got ${String(opts.compressionWorkers)}`);
+      throw new ZsError(
+        'EINVAL',
+        `compressionWorkers must be a positive integer, got ${String(opts.compressionWorkers)}`,
+      );
     }
     const batchPages = opts.batchPages ?? DEFAULT_BATCH;
-    if (!Number.isInteger(batchPages) || batchPages < 1 || batchPages > 1024) throw new ZsError('EINVAL', 'batchPages must be 1..1024');
+    if (!Number.isInteger(batchPages) || batchPages < 1 || batchPages > 1024)
+      throw new ZsError('EINVAL', 'batchPages must be 1..1024');
     this.device = ZramDevice.create({
-      disksize, algorithm: opts.algorithm ?? 'lz4', memLimit: opts.memLimit ?? 0, backingFile: opts.backingFile,
+      disksize,
+      algorithm: opts.algorithm ?? 'lz4',
+      memLimit: opts.memLimit ?? 0,
+      backingFile: opts.backingFile,
       pool: {
         // room above disksize: zram allocates a page's new object before freeing the old one
-        maxBytes: opts.maxBytes ?? Math.max(Math.ceil(disksize * 1.25) + (1 << 20), 64 << 20), chainSize: opts.chainSize ?? 8,
-        lockMode: opts.lockMode ?? 'class', lockStat: opts.lockStat ?? false, name: 'zram0',
+        maxBytes: opts.maxBytes ?? Math.max(Math.ceil(disksize * 1.25) + (1 << 20), 64 << 20),
+        chainSize: opts.chainSize ?? 8,
+        lockMode: opts.lockMode ?? 'class',
+        lockStat: opts.lockStat ?? false,
+        name: 'zram0',
       },
     });
     // two slots per worker: one compressing, one being filled by the next batch
@@ -142,12 +159,17 @@ export class ZramService {
       concurrentTasksPerWorker: 1,
       // the device, staging buffers and page-index table go to each worker once
       workerData: {
-        device: this.device.shared, staging: this.staging.sab, indices: this.staging.indexSab, batchPages,
+        device: this.device.shared,
+        staging: this.staging.sab,
+        indices: this.staging.indexSab,
+        batchPages,
       } satisfies CompressionWorkerData,
     });
     // A Worker's threadId reads -1 once it has exited, so remember ids at creation
     // and, when one is destroyed, find which known thread is gone.
-    this.piscina.on('workerCreate', (w: { id: number }) => { this.compressionThreads.add(w.id); });
+    this.piscina.on('workerCreate', (w: { id: number }) => {
+      this.compressionThreads.add(w.id);
+    });
     this.piscina.on('workerDestroy', () => {
       setImmediate(() => {
         if (this.closed) return;
@@ -163,10 +185,15 @@ export class ZramService {
     const comp = opts.compaction === false ? { enabled: false } : { enabled: true, ...opts.compaction };
     this.compactionWorker = new Worker(new URL('./compaction-worker.js', import.meta.url), {
       workerData: {
-        device: this.device.shared, thresholdPages: comp.thresholdPages ?? 256, intervalMs: comp.intervalMs ?? 100, enabled: comp.enabled,
+        device: this.device.shared,
+        thresholdPages: comp.thresholdPages ?? 256,
+        intervalMs: comp.intervalMs ?? 100,
+        enabled: comp.enabled,
       },
     });
-    this.swapWorker = new Worker(new URL('./swap-io-worker.js', import.meta.url), { workerData: { device: this.device.shared } });
+    this.swapWorker = new Worker(new URL('./swap-io-worker.js', import.meta.url), {
+      workerData: { device: this.device.shared },
+    });
     this.watchDedicated(this.compactionWorker, 'compaction');
     this.watchDedicated(this.swapWorker, 'swap-io');
     this.compactionApi = Comlink.wrap<CompactionApi>(nodeEndpoint(this.compactionWorker));
@@ -180,15 +207,22 @@ export class ZramService {
     return s;
   }
 
-  get pool() { return this.device.pool; }
-  get disksize(): number { return this.device.disksize; }
-  get batchPages(): number { return this.staging.batchPages; }
+  get pool() {
+    return this.device.pool;
+  }
+  get disksize(): number {
+    return this.device.disksize;
+  }
+  get batchPages(): number {
+    return this.staging.batchPages;
+  }
 
   private watchDedicated(w: Worker, name: 'swap-io' | 'compaction'): void {
     const tid = w.threadId;
     w.on('error', (e) => this.onThreadDeath(name, tid, e instanceof Error ? e.message : String(e)));
     w.on('exit', (code) => {
-      if (name === 'swap-io') this.swapAlive = false; else this.compactionAlive = false;
+      if (name === 'swap-io') this.swapAlive = false;
+      else this.compactionAlive = false;
       if (!this.closed) this.onThreadDeath(name, tid, `exited with code ${code}`);
     });
   }
@@ -219,7 +253,13 @@ export class ZramService {
   }
 
   private checkRange(firstIndex: number, count: number): void {
-    if (!Number.isInteger(firstIndex) || !Number.isInteger(count) || firstIndex < 0 || count < 0 || firstIndex + count > this.device.pages) {
+    if (
+      !Number.isInteger(firstIndex) ||
+      !Number.isInteger(count) ||
+      firstIndex < 0 ||
+      count < 0 ||
+      firstIndex + count > this.device.pages
+    ) {
       throw new RangeError(`pages [${firstIndex}, +${count}) outside the device (${this.device.pages} pages)`);
     }
   }
@@ -232,7 +272,10 @@ export class ZramService {
   private submit(op: 'write' | 'read', first: number, count: number, buf: Uint8Array): Promise<void> {
     return new Promise((resolve, reject) => {
       const req: PageRequest = { op, first, count, buf, next: 0, pending: count, error: null, resolve, reject };
-      if (count === 0) { resolve(); return; }
+      if (count === 0) {
+        resolve();
+        return;
+      }
       (op === 'write' ? this.writeQ : this.readQ).push(req);
       this.pump();
     });
@@ -260,7 +303,11 @@ export class ZramService {
         const req = q[0]!;
         const take = Math.min(bp - n, req.count - req.next);
         for (let k = 0; k < take; k++) st.indices[base + n + k] = req.first + req.next + k;
-        if (op === 'write') st.bytes.set(req.buf.subarray(req.next * PAGE_SIZE, (req.next + take) * PAGE_SIZE), st.offset(slot) + n * PAGE_SIZE);
+        if (op === 'write')
+          st.bytes.set(
+            req.buf.subarray(req.next * PAGE_SIZE, (req.next + take) * PAGE_SIZE),
+            st.offset(slot) + n * PAGE_SIZE,
+          );
         this.runReq[base + runs] = req;
         this.runPage[base + runs] = req.next;
         this.runLen[base + runs] = take;
@@ -272,7 +319,14 @@ export class ZramService {
       const task: BatchTask = { op, slot, count: n };
       this.piscina.run(task).then(
         (r: BatchResult) => this.complete(slot, runs, op, r.errors, null),
-        (e: unknown) => this.complete(slot, runs, op, [], new WorkerFailedError('compression', e instanceof Error ? e.message : String(e), e)),
+        (e: unknown) =>
+          this.complete(
+            slot,
+            runs,
+            op,
+            [],
+            new WorkerFailedError('compression', e instanceof Error ? e.message : String(e), e),
+          ),
       );
     }
   }
@@ -283,7 +337,7 @@ export class ZramService {
     const base = slot * st.batchPages;
     const off = st.offset(slot);
     let at = 0; // position in the slot
-    let e = 0;  // next error
+    let e = 0; // next error
     for (let r = 0; r < runs; r++) {
       const req = this.runReq[base + r]!;
       const page = this.runPage[base + r]!;
@@ -312,7 +366,8 @@ export class ZramService {
   /** Writes whole pages starting at page `firstIndex`; bytes.length is a multiple of 4096. */
   async writePages(firstIndex: number, bytes: Uint8Array): Promise<void> {
     this.checkOpen();
-    if (!(bytes instanceof Uint8Array) || bytes.length % PAGE_SIZE !== 0) throw new RangeError('writePages needs a Uint8Array of whole 4096-byte pages');
+    if (!(bytes instanceof Uint8Array) || bytes.length % PAGE_SIZE !== 0)
+      throw new RangeError('writePages needs a Uint8Array of whole 4096-byte pages');
     const count = bytes.length / PAGE_SIZE;
     this.checkRange(firstIndex, count);
     return this.track(this.submit('write', firstIndex, count, bytes));
@@ -381,11 +436,23 @@ export class ZramService {
       this.swapAlive ? withTimeout(this.swapApi.stats(), 2000) : null,
     ]);
     return {
-      mmStat: dev.mmStat(), ioStat: dev.ioStat(), bdStat: dev.bdStat(), debugStat: dev.debugStat(),
-      lockStat: dev.pool.lockStatText(), compAlgorithm: dev.compAlgorithm(), buddyinfo: dev.pool.buddyinfo(),
-      classes: dev.pool.classesText(), compactable: dev.pool.compactable(), pool: dev.pool.stats(),
-      migration: dev.pool.migrationStats(), compaction, swapIo, failures: [...this.failures],
-      inFlight: this.inFlight.size, compressionWorkers: this.compressionWorkers, batchPages: this.staging.batchPages,
+      mmStat: dev.mmStat(),
+      ioStat: dev.ioStat(),
+      bdStat: dev.bdStat(),
+      debugStat: dev.debugStat(),
+      lockStat: dev.pool.lockStatText(),
+      compAlgorithm: dev.compAlgorithm(),
+      buddyinfo: dev.pool.buddyinfo(),
+      classes: dev.pool.classesText(),
+      compactable: dev.pool.compactable(),
+      pool: dev.pool.stats(),
+      migration: dev.pool.migrationStats(),
+      compaction,
+      swapIo,
+      failures: [...this.failures],
+      inFlight: this.inFlight.size,
+      compressionWorkers: this.compressionWorkers,
+      batchPages: this.staging.batchPages,
     };
   }
 
@@ -413,7 +480,11 @@ export class ZramService {
     if (this.closed) return;
     await Promise.allSettled([...this.inFlight]);
     this.closed = true;
-    const stopDedicated = async (api: Comlink.Remote<SwapIoApi> | Comlink.Remote<CompactionApi>, w: Worker, alive: boolean) => {
+    const stopDedicated = async (
+      api: Comlink.Remote<SwapIoApi> | Comlink.Remote<CompactionApi>,
+      w: Worker,
+      alive: boolean,
+    ) => {
       if (alive) await withTimeout(api.close(), 2000).catch(() => undefined);
       api[Comlink.releaseProxy]();
       await w.terminate();
@@ -454,5 +525,11 @@ function rebuildError(e: PageError): Error {
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | null> {
-  return Promise.race([p, new Promise<null>((r) => { const t = setTimeout(() => r(null), ms); t.unref(); })]);
+  return Promise.race([
+    p,
+    new Promise<null>((r) => {
+      const t = setTimeout(() => r(null), ms);
+      t.unref();
+    }),
+  ]);
 }

@@ -8,7 +8,14 @@ import { nodeEndpoint } from './comlink-node.js';
 import { ZramDevice, type RecompressRequest, type ZramShared } from '@zsmalloc/zram';
 
 const dev = ZramDevice.attach((workerData as { device: ZramShared }).device);
-const stats = { writebackRuns: 0, pagesWrittenBack: 0, readbackRuns: 0, pagesReadBack: 0, recompressRuns: 0, pagesRecompressed: 0 };
+const stats = {
+  writebackRuns: 0,
+  pagesWrittenBack: 0,
+  readbackRuns: 0,
+  pagesReadBack: 0,
+  recompressRuns: 0,
+  pagesRecompressed: 0,
+};
 
 const api = {
   writeback(mode: string): number {
@@ -31,9 +38,15 @@ const api = {
     stats.pagesRecompressed += n;
     return n;
   },
-  stats() { return { ...stats }; },
-  threadInfo() { return { cpu: dev.pool.cpu }; },
-  close(): void { dev.close(); },
+  stats() {
+    return { ...stats };
+  },
+  threadInfo() {
+    return { cpu: dev.pool.cpu };
+  },
+  close(): void {
+    dev.close();
+  },
 };
 export type SwapIoApi = typeof api;
 

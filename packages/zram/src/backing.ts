@@ -48,7 +48,8 @@ export class BackingStore {
    */
   setPath(path: string): void {
     const enc = Buffer.from(path, 'utf8');
-    if (enc.length === 0 || enc.length > MAX_PATH_BYTES) throw new ZsError('EINVAL', `backing file path must be 1..${MAX_PATH_BYTES} bytes`);
+    if (enc.length === 0 || enc.length > MAX_PATH_BYTES)
+      throw new ZsError('EINVAL', `backing file path must be 1..${MAX_PATH_BYTES} bytes`);
     fs.closeSync(fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600));
     this.pathBytes.set(enc);
     Atomics.store(this.st, S.BACKING_PATH_LEN, enc.length);
@@ -98,7 +99,10 @@ export class BackingStore {
         const w = b >>> 5;
         const m = 1 << (b & 31);
         const old = Atomics.load(bits, w);
-        if (old === -1) { b |= 31; continue; } // whole word taken
+        if (old === -1) {
+          b |= 31;
+          continue;
+        } // whole word taken
         if ((old & m) !== 0) continue;
         if ((Atomics.or(bits, w, m) & m) === 0) {
           Atomics.store(this.st, S.BACKING_HINT, b + 1);

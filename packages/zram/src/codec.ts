@@ -33,7 +33,10 @@ class Lz4Codec implements Codec {
     if (this.framed.length < srcLen + 4) this.framed = new Uint8Array(srcLen + 4);
     const f = this.framed;
     const n = dst.length;
-    f[0] = n & 0xff; f[1] = (n >>> 8) & 0xff; f[2] = (n >>> 16) & 0xff; f[3] = (n >>> 24) & 0xff;
+    f[0] = n & 0xff;
+    f[1] = (n >>> 8) & 0xff;
+    f[2] = (n >>> 16) & 0xff;
+    f[3] = (n >>> 24) & 0xff;
     f.set(src.length === srcLen ? src : src.subarray(0, srcLen), 4);
     const out = lz4.decompress(f.subarray(0, 4 + srcLen));
     if (out.length !== n) throw new Error(`lz4: decompressed ${out.length} bytes, expected ${n}`);
@@ -56,7 +59,8 @@ class ZlibCodec implements Codec {
 
   decompress(src: Uint8Array, srcLen: number, dst: Uint8Array): number {
     const out = this.decompressFn(src.length === srcLen ? src : src.subarray(0, srcLen));
-    if (out.length !== dst.length) throw new Error(`${this.name}: decompressed ${out.length} bytes, expected ${dst.length}`);
+    if (out.length !== dst.length)
+      throw new Error(`${this.name}: decompressed ${out.length} bytes, expected ${dst.length}`);
     dst.set(out);
     return out.length;
   }
@@ -77,11 +81,19 @@ const BROTLI_COMPRESS: zlib.BrotliOptions = {
 const BROTLI_DECOMPRESS: zlib.BrotliOptions = { maxOutputLength: 64 * 1024 };
 
 function deflateCodec(): Codec {
-  return new ZlibCodec('deflate', (s) => zlib.deflateRawSync(s, DEFLATE_COMPRESS), (s) => zlib.inflateRawSync(s, DEFLATE_DECOMPRESS));
+  return new ZlibCodec(
+    'deflate',
+    (s) => zlib.deflateRawSync(s, DEFLATE_COMPRESS),
+    (s) => zlib.inflateRawSync(s, DEFLATE_DECOMPRESS),
+  );
 }
 
 function brotliCodec(): Codec {
-  return new ZlibCodec('brotli', (s) => zlib.brotliCompressSync(s, BROTLI_COMPRESS), (s) => zlib.brotliDecompressSync(s, BROTLI_DECOMPRESS));
+  return new ZlibCodec(
+    'brotli',
+    (s) => zlib.brotliCompressSync(s, BROTLI_COMPRESS),
+    (s) => zlib.brotliDecompressSync(s, BROTLI_DECOMPRESS),
+  );
 }
 
 /** Known algorithms, in listing order. The index is the id kept in shared memory. */
@@ -94,7 +106,10 @@ const FACTORIES: ReadonlyArray<() => Codec> = [() => new Lz4Codec(), deflateCode
 export function algorithmId(name: string): number {
   const id = typeof name === 'string' ? ALGORITHMS.indexOf(name) : -1;
   if (id < 0) {
-    throw new ZsError('EINVAL', `unknown compression algorithm ${JSON.stringify(name)}; known algorithms: ${ALGORITHMS.join(', ')}`);
+    throw new ZsError(
+      'EINVAL',
+      `unknown compression algorithm ${JSON.stringify(name)}; known algorithms: ${ALGORITHMS.join(', ')}`,
+    );
   }
   return id;
 }
@@ -117,5 +132,5 @@ export function createCodec(nameOrId: string | number): Codec {
 export function algorithmListing(current: string): string {
   let s = '';
   for (const name of ALGORITHMS) s += name === current ? `[${name}] ` : `${name} `;
-  return s + '\n';
+  return `${s}\n`;
 }

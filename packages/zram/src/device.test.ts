@@ -346,7 +346,14 @@ describe('bad input changes nothing', () => {
   it('rejects out-of-range I/O, wrong buffer sizes and unknown algorithms', () => {
     const dev = ZramDevice.create({ disksize: 16 * PAGE, memLimit: MiB });
     for (let i = 0; i < 16; i++) dev.writePage(i, page(swapLikeKind(i), i));
-    const before = { data: snapshot(dev), mm: dev.mmStat(), io: dev.ioStat(), bd: dev.bdStat(), dbg: dev.debugStat(), pool: dev.pool.stats() };
+    const before = {
+      data: snapshot(dev),
+      mm: dev.mmStat(),
+      io: dev.ioStat(),
+      bd: dev.bdStat(),
+      dbg: dev.debugStat(),
+      pool: dev.pool.stats(),
+    };
     const p = new Uint8Array(PAGE);
     const bad: Array<[() => unknown, new (...a: never[]) => Error]> = [
       [() => dev.writePage(16, p), RangeError],
@@ -400,14 +407,19 @@ describe('stat texts', () => {
     const used = dev.pool.stats().pagesUsed * PAGE;
     const pad = (n: number) => String(n).padStart(8, ' ');
     expect(dev.mmStat()).toBe(
-      [3 * PAGE, v.comprDataSize, used, 2 * MiB, v.memUsedMax, 1, 0, 1, 1].map(pad).join(' ') + '\n',
+      `${[3 * PAGE, v.comprDataSize, used, 2 * MiB, v.memUsedMax, 1, 0, 1, 1].map(pad).join(' ')}\n`,
     );
     expect(v.comprDataSize).toBeGreaterThan(PAGE);
     expect(dev.ioStat()).toBe('       0        0        0        0\n');
     expect(dev.bdStat()).toBe('       0        0        0\n');
     expect(dev.debugStat()).toBe('version: 1\n       0        0\n');
     // Wide values keep single-space separation.
-    expect(dev.mmStat().split(' ').filter((s) => s === '').length).toBeGreaterThan(0);
+    expect(
+      dev
+        .mmStat()
+        .split(' ')
+        .filter((s) => s === '').length,
+    ).toBeGreaterThan(0);
     expect(dev.mmStat().endsWith('\n')).toBe(true);
   });
 });

@@ -18,14 +18,7 @@
 import { ZsError, ZsPool } from '@zsmalloc/core';
 import type { PoolOptions, ZsPoolShared } from '@zsmalloc/core';
 import { BackingStore } from './backing.js';
-import {
-  DEFAULT_ALGORITHM,
-  algorithmId,
-  algorithmListing,
-  algorithmName,
-  createCodec,
-  type Codec,
-} from './codec.js';
+import { DEFAULT_ALGORITHM, algorithmId, algorithmListing, algorithmName, createCodec, type Codec } from './codec.js';
 import { ZramError } from './errors.js';
 import {
   PRIO_SHIFT,
@@ -193,7 +186,8 @@ export class ZramDevice {
     }
     const maxPages = Math.max(Math.ceil(maxDisksize / PAGE), Math.ceil(disksize / PAGE));
     const algId = algorithmId(opts.algorithm ?? DEFAULT_ALGORITHM);
-    if (opts.memLimit !== undefined && !isNonNegInt(opts.memLimit)) throw new ZsError('EINVAL', 'memLimit must be a non-negative integer');
+    if (opts.memLimit !== undefined && !isNonNegInt(opts.memLimit))
+      throw new ZsError('EINVAL', 'memLimit must be a non-negative integer');
 
     let pool: ZsPool;
     const ownsPool = !(opts.pool instanceof ZsPool);
@@ -259,7 +253,8 @@ export class ZramDevice {
 
   /** disksize store: page-aligned (rounded up); EBUSY once set (until reset()). */
   setDisksize(bytes: number): void {
-    if (!isNonNegInt(bytes) || bytes === 0) throw new ZsError('EINVAL', `disksize must be a positive integer, got ${bytes}`);
+    if (!isNonNegInt(bytes) || bytes === 0)
+      throw new ZsError('EINVAL', `disksize must be a positive integer, got ${bytes}`);
     if (this.initialized) throw new ZsError('EBUSY', 'disksize is already set; reset the device first');
     const pages = Math.ceil(bytes / PAGE);
     if (pages > this.maxPages) {
@@ -299,7 +294,8 @@ export class ZramDevice {
     }
     const cur = Atomics.load(this.st, S.COMP_ID0 + priority);
     if (cur === id + 1) return;
-    if (cur !== 0 && this.initialized) throw new ZsError('EBUSY', `priority ${priority} already uses ${algorithmName(cur - 1)}`);
+    if (cur !== 0 && this.initialized)
+      throw new ZsError('EBUSY', `priority ${priority} already uses ${algorithmName(cur - 1)}`);
     Atomics.store(this.st, S.COMP_ID0 + priority, id + 1);
   }
 
@@ -348,7 +344,8 @@ export class ZramDevice {
 
   /** backing_dev store: only while uninitialized (EBUSY otherwise). */
   setBackingFile(path: string): void {
-    if (typeof path !== 'string' || path.length === 0) throw new ZsError('EINVAL', 'backing file path must be a non-empty string');
+    if (typeof path !== 'string' || path.length === 0)
+      throw new ZsError('EINVAL', 'backing file path must be a non-empty string');
     if (this.initialized) throw new ZsError('EBUSY', "can't change the backing file of an initialized device");
     this.backing.setPath(path);
   }
@@ -367,7 +364,8 @@ export class ZramDevice {
   }
 
   setWritebackLimit(units4k: number): void {
-    if (!isNonNegInt(units4k) || units4k > 0xffffffff) throw new ZsError('EINVAL', `writeback_limit must be a non-negative integer, got ${units4k}`);
+    if (!isNonNegInt(units4k) || units4k > 0xffffffff)
+      throw new ZsError('EINVAL', `writeback_limit must be a non-negative integer, got ${units4k}`);
     Atomics.store(this.st, S.WB_LIMIT, units4k | 0);
   }
 
@@ -408,7 +406,7 @@ export class ZramDevice {
     const keep = [S.EPOCH_SEC, S.BACKING_GEN] as const;
     const saved = keep.map((i) => Atomics.load(st, i));
     for (let i = 0; i < STATS_WORDS; i++) Atomics.store(st, i, 0);
-    keep.forEach((i, k) => Atomics.store(st, i, saved[k]!));
+    for (const [k, i] of keep.entries()) Atomics.store(st, i, saved[k]!);
     Atomics.store(st, S.COMPACTED_BASE, this.pool.stats().pagesCompacted);
     Atomics.store(st, S.COMP_ID0, algorithmId(DEFAULT_ALGORITHM) + 1);
   }
@@ -524,7 +522,8 @@ export class ZramDevice {
   /** idle store: mark every stored page idle ('all'), or those not accessed for at least `ageSeconds`. Returns pages marked. */
   markIdle(arg: 'all' | number): number {
     const all = arg === 'all';
-    if (!all && !isNonNegInt(arg)) throw new ZsError('EINVAL', `idle: expected "all" or an age in seconds, got ${String(arg)}`);
+    if (!all && !isNonNegInt(arg))
+      throw new ZsError('EINVAL', `idle: expected "all" or an age in seconds, got ${String(arg)}`);
     const age = all ? 0 : (arg as number);
     const now = this.now();
     const pages = this.pages;
@@ -559,10 +558,18 @@ export class ZramDevice {
     let lo = 0;
     let hi = this.pages - 1;
     switch (req.mode) {
-      case 'idle': filter = ZRAM_IDLE; break;
-      case 'huge': filter = ZRAM_HUGE; break;
-      case 'huge_idle': filter = ZRAM_HUGE | ZRAM_IDLE; break;
-      case 'incompressible': filter = ZRAM_INCOMPRESSIBLE; break;
+      case 'idle':
+        filter = ZRAM_IDLE;
+        break;
+      case 'huge':
+        filter = ZRAM_HUGE;
+        break;
+      case 'huge_idle':
+        filter = ZRAM_HUGE | ZRAM_IDLE;
+        break;
+      case 'incompressible':
+        filter = ZRAM_INCOMPRESSIBLE;
+        break;
       case 'page_index':
         this.checkIndex(req.index as number);
         lo = hi = req.index as number;
@@ -662,21 +669,25 @@ export class ZramDevice {
     if (type === 'idle') filter = ZRAM_IDLE;
     else if (type === 'huge') filter = ZRAM_HUGE;
     else if (type === 'huge_idle') filter = ZRAM_IDLE | ZRAM_HUGE;
-    else if (type !== undefined) throw new ZsError('EINVAL', `recompress: type must be idle, huge or huge_idle, got ${JSON.stringify(type)}`);
+    else if (type !== undefined)
+      throw new ZsError('EINVAL', `recompress: type must be idle, huge or huge_idle, got ${JSON.stringify(type)}`);
     if (!isNonNegInt(threshold) || threshold >= this.pool.hugeClassSize) {
       throw new ZsError('EINVAL', `recompress: threshold must be an integer below ${this.pool.hugeClassSize}`);
     }
     if (!isNonNegInt(maxPages)) throw new ZsError('EINVAL', 'recompress: maxPages must be a non-negative integer');
 
     let numActive = 1;
-    for (let prio = 1; prio < MAX_COMPS; prio++) if (Atomics.load(this.st, S.COMP_ID0 + prio) !== 0) numActive = prio + 1;
+    for (let prio = 1; prio < MAX_COMPS; prio++)
+      if (Atomics.load(this.st, S.COMP_ID0 + prio) !== 0) numActive = prio + 1;
     let prioStart = 1;
     let prioMax = numActive;
     if (algorithm !== undefined) {
       const id = algorithmId(algorithm);
       let found = 0;
-      for (let prio = 1; prio < MAX_COMPS; prio++) if (Atomics.load(this.st, S.COMP_ID0 + prio) === id + 1) found = prio;
-      if (found === 0) throw new ZsError('EINVAL', `recompress: ${algorithm} is not a recompression algorithm of this device`);
+      for (let prio = 1; prio < MAX_COMPS; prio++)
+        if (Atomics.load(this.st, S.COMP_ID0 + prio) === id + 1) found = prio;
+      if (found === 0)
+        throw new ZsError('EINVAL', `recompress: ${algorithm} is not a recompression algorithm of this device`);
       prioStart = found;
       prioMax = found + 1;
     }
@@ -799,7 +810,7 @@ export class ZramDevice {
         const size = f & SIZE_MASK;
         const objSize = this.pool.objSize(slots.handle(i));
         if (objSize !== size) fail(`slot ${i}: size ${size}, pool object ${objSize}`);
-        if ((f & ZRAM_HUGE) !== 0 !== (size === PAGE)) fail(`slot ${i}: huge flag and size ${size} disagree`);
+        if (((f & ZRAM_HUGE) !== 0) !== (size === PAGE)) fail(`slot ${i}: huge flag and size ${size} disagree`);
         compr += size;
       }
     }
@@ -943,8 +954,14 @@ export class ZramDevice {
       dst.fill(b0);
       return;
     }
-    dst[0] = b0; dst[1] = (lo >>> 8) & 0xff; dst[2] = (lo >>> 16) & 0xff; dst[3] = (lo >>> 24) & 0xff;
-    dst[4] = hi & 0xff; dst[5] = (hi >>> 8) & 0xff; dst[6] = (hi >>> 16) & 0xff; dst[7] = (hi >>> 24) & 0xff;
+    dst[0] = b0;
+    dst[1] = (lo >>> 8) & 0xff;
+    dst[2] = (lo >>> 16) & 0xff;
+    dst[3] = (lo >>> 24) & 0xff;
+    dst[4] = hi & 0xff;
+    dst[5] = (hi >>> 8) & 0xff;
+    dst[6] = (hi >>> 16) & 0xff;
+    dst[7] = (hi >>> 24) & 0xff;
     for (let len = 8; len < PAGE; len <<= 1) dst.copyWithin(len, 0, len);
   }
 
@@ -1171,7 +1188,14 @@ export class ZramDevice {
    * recompress_slot (slot lock held). Returns 1 if recompressed, 0 if attempted without
    * gain (possibly marking INCOMPRESSIBLE), -1 if skipped as already below threshold.
    */
-  private recompressLocked(index: number, f: number, threshold: number, prioStart: number, prioMax: number, numActive: number): number {
+  private recompressLocked(
+    index: number,
+    f: number,
+    threshold: number,
+    prioStart: number,
+    prioMax: number,
+    numActive: number,
+  ): number {
     const slots = this.slots;
     const pool = this.pool;
     const st = this.st;
@@ -1217,4 +1241,3 @@ function parseWriteback(request: WritebackRequest | WritebackMode | string): Wri
   if (m) return { mode: 'page_indexes', first: Number(m[1]), last: Number(m[2]) };
   return { mode: request as WritebackMode };
 }
-

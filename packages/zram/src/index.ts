@@ -35,6 +35,13 @@ export {
   SIZE_MASK,
   PRIO_SHIFT,
 } from './slots.js';
-export { mmStatText, ioStatText, bdStatText, debugStatText, type MmStat, type IoStat, type BdStat, type DebugStat } from './stats.js';
-export { fillPage, prng, swapLikeKind, PAGE_KINDS, type PageKind } from './pages.js';
-export * as nbd from './nbd/protocol.js';
+export {
+  mmStatText,
+  ioStatText,
+  bdStatText,
+  debugStatText,
+  type MmStat,
+  type IoStat,
+  type BdStat,
+  type DebugStat,
+} from './stats.js';

@@ -143,7 +143,11 @@ describe("LTP zram03: fill a 512 MiB device with 'a' and verify every byte", () 
         throw new Error(`byte ${off + bad} is ${back[bad]}, expected 'a'`);
       }
     }
-    const [orig, compr, used, limit, max, same, compacted, huge, hugeSince] = dev.mmStat().trim().split(/\s+/).map(Number);
+    const [orig, compr, used, limit, max, same, compacted, huge, hugeSince] = dev
+      .mmStat()
+      .trim()
+      .split(/\s+/)
+      .map(Number);
     expect(orig).toBe(size);
     expect(compr).toBe(0);
     expect(used).toBe(0);

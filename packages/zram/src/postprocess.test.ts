@@ -65,7 +65,9 @@ describe('idle marking', () => {
     expect(dev.slotState(0).idle).toBe(false);
     dev.write(PAGE + 7, new Uint8Array([1, 2, 3]));
     expect(dev.slotState(1).idle).toBe(false);
-    expect(dev.blockState()).toMatch(/^ {11}0 +\d+\.000000 \.\.\.\.\.\.\n {11}1 +\d+\.000000 \.\.h\.\.\.\n {11}2 +\d+\.000000 s\.\.\.\.\.\n$/);
+    expect(dev.blockState()).toMatch(
+      /^ {11}0 +\d+\.000000 \.\.\.\.\.\.\n {11}1 +\d+\.000000 \.\.h\.\.\.\n {11}2 +\d+\.000000 s\.\.\.\.\.\n$/,
+    );
   });
 
   it('marks pages idle by age in seconds', () => {

@@ -33,7 +33,8 @@ export const ZRAM_INCOMPRESSIBLE = 1 << 19;
 export const PRIO_SHIFT = 20;
 export const PRIO_MASK = 3 << PRIO_SHIFT;
 /** Bits this module owns (everything it defines except the lock bit). */
-export const OWNED_MASK = SIZE_MASK | ZRAM_SAME | ZRAM_WB | ZRAM_PP_SLOT | ZRAM_HUGE | ZRAM_IDLE | ZRAM_INCOMPRESSIBLE | PRIO_MASK;
+export const OWNED_MASK =
+  SIZE_MASK | ZRAM_SAME | ZRAM_WB | ZRAM_PP_SLOT | ZRAM_HUGE | ZRAM_IDLE | ZRAM_INCOMPRESSIBLE | PRIO_MASK;
 
 export const SLOT_LOCK_CLASS = 'zram->table[index].lock';
 
@@ -45,7 +46,10 @@ export class SlotTable {
   words: Int32Array;
   private readonly lockClass: number;
 
-  constructor(readonly buffer: SharedArrayBuffer, private readonly pool: ZsPool) {
+  constructor(
+    readonly buffer: SharedArrayBuffer,
+    private readonly pool: ZsPool,
+  ) {
     this.words = new Int32Array(buffer, 0, buffer.byteLength >>> 2);
     this.lockClass = pool.lockClassId(SLOT_LOCK_CLASS);
   }
@@ -63,7 +67,8 @@ export class SlotTable {
 
   /** Re-creates the view over the whole buffer (another thread may have grown it). */
   refresh(): void {
-    if (this.words.length !== this.buffer.byteLength >>> 2) this.words = new Int32Array(this.buffer, 0, this.buffer.byteLength >>> 2);
+    if (this.words.length !== this.buffer.byteLength >>> 2)
+      this.words = new Int32Array(this.buffer, 0, this.buffer.byteLength >>> 2);
   }
 
   /** Makes sure slot `index` is inside this thread's view. */

@@ -7,7 +7,7 @@
 // kept only where they are bounded by the device size (compr_data_size <=
 // disksize <= MAX_DISKSIZE < 4 GiB); everything else counts pages or events.
 
-export const enum S {
+export enum S {
   // mm_stat
   PAGES_STORED = 0,
   COMPR_DATA_SIZE, // bytes
@@ -68,13 +68,27 @@ export interface MmStat {
   hugePagesSince: number;
 }
 
-export interface IoStat { failedReads: number; failedWrites: number; invalidIo: number; notifyFree: number }
-export interface BdStat { bdCount: number; bdReads: number; bdWrites: number }
-export interface DebugStat { writestall: number; missFree: number }
+export interface IoStat {
+  failedReads: number;
+  failedWrites: number;
+  invalidIo: number;
+  notifyFree: number;
+}
+export interface BdStat {
+  bdCount: number;
+  bdReads: number;
+  bdWrites: number;
+}
+export interface DebugStat {
+  writestall: number;
+  missFree: number;
+}
 
 export function mmStatText(s: MmStat): string {
-  return `${u8(s.origDataSize)} ${u8(s.comprDataSize)} ${u8(s.memUsedTotal)} ${u8(s.memLimit)} ${u8(s.memUsedMax)} ` +
-    `${u8(s.samePages)} ${u8(s.pagesCompacted)} ${u8(s.hugePages)} ${u8(s.hugePagesSince)}\n`;
+  return (
+    `${u8(s.origDataSize)} ${u8(s.comprDataSize)} ${u8(s.memUsedTotal)} ${u8(s.memLimit)} ${u8(s.memUsedMax)} ` +
+    `${u8(s.samePages)} ${u8(s.pagesCompacted)} ${u8(s.hugePages)} ${u8(s.hugePagesSince)}\n`
+  );
 }
 
 export function ioStatText(s: IoStat): string {

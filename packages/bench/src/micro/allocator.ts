@@ -37,7 +37,9 @@ export async function benchMallocFree(cfg: MicroConfig): Promise<BenchRow[]> {
     for (let i = 0; i < LIVE; i++) map.set(i, new Uint8Array(size));
     cases.push(
       {
-        name: mapName(size), group: 'allocator', batch: 20_000,
+        name: mapName(size),
+        group: 'allocator',
+        batch: 20_000,
         run(n) {
           for (let i = 0; i < n; i++) {
             const k = key;
@@ -49,7 +51,10 @@ export async function benchMallocFree(cfg: MicroConfig): Promise<BenchRow[]> {
         },
       },
       {
-        name: zsName(size), group: 'allocator', batch: 20_000, baseline: mapName(size),
+        name: zsName(size),
+        group: 'allocator',
+        batch: 20_000,
+        baseline: mapName(size),
         run(n) {
           for (let i = 0; i < n; i++) pool.free(pool.malloc(size));
           return n;
@@ -65,7 +70,11 @@ export async function benchMallocFree(cfg: MicroConfig): Promise<BenchRow[]> {
   const zs = rows.find((r) => r.name === zsName(OBJ_SIZE))!;
   zs.targets = [
     { goal: '<= 100 ns per malloc+free pair', measured: `${zs.nsPerOp.toFixed(1)} ns`, met: zs.nsPerOp <= 100 },
-    { goal: 'faster than the Map+Uint8Array baseline', measured: `${(zs.ratio ?? NaN).toFixed(2)}x`, met: (zs.ratio ?? Infinity) < 1 },
+    {
+      goal: 'faster than the Map+Uint8Array baseline',
+      measured: `${(zs.ratio ?? NaN).toFixed(2)}x`,
+      met: (zs.ratio ?? Infinity) < 1,
+    },
   ];
   return rows;
 }
@@ -85,7 +94,10 @@ export async function benchWriteRead(cfg: MicroConfig): Promise<BenchRow[]> {
 
   const cases: Case[] = [
     {
-      name: 'Map.get+set/copy 1KiB', group: 'access', batch: 20_000, bytesPerOp: 2 * OBJ_SIZE,
+      name: 'Map.get+set/copy 1KiB',
+      group: 'access',
+      batch: 20_000,
+      bytesPerOp: 2 * OBJ_SIZE,
       run(n) {
         for (let i = 0; i < n; i++) {
           const b = map.get(key)!;
@@ -96,7 +108,11 @@ export async function benchWriteRead(cfg: MicroConfig): Promise<BenchRow[]> {
       },
     },
     {
-      name: 'SAB set+copy 1KiB (no pool)', group: 'access', batch: 20_000, bytesPerOp: 2 * OBJ_SIZE, baseline: 'Map.get+set/copy 1KiB',
+      name: 'SAB set+copy 1KiB (no pool)',
+      group: 'access',
+      batch: 20_000,
+      bytesPerOp: 2 * OBJ_SIZE,
+      baseline: 'Map.get+set/copy 1KiB',
       run(n) {
         for (let i = 0; i < n; i++) {
           shared.set(src, OBJ_SIZE);
@@ -106,7 +122,11 @@ export async function benchWriteRead(cfg: MicroConfig): Promise<BenchRow[]> {
       },
     },
     {
-      name: 'zs write+read 1KiB', group: 'access', batch: 20_000, bytesPerOp: 2 * OBJ_SIZE, baseline: 'Map.get+set/copy 1KiB',
+      name: 'zs write+read 1KiB',
+      group: 'access',
+      batch: 20_000,
+      bytesPerOp: 2 * OBJ_SIZE,
+      baseline: 'Map.get+set/copy 1KiB',
       run(n) {
         for (let i = 0; i < n; i++) {
           pool.write(h, src);
@@ -122,7 +142,8 @@ export async function benchWriteRead(cfg: MicroConfig): Promise<BenchRow[]> {
   // the bytes really went through the pool
   dst.fill(0);
   pool.read(h, dst);
-  for (let i = 0; i < OBJ_SIZE; i++) if (dst[i] !== src[i]) throw new Error(`write+read: byte ${i} differs after the run`);
+  for (let i = 0; i < OBJ_SIZE; i++)
+    if (dst[i] !== src[i]) throw new Error(`write+read: byte ${i} differs after the run`);
   pool.free(h);
   pool.verify();
   pool.detach();

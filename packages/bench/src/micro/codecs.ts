@@ -31,18 +31,24 @@ interface CodecUnderTest {
 function zramCodec(name: string, label: string, share: number): CodecUnderTest {
   const codec: Codec = createCodec(name);
   return {
-    label, share,
+    label,
+    share,
     compress: (p) => codec.compress(p).slice(),
-    decompress: (c, dst) => { codec.decompress(c, c.length, dst); },
+    decompress: (c, dst) => {
+      codec.decompress(c, c.length, dst);
+    },
     size: (c) => c.length,
   };
 }
 
 function napiCodec(): CodecUnderTest {
   return {
-    label: 'lz4-napi', share: 1,
+    label: 'lz4-napi',
+    share: 1,
     compress: (p) => napiCompress(p),
-    decompress: (c, dst) => { dst.set(napiUncompress(c)); },
+    decompress: (c, dst) => {
+      dst.set(napiUncompress(c));
+    },
     size: (c) => c.length - NAPI_PREFIX,
   };
 }
@@ -75,7 +81,10 @@ export async function benchCodecs(cfg: MicroConfig): Promise<BenchRow[]> {
     let cur = 0;
     let dcur = 0;
     compressCases.push({
-      name: compressName(k.label), group: 'codecs', batch, bytesPerOp: PAGE_SIZE,
+      name: compressName(k.label),
+      group: 'codecs',
+      batch,
+      bytesPerOp: PAGE_SIZE,
       ...(k.label === BASE ? {} : { baseline: compressName(BASE) }),
       run(m) {
         let s = 0;
@@ -88,7 +97,10 @@ export async function benchCodecs(cfg: MicroConfig): Promise<BenchRow[]> {
       },
     });
     decompressCases.push({
-      name: decompressName(k.label), group: 'codecs', batch, bytesPerOp: PAGE_SIZE,
+      name: decompressName(k.label),
+      group: 'codecs',
+      batch,
+      bytesPerOp: PAGE_SIZE,
       ...(k.label === BASE ? {} : { baseline: decompressName(BASE) }),
       run(m) {
         for (let i = 0; i < m; i++) {
@@ -101,7 +113,9 @@ export async function benchCodecs(cfg: MicroConfig): Promise<BenchRow[]> {
     });
   });
   // batches are whole numbers of pages, not scaled (the stream is already small in a smoke run)
-  const rows = linkBaselines(await measure([...compressCases, ...decompressCases], { ...cfg, batchScale: 1 }, 'codecs'));
+  const rows = linkBaselines(
+    await measure([...compressCases, ...decompressCases], { ...cfg, batchScale: 1 }, 'codecs'),
+  );
 
   // outside the timed part: every codec's round trip is exact, and its ratio over the stream
   const check = new Uint8Array(PAGE_SIZE);
@@ -110,7 +124,8 @@ export async function benchCodecs(cfg: MicroConfig): Promise<BenchRow[]> {
     for (let i = 0; i < n; i++) {
       const c = compressed[ci]![i]!;
       const again = k.compress(pages[i]!);
-      if (again.length !== c.length) throw new Error(`${k.label}: page ${i} compressed to ${again.length} then ${c.length} bytes`);
+      if (again.length !== c.length)
+        throw new Error(`${k.label}: page ${i} compressed to ${again.length} then ${c.length} bytes`);
       check.fill(0xa5);
       k.decompress(c, check);
       const want = pages[i]!;

@@ -6,11 +6,26 @@
 import { workerData, parentPort } from 'node:worker_threads';
 import { ZsPool, type ZsPoolShared } from '@zsmalloc/core';
 import {
-  CONTENDED_THREADS, MODE_EXIT, MODE_MUTEX, W_DONE, W_ERR, W_MODE, W_MUTEX, W_MUTEX_COUNT, W_N, W_SEQ, W_SPIN,
-  W_SPIN_COUNT, W_START,
+  CONTENDED_THREADS,
+  MODE_EXIT,
+  MODE_MUTEX,
+  W_DONE,
+  W_ERR,
+  W_MODE,
+  W_MUTEX,
+  W_MUTEX_COUNT,
+  W_N,
+  W_SEQ,
+  W_SPIN,
+  W_SPIN_COUNT,
+  W_START,
 } from './contended-shared.js';
 
-interface ContendedWorkerData { pool: ZsPoolShared; ctl: SharedArrayBuffer; cls: number }
+interface ContendedWorkerData {
+  pool: ZsPoolShared;
+  ctl: SharedArrayBuffer;
+  cls: number;
+}
 
 const data = workerData as ContendedWorkerData;
 const pool = ZsPool.attach(data.pool);
@@ -28,7 +43,9 @@ function mutexLoop(n: number): void {
 
 function spinLoop(n: number): void {
   for (let k = 0; k < n; k++) {
-    while (Atomics.compareExchange(c, W_SPIN, 0, 1) !== 0) { /* spin */ }
+    while (Atomics.compareExchange(c, W_SPIN, 0, 1) !== 0) {
+      /* spin */
+    }
     c[W_SPIN_COUNT] = c[W_SPIN_COUNT]! + 1;
     Atomics.store(c, W_SPIN, 0);
   }
@@ -44,12 +61,14 @@ for (;;) {
   try {
     const n = Atomics.load(c, W_N);
     Atomics.add(c, W_START, 1);
-    while (Atomics.load(c, W_START) < CONTENDED_THREADS) { /* start together */ }
+    while (Atomics.load(c, W_START) < CONTENDED_THREADS) {
+      /* start together */
+    }
     if (mode === MODE_MUTEX) mutexLoop(n);
     else spinLoop(n);
   } catch (e) {
     Atomics.store(c, W_ERR, 1);
-    parentPort!.postMessage({ error: e instanceof Error ? e.stack ?? e.message : String(e) });
+    parentPort!.postMessage({ error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
   }
   Atomics.add(c, W_DONE, 1);
   Atomics.notify(c, W_DONE);

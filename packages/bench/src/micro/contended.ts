@@ -18,8 +18,19 @@ import { ZsPool } from '@zsmalloc/core';
 import { measure, type Case, type MicroConfig } from '../measure.js';
 import { linkBaselines, type BenchRow } from '../report.js';
 import {
-  CONTENDED_THREADS, MODE_EXIT, MODE_MUTEX, MODE_SPIN, W_DONE, W_ERR, W_MODE, W_MUTEX, W_MUTEX_COUNT, W_N, W_SEQ,
-  W_SPIN, W_SPIN_COUNT, W_START, W_WORDS,
+  CONTENDED_THREADS,
+  MODE_EXIT,
+  MODE_MUTEX,
+  MODE_SPIN,
+  W_DONE,
+  W_ERR,
+  W_MODE,
+  W_MUTEX_COUNT,
+  W_N,
+  W_SEQ,
+  W_SPIN_COUNT,
+  W_START,
+  W_WORDS,
 } from './contended-shared.js';
 
 const SPIN = 'spinlock CAS+store, 2 threads (bare)';
@@ -50,14 +61,20 @@ export async function benchContended(cfg: MicroConfig): Promise<BenchRow[]> {
   for (let t = 0; t < CONTENDED_THREADS; t++) {
     const w = new Worker(url, { workerData: { pool: pool.shared, ctl: ctlSab, cls } });
     workers.push(w);
-    ready.push(new Promise<void>((resolve, reject) => {
-      w.on('message', (m: { ready?: boolean; error?: string }) => {
-        if (m.ready === true) resolve();
-        if (m.error !== undefined) errors.push(m.error);
-      });
-      w.once('error', reject);
-    }));
-    exited.push(new Promise<void>((resolve) => { w.once('exit', () => resolve()); }));
+    ready.push(
+      new Promise<void>((resolve, reject) => {
+        w.on('message', (m: { ready?: boolean; error?: string }) => {
+          if (m.ready === true) resolve();
+          if (m.error !== undefined) errors.push(m.error);
+        });
+        w.once('error', reject);
+      }),
+    );
+    exited.push(
+      new Promise<void>((resolve) => {
+        w.once('exit', () => resolve());
+      }),
+    );
   }
 
   // every acquisition, warm-up included (what the in-section counters must show)
@@ -74,9 +91,11 @@ export async function benchContended(cfg: MicroConfig): Promise<BenchRow[]> {
     const deadline = performance.now() + BATCH_TIMEOUT_MS;
     for (let d = Atomics.load(c, W_DONE); d < CONTENDED_THREADS; d = Atomics.load(c, W_DONE)) {
       Atomics.wait(c, W_DONE, d, 100);
-      if (performance.now() > deadline) throw new Error(`contended: batch of ${n} x ${CONTENDED_THREADS} did not finish in ${BATCH_TIMEOUT_MS} ms`);
+      if (performance.now() > deadline)
+        throw new Error(`contended: batch of ${n} x ${CONTENDED_THREADS} did not finish in ${BATCH_TIMEOUT_MS} ms`);
     }
-    if (Atomics.load(c, W_ERR) !== 0) throw new Error(`contended: a worker failed${errors.length > 0 ? `: ${errors[0]}` : ''}`);
+    if (Atomics.load(c, W_ERR) !== 0)
+      throw new Error(`contended: a worker failed${errors.length > 0 ? `: ${errors[0]}` : ''}`);
     const done = n * CONTENDED_THREADS;
     if (mode === MODE_MUTEX) mutexOps += done;
     else spinOps += done;
@@ -88,12 +107,21 @@ export async function benchContended(cfg: MicroConfig): Promise<BenchRow[]> {
     await Promise.all(ready);
     const cases: Case[] = [
       {
-        name: SPIN, group: 'locks', batch: 20_000,
-        run(n) { return batch(MODE_SPIN, n); },
+        name: SPIN,
+        group: 'locks',
+        batch: 20_000,
+        run(n) {
+          return batch(MODE_SPIN, n);
+        },
       },
       {
-        name: MUTEX, group: 'locks', batch: 20_000, baseline: SPIN,
-        run(n) { return batch(MODE_MUTEX, n); },
+        name: MUTEX,
+        group: 'locks',
+        batch: 20_000,
+        baseline: SPIN,
+        run(n) {
+          return batch(MODE_MUTEX, n);
+        },
       },
     ];
     // Case.batch is per worker here; a batch measures CONTENDED_THREADS times as many acquisitions
@@ -109,15 +137,21 @@ export async function benchContended(cfg: MicroConfig): Promise<BenchRow[]> {
   // outside the timed part: every critical section ran alone (no lost increment)
   const mutexCount = Atomics.load(c, W_MUTEX_COUNT);
   const spinCount = Atomics.load(c, W_SPIN_COUNT);
-  if (mutexCount !== mutexOps) throw new Error(`contended: mutex counter ${mutexCount}, expected ${mutexOps} (mutual exclusion broken)`);
-  if (spinCount !== spinOps) throw new Error(`contended: spinlock counter ${spinCount}, expected ${spinOps} (mutual exclusion broken)`);
+  if (mutexCount !== mutexOps)
+    throw new Error(`contended: mutex counter ${mutexCount}, expected ${mutexOps} (mutual exclusion broken)`);
+  if (spinCount !== spinOps)
+    throw new Error(`contended: spinlock counter ${spinCount}, expected ${spinOps} (mutual exclusion broken)`);
   const st = pool.lockStats().find((s) => s.name === CLASS);
   const [spin, mutex] = rows as [BenchRow, BenchRow];
   mutex.extra = {
-    threads: CONTENDED_THREADS, acquisitions: st?.acquisitions ?? 0, contentions: st?.contentions ?? 0,
+    threads: CONTENDED_THREADS,
+    acquisitions: st?.acquisitions ?? 0,
+    contentions: st?.contentions ?? 0,
     contendedPct: (100 * (st?.contentions ?? 0)) / Math.max(1, st?.acquisitions ?? 0),
     waitAvgUs: st !== undefined && st.contentions > 0 ? st.waitTotal / st.contentions : 0,
-    acqBounces: st?.acqBounces ?? 0, conBounces: st?.conBounces ?? 0, verified: true,
+    acqBounces: st?.acqBounces ?? 0,
+    conBounces: st?.conBounces ?? 0,
+    verified: true,
   };
   spin.extra = { threads: CONTENDED_THREADS, verified: true };
   pool.detach();

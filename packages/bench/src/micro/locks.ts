@@ -20,7 +20,9 @@ export async function benchLocks(cfg: MicroConfig): Promise<BenchRow[]> {
 
   const cases: Case[] = [
     {
-      name: BARE, group: 'locks', batch: 50_000,
+      name: BARE,
+      group: 'locks',
+      batch: 50_000,
       run(n) {
         for (let k = 0; k < n; k++) {
           Atomics.compareExchange(a, i, 0, 1);
@@ -30,7 +32,10 @@ export async function benchLocks(cfg: MicroConfig): Promise<BenchRow[]> {
       },
     },
     {
-      name: 'mutex lock+unlock (lock_stat off)', group: 'locks', batch: 50_000, baseline: BARE,
+      name: 'mutex lock+unlock (lock_stat off)',
+      group: 'locks',
+      batch: 50_000,
+      baseline: BARE,
       run(n) {
         for (let k = 0; k < n; k++) {
           pl.mutexLock(a, i, plainCls);
@@ -40,7 +45,10 @@ export async function benchLocks(cfg: MicroConfig): Promise<BenchRow[]> {
       },
     },
     {
-      name: 'mutex lock+unlock (lock_stat on)', group: 'locks', batch: 20_000, baseline: BARE,
+      name: 'mutex lock+unlock (lock_stat on)',
+      group: 'locks',
+      batch: 20_000,
+      baseline: BARE,
       run(n) {
         for (let k = 0; k < n; k++) {
           sl.mutexLock(a, i, statCls);
@@ -51,11 +59,20 @@ export async function benchLocks(cfg: MicroConfig): Promise<BenchRow[]> {
     },
   ];
   // an unlock leaves its owner's tag in the word; start every batch from a clear word
-  for (const c of cases) c.prepare = () => { Atomics.store(a, i, 0); };
+  for (const c of cases)
+    c.prepare = () => {
+      Atomics.store(a, i, 0);
+    };
   const rows = linkBaselines(await measure(cases, cfg, 'locks'));
   const acq = stat.lockStats().find((s) => s.name === 'bench_mutex');
   const off = rows[1]!;
-  off.targets = [{ goal: '<= 1.5x the bare Atomics loop', measured: `${(off.ratio ?? NaN).toFixed(2)}x`, met: (off.ratio ?? Infinity) <= 1.5 }];
+  off.targets = [
+    {
+      goal: '<= 1.5x the bare Atomics loop',
+      measured: `${(off.ratio ?? NaN).toFixed(2)}x`,
+      met: (off.ratio ?? Infinity) <= 1.5,
+    },
+  ];
   rows[2]!.extra = { lockStatAcquisitions: acq?.acquisitions ?? 0 };
   plain.detach();
   stat.detach();

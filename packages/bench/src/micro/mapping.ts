@@ -35,21 +35,41 @@ export async function benchMapping(cfg: MicroConfig): Promise<BenchRow[]> {
   pool.write(straddling, fill);
   let sink = 0;
 
-  const mapLoop = (h: number, mode: 'ro' | 'rw') => (n: number): number => {
-    let s = 0;
-    for (let k = 0; k < n; k++) {
-      const m = pool.map(h, mode);
-      s += m[0]!;
-      pool.unmap(h);
-    }
-    sink += s;
-    return n;
-  };
+  const mapLoop =
+    (h: number, mode: 'ro' | 'rw') =>
+    (n: number): number => {
+      let s = 0;
+      for (let k = 0; k < n; k++) {
+        const m = pool.map(h, mode);
+        s += m[0]!;
+        pool.unmap(h);
+      }
+      sink += s;
+      return n;
+    };
   const cases: Case[] = [
     { name: IN_FRAME, group: 'mapping', batch: 20_000, run: mapLoop(inFrame, 'ro') },
-    { name: 'map+unmap rw, in one frame', group: 'mapping', batch: 20_000, baseline: IN_FRAME, run: mapLoop(inFrame, 'rw') },
-    { name: 'map+unmap ro, straddling 2 frames', group: 'mapping', batch: 20_000, baseline: IN_FRAME, run: mapLoop(straddling, 'ro') },
-    { name: 'map+unmap rw, straddling 2 frames', group: 'mapping', batch: 20_000, baseline: IN_FRAME, run: mapLoop(straddling, 'rw') },
+    {
+      name: 'map+unmap rw, in one frame',
+      group: 'mapping',
+      batch: 20_000,
+      baseline: IN_FRAME,
+      run: mapLoop(inFrame, 'rw'),
+    },
+    {
+      name: 'map+unmap ro, straddling 2 frames',
+      group: 'mapping',
+      batch: 20_000,
+      baseline: IN_FRAME,
+      run: mapLoop(straddling, 'ro'),
+    },
+    {
+      name: 'map+unmap rw, straddling 2 frames',
+      group: 'mapping',
+      batch: 20_000,
+      baseline: IN_FRAME,
+      run: mapLoop(straddling, 'rw'),
+    },
   ];
   const rows = linkBaselines(await measure(cases, cfg, 'map/unmap'));
   if (!(sink > 0)) throw new Error('mapping: the mappings read nothing');

@@ -5,7 +5,7 @@
 // pool.verify() and checks every object's bytes, so the moves were real.
 
 import { MIGRATE_OK, PAGE_SIZE, ZsPool, migratePage } from '@zsmalloc/core';
-import { prng } from '@zsmalloc/zram';
+import { prng } from '@zsmalloc/zram/testing';
 import { measure, type Case, type MicroConfig } from '../measure.js';
 import { linkBaselines, type BenchRow } from '../report.js';
 
@@ -33,7 +33,11 @@ function patternByte(h: number, i: number): number {
   return (h * 131 + i * 7) & 0xff;
 }
 
-export interface FilledPool { pool: ZsPool; handles: Int32Array; sizes: Int32Array }
+export interface FilledPool {
+  pool: ZsPool;
+  handles: Int32Array;
+  sizes: Int32Array;
+}
 
 /** Fills the pool with objects until `fillFraction` of its frames are in zspages; each object gets a pattern. */
 export function fillPool(maxBytes: number, fillFraction: number, seed = 1): FilledPool {
@@ -99,7 +103,10 @@ export async function benchMigration(cfg: MicroConfig): Promise<BenchRow[]> {
 
   const cases: Case[] = [
     {
-      name: COPY, group: 'migration', batch: nFrames, bytesPerOp: PAGE_SIZE,
+      name: COPY,
+      group: 'migration',
+      batch: nFrames,
+      bytesPerOp: PAGE_SIZE,
       run() {
         const list = copyFrames;
         for (let k = 0; k < list.length; k++) {
@@ -111,8 +118,14 @@ export async function benchMigration(cfg: MicroConfig): Promise<BenchRow[]> {
       },
     },
     {
-      name: MIGRATE, group: 'migration', batch: nFrames, bytesPerOp: PAGE_SIZE, baseline: COPY,
-      prepare() { frames = movableFrames(pool, scratch); },
+      name: MIGRATE,
+      group: 'migration',
+      batch: nFrames,
+      bytesPerOp: PAGE_SIZE,
+      baseline: COPY,
+      prepare() {
+        frames = movableFrames(pool, scratch);
+      },
       run() {
         const list = frames;
         let ok = 0;
@@ -134,11 +147,20 @@ export async function benchMigration(cfg: MicroConfig): Promise<BenchRow[]> {
   const mig = rows[1]!;
   const copy = rows[0]!;
   const rateRatio = copy.nsPerOp / mig.nsPerOp;
-  mig.targets = [{ goal: '>= 50% of the plain copy rate', measured: `${(100 * rateRatio).toFixed(1)}%`, met: rateRatio >= 0.5 }];
+  mig.targets = [
+    { goal: '>= 50% of the plain copy rate', measured: `${(100 * rateRatio).toFixed(1)}%`, met: rateRatio >= 0.5 },
+  ];
   mig.extra = {
-    framesPerPass: nFrames, poolMiB: cfg.migrationPoolBytes / (1 << 20), objects: filled.handles.length,
-    passes, framesMigrated: moved, failed, framesPerSec: mig.opsPerSec, rateVsCopy: rateRatio,
-    verified: true, objectsChecked: checked,
+    framesPerPass: nFrames,
+    poolMiB: cfg.migrationPoolBytes / (1 << 20),
+    objects: filled.handles.length,
+    passes,
+    framesMigrated: moved,
+    failed,
+    framesPerSec: mig.opsPerSec,
+    rateVsCopy: rateRatio,
+    verified: true,
+    objectsChecked: checked,
   };
   copy.extra = { framesPerSec: copy.opsPerSec };
   pool.detach();

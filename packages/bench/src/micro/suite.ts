@@ -49,15 +49,19 @@ export async function runMicro(opts: RunMicroOptions = {}): Promise<{ report: Mi
   const selected = MICRO_BENCHMARKS.filter((b) => opts.only === undefined || opts.only.some((s) => b.name.includes(s)));
   for (const b of selected) {
     if (print) process.stdout.write(`running ${b.name}...\n`);
-    rows.push(...await b.run(cfg));
+    rows.push(...(await b.run(cfg)));
   }
   const report = makeReport(rows, smoke, (performance.now() - t0) / 1000);
   if (print) {
-    process.stdout.write(`\nmicro-benchmarks${smoke ? ' (smoke)' : ''}: node ${report.node}, ${report.cpus} CPUs (${report.cpuModel}), ${report.wallSeconds.toFixed(1)} s\n`);
-    process.stdout.write(`ns/op: median of batch means, best of ${cfg.rounds} round(s) (GC included); mean: over all batches;\n`
-      + 'ratio = ns/op / baseline ns/op, measured in the same run, rounds alternating.\n'
-      + (smoke ? 'SMOKE RUN: tiny counts, mostly unoptimised code; the figures say nothing about speed.\n\n' : '\n'));
-    process.stdout.write(formatTable(rows) + '\n');
+    process.stdout.write(
+      `\nmicro-benchmarks${smoke ? ' (smoke)' : ''}: node ${report.node}, ${report.cpus} CPUs (${report.cpuModel}), ${report.wallSeconds.toFixed(1)} s\n`,
+    );
+    process.stdout.write(
+      `ns/op: median of batch means, best of ${cfg.rounds} round(s) (GC included); mean: over all batches;\n` +
+        'ratio = ns/op / baseline ns/op, measured in the same run, rounds alternating.\n' +
+        (smoke ? 'SMOKE RUN: tiny counts, mostly unoptimised code; the figures say nothing about speed.\n\n' : '\n'),
+    );
+    process.stdout.write(`${formatTable(rows)}\n`);
   }
   let jsonPath: string | null = null;
   if (opts.jsonPath !== null) {

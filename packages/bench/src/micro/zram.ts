@@ -8,7 +8,8 @@
 // compression ratio of a full fill.
 
 import { PAGE_SIZE } from '@zsmalloc/core';
-import { ZramDevice, createCodec, fillPage, swapLikeKind, type PageKind } from '@zsmalloc/zram';
+import { ZramDevice, createCodec } from '@zsmalloc/zram';
+import { fillPage, swapLikeKind, type PageKind } from '@zsmalloc/zram/testing';
 import { measure, type Case, type MicroConfig } from '../measure.js';
 import { linkBaselines, type BenchRow } from '../report.js';
 
@@ -87,7 +88,10 @@ export async function benchZram(cfg: MicroConfig): Promise<BenchRow[]> {
 
   const cases: Case[] = [
     {
-      name: COMPRESS, group: 'zram', batch: n, bytesPerOp: PAGE_SIZE,
+      name: COMPRESS,
+      group: 'zram',
+      batch: n,
+      bytesPerOp: PAGE_SIZE,
       run(k) {
         let s = 0;
         for (let i = 0; i < k; i++) s += codec.compress(pages[i]!).length;
@@ -96,7 +100,11 @@ export async function benchZram(cfg: MicroConfig): Promise<BenchRow[]> {
       },
     },
     {
-      name: WRITE, group: 'zram', batch: n, bytesPerOp: PAGE_SIZE, baseline: COMPRESS,
+      name: WRITE,
+      group: 'zram',
+      batch: n,
+      bytesPerOp: PAGE_SIZE,
+      baseline: COMPRESS,
       prepare() {
         wdev.reset();
         wdev.setDisksize(n * PAGE_SIZE);
@@ -108,7 +116,10 @@ export async function benchZram(cfg: MicroConfig): Promise<BenchRow[]> {
       },
     },
     {
-      name: DECOMPRESS, group: 'zram', batch: n, bytesPerOp: PAGE_SIZE,
+      name: DECOMPRESS,
+      group: 'zram',
+      batch: n,
+      bytesPerOp: PAGE_SIZE,
       run(k) {
         let s = 0;
         for (let i = 0; i < k; i++) {
@@ -120,7 +131,11 @@ export async function benchZram(cfg: MicroConfig): Promise<BenchRow[]> {
       },
     },
     {
-      name: READ, group: 'zram', batch: n, bytesPerOp: PAGE_SIZE, baseline: DECOMPRESS,
+      name: READ,
+      group: 'zram',
+      batch: n,
+      bytesPerOp: PAGE_SIZE,
+      baseline: DECOMPRESS,
       run(k) {
         for (let i = 0; i < k; i++) rdev.readPage(i, out);
         sink ^= out[0]!;
@@ -141,17 +156,36 @@ export async function benchZram(cfg: MicroConfig): Promise<BenchRow[]> {
   const writeVsCompress = compress.nsPerOp / write.nsPerOp; // rate ratio: write MB/s / compress MB/s
   const readVsDecompress = decompress.nsPerOp / read.nsPerOp;
   write.targets = [
-    { goal: '>= 0.9x the bare lz4 compress rate', measured: `${writeVsCompress.toFixed(2)}x`, met: writeVsCompress >= 0.9 },
-    { goal: 'mem_used_total / compr_data_size <= 1.05 after a fill', measured: memOverCompr.toFixed(3), met: memOverCompr <= 1.05 },
+    {
+      goal: '>= 0.9x the bare lz4 compress rate',
+      measured: `${writeVsCompress.toFixed(2)}x`,
+      met: writeVsCompress >= 0.9,
+    },
+    {
+      goal: 'mem_used_total / compr_data_size <= 1.05 after a fill',
+      measured: memOverCompr.toFixed(3),
+      met: memOverCompr <= 1.05,
+    },
   ];
   read.targets = [
-    { goal: '>= 0.8x the bare lz4 decompress rate', measured: `${readVsDecompress.toFixed(2)}x`, met: readVsDecompress >= 0.8 },
+    {
+      goal: '>= 0.8x the bare lz4 decompress rate',
+      measured: `${readVsDecompress.toFixed(2)}x`,
+      met: readVsDecompress >= 0.8,
+    },
   ];
   write.extra = {
-    pages: n, writePasses, writeVsCompress,
-    origDataSize: mm.origDataSize, comprDataSize: mm.comprDataSize, memUsedTotal: mm.memUsedTotal,
-    memUsedOverCompr: memOverCompr, comprRatio, effectiveRatio: mm.origDataSize / mm.memUsedTotal,
-    samePages: mm.samePages, hugePages: mm.hugePages,
+    pages: n,
+    writePasses,
+    writeVsCompress,
+    origDataSize: mm.origDataSize,
+    comprDataSize: mm.comprDataSize,
+    memUsedTotal: mm.memUsedTotal,
+    memUsedOverCompr: memOverCompr,
+    comprRatio,
+    effectiveRatio: mm.origDataSize / mm.memUsedTotal,
+    samePages: mm.samePages,
+    hugePages: mm.hugePages,
   };
   read.extra = { readVsDecompress, verified: true, pagesChecked: checked };
   compress.extra = { ...stream.kinds, lz4Ratio: (n * PAGE_SIZE) / lz4Bytes };

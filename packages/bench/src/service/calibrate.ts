@@ -19,7 +19,10 @@ parentPort.postMessage([performance.now() - t0, x]);
 function spin(iterations: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const w = new Worker(SPIN, { eval: true, workerData: iterations });
-    w.once('message', (m: [number, number]) => { void w.terminate(); resolve(m[0]); });
+    w.once('message', (m: [number, number]) => {
+      void w.terminate();
+      resolve(m[0]);
+    });
     w.once('error', reject);
   });
 }

@@ -91,7 +91,13 @@ export function threadCpus(): Map<number, number> {
  * One pass over pages [0, n): writes `src` (n pages back to back) or reads the
  * pages back (the data is dropped; checkService verifies it outside timing).
  */
-export async function runPass(svc: ZramService, op: 'write' | 'read', n: number, src: Uint8Array, shape: ClientShape): Promise<PassSample> {
+export async function runPass(
+  svc: ZramService,
+  op: 'write' | 'read',
+  n: number,
+  src: Uint8Array,
+  shape: ClientShape,
+): Promise<PassSample> {
   const requests = Math.ceil(n / shape.requestPages);
   let next = 0;
   let sink = 0;

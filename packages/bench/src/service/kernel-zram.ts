@@ -97,13 +97,21 @@ function dd(args: string[]): Promise<number> {
     const p = spawn('dd', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     p.stderr.setEncoding('utf8');
-    p.stderr.on('data', (d: string) => { err += d; });
+    p.stderr.on('data', (d: string) => {
+      err += d;
+    });
     p.on('error', reject);
     p.on('close', (code) => {
-      if (code !== 0) { reject(new Error(`dd ${args.join(' ')} failed (exit ${String(code)}): ${err.trim()}`)); return; }
+      if (code !== 0) {
+        reject(new Error(`dd ${args.join(' ')} failed (exit ${String(code)}): ${err.trim()}`));
+        return;
+      }
       // "67108864 bytes (67 MB, 64 MiB) copied, 0.123456 s, 544 MB/s"
       const m = /copied, ([0-9.e+-]+) s/.exec(err);
-      if (m === null) { reject(new Error(`cannot read dd's time from: ${err.trim()}`)); return; }
+      if (m === null) {
+        reject(new Error(`cannot read dd's time from: ${err.trim()}`));
+        return;
+      }
       resolve(Number(m[1]));
     });
   });
@@ -130,12 +138,19 @@ export async function benchKernelZram(opts: KernelOptions): Promise<KernelOutcom
   const probe = probeKernelZram();
   if (probe.reason !== null) return { ran: false, reason: probe.reason };
   const listing = sysRead('comp_algorithm');
-  const algorithm = listing.split(/\s+/).map((s) => s.replace(/[[\]]/g, '')).includes(opts.algorithm) ? opts.algorithm : '';
-  if (algorithm === '') return { ran: false, reason: `the kernel's zram has no ${opts.algorithm} (comp_algorithm: ${listing})` };
+  const algorithm = listing
+    .split(/\s+/)
+    .map((s) => s.replace(/[[\]]/g, ''))
+    .includes(opts.algorithm)
+    ? opts.algorithm
+    : '';
+  if (algorithm === '')
+    return { ran: false, reason: `the kernel's zram has no ${opts.algorithm} (comp_algorithm: ${listing})` };
   const n = opts.bytes.length / PAGE_SIZE;
   const bs = opts.requestPages * PAGE_SIZE;
   const requests = n / opts.requestPages;
-  if (!Number.isInteger(requests) || requests % 2 !== 0) throw new RangeError('kernel bench: pages must be a multiple of 2 * requestPages');
+  if (!Number.isInteger(requests) || requests % 2 !== 0)
+    throw new RangeError('kernel bench: pages must be a multiple of 2 * requestPages');
   const half = requests / 2;
   const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'zs-kzram-'));
   const src = join(dir, 'stream.bin');
@@ -143,14 +158,34 @@ export async function benchKernelZram(opts: KernelOptions): Promise<KernelOutcom
   writeFileSync(src, opts.bytes);
   const bsArg = `bs=${bs}`;
   const out: KernelResult = {
-    algorithm, requestBytes: bs, write1: [], read1: [], write2: [], read2: [],
-    mm: { origDataSize: 0, comprDataSize: 0, memUsedTotal: 0, samePages: 0, hugePages: 0 }, verified: false, setup: probe.setup,
+    algorithm,
+    requestBytes: bs,
+    write1: [],
+    read1: [],
+    write2: [],
+    read2: [],
+    mm: { origDataSize: 0, comprDataSize: 0, memUsedTotal: 0, samePages: 0, hugePages: 0 },
+    verified: false,
+    setup: probe.setup,
   };
   const twoStreams = async (op: 'write' | 'read'): Promise<number> => {
     const t0 = performance.now();
-    await Promise.all([0, 1].map((h) => (op === 'write'
-      ? dd([`if=${src}`, `of=${DEV}`, bsArg, `count=${half}`, `skip=${h * half}`, `seek=${h * half}`, 'oflag=direct', 'conv=notrunc'])
-      : dd([`if=${DEV}`, 'of=/dev/null', bsArg, `count=${half}`, `skip=${h * half}`, 'iflag=direct']))));
+    await Promise.all(
+      [0, 1].map((h) =>
+        op === 'write'
+          ? dd([
+              `if=${src}`,
+              `of=${DEV}`,
+              bsArg,
+              `count=${half}`,
+              `skip=${h * half}`,
+              `seek=${h * half}`,
+              'oflag=direct',
+              'conv=notrunc',
+            ])
+          : dd([`if=${DEV}`, 'of=/dev/null', bsArg, `count=${half}`, `skip=${h * half}`, 'iflag=direct']),
+      ),
+    );
     return (performance.now() - t0) / 1000;
   };
   try {
@@ -167,7 +202,8 @@ export async function benchKernelZram(opts: KernelOptions): Promise<KernelOutcom
     out.mm = parseMmStat(sysRead('mm_stat'));
     await dd([`if=${DEV}`, `of=${back}`, bsArg, `count=${requests}`, 'iflag=direct']);
     const got = readFileSync(back);
-    if (Buffer.compare(got, opts.bytes) !== 0) throw new Error('kernel zram: the pages read back differ from the pages written');
+    if (Buffer.compare(got, opts.bytes) !== 0)
+      throw new Error('kernel zram: the pages read back differ from the pages written');
     out.verified = true;
     opts.log?.(`kernel zram0: ${algorithm}, mm_stat ${sysRead('mm_stat')}`);
   } finally {

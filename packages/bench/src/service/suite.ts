@@ -11,7 +11,15 @@ import { PAGE_SIZE } from '@zsmalloc/core';
 import { ZramDevice } from '@zsmalloc/zram';
 import { ZramService } from '@zsmalloc/workers';
 import { swapLikeStream } from '../micro/zram.js';
-import { defaultResultsDir, formatTable, linkBaselines, makeReport, writeJson, type BenchRow, type MicroReport } from '../report.js';
+import {
+  defaultResultsDir,
+  formatTable,
+  linkBaselines,
+  makeReport,
+  writeJson,
+  type BenchRow,
+  type MicroReport,
+} from '../report.js';
 import { checkService, runPass, type ClientShape, type PassSample } from './client.js';
 import { measureParallelism, type Parallelism } from './calibrate.js';
 import { benchKernelZram, type KernelOutcome } from './kernel-zram.js';
@@ -38,7 +46,11 @@ export function serviceConfig(smoke: boolean, kernel = true): ServiceBenchConfig
     : { smoke, pages: 16384, client: { requestPages: 256, streams: 8 }, passes: 5, warmPages: 2048, kernel };
 }
 
-interface SvcConfig { key: string; workers: number; batchPages: number }
+interface SvcConfig {
+  key: string;
+  workers: number;
+  batchPages: number;
+}
 
 /** 1 vs 2 workers at the default batch, then the batch sizes with 2 workers. */
 export const SERVICE_CONFIGS: readonly SvcConfig[] = [
@@ -118,8 +130,16 @@ function rowFrom(group: string, name: string, secs: readonly number[], pages: nu
   const sd = per.length > 1 ? Math.sqrt(per.reduce((a, b) => a + (b - mean) ** 2, 0) / (per.length - 1)) : 0;
   const ns = median(per);
   const row: BenchRow = {
-    group, name, nsPerOp: ns, meanNsPerOp: mean, rme: mean > 0 ? ((1.96 * sd) / Math.sqrt(per.length) / mean) * 100 : 0,
-    samples: per.length, rounds: per.length, ops: pages * per.length, opsPerSec: ns > 0 ? 1e9 / ns : 0, bytesPerOp: PAGE_SIZE,
+    group,
+    name,
+    nsPerOp: ns,
+    meanNsPerOp: mean,
+    rme: mean > 0 ? ((1.96 * sd) / Math.sqrt(per.length) / mean) * 100 : 0,
+    samples: per.length,
+    rounds: per.length,
+    ops: pages * per.length,
+    opsPerSec: ns > 0 ? 1e9 / ns : 0,
+    bytesPerOp: PAGE_SIZE,
   };
   if (baseline !== undefined) row.baseline = baseline;
   return row;
@@ -135,12 +155,17 @@ function cpuShare(samples: readonly PassSample[], pages: number, cores: number):
   const rank = (k: number): number => samples.reduce((a, s) => a + (s.otherThreads[k] ?? 0), 0) / wall;
   const rest = samples.reduce((a, s) => a + s.otherThreads.slice(2).reduce((x, y) => x + y, 0), 0) / wall;
   return {
-    processCores: proc / wall, mainCore: main / wall, mainElu: weighted((s) => s.mainElu),
-    thread1Core: rank(0), thread2Core: rank(1), restCores: rest,
+    processCores: proc / wall,
+    mainCore: main / wall,
+    mainElu: weighted((s) => s.mainElu),
+    thread1Core: rank(0),
+    thread2Core: rank(1),
+    restCores: rest,
     otherProcessCores: Math.max(0, (samples.reduce((a, s) => a + s.machineBusy, 0) - proc) / wall),
     stealCores: samples.reduce((a, s) => a + s.machineSteal, 0) / wall,
-    mainUsPerPage: (main / total) * 1e6, otherUsPerPage: ((proc - main) / total) * 1e6,
-    cpuBoundMbPerSec: cpuPerPage > 0 ? (cores / cpuPerPage) * PAGE_SIZE / 1e6 : 0,
+    mainUsPerPage: (main / total) * 1e6,
+    otherUsPerPage: ((proc - main) / total) * 1e6,
+    cpuBoundMbPerSec: cpuPerPage > 0 ? ((cores / cpuPerPage) * PAGE_SIZE) / 1e6 : 0,
   };
 }
 
@@ -163,10 +188,14 @@ export interface RunServiceOptions {
   print?: boolean;
 }
 
-export async function runServiceBench(opts: RunServiceOptions = {}): Promise<{ report: ServiceReport; jsonPath: string | null; kernel: KernelOutcome }> {
+export async function runServiceBench(
+  opts: RunServiceOptions = {},
+): Promise<{ report: ServiceReport; jsonPath: string | null; kernel: KernelOutcome }> {
   const cfg = serviceConfig(opts.smoke ?? false, opts.kernel ?? true);
   const print = opts.print ?? true;
-  const log = (s: string): void => { if (print) process.stdout.write(s + '\n'); };
+  const log = (s: string): void => {
+    if (print) process.stdout.write(`${s}\n`);
+  };
   const t0 = performance.now();
   const n = cfg.pages;
   const { requestPages } = cfg.client;
@@ -175,22 +204,30 @@ export async function runServiceBench(opts: RunServiceOptions = {}): Promise<{ r
 
   // how much parallel CPU this process really gets (other processes, vCPU sharing)
   const parallelism = await measureParallelism(2, cfg.smoke ? 2e6 : 1e8);
-  log(`parallelism: 1 thread ${parallelism.oneMs.toFixed(0)} ms, 2 threads ${parallelism.togetherMs.toFixed(0)} ms: `
-    + `${parallelism.effectiveCores.toFixed(2)} effective cores of ${cores}`);
+  log(
+    `parallelism: 1 thread ${parallelism.oneMs.toFixed(0)} ms, 2 threads ${parallelism.togetherMs.toFixed(0)} ms: ` +
+      `${parallelism.effectiveCores.toFixed(2)} effective cores of ${cores}`,
+  );
 
   // the stream, generated once before any timing; the warm-up pages are a different stretch of it
   const stream = swapLikeStream(n, SEED);
   const warm = swapLikeStream(cfg.warmPages, SEED + 1).bytes;
-  log(`stream: ${n} pages (${(n * PAGE_SIZE) / (1 << 20)} MiB) ${JSON.stringify(stream.kinds)}; `
-    + `${cfg.client.streams} streams of ${requestPages}-page requests, ${cfg.passes} pass(es) each`);
+  log(
+    `stream: ${n} pages (${(n * PAGE_SIZE) / (1 << 20)} MiB) ${JSON.stringify(stream.kinds)}; ` +
+      `${cfg.client.streams} streams of ${requestPages}-page requests, ${cfg.passes} pass(es) each`,
+  );
 
   // services: all started first, each warmed up on pages [n, n + warm) which are then discarded
   const services = new Map<string, ZramService>();
   try {
     for (const c of SERVICE_CONFIGS) {
       const svc = await ZramService.start({
-        disksize: (n + cfg.warmPages) * PAGE_SIZE, algorithm: ALGORITHM, compressionWorkers: c.workers,
-        batchPages: c.batchPages, lockMode: 'class', compaction: false,
+        disksize: (n + cfg.warmPages) * PAGE_SIZE,
+        algorithm: ALGORITHM,
+        compressionWorkers: c.workers,
+        batchPages: c.batchPages,
+        lockMode: 'class',
+        compaction: false,
       });
       services.set(c.key, svc);
       await svc.writePages(n, warm);
@@ -199,7 +236,12 @@ export async function runServiceBench(opts: RunServiceOptions = {}): Promise<{ r
     }
 
     // the bare device on this thread: the same pages, no threads, no copies
-    const dev = ZramDevice.create({ disksize: n * PAGE_SIZE, maxDisksize: n * PAGE_SIZE, algorithm: ALGORITHM, name: 'zram_svc_bench' });
+    const dev = ZramDevice.create({
+      disksize: n * PAGE_SIZE,
+      maxDisksize: n * PAGE_SIZE,
+      algorithm: ALGORITHM,
+      name: 'zram_svc_bench',
+    });
     const pageBuf = new Uint8Array(PAGE_SIZE);
     const devWrite: number[] = [];
     const devRead: number[] = [];
@@ -240,7 +282,13 @@ export async function runServiceBench(opts: RunServiceOptions = {}): Promise<{ r
     let kernel: KernelOutcome = { ran: false, reason: 'disabled (--no-kernel)' };
     if (cfg.kernel) {
       log('kernel zram0...');
-      kernel = await benchKernelZram({ bytes: stream.bytes, requestPages, passes: cfg.passes, algorithm: ALGORITHM, log });
+      kernel = await benchKernelZram({
+        bytes: stream.bytes,
+        requestPages,
+        passes: cfg.passes,
+        algorithm: ALGORITHM,
+        log,
+      });
     }
     if (!kernel.ran) log(`kernel zram comparison SKIPPED: ${kernel.reason}`);
 
@@ -248,25 +296,51 @@ export async function runServiceBench(opts: RunServiceOptions = {}): Promise<{ r
     const rows: BenchRow[] = [];
     const cpu: Record<string, CpuShare> = {};
     for (const op of ['write', 'read'] as const) {
-      rows.push(rowFrom('service', op === 'write' ? DEVICE_WRITE : DEVICE_READ, op === 'write' ? devWrite : devRead, n));
+      rows.push(
+        rowFrom('service', op === 'write' ? DEVICE_WRITE : DEVICE_READ, op === 'write' ? devWrite : devRead, n),
+      );
       for (const c of SERVICE_CONFIGS) {
         const s = samples.get(`${op} ${c.key}`)!;
-        const base = c.key === '1w b32' ? undefined : c.key === '2w b32' ? svcName(op, '1w b32') : svcName(op, '2w b32');
-        const row = rowFrom('service', svcName(op, c.key), s.map((x) => x.seconds), n, base);
+        const base =
+          c.key === '1w b32' ? undefined : c.key === '2w b32' ? svcName(op, '1w b32') : svcName(op, '2w b32');
+        const row = rowFrom(
+          'service',
+          svcName(op, c.key),
+          s.map((x) => x.seconds),
+          n,
+          base,
+        );
         const share = cpuShare(s, n, cores);
         cpu[`${op} ${c.key}`] = share;
         row.extra = {
-          workers: c.workers, batchPages: c.batchPages, cores: share.processCores, mainCore: share.mainCore,
-          mainElu: share.mainElu, thread1: share.thread1Core, thread2: share.thread2Core, restThreads: share.restCores, mainUsPerPage: share.mainUsPerPage,
-          otherUsPerPage: share.otherUsPerPage, cpuBoundMBps: share.cpuBoundMbPerSec,
-          otherProcesses: share.otherProcessCores, steal: share.stealCores,
+          workers: c.workers,
+          batchPages: c.batchPages,
+          cores: share.processCores,
+          mainCore: share.mainCore,
+          mainElu: share.mainElu,
+          thread1: share.thread1Core,
+          thread2: share.thread2Core,
+          restThreads: share.restCores,
+          mainUsPerPage: share.mainUsPerPage,
+          otherUsPerPage: share.otherUsPerPage,
+          cpuBoundMBps: share.cpuBoundMbPerSec,
+          otherProcesses: share.otherProcessCores,
+          steal: share.stealCores,
         };
         rows.push(row);
       }
       if (kernel.ran) {
         const k = kernel.result;
         rows.push(rowFrom('kernel', op === 'write' ? KWRITE1 : KREAD1, op === 'write' ? k.write1 : k.read1, n));
-        rows.push(rowFrom('kernel', op === 'write' ? KWRITE2 : KREAD2, op === 'write' ? k.write2 : k.read2, n, op === 'write' ? KWRITE1 : KREAD1));
+        rows.push(
+          rowFrom(
+            'kernel',
+            op === 'write' ? KWRITE2 : KREAD2,
+            op === 'write' ? k.write2 : k.read2,
+            n,
+            op === 'write' ? KWRITE1 : KREAD1,
+          ),
+        );
       }
     }
     linkBaselines(rows);
@@ -275,10 +349,17 @@ export async function runServiceBench(opts: RunServiceOptions = {}): Promise<{ r
 
     const writeSpeedup = mbps(svcName('write', '2w b32')) / mbps(svcName('write', '1w b32'));
     const readSpeedup = mbps(svcName('read', '2w b32')) / mbps(svcName('read', '1w b32'));
-    for (const [op, sp] of [['write', writeSpeedup], ['read', readSpeedup]] as const) {
+    for (const [op, sp] of [
+      ['write', writeSpeedup],
+      ['read', readSpeedup],
+    ] as const) {
       const r = byName.get(svcName(op, '2w b32'))!;
       r.targets = [{ goal: '>= 1.8x one worker (MB/s)', measured: `${sp.toFixed(2)}x`, met: sp >= 1.8 }];
-      r.extra = { ...r.extra, speedupVs1w: sp, vsDevice1Thread: r.mbPerSec! / mbps(op === 'write' ? DEVICE_WRITE : DEVICE_READ) };
+      r.extra = {
+        ...r.extra,
+        speedupVs1w: sp,
+        vsDevice1Thread: r.mbPerSec! / mbps(op === 'write' ? DEVICE_WRITE : DEVICE_READ),
+      };
       for (const b of ['2w b8', '2w b128']) {
         const rb = byName.get(svcName(op, b))!;
         rb.extra = { ...rb.extra, mbpsVsB32: rb.mbPerSec! / r.mbPerSec! };
@@ -286,7 +367,10 @@ export async function runServiceBench(opts: RunServiceOptions = {}): Promise<{ r
     }
     const comp = byName.get(DEVICE_WRITE)!;
     comp.extra = {
-      ...stream.kinds, origDataSize: devMm.origDataSize, comprDataSize: devMm.comprDataSize, memUsedTotal: devMm.memUsedTotal,
+      ...stream.kinds,
+      origDataSize: devMm.origDataSize,
+      comprDataSize: devMm.comprDataSize,
+      memUsedTotal: devMm.memUsedTotal,
       comprRatio: devMm.origDataSize / devMm.comprDataSize,
     };
     byName.get(DEVICE_READ)!.extra = { pagesChecked: checked, verified: true };
@@ -294,38 +378,66 @@ export async function runServiceBench(opts: RunServiceOptions = {}): Promise<{ r
       const k = kernel.result;
       const w2 = byName.get(svcName('write', '2w b32'))!;
       const wVsK = w2.mbPerSec! / mbps(KWRITE1);
-      w2.targets!.push({ goal: ">= 1.0x the kernel's single-stream write rate", measured: `${wVsK.toFixed(2)}x`, met: wVsK >= 1.0 });
+      w2.targets!.push({
+        goal: ">= 1.0x the kernel's single-stream write rate",
+        measured: `${wVsK.toFixed(2)}x`,
+        met: wVsK >= 1.0,
+      });
       const kw = byName.get(KWRITE1)!;
       kw.extra = {
-        algorithm: k.algorithm, origDataSize: k.mm.origDataSize, comprDataSize: k.mm.comprDataSize, memUsedTotal: k.mm.memUsedTotal,
-        samePages: k.mm.samePages, hugePages: k.mm.hugePages,
-        svc1wOverKernel: mbps(svcName('write', '1w b32')) / mbps(KWRITE1), svc2wOverKernel: wVsK,
+        algorithm: k.algorithm,
+        origDataSize: k.mm.origDataSize,
+        comprDataSize: k.mm.comprDataSize,
+        memUsedTotal: k.mm.memUsedTotal,
+        samePages: k.mm.samePages,
+        hugePages: k.mm.hugePages,
+        svc1wOverKernel: mbps(svcName('write', '1w b32')) / mbps(KWRITE1),
+        svc2wOverKernel: wVsK,
         svc2wOverKernel2streams: w2.mbPerSec! / mbps(KWRITE2),
-        comprSizeSvcOverKernel: svcMm.comprDataSize / k.mm.comprDataSize, memUsedSvcOverKernel: svcMm.memUsedTotal / k.mm.memUsedTotal,
-        svcMemUsedTotal: svcMm.memUsedTotal, svcComprDataSize: svcMm.comprDataSize,
+        comprSizeSvcOverKernel: svcMm.comprDataSize / k.mm.comprDataSize,
+        memUsedSvcOverKernel: svcMm.memUsedTotal / k.mm.memUsedTotal,
+        svcMemUsedTotal: svcMm.memUsedTotal,
+        svcComprDataSize: svcMm.comprDataSize,
       };
       byName.get(KREAD1)!.extra = {
-        svc1wOverKernel: mbps(svcName('read', '1w b32')) / mbps(KREAD1), svc2wOverKernel: mbps(svcName('read', '2w b32')) / mbps(KREAD1),
-        svc2wOverKernel2streams: mbps(svcName('read', '2w b32')) / mbps(KREAD2), verified: k.verified,
+        svc1wOverKernel: mbps(svcName('read', '1w b32')) / mbps(KREAD1),
+        svc2wOverKernel: mbps(svcName('read', '2w b32')) / mbps(KREAD1),
+        svc2wOverKernel2streams: mbps(svcName('read', '2w b32')) / mbps(KREAD2),
+        verified: k.verified,
       };
     }
 
     const scaling: ScalingSummary = {
-      writeSpeedup, readSpeedup, cores, parallelism, cpu,
+      writeSpeedup,
+      readSpeedup,
+      cores,
+      parallelism,
+      cpu,
       writePredictedCeiling: predictedCeiling(cpu['write 1w b32']!, cores),
       readPredictedCeiling: predictedCeiling(cpu['read 1w b32']!, cores),
     };
     const base = makeReport(rows, cfg.smoke, (performance.now() - t0) / 1000);
     const report: ServiceReport = {
-      ...base, kind: 'service', config: cfg, scaling,
+      ...base,
+      kind: 'service',
+      config: cfg,
+      scaling,
       kernel: kernel.ran
-        ? { ran: true, algorithm: kernel.result.algorithm, setup: kernel.result.setup, verified: kernel.result.verified }
+        ? {
+            ran: true,
+            algorithm: kernel.result.algorithm,
+            setup: kernel.result.setup,
+            verified: kernel.result.verified,
+          }
         : { ran: false, reason: kernel.reason },
     };
     if (print) printReport(report);
     let jsonPath: string | null = null;
     if (opts.jsonPath !== null) {
-      jsonPath = writeJson(opts.jsonPath ?? join(defaultResultsDir(), cfg.smoke ? 'service-smoke.json' : 'service.json'), report);
+      jsonPath = writeJson(
+        opts.jsonPath ?? join(defaultResultsDir(), cfg.smoke ? 'service-smoke.json' : 'service.json'),
+        report,
+      );
       log(`\nwrote ${jsonPath}`);
     }
     return { report, jsonPath, kernel };
@@ -347,17 +459,22 @@ function printReport(r: ServiceReport): void {
     '',
     'scaling (2 workers / 1 worker, batch 32):',
     `  parallelism check before the run: 2 spinning threads got ${r.scaling.parallelism.effectiveCores.toFixed(2)} effective cores of ${r.scaling.cores}`,
-    `  write ${r.scaling.writeSpeedup.toFixed(2)}x, read ${r.scaling.readSpeedup.toFixed(2)}x; ceiling predicted from the 1-worker CPU costs on ${r.scaling.cores} cores: `
-      + `write ${r.scaling.writePredictedCeiling.toFixed(2)}x, read ${r.scaling.readPredictedCeiling.toFixed(2)}x`,
+    `  write ${r.scaling.writeSpeedup.toFixed(2)}x, read ${r.scaling.readSpeedup.toFixed(2)}x; ceiling predicted from the 1-worker CPU costs on ${r.scaling.cores} cores: ` +
+      `write ${r.scaling.writePredictedCeiling.toFixed(2)}x, read ${r.scaling.readPredictedCeiling.toFixed(2)}x`,
   ];
   for (const [k, s] of Object.entries(r.scaling.cpu)) {
-    out.push(`  ${k.padEnd(13)} cores busy ${s.processCores.toFixed(2)}, main thread ${(s.mainCore * 100).toFixed(0)}% of a core `
-      + `(ELU ${(s.mainElu * 100).toFixed(0)}%), busiest threads ${(s.thread1Core * 100).toFixed(0)}% + ${(s.thread2Core * 100).toFixed(0)}% `
-      + `(rest ${(s.restCores * 100).toFixed(0)}%), `
-      + `main ${s.mainUsPerPage.toFixed(1)} us/page, other threads ${s.otherUsPerPage.toFixed(1)} us/page; `
-      + `other processes ${s.otherProcessCores.toFixed(2)} cores, steal ${s.stealCores.toFixed(2)}`);
+    out.push(
+      `  ${k.padEnd(13)} cores busy ${s.processCores.toFixed(2)}, main thread ${(s.mainCore * 100).toFixed(0)}% of a core ` +
+        `(ELU ${(s.mainElu * 100).toFixed(0)}%), busiest threads ${(s.thread1Core * 100).toFixed(0)}% + ${(s.thread2Core * 100).toFixed(0)}% ` +
+        `(rest ${(s.restCores * 100).toFixed(0)}%), ` +
+        `main ${s.mainUsPerPage.toFixed(1)} us/page, other threads ${s.otherUsPerPage.toFixed(1)} us/page; ` +
+        `other processes ${s.otherProcessCores.toFixed(2)} cores, steal ${s.stealCores.toFixed(2)}`,
+    );
   }
-  out.push(r.kernel.ran ? `kernel zram0: ${r.kernel.algorithm ?? ''}, verified ${String(r.kernel.verified)}, setup ${r.kernel.setup ?? ''}`
-    : `kernel zram comparison SKIPPED: ${r.kernel.reason ?? ''}`);
-  process.stdout.write(out.join('\n') + '\n');
+  out.push(
+    r.kernel.ran
+      ? `kernel zram0: ${r.kernel.algorithm ?? ''}, verified ${String(r.kernel.verified)}, setup ${r.kernel.setup ?? ''}`
+      : `kernel zram comparison SKIPPED: ${r.kernel.reason ?? ''}`,
+  );
+  process.stdout.write(`${out.join('\n')}\n`);
 }

@@ -52,8 +52,17 @@ export interface DensityResult {
 }
 
 export type KernelSide =
-  | { ran: true; pages: number; writeMbPerSec: number; readMbPerSec: number; comprDataSize: number; memUsedTotal: number;
-      memUsedDeviceOverKernel: number; comprDeviceOverKernel: number; verified: boolean }
+  | {
+      ran: true;
+      pages: number;
+      writeMbPerSec: number;
+      readMbPerSec: number;
+      comprDataSize: number;
+      memUsedTotal: number;
+      memUsedDeviceOverKernel: number;
+      comprDeviceOverKernel: number;
+      verified: boolean;
+    }
   | { ran: false; reason: string };
 
 export interface BaselinesResult {
@@ -117,8 +126,15 @@ async function naiveStore(bytes: Uint8Array, pages: number): Promise<NaiveStoreR
   const heapDelta = m1.heapUsed - m0.heapUsed;
   const externalDelta = m1.external - m0.external;
   return {
-    pages, writeMbPerSec: mb / w, readMbPerSec: mb / r, payloadBytes: payload, heapDelta, externalDelta,
-    arrayBuffersDelta: m1.arrayBuffers - m0.arrayBuffers, realBytes: heapDelta + externalDelta, gcForced: gc !== undefined,
+    pages,
+    writeMbPerSec: mb / w,
+    readMbPerSec: mb / r,
+    payloadBytes: payload,
+    heapDelta,
+    externalDelta,
+    arrayBuffersDelta: m1.arrayBuffers - m0.arrayBuffers,
+    realBytes: heapDelta + externalDelta,
+    gcForced: gc !== undefined,
   };
 }
 
@@ -133,13 +149,21 @@ function bareDevice(bytes: Uint8Array, pages: number): { result: DeviceResult; s
     for (let i = 0; i < pages; i++) dev.readPage(i, page);
     const r = (performance.now() - t1) / 1000;
     const sizes: number[] = [];
-    for (let i = 0; i < pages; i++) { const s = dev.slotState(i); if (s.allocated && s.size > 0) sizes.push(s.size); }
+    for (let i = 0; i < pages; i++) {
+      const s = dev.slotState(i);
+      if (s.allocated && s.size > 0) sizes.push(s.size);
+    }
     const mm = dev.statValues().mm;
     const mb = (pages * PAGE_SIZE) / (1 << 20);
     return {
       result: {
-        pages, writeMbPerSec: mb / w, readMbPerSec: mb / r, comprDataSize: mm.comprDataSize, memUsedTotal: mm.memUsedTotal,
-        samePages: mm.samePages, hugePages: mm.hugePages,
+        pages,
+        writeMbPerSec: mb / w,
+        readMbPerSec: mb / r,
+        comprDataSize: mm.comprDataSize,
+        memUsedTotal: mm.memUsedTotal,
+        samePages: mm.samePages,
+        hugePages: mm.hugePages,
       },
       sizes,
     };
@@ -159,8 +183,13 @@ export async function runBaselines(opts: StressOptions, log: (s: string) => void
   const objectBytes = sizes.reduce((a, b) => a + b, 0);
   const zsPages = device.memUsedTotal / PAGE_SIZE;
   const density: DensityResult = {
-    objects: sizes.length, objectBytes, zsmallocPages: zsPages, zbud: zb, zbudOverZsmalloc: zb.pages / zsPages,
-    zsmallocUsedRatio: objectBytes / device.memUsedTotal, zbudUsedRatio: objectBytes / (zb.pages * PAGE_SIZE),
+    objects: sizes.length,
+    objectBytes,
+    zsmallocPages: zsPages,
+    zbud: zb,
+    zbudOverZsmalloc: zb.pages / zsPages,
+    zsmallocUsedRatio: objectBytes / device.memUsedTotal,
+    zbudUsedRatio: objectBytes / (zb.pages * PAGE_SIZE),
   };
   let kernel: KernelSide;
   if (!opts.kernel) kernel = { ran: false, reason: 'turned off (--no-kernel)' };
@@ -171,10 +200,15 @@ export async function runBaselines(opts: StressOptions, log: (s: string) => void
       else {
         const mb = (pages * PAGE_SIZE) / (1 << 20);
         kernel = {
-          ran: true, pages, writeMbPerSec: mb / k.result.write1[0]!, readMbPerSec: mb / k.result.read1[0]!,
-          comprDataSize: k.result.mm.comprDataSize, memUsedTotal: k.result.mm.memUsedTotal,
+          ran: true,
+          pages,
+          writeMbPerSec: mb / k.result.write1[0]!,
+          readMbPerSec: mb / k.result.read1[0]!,
+          comprDataSize: k.result.mm.comprDataSize,
+          memUsedTotal: k.result.mm.memUsedTotal,
           memUsedDeviceOverKernel: device.memUsedTotal / k.result.mm.memUsedTotal,
-          comprDeviceOverKernel: device.comprDataSize / k.result.mm.comprDataSize, verified: k.result.verified,
+          comprDeviceOverKernel: device.comprDataSize / k.result.mm.comprDataSize,
+          verified: k.result.verified,
         };
       }
     } catch (e) {

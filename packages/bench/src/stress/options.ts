@@ -3,7 +3,7 @@
 // presets, and command-line parsing for `pnpm bench:stress`. Owns no measuring.
 
 import { availableParallelism } from 'node:os';
-import type { PageKind } from '@zsmalloc/zram';
+import type { PageKind } from '@zsmalloc/zram/testing';
 
 export type LockMode = 'class' | 'pool';
 export type SweepName = 'workers' | 'lock-mode' | 'chain' | 'compaction';
@@ -12,7 +12,11 @@ export const SWEEPS: readonly SweepName[] = ['workers', 'lock-mode', 'chain', 'c
 /** Shares of each page kind in the written stream (any positive scale). */
 export type KindMix = Record<PageKind, number>;
 /** Shares of request kinds in the timed phase. */
-export interface RwMix { read: number; write: number; discard: number }
+export interface RwMix {
+  read: number;
+  write: number;
+  discard: number;
+}
 
 /** What one run of the service looks like. */
 export interface RunConfig {
@@ -86,7 +90,8 @@ function parseShares<K extends string>(text: string, keys: readonly K[], flag: s
   const out = Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
   for (const part of text.split(',')) {
     const [k, v] = part.split('=');
-    if (k === undefined || v === undefined || !(keys as readonly string[]).includes(k.trim())) throw new Error(`${flag}: bad entry "${part}" (keys: ${keys.join(', ')})`);
+    if (k === undefined || v === undefined || !(keys as readonly string[]).includes(k.trim()))
+      throw new Error(`${flag}: bad entry "${part}" (keys: ${keys.join(', ')})`);
     const n = Number(v);
     if (!Number.isFinite(n) || n < 0) throw new Error(`${flag}: ${k} must be a share >= 0`);
     out[k.trim() as K] = n;
@@ -100,19 +105,31 @@ export function parseStressArgs(argv: string[]): StressOptions {
   const o = defaultOptions(smoke);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    const val = (): string => { const v = argv[++i]; if (v === undefined) throw new Error(`${a} needs a value`); return v; };
+    const val = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
     const int = (lo: number, hi = Number.MAX_SAFE_INTEGER): number => {
       const n = Number(val());
       if (!Number.isInteger(n) || n < lo || n > hi) throw new Error(`${a} must be an integer in ${lo}..${hi}`);
       return n;
     };
     if (a === '--' || a === '--smoke') continue;
-    else if (a === '--seconds') { o.seconds = Number(val()); if (!(o.seconds > 0)) throw new Error('--seconds must be > 0'); }
-    else if (a === '--workers') o.base.workers = int(1, 64);
-    else if (a === '--lock-mode') { const v = val(); if (v !== 'class' && v !== 'pool') throw new Error('--lock-mode is class or pool'); o.base.lockMode = v; }
-    else if (a === '--chain-size') o.base.chainSize = int(4, 16);
-    else if (a === '--compaction') { const v = val(); if (v !== 'on' && v !== 'off') throw new Error('--compaction is on or off'); o.base.compaction = v === 'on'; }
-    else if (a === '--mix') o.mix = parseShares(val(), ['zero', 'same', 'text', 'binary', 'random'] as const, a);
+    else if (a === '--seconds') {
+      o.seconds = Number(val());
+      if (!(o.seconds > 0)) throw new Error('--seconds must be > 0');
+    } else if (a === '--workers') o.base.workers = int(1, 64);
+    else if (a === '--lock-mode') {
+      const v = val();
+      if (v !== 'class' && v !== 'pool') throw new Error('--lock-mode is class or pool');
+      o.base.lockMode = v;
+    } else if (a === '--chain-size') o.base.chainSize = int(4, 16);
+    else if (a === '--compaction') {
+      const v = val();
+      if (v !== 'on' && v !== 'off') throw new Error('--compaction is on or off');
+      o.base.compaction = v === 'on';
+    } else if (a === '--mix') o.mix = parseShares(val(), ['zero', 'same', 'text', 'binary', 'random'] as const, a);
     else if (a === '--rw') o.rw = parseShares(val(), ['read', 'write', 'discard'] as const, a);
     else if (a === '--working-set') o.workingSet = int(64);
     else if (a === '--request-pages') o.requestPages = int(1, 256);
@@ -121,13 +138,12 @@ export function parseStressArgs(argv: string[]): StressOptions {
       const names = val().split(',');
       const out = new Set<SweepName>();
       for (const n of names) {
-        if (n === 'all') SWEEPS.forEach((s) => out.add(s));
+        if (n === 'all') for (const s of SWEEPS) out.add(s);
         else if ((SWEEPS as readonly string[]).includes(n)) out.add(n as SweepName);
         else throw new Error(`--sweep: unknown sweep ${n} (workers, lock-mode, chain, compaction, all)`);
       }
       o.sweeps = SWEEPS.filter((s) => out.has(s));
-    }
-    else if (a === '--seeds-pages') o.seedsPages = int(64);
+    } else if (a === '--seeds-pages') o.seedsPages = int(64);
     else if (a === '--seeds-rounds') o.seedsRounds = int(1, 100);
     else if (a === '--baseline-pages') o.baselinePages = int(16);
     else if (a === '--no-kernel') o.kernel = false;
@@ -136,8 +152,10 @@ export function parseStressArgs(argv: string[]): StressOptions {
     else if (a === '--html') o.htmlPath = val();
     else if (a === '--no-html') o.htmlPath = null;
     else if (a === '--no-progress') o.progress = false;
-    else if (a === '--help' || a === '-h') { process.stdout.write(USAGE + '\n'); process.exit(0); }
-    else throw new Error(`unknown argument ${a}\n${USAGE}`);
+    else if (a === '--help' || a === '-h') {
+      process.stdout.write(`${USAGE}\n`);
+      process.exit(0);
+    } else throw new Error(`unknown argument ${a}\n${USAGE}`);
   }
   if (o.requestPages > o.workingSet) throw new Error('--request-pages must not exceed --working-set');
   return o;

@@ -3,7 +3,10 @@
 
 export class Progress {
   private last = 0;
-  constructor(private readonly enabled: boolean, private readonly label: string) {}
+  constructor(
+    private readonly enabled: boolean,
+    private readonly label: string,
+  ) {}
 
   /** fraction in [0, 1]; redraws at most every 100 ms unless forced. */
   update(fraction: number, status = '', force = false): void {

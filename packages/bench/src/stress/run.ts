@@ -14,7 +14,7 @@ import type { MmStat } from '@zsmalloc/zram';
 import { ZramService } from '@zsmalloc/workers';
 import { configKey, type RunConfig, type StressOptions } from './options.js';
 import { Progress } from './progress.js';
-import { LatencyRecorder, PageBank, xorshift, type Percentiles } from './workload.js';
+import { LatencyRecorder, type PageBank, xorshift, type Percentiles } from './workload.js';
 
 export interface MmSample {
   /** Seconds since the timed phase began (negative: prefill). */
@@ -69,16 +69,25 @@ export interface RunResult {
 function sample(svc: ZramService, t: number): MmSample {
   const mm = svc.device.statValues().mm;
   return {
-    t, origDataSize: mm.origDataSize, comprDataSize: mm.comprDataSize, memUsedTotal: mm.memUsedTotal,
-    usedRatio: mm.memUsedTotal > 0 ? mm.comprDataSize / mm.memUsedTotal : 0, pagesCompacted: mm.pagesCompacted,
+    t,
+    origDataSize: mm.origDataSize,
+    comprDataSize: mm.comprDataSize,
+    memUsedTotal: mm.memUsedTotal,
+    usedRatio: mm.memUsedTotal > 0 ? mm.comprDataSize / mm.memUsedTotal : 0,
+    pagesCompacted: mm.pagesCompacted,
     compactable: svc.pool.compactable(),
   };
 }
 
 function lockRows(stats: LockClassStats[]): LockRow[] {
   return stats.map((s) => ({
-    name: s.name, state: s.state, acquisitions: s.acquisitions, contentions: s.contentions,
-    waitTotalUs: s.waitTotal, waitMaxUs: s.waitMax, holdTotalUs: s.holdTotal,
+    name: s.name,
+    state: s.state,
+    acquisitions: s.acquisitions,
+    contentions: s.contentions,
+    waitTotalUs: s.waitTotal,
+    waitMaxUs: s.waitMax,
+    holdTotalUs: s.holdTotal,
   }));
 }
 
@@ -94,8 +103,13 @@ export async function runOne(cfg: RunConfig, opts: StressOptions, bank: PageBank
   const rp = opts.requestPages;
   const backingFile = join(tmpdir(), `zs-stress-${process.pid}-${Math.floor(Math.random() * 1e9)}.img`);
   const svc = await ZramService.start({
-    disksize: ws * PAGE_SIZE, compressionWorkers: cfg.workers, lockMode: cfg.lockMode, chainSize: cfg.chainSize, lockStat: true,
-    compaction: cfg.compaction ? { thresholdPages: opts.smoke ? 8 : 64, intervalMs: 100 } : false, backingFile,
+    disksize: ws * PAGE_SIZE,
+    compressionWorkers: cfg.workers,
+    lockMode: cfg.lockMode,
+    chainSize: cfg.chainSize,
+    lockStat: true,
+    compaction: cfg.compaction ? { thresholdPages: opts.smoke ? 8 : 64, intervalMs: 100 } : false,
+    backingFile,
   });
   const progress = new Progress(opts.progress, label);
   try {
@@ -105,7 +119,8 @@ export async function runOne(cfg: RunConfig, opts: StressOptions, bank: PageBank
       let next = 0;
       const fill = async (): Promise<void> => {
         for (;;) {
-          const first = next; next += rp;
+          const first = next;
+          next += rp;
           if (first >= ws) return;
           const n = Math.min(rp, ws - first);
           const v = bank.view(first % bank.pages);
@@ -120,7 +135,12 @@ export async function runOne(cfg: RunConfig, opts: StressOptions, bank: PageBank
     const mig0 = svc.pool.migrationStats();
     const cw0 = (await svc.stats()).compaction;
 
-    const lat = { all: new LatencyRecorder(), read: new LatencyRecorder(), write: new LatencyRecorder(), discard: new LatencyRecorder() };
+    const lat = {
+      all: new LatencyRecorder(),
+      read: new LatencyRecorder(),
+      write: new LatencyRecorder(),
+      discard: new LatencyRecorder(),
+    };
     const pages = { read: 0, written: 0, discarded: 0 };
     const swap = { writebacks: 0, pagesWrittenBack: 0, swapIns: 0, pagesSwappedIn: 0 };
     const rwTotal = opts.rw.read + opts.rw.write + opts.rw.discard;
@@ -135,7 +155,10 @@ export async function runOne(cfg: RunConfig, opts: StressOptions, bank: PageBank
       const t = (performance.now() - t0) / 1000;
       const s = sample(svc, t);
       samples.push(s);
-      progress.update(t / opts.seconds, `${(((pages.read + pages.written) * PAGE_SIZE) / (1 << 20) / Math.max(t, 1e-3)).toFixed(0)} MB/s, used ${(s.usedRatio * 100).toFixed(1)}%`);
+      progress.update(
+        t / opts.seconds,
+        `${(((pages.read + pages.written) * PAGE_SIZE) / (1 << 20) / Math.max(t, 1e-3)).toFixed(0)} MB/s, used ${(s.usedRatio * 100).toFixed(1)}%`,
+      );
     }, 250);
 
     const stream = async (id: number): Promise<void> => {
@@ -148,15 +171,21 @@ export async function runOne(cfg: RunConfig, opts: StressOptions, bank: PageBank
         if (r < readCut) {
           await svc.readPages(first, rp);
           const d = performance.now() - a;
-          lat.read.record(d); lat.all.record(d); pages.read += rp;
+          lat.read.record(d);
+          lat.all.record(d);
+          pages.read += rp;
         } else if (r < writeCut) {
           await svc.writePages(first, bank.view(rnd() % bank.pages));
           const d = performance.now() - a;
-          lat.write.record(d); lat.all.record(d); pages.written += rp;
+          lat.write.record(d);
+          lat.all.record(d);
+          pages.written += rp;
         } else {
           await svc.discard(first * PAGE_SIZE, rp * PAGE_SIZE);
           const d = performance.now() - a;
-          lat.discard.record(d); lat.all.record(d); pages.discarded += rp;
+          lat.discard.record(d);
+          lat.all.record(d);
+          pages.discarded += rp;
         }
         if (performance.now() >= deadline) stop = true;
       }
@@ -171,10 +200,12 @@ export async function runOne(cfg: RunConfig, opts: StressOptions, bank: PageBank
       while (!stop) {
         await new Promise((r) => setTimeout(r, period));
         if (stop) break;
-        swap.pagesWrittenBack += await svc.writeback('idle'); swap.writebacks++;
+        swap.pagesWrittenBack += await svc.writeback('idle');
+        swap.writebacks++;
         svc.idle('all');
         const first = rnd() % Math.max(1, ws - 256);
-        swap.pagesSwappedIn += await svc.readback(first, Math.min(256, ws - first)); swap.swapIns++;
+        swap.pagesSwappedIn += await svc.readback(first, Math.min(256, ws - first));
+        swap.swapIns++;
         // kcompactd for a pending high-order request: one order above the largest free block (3..10)
         const bi = svc.pool.buddyinfo();
         let top = -1;
@@ -190,25 +221,46 @@ export async function runOne(cfg: RunConfig, opts: StressOptions, bank: PageBank
 
     const st = await svc.stats();
     const marks: number[] = [];
-    for (let i = 1; i < samples.length; i++) if (samples[i]!.pagesCompacted > samples[i - 1]!.pagesCompacted) marks.push(samples[i]!.t);
+    for (let i = 1; i < samples.length; i++)
+      if (samples[i]!.pagesCompacted > samples[i - 1]!.pagesCompacted) marks.push(samples[i]!.t);
     const cw = st.compaction;
     const requests = lat.all.count;
     const moved = pages.read + pages.written;
     const mm = svc.device.statValues().mm;
     return {
-      key: configKey(cfg), config: { ...cfg }, seconds,
+      key: configKey(cfg),
+      config: { ...cfg },
+      seconds,
       prefill: { pages: ws, seconds: prefillSec, mbPerSec: (ws * PAGE_SIZE) / (1 << 20) / prefillSec },
-      requests, requestsPerSec: requests / seconds, pagesPerSec: moved / seconds, mbPerSec: (moved * PAGE_SIZE) / (1 << 20) / seconds,
+      requests,
+      requestsPerSec: requests / seconds,
+      pagesPerSec: moved / seconds,
+      mbPerSec: (moved * PAGE_SIZE) / (1 << 20) / seconds,
       pages,
-      latencyMs: { all: lat.all.percentiles(), read: lat.read.percentiles(), write: lat.write.percentiles(), discard: lat.discard.percentiles() },
-      samples, compactionMarks: marks, mm, usedRatio: mm.memUsedTotal > 0 ? mm.comprDataSize / mm.memUsedTotal : 0,
+      latencyMs: {
+        all: lat.all.percentiles(),
+        read: lat.read.percentiles(),
+        write: lat.write.percentiles(),
+        discard: lat.discard.percentiles(),
+      },
+      samples,
+      compactionMarks: marks,
+      mm,
+      usedRatio: mm.memUsedTotal > 0 ? mm.comprDataSize / mm.memUsedTotal : 0,
       lockStat: lockRows(svc.pool.lockStats()),
       migration: diffMigration(mig0, svc.pool.migrationStats()),
-      compactionWorker: cw === null || cw0 === null ? null : {
-        runs: cw.runs - cw0.runs, pagesFreed: cw.pagesFreed - cw0.pagesFreed,
-        frameCompactions: cw.frameCompactions - cw0.frameCompactions, framesMigrated: cw.framesMigrated - cw0.framesMigrated,
-      },
-      swap, buddyinfo: svc.pool.buddyinfo(), failures: st.failures.length,
+      compactionWorker:
+        cw === null || cw0 === null
+          ? null
+          : {
+              runs: cw.runs - cw0.runs,
+              pagesFreed: cw.pagesFreed - cw0.pagesFreed,
+              frameCompactions: cw.frameCompactions - cw0.frameCompactions,
+              framesMigrated: cw.framesMigrated - cw0.framesMigrated,
+            },
+      swap,
+      buddyinfo: svc.pool.buddyinfo(),
+      failures: st.failures.length,
     };
   } finally {
     progress.finish();

@@ -52,18 +52,24 @@ async function side(svc: ZramService): Promise<SeedsSide> {
   const mm = svc.device.statValues().mm;
   const ps = svc.pool.stats();
   return {
-    allocatedObjectBytes: mm.comprDataSize, totalUsed: mm.memUsedTotal,
+    allocatedObjectBytes: mm.comprDataSize,
+    totalUsed: mm.memUsedTotal,
     usedRatio: mm.memUsedTotal > 0 ? mm.comprDataSize / mm.memUsedTotal : 0,
-    objAllocated: ps.objAllocated, objUsed: ps.objUsed, buddyinfo: svc.pool.buddyinfo(), frameMap: Array.from(svc.pool.frameMap()),
+    objAllocated: ps.objAllocated,
+    objUsed: ps.objUsed,
+    buddyinfo: svc.pool.buddyinfo(),
+    frameMap: Array.from(svc.pool.frameMap()),
   };
 }
 
 /** Runs `fn` over `items` with `width` in flight. */
 async function pool<T>(items: readonly T[], width: number, fn: (x: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
 }
 
 export async function runSeeds(opts: StressOptions): Promise<SeedsResult> {
@@ -73,7 +79,12 @@ export async function runSeeds(opts: StressOptions): Promise<SeedsResult> {
   const bank = new PageBank(Math.min(n, 4096), 1, { zero: 0, same: 0, text: 55, binary: 45, random: 0 }, 2015);
   const backingFile = join(tmpdir(), `zs-seeds-${process.pid}.img`);
   const svc = await ZramService.start({
-    disksize: n * PAGE_SIZE, compressionWorkers: opts.base.workers, chainSize: 8, lockMode: 'class', compaction: false, backingFile,
+    disksize: n * PAGE_SIZE,
+    compressionWorkers: opts.base.workers,
+    chainSize: 8,
+    lockMode: 'class',
+    compaction: false,
+    backingFile,
   });
   const progress = new Progress(opts.progress, 'seeds: swap in/out, then compact');
   const steps = 2 * opts.seedsRounds;
@@ -97,7 +108,8 @@ export async function runSeeds(opts: StressOptions): Promise<SeedsResult> {
     progress.update(++step / steps, 'filled', true);
     let swapIns = 0;
     let swapOuts = n;
-    const pick = (want: (i: number) => boolean, share: number): number[] => all.filter((i) => want(i) && rnd() / 2 ** 32 < share);
+    const pick = (want: (i: number) => boolean, share: number): number[] =>
+      all.filter((i) => want(i) && rnd() / 2 ** 32 < share);
     for (let r = 0; r < opts.seedsRounds; r++) {
       // heavy swap-in: most resident pages come back (read, then freed as swap does)
       const ins = pick((i) => present[i] === 1, 0.5);
@@ -122,8 +134,17 @@ export async function runSeeds(opts: StressOptions): Promise<SeedsResult> {
     for (let i = 0; i < n; i++) pagesPresent += present[i]!;
     const compacted = svc.device.statValues().mm.pagesCompacted;
     return {
-      pages: n, rounds: opts.seedsRounds, pagesPresent, swapIns, swapOuts, before, after,
-      pagesCompacted: Math.max(freed, compacted), compactMs, seed: SEED, seconds: (performance.now() - t0) / 1000,
+      pages: n,
+      rounds: opts.seedsRounds,
+      pagesPresent,
+      swapIns,
+      swapOuts,
+      before,
+      after,
+      pagesCompacted: Math.max(freed, compacted),
+      compactMs,
+      seed: SEED,
+      seconds: (performance.now() - t0) / 1000,
     };
   } finally {
     progress.finish();

@@ -41,14 +41,20 @@ export function sweepConfigs(name: SweepName, base: RunConfig): { label: string;
   switch (name) {
     case 'workers': {
       const cores = Math.max(1, availableParallelism());
-      return Array.from({ length: cores }, (_, i) => ({ label: `${i + 1} worker${i === 0 ? '' : 's'}`, cfg: { ...base, workers: i + 1 } }));
+      return Array.from({ length: cores }, (_, i) => ({
+        label: `${i + 1} worker${i === 0 ? '' : 's'}`,
+        cfg: { ...base, workers: i + 1 },
+      }));
     }
     case 'lock-mode':
       return (['class', 'pool'] as const).map((m) => ({ label: m, cfg: { ...base, lockMode: m } }));
     case 'chain':
       return [4, 8, 16].map((c) => ({ label: `chain ${c}`, cfg: { ...base, chainSize: c } }));
     case 'compaction':
-      return [true, false].map((on) => ({ label: on ? 'compaction on' : 'compaction off', cfg: { ...base, compaction: on } }));
+      return [true, false].map((on) => ({
+        label: on ? 'compaction on' : 'compaction off',
+        cfg: { ...base, compaction: on },
+      }));
   }
 }
 
@@ -64,8 +70,17 @@ const lockWaitMs = (r: RunResult): number => r.lockStat.reduce((a, l) => a + l.w
 function row(label: string, r: RunResult, ratio: number): SweepRow {
   const l = r.latencyMs.all;
   return {
-    label, key: r.key, mbPerSec: r.mbPerSec, requestsPerSec: r.requestsPerSec, p50Ms: l.p50, p99Ms: l.p99, p999Ms: l.p999,
-    memUsedTotal: r.mm.memUsedTotal, usedRatio: r.usedRatio, lockWaitMs: lockWaitMs(r), ratio,
+    label,
+    key: r.key,
+    mbPerSec: r.mbPerSec,
+    requestsPerSec: r.requestsPerSec,
+    p50Ms: l.p50,
+    p99Ms: l.p99,
+    p999Ms: l.p999,
+    memUsedTotal: r.mm.memUsedTotal,
+    usedRatio: r.usedRatio,
+    lockWaitMs: lockWaitMs(r),
+    ratio,
   };
 }
 
@@ -75,11 +90,16 @@ export function summarize(name: SweepName, base: RunConfig, results: Map<string,
   switch (name) {
     case 'workers':
       return {
-        name, ratioOf: 'MB/s / MB/s with 1 worker (speedup)', reference: ref.label,
+        name,
+        ratioOf: 'MB/s / MB/s with 1 worker (speedup)',
+        reference: ref.label,
         rows: runs.map(({ label, r }) => row(label, r, r.mbPerSec / ref.r.mbPerSec)),
       };
     case 'lock-mode': {
-      const locks = new Map<string, { lock: string; waitMs: Record<string, number>; contentions: Record<string, number> }>();
+      const locks = new Map<
+        string,
+        { lock: string; waitMs: Record<string, number>; contentions: Record<string, number> }
+      >();
       for (const { label, r } of runs) {
         for (const l of r.lockStat) {
           const lock = l.state === '' ? l.name : `${l.name}-${l.state}`;
@@ -90,7 +110,9 @@ export function summarize(name: SweepName, base: RunConfig, results: Map<string,
         }
       }
       return {
-        name, ratioOf: 'MB/s / MB/s with per-class locks', reference: ref.label,
+        name,
+        ratioOf: 'MB/s / MB/s with per-class locks',
+        reference: ref.label,
         rows: runs.map(({ label, r }) => row(label, r, r.mbPerSec / ref.r.mbPerSec)),
         lockWaitByClass: [...locks.values()],
       };
@@ -98,7 +120,9 @@ export function summarize(name: SweepName, base: RunConfig, results: Map<string,
     case 'chain': {
       const mid = runs.find((x) => x.r.config.chainSize === 8) ?? ref;
       return {
-        name, ratioOf: 'mem_used_total / mem_used_total with chain 8', reference: mid.label,
+        name,
+        ratioOf: 'mem_used_total / mem_used_total with chain 8',
+        reference: mid.label,
         rows: runs.map(({ label, r }) => row(label, r, r.mm.memUsedTotal / mid.r.mm.memUsedTotal)),
       };
     }
@@ -106,7 +130,9 @@ export function summarize(name: SweepName, base: RunConfig, results: Map<string,
       const off = runs[1]!;
       const on = runs[0]!;
       return {
-        name, ratioOf: 'foreground p99 / p99 with compaction off', reference: off.label,
+        name,
+        ratioOf: 'foreground p99 / p99 with compaction off',
+        reference: off.label,
         rows: runs.map(({ label, r }) => row(label, r, r.latencyMs.all.p99 / off.r.latencyMs.all.p99)),
         notes: {
           compactionRunsOn: on.r.compactionWorker?.runs ?? 0,

@@ -4,7 +4,7 @@
 // the latency recorder (a preallocated Float64Array ring; percentiles at the end).
 
 import { PAGE_SIZE } from '@zsmalloc/core';
-import { fillPage, PAGE_KINDS, prng, type PageKind } from '@zsmalloc/zram';
+import { fillPage, PAGE_KINDS, prng, type PageKind } from '@zsmalloc/zram/testing';
 import type { KindMix } from './options.js';
 
 /** Page kind for a uniform draw r in [0, 1) under the mix. */
@@ -59,14 +59,23 @@ export class PageBank {
 export function xorshift(seed: number): () => number {
   let s = seed >>> 0 || 0x9e3779b9;
   return () => {
-    s ^= s << 13; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
     s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
+    s ^= s << 5;
+    s >>>= 0;
     return s;
   };
 }
 
-export interface Percentiles { count: number; mean: number; p50: number; p99: number; p999: number; max: number }
+export interface Percentiles {
+  count: number;
+  mean: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  max: number;
+}
 
 /**
  * Request latencies in ms, into a preallocated ring (the newest `capacity` are
@@ -89,12 +98,21 @@ export class LatencyRecorder {
     if (ms > this.maxv) this.maxv = ms;
   }
 
-  get count(): number { return this.n; }
+  get count(): number {
+    return this.n;
+  }
 
   percentiles(): Percentiles {
     const k = Math.min(this.n, this.ring.length);
     const s = this.ring.slice(0, k).sort();
     const at = (q: number): number => (k === 0 ? 0 : s[Math.min(k - 1, Math.floor(q * k))]!);
-    return { count: this.n, mean: this.n === 0 ? 0 : this.sum / this.n, p50: at(0.5), p99: at(0.99), p999: at(0.999), max: this.maxv };
+    return {
+      count: this.n,
+      mean: this.n === 0 ? 0 : this.sum / this.n,
+      p50: at(0.5),
+      p99: at(0.99),
+      p999: at(0.999),
+      max: this.maxv,
+    };
   }
 }

@@ -37,10 +37,18 @@ export function zbudPages(sizes: Iterable<number>): ZbudResult {
   for (const size of sizes) {
     if (!(size > 0)) continue;
     objects++;
-    if (size > ZBUD_MAX) { whole++; pages++; continue; }
+    if (size > ZBUD_MAX) {
+      whole++;
+      pages++;
+      continue;
+    }
     const chunks = Math.ceil(size / ZBUD_CHUNK);
     let found = -1;
-    for (let i = chunks; i <= ZBUD_NCHUNKS; i++) if (unbuddied[i]! > 0) { found = i; break; }
+    for (let i = chunks; i <= ZBUD_NCHUNKS; i++)
+      if (unbuddied[i]! > 0) {
+        found = i;
+        break;
+      }
     if (found >= 0) {
       unbuddied[found]!--;
       buddied++;

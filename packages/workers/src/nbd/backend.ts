@@ -3,7 +3,7 @@
 // server-wide tracker of write-type operations in flight that NBD_CMD_FLUSH
 // waits for.
 
-import { nbd } from '@zsmalloc/zram';
+import * as nbd from './protocol.js';
 
 /** An async block device: what an NBD export reads from and writes to. */
 export interface BlockBackend {
@@ -52,15 +52,24 @@ export function nbdErrorOf(err: unknown): number {
 /** Short name of an NBD error value, for messages. */
 export function nbdErrorName(error: number): string {
   switch (error) {
-    case nbd.NBD_EPERM: return 'EPERM';
-    case nbd.NBD_EIO: return 'EIO';
-    case nbd.NBD_ENOMEM: return 'ENOMEM';
-    case nbd.NBD_EINVAL: return 'EINVAL';
-    case nbd.NBD_ENOSPC: return 'ENOSPC';
-    case nbd.NBD_EOVERFLOW: return 'EOVERFLOW';
-    case nbd.NBD_ENOTSUP: return 'ENOTSUP';
-    case nbd.NBD_ESHUTDOWN: return 'ESHUTDOWN';
-    default: return `error ${error}`;
+    case nbd.NBD_EPERM:
+      return 'EPERM';
+    case nbd.NBD_EIO:
+      return 'EIO';
+    case nbd.NBD_ENOMEM:
+      return 'ENOMEM';
+    case nbd.NBD_EINVAL:
+      return 'EINVAL';
+    case nbd.NBD_ENOSPC:
+      return 'ENOSPC';
+    case nbd.NBD_EOVERFLOW:
+      return 'EOVERFLOW';
+    case nbd.NBD_ENOTSUP:
+      return 'ENOTSUP';
+    case nbd.NBD_ESHUTDOWN:
+      return 'ESHUTDOWN';
+    default:
+      return `error ${error}`;
   }
 }
 

@@ -7,7 +7,7 @@
 // stream cannot be trusted) and orderly shutdown (DISC, server close).
 
 import type { Socket } from 'node:net';
-import { nbd } from '@zsmalloc/zram';
+import * as nbd from './protocol.js';
 import { nbdErrorName, nbdErrorOf, type BlockBackend, type WriteTracker } from './backend.js';
 
 /** What a connection needs from its server. */
@@ -203,7 +203,8 @@ export class NbdConnection {
     switch (p.kind) {
       case 'export-name': {
         // No way to return an error here: an unknown export ends the session.
-        if (!this.exportMatches(p.name)) return this.hardDisconnect(`unknown export "${p.name}" in NBD_OPT_EXPORT_NAME`);
+        if (!this.exportMatches(p.name))
+          return this.hardDisconnect(`unknown export "${p.name}" in NBD_OPT_EXPORT_NAME`);
         this.send(nbd.encodeExportNameReply(this.cfg.backend.size, this.transmissionFlags(), this.noZeroes));
         return this.startTransmission();
       }
@@ -217,12 +218,20 @@ export class NbdConnection {
       case 'info':
       case 'go': {
         if (!this.exportMatches(p.name)) {
-          this.send(nbd.encodeOptionReply(option, nbd.NBD_REP_ERR_UNKNOWN, `unknown export "${p.name}" (this server exports "${this.cfg.exportName}")`));
+          this.send(
+            nbd.encodeOptionReply(
+              option,
+              nbd.NBD_REP_ERR_UNKNOWN,
+              `unknown export "${p.name}" (this server exports "${this.cfg.exportName}")`,
+            ),
+          );
           return;
         }
         this.send(nbd.encodeInfoExport(option, this.cfg.backend.size, this.transmissionFlags()));
-        if (p.requests.includes(nbd.NBD_INFO_NAME)) this.send(nbd.encodeInfoString(option, nbd.NBD_INFO_NAME, this.cfg.exportName));
-        if (p.requests.includes(nbd.NBD_INFO_DESCRIPTION)) this.send(nbd.encodeInfoString(option, nbd.NBD_INFO_DESCRIPTION, this.cfg.description));
+        if (p.requests.includes(nbd.NBD_INFO_NAME))
+          this.send(nbd.encodeInfoString(option, nbd.NBD_INFO_NAME, this.cfg.exportName));
+        if (p.requests.includes(nbd.NBD_INFO_DESCRIPTION))
+          this.send(nbd.encodeInfoString(option, nbd.NBD_INFO_DESCRIPTION, this.cfg.description));
         // Any alignment works (zram does read-modify-write of partial pages); 4 KiB is best.
         this.send(nbd.encodeInfoBlockSize(option, 1, 4096, this.cfg.maxPayload));
         this.send(nbd.encodeOptionReply(option, nbd.NBD_REP_ACK));
@@ -243,7 +252,10 @@ export class NbdConnection {
   }
 
   private startTransmission(): void {
-    if (this.cfg.debug) this.cfg.log(`nbd[${this.id}]: transmission, flags 0x${this.transmissionFlags().toString(16)}${this.structured ? ', structured replies' : ''}`);
+    if (this.cfg.debug)
+      this.cfg.log(
+        `nbd[${this.id}]: transmission, flags 0x${this.transmissionFlags().toString(16)}${this.structured ? ', structured replies' : ''}`,
+      );
     this.phase = 'transmission';
     this.decoder.enterTransmission();
   }
@@ -261,26 +273,64 @@ export class NbdConnection {
       this.replyError(req, nbd.NBD_EINVAL, `request length ${length} exceeds the maximum ${this.cfg.maxPayload}`);
       return this.finish(`WRITE of ${length} bytes exceeds the maximum payload`);
     }
-    if ((flags & ~allowed) !== 0) return this.replyError(req, nbd.NBD_EINVAL, `command flags 0x${flags.toString(16)} not valid for command ${type}`);
+    if ((flags & ~allowed) !== 0)
+      return this.replyError(
+        req,
+        nbd.NBD_EINVAL,
+        `command flags 0x${flags.toString(16)} not valid for command ${type}`,
+      );
     if (type === nbd.NBD_CMD_FLUSH) return this.run(req, 0, this.doFlush());
     if (length > this.cfg.maxPayload && type !== nbd.NBD_CMD_TRIM && type !== nbd.NBD_CMD_WRITE_ZEROES) {
-      return this.replyError(req, nbd.NBD_EINVAL, `request length ${length} exceeds the maximum ${this.cfg.maxPayload}`);
+      return this.replyError(
+        req,
+        nbd.NBD_EINVAL,
+        `request length ${length} exceeds the maximum ${this.cfg.maxPayload}`,
+      );
     }
     const size = this.cfg.backend.size;
     if (offset > size || length > size - offset) {
-      return this.replyError(req, nbd.NBD_EINVAL, `range [${offset}, +${length}) is outside the export (${size} bytes)`);
+      return this.replyError(
+        req,
+        nbd.NBD_EINVAL,
+        `range [${offset}, +${length}) is outside the export (${size} bytes)`,
+      );
     }
     const backend = this.cfg.backend;
     const fua = (flags & nbd.NBD_CMD_FLAG_FUA) !== 0;
     switch (type) {
       case nbd.NBD_CMD_READ:
-        return this.run(req, length, call(() => backend.read(offset, length)));
+        return this.run(
+          req,
+          length,
+          call(() => backend.read(offset, length)),
+        );
       case nbd.NBD_CMD_WRITE:
-        return this.run(req, length, this.doWrite(call(() => backend.write(offset, payload!)), fua));
+        return this.run(
+          req,
+          length,
+          this.doWrite(
+            call(() => backend.write(offset, payload!)),
+            fua,
+          ),
+        );
       case nbd.NBD_CMD_TRIM:
-        return this.run(req, 0, this.doWrite(call(() => backend.trim(offset, length)), fua));
+        return this.run(
+          req,
+          0,
+          this.doWrite(
+            call(() => backend.trim(offset, length)),
+            fua,
+          ),
+        );
       case nbd.NBD_CMD_WRITE_ZEROES:
-        return this.run(req, 0, this.doWrite(call(() => backend.writeZeroes(offset, length)), fua));
+        return this.run(
+          req,
+          0,
+          this.doWrite(
+            call(() => backend.writeZeroes(offset, length)),
+            fua,
+          ),
+        );
     }
   }
 
@@ -295,20 +345,26 @@ export class NbdConnection {
   }
 
   /** Accounts one request in flight and answers it when `op` settles. */
-  private run(req: nbd.NbdRequest, bytes: number, op: Promise<Uint8Array | void>): void {
+  private run(req: nbd.NbdRequest, bytes: number, op: Promise<Uint8Array | undefined> | Promise<void>): void {
     this.inflight++;
     this.inflightBytes += bytes;
     op.then(
       (data) => {
         if (req.type !== nbd.NBD_CMD_READ) this.replyOk(req);
         else if (data instanceof Uint8Array && data.length === req.length) this.replyData(req, data);
-        else this.replyError(req, nbd.NBD_EIO, `backend returned ${data instanceof Uint8Array ? data.length : typeof data} bytes for a read of ${req.length}`);
+        else
+          this.replyError(
+            req,
+            nbd.NBD_EIO,
+            `backend returned ${data instanceof Uint8Array ? data.length : typeof data} bytes for a read of ${req.length}`,
+          );
         this.done(bytes);
       },
       (err: unknown) => {
         const error = nbdErrorOf(err);
         const msg = err instanceof Error ? err.message : String(err);
-        if (error === nbd.NBD_EIO) this.cfg.log(`nbd[${this.id}]: I/O error on command ${req.type} [${req.offset}, +${req.length}): ${msg}`);
+        if (error === nbd.NBD_EIO)
+          this.cfg.log(`nbd[${this.id}]: I/O error on command ${req.type} [${req.offset}, +${req.length}): ${msg}`);
         this.replyError(req, error, msg);
         this.done(bytes);
       },

@@ -69,7 +69,13 @@ export class ZramDeviceBackend implements BlockBackend {
   private zeroRange(offset: number, length: number): void {
     const dev = this.device;
     const size = this.size;
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
+    if (
+      !Number.isSafeInteger(offset) ||
+      !Number.isSafeInteger(length) ||
+      offset < 0 ||
+      length < 0 ||
+      offset + length > size
+    ) {
       throw new RangeError(`writeZeroes: range [${offset}, +${length}) outside the device (${size} bytes)`);
     }
     const end = offset + length;

@@ -4,3 +4,4 @@ export { NbdServer, type NbdServerOptions, type NbdServerAddress } from './serve
 export { NbdConnection, type ConnectionConfig, type ConnectionStats } from './connection.js';
 export { WriteTracker, nbdErrorOf, nbdErrorName, type BlockBackend } from './backend.js';
 export { ZramDeviceBackend } from './device-backend.js';
+export * as nbd from './protocol.js';

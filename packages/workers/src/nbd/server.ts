@@ -49,7 +49,8 @@ export class NbdServer {
   private listening = false;
 
   constructor(options: NbdServerOptions) {
-    if (!options || typeof options !== 'object' || !options.backend) throw new TypeError('NbdServer: options.backend is required');
+    if (!options || typeof options !== 'object' || !options.backend)
+      throw new TypeError('NbdServer: options.backend is required');
     this.backend = options.backend;
     this.opts = {
       host: options.host ?? '127.0.0.1',
@@ -64,12 +65,13 @@ export class NbdServer {
       debug: options.debug ?? false,
     };
     const o = this.opts;
-    if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw new RangeError(`NbdServer: bad port ${String(o.port)}`);
+    if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535)
+      throw new RangeError(`NbdServer: bad port ${String(o.port)}`);
     if (!Number.isInteger(o.maxPayload) || o.maxPayload < 4096 || o.maxPayload > 0xffffffff) {
       throw new RangeError('NbdServer: maxPayload must be an integer in 4096..2^32-1');
     }
-    if (Buffer.byteLength(o.exportName) > 4096 || o.exportName.includes('\0')) throw new RangeError('NbdServer: bad export name');
-    const self = this;
+    if (Buffer.byteLength(o.exportName) > 4096 || o.exportName.includes('\0'))
+      throw new RangeError('NbdServer: bad export name');
     this.cfg = {
       backend: this.backend,
       exportName: o.exportName,
@@ -81,7 +83,7 @@ export class NbdServer {
       writes: this.writes,
       log: o.log,
       debug: o.debug,
-      shuttingDown: () => self.closing !== null,
+      shuttingDown: () => this.closing !== null,
     };
     this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
     this.server.on('error', (e) => o.log(`nbd: server error: ${e.message}`));

@@ -21,7 +21,13 @@ export class ServiceBackend implements BlockBackend {
   }
 
   private check(offset: number, length: number): void {
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
+    if (
+      !Number.isSafeInteger(offset) ||
+      !Number.isSafeInteger(length) ||
+      offset < 0 ||
+      length < 0 ||
+      offset + length > this.size
+    ) {
       throw new RangeError(`range [${offset}, +${length}) outside the device (${this.size} bytes)`);
     }
   }

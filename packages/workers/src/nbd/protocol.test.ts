@@ -4,7 +4,12 @@ import * as nbd from './protocol.js';
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 /** Feeds `bytes` to a decoder in pieces of the given sizes (cycled) and collects every event. */
-function decodeSplit(dec: nbd.ServerDecoder, bytes: Buffer, sizes: number[], onEvent?: (ev: nbd.ServerEvent) => void): nbd.ServerEvent[] {
+function decodeSplit(
+  dec: nbd.ServerDecoder,
+  bytes: Buffer,
+  sizes: number[],
+  onEvent?: (ev: nbd.ServerEvent) => void,
+): nbd.ServerEvent[] {
   const events: nbd.ServerEvent[] = [];
   let pos = 0;
   let k = 0;
@@ -31,7 +36,15 @@ describe('NBD constants', () => {
   });
 
   it('numbers options, replies, commands and errors as proto.md', () => {
-    expect([nbd.NBD_OPT_EXPORT_NAME, nbd.NBD_OPT_ABORT, nbd.NBD_OPT_LIST, nbd.NBD_OPT_STARTTLS, nbd.NBD_OPT_INFO, nbd.NBD_OPT_GO, nbd.NBD_OPT_STRUCTURED_REPLY]).toEqual([1, 2, 3, 5, 6, 7, 8]);
+    expect([
+      nbd.NBD_OPT_EXPORT_NAME,
+      nbd.NBD_OPT_ABORT,
+      nbd.NBD_OPT_LIST,
+      nbd.NBD_OPT_STARTTLS,
+      nbd.NBD_OPT_INFO,
+      nbd.NBD_OPT_GO,
+      nbd.NBD_OPT_STRUCTURED_REPLY,
+    ]).toEqual([1, 2, 3, 5, 6, 7, 8]);
     expect([nbd.NBD_OPT_LIST_META_CONTEXT, nbd.NBD_OPT_SET_META_CONTEXT]).toEqual([9, 10]);
     expect([nbd.NBD_REP_ACK, nbd.NBD_REP_SERVER, nbd.NBD_REP_INFO]).toEqual([1, 2, 3]);
     expect(nbd.NBD_REP_ERR_UNSUP).toBe(2 ** 31 + 1);
@@ -39,8 +52,23 @@ describe('NBD constants', () => {
     expect(nbd.NBD_REP_ERR_UNKNOWN).toBe(2 ** 31 + 6);
     expect(nbd.isOptionReplyError(nbd.NBD_REP_ERR_SHUTDOWN)).toBe(true);
     expect(nbd.isOptionReplyError(nbd.NBD_REP_ACK)).toBe(false);
-    expect([nbd.NBD_CMD_READ, nbd.NBD_CMD_WRITE, nbd.NBD_CMD_DISC, nbd.NBD_CMD_FLUSH, nbd.NBD_CMD_TRIM, nbd.NBD_CMD_WRITE_ZEROES]).toEqual([0, 1, 2, 3, 4, 6]);
-    expect([nbd.NBD_EPERM, nbd.NBD_EIO, nbd.NBD_ENOMEM, nbd.NBD_EINVAL, nbd.NBD_ENOSPC, nbd.NBD_EOVERFLOW, nbd.NBD_ESHUTDOWN]).toEqual([1, 5, 12, 22, 28, 75, 108]);
+    expect([
+      nbd.NBD_CMD_READ,
+      nbd.NBD_CMD_WRITE,
+      nbd.NBD_CMD_DISC,
+      nbd.NBD_CMD_FLUSH,
+      nbd.NBD_CMD_TRIM,
+      nbd.NBD_CMD_WRITE_ZEROES,
+    ]).toEqual([0, 1, 2, 3, 4, 6]);
+    expect([
+      nbd.NBD_EPERM,
+      nbd.NBD_EIO,
+      nbd.NBD_ENOMEM,
+      nbd.NBD_EINVAL,
+      nbd.NBD_ENOSPC,
+      nbd.NBD_EOVERFLOW,
+      nbd.NBD_ESHUTDOWN,
+    ]).toEqual([1, 5, 12, 22, 28, 75, 108]);
     expect(nbd.NBD_FLAG_SEND_WRITE_ZEROES).toBe(64);
     expect(nbd.NBD_FLAG_CAN_MULTI_CONN).toBe(256);
     expect(nbd.NBD_REPLY_TYPE_ERROR).toBe(32769);
@@ -49,7 +77,7 @@ describe('NBD constants', () => {
 
 describe('handshake encoding', () => {
   it('greets with NBDMAGIC, IHAVEOPT and FIXED_NEWSTYLE|NO_ZEROES', () => {
-    expect(hex(nbd.encodeGreeting())).toBe(Buffer.from('NBDMAGICIHAVEOPT').toString('hex') + '0003');
+    expect(hex(nbd.encodeGreeting())).toBe(`${Buffer.from('NBDMAGICIHAVEOPT').toString('hex')}0003`);
   });
 
   it('checks client flags', () => {
@@ -76,7 +104,7 @@ describe('handshake encoding', () => {
     const s = nbd.decodeOptionReply(nbd.encodeServerReply('zram0', 'desc'))!;
     expect(s.type).toBe(nbd.NBD_REP_SERVER);
     expect(s.option).toBe(nbd.NBD_OPT_LIST);
-    expect(hex(s.data)).toBe('00000005' + Buffer.from('zram0desc').toString('hex'));
+    expect(hex(s.data)).toBe(`00000005${Buffer.from('zram0desc').toString('hex')}`);
 
     const size = 2 ** 40 + 4096;
     const ex = nbd.decodeOptionReply(nbd.encodeInfoExport(nbd.NBD_OPT_GO, size, 0x1ed))!;
@@ -104,9 +132,13 @@ describe('handshake encoding', () => {
 describe('option parsing', () => {
   it('parses INFO/GO data', () => {
     const data = nbd.encodeInfoRequestData('zram0', [nbd.NBD_INFO_NAME, nbd.NBD_INFO_BLOCK_SIZE]);
-    expect(hex(data)).toBe('00000005' + Buffer.from('zram0').toString('hex') + '0002' + '0001' + '0003');
+    expect(hex(data)).toBe(`00000005${Buffer.from('zram0').toString('hex')}000200010003`);
     expect(nbd.parseOption(nbd.NBD_OPT_GO, data)).toEqual({ kind: 'go', name: 'zram0', requests: [1, 3] });
-    expect(nbd.parseOption(nbd.NBD_OPT_INFO, nbd.encodeInfoRequestData(''))).toEqual({ kind: 'info', name: '', requests: [] });
+    expect(nbd.parseOption(nbd.NBD_OPT_INFO, nbd.encodeInfoRequestData(''))).toEqual({
+      kind: 'info',
+      name: '',
+      requests: [],
+    });
   });
 
   it('reports malformed INFO/GO data as invalid', () => {
@@ -115,8 +147,16 @@ describe('option parsing', () => {
       good.subarray(0, 5), // too short
       good.subarray(0, good.length - 1), // request list cut
       Buffer.concat([good, Buffer.from([0])]), // trailing byte
-      (() => { const b = Buffer.from(good); b.writeUInt32BE(1000, 0); return b; })(), // name longer than data
-      (() => { const b = Buffer.from(good); b.writeUInt32BE(0xffffffff, 0); return b; })(),
+      (() => {
+        const b = Buffer.from(good);
+        b.writeUInt32BE(1000, 0);
+        return b;
+      })(), // name longer than data
+      (() => {
+        const b = Buffer.from(good);
+        b.writeUInt32BE(0xffffffff, 0);
+        return b;
+      })(),
       nbd.encodeInfoRequestData('a\0b'), // NUL in name
       Buffer.concat([Buffer.from([0, 0, 0, 2, 0xc3, 0x28]), Buffer.from([0, 0])]), // bad UTF-8
     ];
@@ -124,7 +164,10 @@ describe('option parsing', () => {
   });
 
   it('parses the other options and flags unknown ones', () => {
-    expect(nbd.parseOption(nbd.NBD_OPT_EXPORT_NAME, Buffer.from('zram0'))).toEqual({ kind: 'export-name', name: 'zram0' });
+    expect(nbd.parseOption(nbd.NBD_OPT_EXPORT_NAME, Buffer.from('zram0'))).toEqual({
+      kind: 'export-name',
+      name: 'zram0',
+    });
     expect(nbd.parseOption(nbd.NBD_OPT_EXPORT_NAME, Buffer.alloc(0))).toEqual({ kind: 'export-name', name: '' });
     expect(nbd.parseOption(nbd.NBD_OPT_EXPORT_NAME, Buffer.alloc(5000, 0x61)).kind).toBe('invalid');
     expect(nbd.parseOption(nbd.NBD_OPT_ABORT, Buffer.alloc(0))).toEqual({ kind: 'abort' });
@@ -140,7 +183,14 @@ describe('option parsing', () => {
 
 describe('transmission encoding', () => {
   it('round-trips a request header, 64-bit offset and cookie included', () => {
-    const r = { flags: nbd.NBD_CMD_FLAG_FUA, type: nbd.NBD_CMD_WRITE, cookieHi: 0xdeadbeef, cookieLo: 0x01020304, offset: 2 ** 33 + 512, length: 4096 };
+    const r = {
+      flags: nbd.NBD_CMD_FLAG_FUA,
+      type: nbd.NBD_CMD_WRITE,
+      cookieHi: 0xdeadbeef,
+      cookieLo: 0x01020304,
+      offset: 2 ** 33 + 512,
+      length: 4096,
+    };
     const b = nbd.encodeRequest(r);
     expect(hex(b)).toBe('25609513' + '0001' + '0001' + 'deadbeef01020304' + '0000000200000200' + '00001000');
     expect(nbd.decodeRequest(b)).toEqual(r);
@@ -167,14 +217,19 @@ describe('transmission encoding', () => {
     const h = nbd.encodeOffsetDataHeader(true, 0, 7, 8192, 4096);
     expect(hex(h)).toBe('668e33ef' + '0001' + '0001' + '0000000000000007' + '00001008' + '0000000000002000');
     const chunk = nbd.decodeStructuredChunk(Buffer.concat([h, Buffer.alloc(4096, 1)]))!;
-    expect(chunk).toMatchObject({ flags: nbd.NBD_REPLY_FLAG_DONE, type: nbd.NBD_REPLY_TYPE_OFFSET_DATA, cookieLo: 7, total: 20 + 8 + 4096 });
+    expect(chunk).toMatchObject({
+      flags: nbd.NBD_REPLY_FLAG_DONE,
+      type: nbd.NBD_REPLY_TYPE_OFFSET_DATA,
+      cookieLo: 7,
+      total: 20 + 8 + 4096,
+    });
     expect(nbd.readU64(chunk.payload, 0)).toBe(8192);
     expect(() => nbd.encodeOffsetDataHeader(true, 0, 0, 0, 0)).toThrow(RangeError);
 
     expect(hex(nbd.encodeNoneChunk(0, 9))).toBe('668e33ef' + '0001' + '0000' + '0000000000000009' + '00000000');
 
     const e = nbd.encodeErrorChunk(true, 0, 3, nbd.NBD_ENOSPC, 'full');
-    expect(hex(e)).toBe('668e33ef' + '0001' + '8001' + '0000000000000003' + '0000000a' + '0000001c' + '0004' + Buffer.from('full').toString('hex'));
+    expect(hex(e)).toBe(`668e33ef0001800100000000000000030000000a0000001c0004${Buffer.from('full').toString('hex')}`);
     expect(() => nbd.encodeErrorChunk(true, 0, 0, 0)).toThrow(RangeError);
     expect(nbd.encodeErrorChunk(true, 0, 0, 5, 'x'.repeat(70000)).length).toBe(20 + 6 + 4096);
   });
@@ -291,7 +346,9 @@ describe('ServerDecoder', () => {
 
   function transmissionDecoder(opts?: nbd.ServerDecoderOptions): nbd.ServerDecoder {
     const dec = new nbd.ServerDecoder(opts);
-    dec.push(Buffer.concat([Buffer.from([0, 0, 0, 3]), nbd.encodeClientOption(nbd.NBD_OPT_GO, nbd.encodeInfoRequestData(''))]));
+    dec.push(
+      Buffer.concat([Buffer.from([0, 0, 0, 3]), nbd.encodeClientOption(nbd.NBD_OPT_GO, nbd.encodeInfoRequestData(''))]),
+    );
     dec.next();
     dec.next();
     dec.enterTransmission();
@@ -330,15 +387,21 @@ describe('ServerDecoder', () => {
 
   it('survives random garbage in every phase without throwing', () => {
     let seed = 12345;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) & 0xff;
+    const rnd = () => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return (seed >>> 16) & 0xff;
+    };
     for (let trial = 0; trial < 200; trial++) {
-      const dec = trial % 2 ? transmissionDecoder({ maxPayload: 4096 }) : new nbd.ServerDecoder({ maxOptionLength: 4096 });
+      const dec =
+        trial % 2 ? transmissionDecoder({ maxPayload: 4096 }) : new nbd.ServerDecoder({ maxOptionLength: 4096 });
       const junk = Buffer.alloc(64 + (trial % 300));
       for (let i = 0; i < junk.length; i++) junk[i] = rnd();
       if (trial % 4 === 1) junk.writeUInt32BE(nbd.NBD_REQUEST_MAGIC, 0);
-      expect(() => decodeSplit(dec, junk, [1 + (trial % 13)], (ev) => {
-        if (ev.kind === 'option') nbd.parseOption(ev.option, ev.data);
-      })).not.toThrow();
+      expect(() =>
+        decodeSplit(dec, junk, [1 + (trial % 13)], (ev) => {
+          if (ev.kind === 'option') nbd.parseOption(ev.option, ev.data);
+        }),
+      ).not.toThrow();
     }
   });
 });

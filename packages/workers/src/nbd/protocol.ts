@@ -218,7 +218,8 @@ export function parseInfoRequest(data: Uint8Array): { name: string; requests: nu
   const name = decodeString(data.subarray(4, 4 + nameLen), 'export name');
   const count = v.getUint16(4 + nameLen);
   const rest = data.length - 6 - nameLen;
-  if (rest !== count * 2) throw new NbdProtocolError(`INFO/GO: ${count} information requests need ${count * 2} bytes, got ${rest}`);
+  if (rest !== count * 2)
+    throw new NbdProtocolError(`INFO/GO: ${count} information requests need ${count * 2} bytes, got ${rest}`);
   const requests: number[] = [];
   for (let i = 0; i < count; i++) requests.push(v.getUint16(6 + nameLen + 2 * i));
   return { name, requests };
@@ -287,7 +288,11 @@ export function encodeInfoExport(option: number, size: number, transmissionFlags
 }
 
 /** NBD_REP_INFO with NBD_INFO_NAME or NBD_INFO_DESCRIPTION (a string). */
-export function encodeInfoString(option: number, info: typeof NBD_INFO_NAME | typeof NBD_INFO_DESCRIPTION, text: string): Buffer {
+export function encodeInfoString(
+  option: number,
+  info: typeof NBD_INFO_NAME | typeof NBD_INFO_DESCRIPTION,
+  text: string,
+): Buffer {
   const s = Buffer.from(text, 'utf8');
   const data = Buffer.allocUnsafe(2 + s.length);
   data.writeUInt16BE(info, 0);
@@ -331,7 +336,8 @@ export function decodeRequest(buf: Uint8Array, off = 0): NbdRequest {
   if (buf.length - off < REQUEST_SIZE) throw new NbdProtocolError(`request header needs ${REQUEST_SIZE} bytes`);
   const v = new DataView(buf.buffer, buf.byteOffset + off, REQUEST_SIZE);
   const magic = v.getUint32(0);
-  if (magic !== NBD_REQUEST_MAGIC) throw new NbdProtocolError(`bad request magic 0x${magic.toString(16).padStart(8, '0')}`);
+  if (magic !== NBD_REQUEST_MAGIC)
+    throw new NbdProtocolError(`bad request magic 0x${magic.toString(16).padStart(8, '0')}`);
   return {
     flags: v.getUint16(4),
     type: v.getUint16(6),
@@ -353,13 +359,27 @@ export function encodeSimpleReply(error: number, cookieHi: number, cookieLo: num
 }
 
 /** A structured reply chunk header: magic, flags, type, cookie, payload length. */
-export function encodeStructuredHeader(flags: number, type: number, cookieHi: number, cookieLo: number, length: number): Buffer {
+export function encodeStructuredHeader(
+  flags: number,
+  type: number,
+  cookieHi: number,
+  cookieLo: number,
+  length: number,
+): Buffer {
   const b = Buffer.allocUnsafe(STRUCTURED_REPLY_HEADER_SIZE);
   writeStructuredHeader(b, 0, flags, type, cookieHi, cookieLo, length);
   return b;
 }
 
-function writeStructuredHeader(b: Buffer, at: number, flags: number, type: number, cookieHi: number, cookieLo: number, length: number): void {
+function writeStructuredHeader(
+  b: Buffer,
+  at: number,
+  flags: number,
+  type: number,
+  cookieHi: number,
+  cookieLo: number,
+  length: number,
+): void {
   b.writeUInt32BE(NBD_STRUCTURED_REPLY_MAGIC, at);
   b.writeUInt16BE(flags, at + 4);
   b.writeUInt16BE(type, at + 6);
@@ -372,10 +392,25 @@ function writeStructuredHeader(b: Buffer, at: number, flags: number, type: numbe
  * Header of an NBD_REPLY_TYPE_OFFSET_DATA chunk for `dataLength` bytes at
  * `offset` (28 bytes: chunk header plus the 64-bit offset); the data follows it.
  */
-export function encodeOffsetDataHeader(done: boolean, cookieHi: number, cookieLo: number, offset: number, dataLength: number): Buffer {
-  if (dataLength < 1 || dataLength > TWO32 - 1 - 8) throw new RangeError(`OFFSET_DATA chunk must carry 1..2^32-9 bytes, got ${dataLength}`);
+export function encodeOffsetDataHeader(
+  done: boolean,
+  cookieHi: number,
+  cookieLo: number,
+  offset: number,
+  dataLength: number,
+): Buffer {
+  if (dataLength < 1 || dataLength > TWO32 - 1 - 8)
+    throw new RangeError(`OFFSET_DATA chunk must carry 1..2^32-9 bytes, got ${dataLength}`);
   const b = Buffer.allocUnsafe(STRUCTURED_REPLY_HEADER_SIZE + 8);
-  writeStructuredHeader(b, 0, done ? NBD_REPLY_FLAG_DONE : 0, NBD_REPLY_TYPE_OFFSET_DATA, cookieHi, cookieLo, 8 + dataLength);
+  writeStructuredHeader(
+    b,
+    0,
+    done ? NBD_REPLY_FLAG_DONE : 0,
+    NBD_REPLY_TYPE_OFFSET_DATA,
+    cookieHi,
+    cookieLo,
+    8 + dataLength,
+  );
   putU64(b, offset, STRUCTURED_REPLY_HEADER_SIZE);
   return b;
 }
@@ -386,7 +421,13 @@ export function encodeNoneChunk(cookieHi: number, cookieLo: number): Buffer {
 }
 
 /** An NBD_REPLY_TYPE_ERROR chunk: error, message length, message (truncated to fit 16 bits). */
-export function encodeErrorChunk(done: boolean, cookieHi: number, cookieLo: number, error: number, message = ''): Buffer {
+export function encodeErrorChunk(
+  done: boolean,
+  cookieHi: number,
+  cookieLo: number,
+  error: number,
+  message = '',
+): Buffer {
   if (error === 0) throw new RangeError('an error chunk needs a nonzero error');
   let msg = Buffer.from(message, 'utf8');
   if (msg.length > MAX_STRING) msg = msg.subarray(0, MAX_STRING);
@@ -625,12 +666,20 @@ export function encodeInfoRequestData(name: string, requests: number[] = []): Bu
   b.writeUInt32BE(n.length, 0);
   b.set(n, 4);
   b.writeUInt16BE(requests.length, 4 + n.length);
-  requests.forEach((r, i) => b.writeUInt16BE(r, 6 + n.length + 2 * i));
+  for (const [i, r] of requests.entries()) b.writeUInt16BE(r, 6 + n.length + 2 * i);
   return b;
 }
 
 /** A 28-byte request header (a WRITE's data follows it). */
-export function encodeRequest(r: { flags?: number; type: number; cookieHi?: number; cookieLo?: number; offset: number; length: number; magic?: number }): Buffer {
+export function encodeRequest(r: {
+  flags?: number;
+  type: number;
+  cookieHi?: number;
+  cookieLo?: number;
+  offset: number;
+  length: number;
+  magic?: number;
+}): Buffer {
   const b = Buffer.allocUnsafe(REQUEST_SIZE);
   b.writeUInt32BE((r.magic ?? NBD_REQUEST_MAGIC) >>> 0, 0);
   b.writeUInt16BE(r.flags ?? 0, 4);
@@ -643,7 +692,9 @@ export function encodeRequest(r: { flags?: number; type: number; cookieHi?: numb
 }
 
 /** A decoded option reply header plus its data (`total` bytes consumed), or null if incomplete. */
-export function decodeOptionReply(buf: Uint8Array): { option: number; type: number; data: Uint8Array; total: number } | null {
+export function decodeOptionReply(
+  buf: Uint8Array,
+): { option: number; type: number; data: Uint8Array; total: number } | null {
   if (buf.length < OPTION_REPLY_HEADER_SIZE) return null;
   const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   if (v.getBigUint64(0) !== NBD_OPT_REPLY_MAGIC) throw new NbdProtocolError('bad option reply magic');
@@ -658,7 +709,9 @@ export function decodeOptionReply(buf: Uint8Array): { option: number; type: numb
 }
 
 /** Decodes an NBD_REP_INFO payload. */
-export function decodeInfo(data: Uint8Array):
+export function decodeInfo(
+  data: Uint8Array,
+):
   | { info: typeof NBD_INFO_EXPORT; size: number; flags: number }
   | { info: typeof NBD_INFO_NAME | typeof NBD_INFO_DESCRIPTION; text: string }
   | { info: typeof NBD_INFO_BLOCK_SIZE; minimum: number; preferred: number; maximum: number }
@@ -691,13 +744,14 @@ export function decodeSimpleReply(buf: Uint8Array): { error: number; cookieHi: n
 }
 
 /** A structured reply chunk (header and payload), or null if incomplete. */
-export function decodeStructuredChunk(buf: Uint8Array):
-  | { flags: number; type: number; cookieHi: number; cookieLo: number; payload: Uint8Array; total: number }
-  | null {
+export function decodeStructuredChunk(
+  buf: Uint8Array,
+): { flags: number; type: number; cookieHi: number; cookieLo: number; payload: Uint8Array; total: number } | null {
   if (buf.length < STRUCTURED_REPLY_HEADER_SIZE) return null;
   const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const magic = v.getUint32(0);
-  if (magic !== NBD_STRUCTURED_REPLY_MAGIC) throw new NbdProtocolError(`bad structured reply magic 0x${magic.toString(16)}`);
+  if (magic !== NBD_STRUCTURED_REPLY_MAGIC)
+    throw new NbdProtocolError(`bad structured reply magic 0x${magic.toString(16)}`);
   const len = v.getUint32(16);
   if (buf.length < STRUCTURED_REPLY_HEADER_SIZE + len) return null;
   return {
