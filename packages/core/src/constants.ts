@@ -1,4 +1,4 @@
-// Kernel constants shared by every module of the allocator (see REFERENCE.md).
+// Kernel constants shared by every module of the allocator (see docs/kernel-facts.md).
 
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;

@@ -92,7 +92,7 @@ export interface ServiceStats {
   batchPages: number;
 }
 
-// 64 pages (256 KiB) per task: a piscina round trip costs ~46 us (REFERENCE.md) and
+// 64 pages (256 KiB) per task: a piscina round trip costs ~46 us (docs/kernel-facts.md) and
 // 150-230 us per task on a busy 2-core machine (bench:service), while 64 pages take
 // ~1 ms to compress; in bench:service batch 8 wrote at 0.72x and batch 128 at 1.11x
 // the rate of batch 32, and larger batches add latency.
