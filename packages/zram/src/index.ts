@@ -23,6 +23,7 @@ export {
   type Codec,
 } from './codec.js';
 export { ZramError, type ZramErrorCode } from './errors.js';
+export type { BackingOpenOptions } from './backing.js';
 export {
   SLOT_LOCK_CLASS,
   ZRAM_SAME,
