@@ -4,9 +4,10 @@
 // with a live terminal view (throughput, mm_stat, pages compaction could free,
 // buddyinfo, the most contended locks) and a summary at the end.
 
+import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { rmSync } from 'node:fs';
+import { parseArgs as parseArgv } from 'node:util';
 import { fillPage, swapLikeKind } from '@zsmalloc/zram/testing';
 import { ZramService } from './service.js';
 import { parseSize } from './size.js';
@@ -23,47 +24,51 @@ interface Args {
 
 const USAGE = `usage: main [--seconds 30] [--workers N] [--lock-mode class|pool] [--chain-size 4..16]
             [--size 256M] [--mem-limit 0] [--streams 8]
-  --seconds     how long the storm runs (default 30)
+  --seconds     how long the storm runs (default 30; --duration is the same)
   --workers     compression worker threads (default: available cores)
   --lock-mode   class: per-class locks (kernel 4.x-6.1, 6.11+); pool: one pool lock (6.2-6.10)
   --chain-size  max pages per zspage, 4..16 (default 8)
   --size        device size (K/M/G suffixes, default 256M)
   --mem-limit   zram mem_limit (default 0: none)
-  --streams     concurrent request streams (default 8)`;
+  --streams     concurrent request streams (default 8)
+  --help        this text`;
+
+const OPTIONS = {
+  seconds: { type: 'string' },
+  duration: { type: 'string' },
+  workers: { type: 'string' },
+  'lock-mode': { type: 'string' },
+  'chain-size': { type: 'string' },
+  size: { type: 'string' },
+  'mem-limit': { type: 'string' },
+  streams: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = {
-    seconds: 30,
-    workers: Math.max(1, availableParallelism()),
-    lockMode: 'class',
-    chainSize: 8,
-    disksize: 256 << 20,
-    memLimit: 0,
-    streams: 8,
-  };
-  for (let k = 0; k < argv.length; k++) {
-    const flag = argv[k]!;
-    if (flag === '--') continue;
-    const val = () => {
-      const v = argv[++k];
-      if (v === undefined) throw new Error(`${flag} needs a value`);
-      return v;
-    };
-    if (flag === '--seconds' || flag === '--duration') a.seconds = Number(val());
-    else if (flag === '--workers') a.workers = Number(val());
-    else if (flag === '--lock-mode') {
-      const v = val();
-      if (v !== 'class' && v !== 'pool') throw new Error('--lock-mode is class or pool');
-      a.lockMode = v;
-    } else if (flag === '--chain-size') a.chainSize = Number(val());
-    else if (flag === '--size') a.disksize = parseSize(val());
-    else if (flag === '--mem-limit') a.memLimit = parseSize(val());
-    else if (flag === '--streams') a.streams = Number(val());
-    else if (flag === '--help' || flag === '-h') {
-      console.log(USAGE);
-      process.exit(0);
-    } else throw new Error(`unknown flag ${flag}\n${USAGE}`);
+  const v = (() => {
+    try {
+      return parseArgv({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }).values;
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n${USAGE}`);
+    }
+  })();
+  if (v.help) {
+    console.log(USAGE);
+    process.exit(0);
   }
+  const seconds = v.seconds ?? v.duration;
+  const lockMode = v['lock-mode'] ?? 'class';
+  if (lockMode !== 'class' && lockMode !== 'pool') throw new Error('--lock-mode is class or pool');
+  const a: Args = {
+    seconds: seconds === undefined ? 30 : Number(seconds),
+    workers: v.workers === undefined ? Math.max(1, availableParallelism()) : Number(v.workers),
+    lockMode,
+    chainSize: v['chain-size'] === undefined ? 8 : Number(v['chain-size']),
+    disksize: v.size === undefined ? 256 << 20 : parseSize(v.size),
+    memLimit: v['mem-limit'] === undefined ? 0 : parseSize(v['mem-limit']),
+    streams: v.streams === undefined ? 8 : Number(v.streams),
+  };
   if (!(a.seconds > 0)) throw new Error('--seconds must be > 0');
   if (!Number.isInteger(a.workers) || a.workers < 1) throw new Error('--workers must be a positive integer');
   if (!Number.isInteger(a.streams) || a.streams < 1) throw new Error('--streams must be a positive integer');
@@ -72,8 +77,12 @@ function parseArgs(argv: string[]): Args {
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
-  const backingFile = join(tmpdir(), `zram-storm-${process.pid}.img`);
+  // "--" from `pnpm start -- ...` is not an option
+  const args = parseArgs(process.argv.slice(2).filter((a, i) => !(i === 0 && a === '--')));
+  // The backing file lives in a fresh private (0700) directory and is created with O_EXCL.
+  const privateDir = mkdtempSync(join(tmpdir(), 'zram-storm-'));
+  const backingFile = join(privateDir, 'backing.img');
+  process.once('exit', () => rmSync(privateDir, { recursive: true, force: true }));
   const svc = await ZramService.start({
     disksize: args.disksize,
     compressionWorkers: args.workers,
@@ -82,6 +91,7 @@ async function main(): Promise<void> {
     memLimit: args.memLimit,
     lockStat: true,
     backingFile,
+    backingFileExclusive: true,
     compaction: { thresholdPages: 128, intervalMs: 100 },
   });
   const pages = svc.device.pages;
@@ -131,7 +141,8 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 2000));
       svc.idle(5);
       counters.writeback += await svc.writeback('idle');
-      counters.swapIn += await svc.readback(rnd() % pages, Math.min(512, pages));
+      const n = Math.min(512, pages);
+      counters.swapIn += await svc.readback(rnd() % (pages - n + 1), n);
     }
   };
   const t0 = performance.now();
@@ -161,7 +172,6 @@ async function main(): Promise<void> {
   const st = await svc.stats();
   await svc.close();
   svc.pool.verify();
-  rmSync(backingFile, { force: true });
   console.log('\nsummary');
   console.log(
     `  pages written ${counters.written} (${((counters.written * 4096) / secs / 1e6).toFixed(1)} MB/s), read ${counters.read} (${((counters.read * 4096) / secs / 1e6).toFixed(1)} MB/s), discarded ${counters.discarded}, failed writes ${counters.failedWrites}`,
