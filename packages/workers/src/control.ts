@@ -2,17 +2,24 @@
 // lines — one request {"cmd": ..., "args": {...}} per line, one reply
 // {"ok": true, "result": ...} or {"ok": false, "error": "..."} per line. The CLI's
 // stat / compact / idle / writeback / recompress / reset commands use it. The
-// socket path defaults to one derived from the NBD port, so `--port` finds it.
+// socket path defaults to one derived from the NBD port, inside the user's
+// private runtime directory, so `--port` finds it. Anyone who can connect can
+// reset the device: the socket is created 0600 (see unix-socket.ts) and the
+// client refuses a socket another user owns.
 
-import { existsSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { checkOwnSocket, listenPrivate, privateRuntimeDir } from './unix-socket.js';
 
 export type ControlHandler = (cmd: string, args: Record<string, unknown>) => Promise<unknown>;
 
-export function defaultControlPath(port: number): string {
-  return join(tmpdir(), `zram-nbd-${port}.sock`);
+/**
+ * The control socket of the server on NBD port `port`: `nbd-<port>.sock` in the
+ * user's private runtime directory (created 0700 by the server, `create`).
+ */
+export function defaultControlPath(port: number, create = false): string {
+  return join(privateRuntimeDir(create), `nbd-${port}.sock`);
 }
 
 export class ControlServer {
@@ -25,18 +32,6 @@ export class ControlServer {
   }
 
   static async listen(path: string, handler: ControlHandler): Promise<ControlServer> {
-    if (existsSync(path)) {
-      // a stale socket from a server that died; refuse if one is still answering
-      const alive = await new Promise<boolean>((resolve) => {
-        const s = net.connect(path, () => {
-          s.destroy();
-          resolve(true);
-        });
-        s.on('error', () => resolve(false));
-      });
-      if (alive) throw new Error(`a zram server already answers on ${path}`);
-      rmSync(path, { force: true });
-    }
     const server = net.createServer((sock) => {
       let buf = '';
       sock.setEncoding('utf8');
@@ -65,13 +60,7 @@ export class ControlServer {
       });
       sock.on('error', () => undefined);
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(path, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenPrivate(server, path, 'control socket');
     return new ControlServer(path, server);
   }
 
@@ -92,6 +81,7 @@ export function controlRequest(
   args: Record<string, unknown> = {},
   timeoutMs = 60_000,
 ): Promise<unknown> {
+  checkOwnSocket(path, 'control socket');
   return new Promise((resolve, reject) => {
     const sock = net.connect(path);
     let buf = '';

@@ -5,10 +5,15 @@
 // too many requests or bytes are in flight or the socket's send buffer is
 // full), protocol-error handling (error replies; a hard disconnect when the
 // stream cannot be trusted) and orderly shutdown (DISC, server close).
+// Access control and limits live in the handshake: the TLS policy (STARTTLS
+// upgrades the socket in place before any export is chosen, see tls.ts), the
+// handshake time limit, and the per-connection byte cap on what is buffered,
+// in flight and queued for the client.
 
 import type { Socket } from 'node:net';
 import * as nbd from './protocol.js';
 import { nbdErrorName, nbdErrorOf, type BlockBackend, type WriteTracker } from './backend.js';
+import { upgradeToTls, type NbdTlsOptions } from './tls.js';
 
 /** What a connection needs from its server. */
 export interface ConnectionConfig {
@@ -20,6 +25,19 @@ export interface ConnectionConfig {
   readonly maxPayload: number;
   readonly maxInflight: number;
   readonly maxInflightBytes: number;
+  /**
+   * Cap on the bytes one connection holds: request bytes received and not yet
+   * dispatched, data of requests in flight, replies queued for the client.
+   * Reading pauses while fewer than INPUT_SLACK bytes are left under it, and a
+   * request is started only if its data and reply fit (see fits()), so the
+   * total stays under the cap. At least minConnectionBytes(maxPayload).
+   */
+  readonly maxConnectionBytes: number;
+  /** A connection not in transmission after this many ms is dropped (0: no limit). */
+  readonly handshakeTimeoutMs: number;
+  /** Called when a connection is dropped for running out of handshake time. */
+  onHandshakeTimeout(): void;
+  readonly tls: NbdTlsOptions;
   readonly multiConn: boolean;
   readonly writes: WriteTracker;
   readonly log: (msg: string) => void;
@@ -42,6 +60,24 @@ const ALLOWED_FLAGS: Record<number, number> = {
 
 type Phase = 'handshake' | 'transmission' | 'closing' | 'closed';
 
+/**
+ * What may still arrive after reading pauses: the stream's read-ahead (its
+ * high-water mark, 64 KiB at most here) plus one socket read (libuv reads
+ * 64 KiB at most; TLS records are smaller).
+ */
+export const INPUT_SLACK = 128 * 1024;
+/** Room kept per request for its reply's header and error message. */
+const REPLY_RESERVE = 1024;
+
+/**
+ * The smallest per-connection byte cap that can always make progress: a whole
+ * WRITE still arriving (header + maxPayload) plus what may arrive after a
+ * pause, plus one request of maxPayload started when nothing else is held.
+ */
+export function minConnectionBytes(maxPayload: number): number {
+  return 2 * maxPayload + 2 * INPUT_SLACK + REPLY_RESERVE;
+}
+
 export interface ConnectionStats {
   id: number;
   phase: Phase;
@@ -55,10 +91,18 @@ export interface ConnectionStats {
   requests: number;
   /** Reply bytes queued in the socket, not yet handed to the kernel. */
   queuedReplyBytes: number;
+  /** Bytes received and not yet decoded or dispatched (e.g. a WRITE whose payload is still arriving). */
+  bufferedBytes: number;
+  /** bufferedBytes + inflightBytes + queuedReplyBytes: what maxConnectionBytes caps. */
+  heldBytes: number;
+  /** TLS negotiated (STARTTLS), and the PSK user it authenticated. */
+  tls: boolean;
+  tlsUser: string | null;
 }
 
 export class NbdConnection {
-  readonly socket: Socket;
+  /** The plaintext socket, then the TLS socket once STARTTLS has upgraded it. */
+  private sock: Socket;
   readonly id: number;
   private readonly cfg: ConnectionConfig;
   private readonly decoder: nbd.ServerDecoder;
@@ -72,16 +116,45 @@ export class NbdConnection {
   private pumping = false;
   private readonly closed: Promise<void>;
   private killTimer: NodeJS.Timeout | null = null;
+  private handshakeTimer: NodeJS.Timeout | null = null;
+  private resolveClosed: () => void = () => {};
+  /** The TLS user once STARTTLS has completed; null in plaintext. */
+  private tlsUser: string | null = null;
+  /** STARTTLS acknowledged, TLS handshake not done yet: nothing else is read. */
+  private upgrading = false;
+  /** A decoded request waiting for room under maxConnectionBytes (its WRITE payload is held). */
+  private deferred: (nbd.ServerEvent & { kind: 'request' }) | null = null;
   /** Requests answered, for stats. */
   requests = 0;
 
   constructor(socket: Socket, id: number, cfg: ConnectionConfig) {
-    this.socket = socket;
+    this.sock = socket;
     this.id = id;
     this.cfg = cfg;
     this.decoder = new nbd.ServerDecoder({ maxPayload: cfg.maxPayload });
-    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
+    this.closed = new Promise((resolve) => {
+      this.resolveClosed = resolve;
+    });
     socket.setNoDelay(true);
+    this.attach(socket);
+    if (cfg.handshakeTimeoutMs > 0) {
+      this.handshakeTimer = setTimeout(() => {
+        this.cfg.log(`nbd[${this.id}]: handshake not finished within ${cfg.handshakeTimeoutMs} ms; dropping`);
+        cfg.onHandshakeTimeout();
+        this.sock.destroy();
+      }, cfg.handshakeTimeoutMs);
+      this.handshakeTimer.unref();
+    }
+    this.send(nbd.encodeGreeting(HANDSHAKE_FLAGS));
+  }
+
+  /** The socket the protocol runs over now (the TLS socket after STARTTLS). */
+  get socket(): Socket {
+    return this.sock;
+  }
+
+  /** Routes a socket's events into this connection (the plaintext one, then the TLS one). */
+  private attach(socket: Socket): void {
     socket.on('data', (chunk: Buffer) => {
       this.decoder.push(chunk);
       this.pump();
@@ -92,11 +165,14 @@ export class NbdConnection {
     });
     socket.on('error', (e) => this.cfg.log(`nbd[${this.id}]: socket error: ${e.message}`));
     socket.once('close', () => {
+      // After STARTTLS the plaintext socket's close ends the TLS one too.
+      if (socket !== this.sock) this.sock.destroy();
       this.phase = 'closed';
       this.decoder.kill();
       if (this.killTimer) clearTimeout(this.killTimer);
+      if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+      this.resolveClosed();
     });
-    this.send(nbd.encodeGreeting(HANDSHAKE_FLAGS));
   }
 
   /** A snapshot for diagnostics and tests. */
@@ -108,8 +184,40 @@ export class NbdConnection {
       inflight: this.inflight,
       inflightBytes: this.inflightBytes,
       requests: this.requests,
-      queuedReplyBytes: this.socket.writableLength,
+      queuedReplyBytes: this.sock.writableLength,
+      bufferedBytes: this.decoder.buffered,
+      heldBytes: this.heldBytes(),
+      tls: this.tlsUser !== null,
+      tlsUser: this.tlsUser,
     };
+  }
+
+  /**
+   * What the connection holds now: input read and not yet dispatched (in the
+   * stream, in the decoder, a deferred WRITE's payload), data of requests in
+   * flight, replies queued for the client.
+   */
+  private heldBytes(): number {
+    return (
+      this.sock.readableLength +
+      this.decoder.buffered +
+      (this.deferred?.payload?.length ?? 0) +
+      this.inflightBytes +
+      this.sock.writableLength
+    );
+  }
+
+  /**
+   * Whether a request may start: its data (a READ's reply data; a WRITE's
+   * payload is already held) and its reply fit under the cap. With nothing in
+   * flight or queued it always may, or the connection could never move
+   * (minConnectionBytes makes that fit too).
+   */
+  private fits(ev: nbd.ServerEvent & { kind: 'request' }): boolean {
+    if (this.inflight === 0 && this.sock.writableLength === 0) return true;
+    const r = ev.request;
+    const data = r.type === nbd.NBD_CMD_READ ? r.length : 0;
+    return this.heldBytes() + data + REPLY_RESERVE <= this.cfg.maxConnectionBytes;
   }
 
   /** Resolves when the socket has closed. */
@@ -123,7 +231,7 @@ export class NbdConnection {
    */
   shutdown(): Promise<void> {
     if (this.phase === 'handshake') {
-      this.socket.destroy();
+      this.sock.destroy();
     } else {
       this.finish('server shutdown');
     }
@@ -137,23 +245,47 @@ export class NbdConnection {
     this.pumping = true;
     try {
       while (this.phase === 'handshake' || this.phase === 'transmission') {
+        if (this.upgrading) return;
+        const waiting = this.deferred;
+        if (waiting !== null) {
+          if (!this.fits(waiting)) {
+            this.sock.pause();
+            return;
+          }
+          this.deferred = null;
+          this.handle(waiting);
+          continue;
+        }
         if (this.congested()) {
-          this.socket.pause();
+          this.sock.pause();
           return;
         }
         const ev = this.decoder.next();
         if (ev === null) break;
+        if (ev.kind === 'request' && !this.fits(ev)) {
+          this.deferred = ev;
+          continue;
+        }
         this.handle(ev);
       }
-      if (this.phase === 'handshake' || this.phase === 'transmission') this.socket.resume();
+      if (this.phase === 'handshake' || this.phase === 'transmission') this.sock.resume();
     } finally {
       this.pumping = false;
     }
   }
 
-  /** Reading waits while replies back up in the socket (also option replies: a client may flood LIST) or too much is in flight. */
+  /**
+   * Reading waits while replies back up in the socket (also option replies: a
+   * client may flood LIST), too much is in flight, or the connection holds
+   * within one socket read of its byte cap.
+   */
   private congested(): boolean {
-    return this.needDrain || this.inflight >= this.cfg.maxInflight || this.inflightBytes >= this.cfg.maxInflightBytes;
+    return (
+      this.needDrain ||
+      this.inflight >= this.cfg.maxInflight ||
+      this.inflightBytes >= this.cfg.maxInflightBytes ||
+      this.heldBytes() + INPUT_SLACK > this.cfg.maxConnectionBytes
+    );
   }
 
   private handle(ev: nbd.ServerEvent): void {
@@ -198,6 +330,13 @@ export class NbdConnection {
     if (this.cfg.shuttingDown() && p.kind !== 'abort') {
       if (p.kind === 'export-name') return this.hardDisconnect('server shutting down');
       this.send(nbd.encodeOptionReply(option, nbd.NBD_REP_ERR_SHUTDOWN, 'server is shutting down'));
+      return;
+    }
+    if (p.kind === 'starttls') return this.startTls(option);
+    if (this.cfg.tls.mode === 'require' && this.tlsUser === null && p.kind !== 'abort') {
+      // Nothing about the export before TLS; EXPORT_NAME has no error reply, so it ends the session.
+      if (p.kind === 'export-name') return this.hardDisconnect('NBD_OPT_EXPORT_NAME before STARTTLS (TLS required)');
+      this.send(nbd.encodeOptionReply(option, nbd.NBD_REP_ERR_TLS_REQD, 'TLS is required: send NBD_OPT_STARTTLS'));
       return;
     }
     switch (p.kind) {
@@ -251,7 +390,47 @@ export class NbdConnection {
     }
   }
 
+  /**
+   * NBD_OPT_STARTTLS: acknowledge in plaintext, then run the TLS handshake on
+   * the same socket; option haggling resumes over TLS. Bytes that arrived
+   * after the STARTTLS option in plaintext would be read as if they came over
+   * TLS (an injection), so their presence ends the session.
+   */
+  private startTls(option: number): void {
+    if (this.cfg.tls.mode === 'off') {
+      this.send(nbd.encodeOptionReply(option, nbd.NBD_REP_ERR_UNSUP, 'TLS is not enabled on this server'));
+      return;
+    }
+    if (this.tlsUser !== null) {
+      this.send(nbd.encodeOptionReply(option, nbd.NBD_REP_ERR_INVALID, 'TLS is already negotiated'));
+      return;
+    }
+    if (this.decoder.buffered > 0) return this.hardDisconnect('plaintext data after NBD_OPT_STARTTLS');
+    const raw = this.sock;
+    if (this.corked) {
+      this.corked = false;
+      raw.uncork();
+    }
+    raw.write(nbd.encodeOptionReply(option, nbd.NBD_REP_ACK));
+    raw.removeAllListeners('data');
+    raw.removeAllListeners('drain');
+    raw.pause();
+    this.upgrading = true;
+    const ts = upgradeToTls(raw, this.cfg.tls, (user) => {
+      this.tlsUser = user;
+      this.upgrading = false;
+      if (this.cfg.debug) this.cfg.log(`nbd[${this.id}]: TLS ${ts.getProtocol()} as "${user}"`);
+      this.pump();
+    });
+    this.sock = ts;
+    this.attach(ts);
+  }
+
   private startTransmission(): void {
+    if (this.handshakeTimer) {
+      clearTimeout(this.handshakeTimer);
+      this.handshakeTimer = null;
+    }
     if (this.cfg.debug)
       this.cfg.log(
         `nbd[${this.id}]: transmission, flags 0x${this.transmissionFlags().toString(16)}${this.structured ? ', structured replies' : ''}`,
@@ -415,18 +594,18 @@ export class NbdConnection {
   private batch(): void {
     if (this.corked) return;
     this.corked = true;
-    this.socket.cork();
+    this.sock.cork();
     process.nextTick(this.uncork);
   }
 
   private readonly uncork = (): void => {
     this.corked = false;
-    this.socket.uncork();
-    if (this.socket.writableNeedDrain) this.needDrain = true;
+    this.sock.uncork();
+    if (this.sock.writableNeedDrain) this.needDrain = true;
   };
 
   private send(buf: Uint8Array): void {
-    const s = this.socket;
+    const s = this.sock;
     if (s.destroyed || s.writableEnded) return;
     this.batch();
     if (!s.write(buf)) this.needDrain = true;
@@ -434,7 +613,7 @@ export class NbdConnection {
 
   /** A header and its data as one reply: nothing can come between them. */
   private send2(header: Uint8Array, data: Uint8Array): void {
-    const s = this.socket;
+    const s = this.sock;
     if (s.destroyed || s.writableEnded) return;
     this.batch();
     s.write(header);
@@ -453,7 +632,7 @@ export class NbdConnection {
   }
 
   private maybeEnd(): void {
-    if (this.inflight > 0 || this.socket.writableEnded) return;
+    if (this.inflight > 0 || this.sock.writableEnded) return;
     this.endSoon();
   }
 
@@ -473,9 +652,9 @@ export class NbdConnection {
   private endSoon(): void {
     this.phase = 'closing';
     this.decoder.kill();
-    this.socket.resume();
-    this.socket.end();
-    this.killTimer = setTimeout(() => this.socket.destroy(), 2000);
+    this.sock.resume();
+    this.sock.end();
+    this.killTimer = setTimeout(() => this.sock.destroy(), 2000);
     this.killTimer.unref();
   }
 }

@@ -1,6 +1,13 @@
 // The NBD server of @zsmalloc/workers: NbdServer over a BlockBackend, and the
-// backend over a ZramDevice in this thread.
-export { NbdServer, type NbdServerOptions, type NbdServerAddress } from './server.js';
+// backend over a ZramDevice in this thread; TLS (PSK) settings.
+export {
+  NbdServer,
+  isLoopback,
+  type NbdServerOptions,
+  type NbdServerAddress,
+  type NbdServerTotals,
+} from './server.js';
+export { loadPskFile, PskFileError, type NbdTlsOptions, type TlsMode } from './tls.js';
 export { NbdConnection, type ConnectionConfig, type ConnectionStats } from './connection.js';
 export { WriteTracker, nbdErrorOf, nbdErrorName, type BlockBackend } from './backend.js';
 export { ZramDeviceBackend } from './device-backend.js';

@@ -175,7 +175,8 @@ describe('option parsing', () => {
     expect(nbd.parseOption(nbd.NBD_OPT_LIST, Buffer.alloc(1)).kind).toBe('invalid');
     expect(nbd.parseOption(nbd.NBD_OPT_STRUCTURED_REPLY, Buffer.alloc(0))).toEqual({ kind: 'structured-reply' });
     expect(nbd.parseOption(nbd.NBD_OPT_STRUCTURED_REPLY, Buffer.alloc(4)).kind).toBe('invalid');
-    expect(nbd.parseOption(nbd.NBD_OPT_STARTTLS, Buffer.alloc(0))).toEqual({ kind: 'unsupported', option: 5 });
+    expect(nbd.parseOption(nbd.NBD_OPT_STARTTLS, Buffer.alloc(0))).toEqual({ kind: 'starttls' });
+    expect(nbd.parseOption(nbd.NBD_OPT_STARTTLS, Buffer.alloc(1)).kind).toBe('invalid');
     expect(nbd.parseOption(nbd.NBD_OPT_SET_META_CONTEXT, Buffer.alloc(8))).toEqual({ kind: 'unsupported', option: 10 });
     expect(nbd.parseOption(0xdeadbeef, Buffer.alloc(3))).toEqual({ kind: 'unsupported', option: 0xdeadbeef });
   });

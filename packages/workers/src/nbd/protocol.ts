@@ -195,6 +195,7 @@ export type ParsedOption =
   | { kind: 'list' }
   | { kind: 'info' | 'go'; name: string; requests: number[] }
   | { kind: 'structured-reply' }
+  | { kind: 'starttls' }
   | { kind: 'unsupported'; option: number }
   | { kind: 'invalid'; option: number; message: string };
 
@@ -245,6 +246,9 @@ export function parseOption(option: number, data: Uint8Array): ParsedOption {
       case NBD_OPT_STRUCTURED_REPLY:
         if (data.length !== 0) return { kind: 'invalid', option, message: 'NBD_OPT_STRUCTURED_REPLY takes no data' };
         return { kind: 'structured-reply' };
+      case NBD_OPT_STARTTLS:
+        if (data.length !== 0) return { kind: 'invalid', option, message: 'NBD_OPT_STARTTLS takes no data' };
+        return { kind: 'starttls' };
       default:
         return { kind: 'unsupported', option };
     }

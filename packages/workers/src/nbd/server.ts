@@ -1,19 +1,43 @@
 // NbdServer: serves one BlockBackend as an NBD export over TCP (loopback by
-// default). Owns the listening socket, the set of live connections, the
-// server-wide write tracker behind FLUSH and CAN_MULTI_CONN, and shutdown.
-// The protocol itself is in @zsmalloc/zram's nbd codec; each connection's
-// handshake and transmission are in connection.ts.
+// default) or a private Unix socket. Owns the listening socket, who may
+// connect (the listen address policy, the connection cap, TLS settings), the
+// set of live connections, the server-wide write tracker behind FLUSH and
+// CAN_MULTI_CONN, and shutdown. The wire codec is protocol.ts; each
+// connection's handshake and transmission are in connection.ts, TLS in tls.ts.
 
 import net from 'node:net';
+import { listenPrivate } from '../unix-socket.js';
 import { WriteTracker, type BlockBackend } from './backend.js';
-import { NbdConnection, type ConnectionConfig, type ConnectionStats } from './connection.js';
+import { NbdConnection, minConnectionBytes, type ConnectionConfig, type ConnectionStats } from './connection.js';
+import { checkTlsOptions, type NbdTlsOptions, type TlsMode } from './tls.js';
 
 export interface NbdServerOptions {
   backend: BlockBackend;
-  /** Address to listen on (default '127.0.0.1'). */
+  /**
+   * Address to listen on (default '127.0.0.1'). Anything but loopback needs
+   * tls 'require' or `insecure`: the export gives whoever connects the whole device.
+   */
   host?: string;
   /** TCP port (default 10809, the IANA NBD port); 0 picks a free one. */
   port?: number;
+  /** Listen on this Unix socket instead of TCP (created 0600; an existing non-socket is refused). */
+  unix?: string;
+  /** TLS policy (default 'off') and the pre-shared keys it needs. */
+  tls?: TlsMode;
+  /** Pre-shared keys by user name (see loadPskFile). */
+  psk?: ReadonlyMap<string, Buffer>;
+  /** Allow a non-loopback host without TLS required (default false). */
+  insecure?: boolean;
+  /** Connections served at once; more are closed at accept (default 16). */
+  maxConnections?: number;
+  /** A connection must reach transmission within this many ms (default 10000, as qemu-nbd; 0: no limit). */
+  handshakeTimeoutMs?: number;
+  /**
+   * Per-connection cap on bytes received and not yet dispatched + data of
+   * requests in flight + replies queued for the client (default 2 x maxPayload
+   * + about 1.3 MiB; at least 2 x maxPayload + 257 KiB).
+   */
+  maxConnectionBytes?: number;
   /** Export name (default 'zram0'); the empty name ("default export") is accepted too. */
   exportName?: string;
   /** Text for NBD_INFO_DESCRIPTION and NBD_OPT_LIST. */
@@ -35,16 +59,39 @@ export interface NbdServerOptions {
 export interface NbdServerAddress {
   host: string;
   port: number;
+  /** The Unix socket path when listening on one (host and port are then '' and 0). */
+  unix?: string;
+}
+
+/** Server-wide figures for stats(). */
+export interface NbdServerTotals {
+  connections: number;
+  /** Connections closed at accept because maxConnections were open. */
+  refusedConnections: number;
+  /** Connections dropped for not finishing the handshake in time. */
+  handshakeTimeouts: number;
+  /** Sum of every connection's heldBytes (bytes buffered + in flight + queued replies). */
+  heldBytes: number;
+  maxConnectionBytes: number;
+}
+
+/** Whether `host` names only this machine (127.0.0.0/8, ::1, localhost). */
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost' || host === '::1' || host === '0:0:0:0:0:0:0:1') return true;
+  const v4 = host.startsWith('::ffff:') ? host.slice(7) : host;
+  return net.isIPv4(v4) && v4.startsWith('127.');
 }
 
 export class NbdServer {
   readonly backend: BlockBackend;
-  private readonly opts: Required<Omit<NbdServerOptions, 'backend'>>;
+  private readonly opts: Required<Omit<NbdServerOptions, 'backend' | 'unix' | 'psk'>> & { unix?: string };
   private readonly server: net.Server;
   private readonly conns = new Set<NbdConnection>();
   private readonly writes = new WriteTracker();
   private readonly cfg: ConnectionConfig;
   private nextId = 1;
+  private refused = 0;
+  private handshakeTimeouts = 0;
   private closing: Promise<void> | null = null;
   private listening = false;
 
@@ -63,13 +110,36 @@ export class NbdServer {
       multiConn: options.multiConn ?? true,
       log: options.log ?? (() => {}),
       debug: options.debug ?? false,
+      unix: options.unix,
+      tls: options.tls ?? 'off',
+      insecure: options.insecure ?? false,
+      maxConnections: options.maxConnections ?? 16,
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
+      maxConnectionBytes:
+        options.maxConnectionBytes ?? minConnectionBytes(options.maxPayload ?? 32 * 1024 * 1024) + 1024 * 1024,
     };
     const o = this.opts;
+    const tls: NbdTlsOptions = { mode: o.tls, psk: options.psk };
+    checkTlsOptions(tls);
+    if (o.unix === undefined && !isLoopback(o.host) && o.tls !== 'require' && !o.insecure)
+      throw new RangeError(
+        `NbdServer: refusing to listen on ${o.host} without TLS: anyone who can reach it could read and write the whole device. ` +
+          'Use tls "require" with pre-shared keys (zram serve --tls require --tls-psk FILE), or insecure: true (--insecure) if the network is trusted.',
+      );
+    if (!Number.isInteger(o.maxConnections) || o.maxConnections < 1)
+      throw new RangeError('NbdServer: maxConnections must be a positive integer');
+    if (!Number.isInteger(o.handshakeTimeoutMs) || o.handshakeTimeoutMs < 0)
+      throw new RangeError('NbdServer: handshakeTimeoutMs must be a non-negative integer');
     if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535)
       throw new RangeError(`NbdServer: bad port ${String(o.port)}`);
     if (!Number.isInteger(o.maxPayload) || o.maxPayload < 4096 || o.maxPayload > 0xffffffff) {
       throw new RangeError('NbdServer: maxPayload must be an integer in 4096..2^32-1');
     }
+    const least = minConnectionBytes(o.maxPayload);
+    if (!Number.isInteger(o.maxConnectionBytes) || o.maxConnectionBytes < least)
+      throw new RangeError(
+        `NbdServer: maxConnectionBytes must be at least 2 x maxPayload + 257 KiB (${least} for maxPayload ${o.maxPayload})`,
+      );
     if (Buffer.byteLength(o.exportName) > 4096 || o.exportName.includes('\0'))
       throw new RangeError('NbdServer: bad export name');
     this.cfg = {
@@ -79,9 +149,15 @@ export class NbdServer {
       maxPayload: o.maxPayload,
       maxInflight: o.maxInflight,
       maxInflightBytes: o.maxInflightBytes,
+      maxConnectionBytes: o.maxConnectionBytes,
+      handshakeTimeoutMs: o.handshakeTimeoutMs,
+      tls,
       multiConn: o.multiConn,
       writes: this.writes,
       log: o.log,
+      onHandshakeTimeout: () => {
+        this.handshakeTimeouts++;
+      },
       debug: o.debug,
       shuttingDown: () => this.closing !== null,
     };
@@ -100,6 +176,12 @@ export class NbdServer {
   listen(): Promise<NbdServerAddress> {
     if (this.closing) return Promise.reject(new Error('NbdServer: closed'));
     if (this.listening) return Promise.resolve(this.address());
+    const unix = this.opts.unix;
+    if (unix !== undefined)
+      return listenPrivate(this.server, unix, 'NBD socket').then(() => {
+        this.listening = true;
+        return this.address();
+      });
     return new Promise((resolve, reject) => {
       const onError = (e: Error) => reject(e);
       this.server.once('error', onError);
@@ -114,15 +196,29 @@ export class NbdServer {
   /** The bound address (the real port when listening on port 0). */
   address(): NbdServerAddress {
     const a = this.server.address();
-    if (a === null || typeof a === 'string') throw new Error('NbdServer: not listening');
+    if (typeof a === 'string') return { host: '', port: 0, unix: a };
+    if (a === null) throw new Error('NbdServer: not listening');
     return { host: a.address, port: a.port };
   }
 
-  /** nbd:// URI of the export (for nbdinfo, nbdcopy, qemu, fio). */
-  uri(): string {
-    const { host, port } = this.address();
+  /**
+   * NBD URI of the export (for nbdinfo, nbdcopy, qemu, fio): nbd:// or
+   * nbd+unix://, nbds:// / nbds+unix:// when TLS is required. With `tls`, the
+   * user name and PSK file a client should present go into it.
+   */
+  uri(tls?: { user: string; pskFile: string }): string {
+    const { host, port, unix } = this.address();
+    const s = this.opts.tls === 'require' || tls ? 'nbds' : 'nbd';
+    const name = encodeURIComponent(this.opts.exportName);
+    const user = tls ? `${encodeURIComponent(tls.user)}@` : '';
+    const query = [
+      ...(unix !== undefined ? [`socket=${encodeURIComponent(unix)}`] : []),
+      ...(tls ? [`tls-psk-file=${encodeURIComponent(tls.pskFile)}`] : []),
+    ];
+    const q = query.length > 0 ? `?${query.join('&')}` : '';
+    if (unix !== undefined) return `${s}+unix://${user}/${name}${q}`;
     const h = host.includes(':') ? `[${host}]` : host;
-    return `nbd://${h}:${port}/${encodeURIComponent(this.opts.exportName)}`;
+    return `${s}://${user}${h}:${port}/${name}${q}`;
   }
 
   get exportName(): string {
@@ -134,9 +230,22 @@ export class NbdServer {
     return this.conns.size;
   }
 
-  /** Per-connection snapshot (phase, requests in flight, queued reply bytes). */
+  /** Per-connection snapshot (phase, requests in flight, bytes buffered, in flight and queued, TLS). */
   stats(): ConnectionStats[] {
     return [...this.conns].map((c) => c.stats());
+  }
+
+  /** Server-wide figures: connections, refusals, handshake timeouts, bytes held by all connections. */
+  totals(): NbdServerTotals {
+    let held = 0;
+    for (const c of this.conns) held += c.stats().heldBytes;
+    return {
+      connections: this.conns.size,
+      refusedConnections: this.refused,
+      handshakeTimeouts: this.handshakeTimeouts,
+      heldBytes: held,
+      maxConnectionBytes: this.opts.maxConnectionBytes,
+    };
   }
 
   /**
@@ -160,6 +269,14 @@ export class NbdServer {
 
   private accept(socket: net.Socket): void {
     if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    if (this.conns.size >= this.opts.maxConnections) {
+      // Closed before the greeting: the client sees the connection end at once.
+      this.refused++;
+      this.opts.log(`nbd: refusing a connection: ${this.opts.maxConnections} connections already open`);
+      socket.on('error', () => {});
       socket.destroy();
       return;
     }
