@@ -138,11 +138,19 @@ export class RawClient {
     );
   }
 
-  static connect(port: number): Promise<RawClient> {
+  /** Connects to 127.0.0.1:port, or to a Unix socket path. */
+  static connect(where: number | string): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const s = net.connect({ host: '127.0.0.1', port }, () => resolve(new RawClient(s)));
+      const to = typeof where === 'string' ? { path: where } : { host: '127.0.0.1', port: where };
+      const s = net.connect(to, () => resolve(new RawClient(s)));
       s.once('error', reject);
     });
+  }
+
+  /** Every byte the server sent until it closed the connection. */
+  async rest(): Promise<Buffer> {
+    await this.whenClosed;
+    return this.q.take(this.q.length);
   }
 
   private wake(): void {
@@ -284,6 +292,21 @@ export class RawClient {
 
   close(): void {
     this.socket.destroy();
+  }
+}
+
+/**
+ * Polls `probe` until it returns a value other than undefined/false, and
+ * returns it; fails naming `what` after `timeoutMs` (a guard against hanging,
+ * not a timing assertion).
+ */
+export async function waitFor<T>(probe: () => T | undefined | false, what: string, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
   }
 }
 

@@ -14,4 +14,5 @@ export { StagingArea } from './staging.js';
 export * from './nbd/index.js';
 export { ServiceBackend } from './nbd/service-backend.js';
 export { ControlServer, controlRequest, defaultControlPath } from './control.js';
+export { SocketPathError, privateRuntimeDir } from './unix-socket.js';
 export { parseSize } from './size.js';

@@ -33,7 +33,7 @@ function uid(): number {
  */
 export function privateRuntimeDir(create: boolean): string {
   const xdg = process.env.XDG_RUNTIME_DIR;
-  const dir = xdg && xdg.startsWith('/') ? join(xdg, 'zram') : join(tmpdir(), `zram-${uid()}`);
+  const dir = xdg?.startsWith('/') ? join(xdg, 'zram') : join(tmpdir(), `zram-${uid()}`);
   if (create) {
     try {
       fs.mkdirSync(dir, { mode: 0o700 });
@@ -51,7 +51,9 @@ export function privateRuntimeDir(create: boolean): string {
   if (!st.isDirectory()) throw new SocketPathError(`${dir} is not a directory (a symlink?); refusing to use it`);
   if (st.uid !== uid()) throw new SocketPathError(`${dir} belongs to uid ${st.uid}, not to us; refusing to use it`);
   if ((st.mode & 0o077) !== 0)
-    throw new SocketPathError(`${dir} is open to other users (mode ${(st.mode & 0o777).toString(8)}); refusing to use it`);
+    throw new SocketPathError(
+      `${dir} is open to other users (mode ${(st.mode & 0o777).toString(8)}); refusing to use it`,
+    );
   return dir;
 }
 

@@ -185,7 +185,7 @@ export class NbdConnection {
       inflightBytes: this.inflightBytes,
       requests: this.requests,
       queuedReplyBytes: this.sock.writableLength,
-      bufferedBytes: this.decoder.buffered,
+      bufferedBytes: this.inputBytes(),
       heldBytes: this.heldBytes(),
       tls: this.tlsUser !== null,
       tlsUser: this.tlsUser,
@@ -198,13 +198,12 @@ export class NbdConnection {
    * flight, replies queued for the client.
    */
   private heldBytes(): number {
-    return (
-      this.sock.readableLength +
-      this.decoder.buffered +
-      (this.deferred?.payload?.length ?? 0) +
-      this.inflightBytes +
-      this.sock.writableLength
-    );
+    return this.inputBytes() + this.inflightBytes + this.sock.writableLength;
+  }
+
+  /** Input read and not yet dispatched: in the stream, in the decoder, a deferred WRITE's payload. */
+  private inputBytes(): number {
+    return this.sock.readableLength + this.decoder.buffered + (this.deferred?.payload?.length ?? 0);
   }
 
   /**

@@ -8,7 +8,13 @@ export {
   type NbdServerTotals,
 } from './server.js';
 export { loadPskFile, PskFileError, type NbdTlsOptions, type TlsMode } from './tls.js';
-export { NbdConnection, type ConnectionConfig, type ConnectionStats } from './connection.js';
+export {
+  NbdConnection,
+  minConnectionBytes,
+  INPUT_SLACK,
+  type ConnectionConfig,
+  type ConnectionStats,
+} from './connection.js';
 export { WriteTracker, nbdErrorOf, nbdErrorName, type BlockBackend } from './backend.js';
 export { ZramDeviceBackend } from './device-backend.js';
 export * as nbd from './protocol.js';

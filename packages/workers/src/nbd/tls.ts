@@ -92,11 +92,7 @@ export function checkTlsOptions(t: NbdTlsOptions): void {
  * handshake starts at once; `onSecure` runs when it succeeds, with the user
  * the key belonged to.
  */
-export function upgradeToTls(
-  socket: Socket,
-  t: NbdTlsOptions,
-  onSecure: (user: string) => void,
-): tls.TLSSocket {
+export function upgradeToTls(socket: Socket, t: NbdTlsOptions, onSecure: (user: string) => void): tls.TLSSocket {
   let user = '';
   const psk = t.psk!;
   const ts = new tls.TLSSocket(socket, {
