@@ -1,125 +1,82 @@
 #!/usr/bin/env node
 // The `zram` command line: `zram serve` runs the threaded zram service behind an
-// NBD server on loopback (plus a local control socket, see control.ts); `zram stat`,
-// `compact`, `idle`, `writeback`, `recompress` and `reset` act on a running server.
+// NBD server (loopback TCP or a private Unix socket, optionally TLS-PSK; plus a
+// local control socket, see control.ts); `zram stat`, `compact`, `idle`,
+// `writeback`, `recompress` and `reset` act on a running server. Each command
+// is one entry of COMMANDS: its help text, its node:util parseArgs option
+// spec, and what it runs.
 
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ZsError } from '@zsmalloc/core';
 import { ControlServer, controlRequest, defaultControlPath } from './control.js';
-import { NbdServer } from './nbd/server.js';
+import { NbdServer, listenPolicyRefusal, type NbdServerTotals } from './nbd/server.js';
 import { ServiceBackend } from './nbd/service-backend.js';
+import { loadPskFile, type TlsMode } from './nbd/tls.js';
 import { ZramService } from './service.js';
 import { parseSize } from './size.js';
 
-const HELP: Record<string, string> = {
-  main: `usage: zram <command> [options]
-
-commands:
-  serve        run a zram device behind an NBD server on loopback
-  stat         show a zramctl-like table and the stat files of a running server
-  compact      compact the running device (prints pages freed)
-  idle         mark pages idle: zram idle [all|SECONDS]
-  writeback    write pages back to the backing file: zram writeback MODE
-  recompress   recompress with the secondary algorithm
-  reset        free every page of the running device
-
-Run 'zram <command> --help' for a command's options.`,
-  serve: `usage: zram serve [--size 1G] [--algorithm lz4] [--mem-limit SIZE] [--backing-file PATH]
-                  [--workers N] [--lock-mode class|pool] [--chain-size 4..16] [--lock-stat]
-                  [--recomp-algorithm NAME] [--host 127.0.0.1] [--port 10809] [--control PATH]
-
-  --size              device size; K, M, G suffixes as the kernel accepts them (default 1G)
-  --algorithm         lz4 | deflate | brotli (default lz4)
-  --mem-limit         zram mem_limit (default 0: none)
-  --backing-file      file for writeback (created if missing)
-  --workers           compression worker threads (default: available cores)
-  --lock-mode         class: per-class locks (default); pool: one pool lock
-  --chain-size        max pages per zspage (default 8)
-  --lock-stat         collect lock statistics (zram stat --lock-stat shows them)
-  --recomp-algorithm  secondary algorithm for recompress (priority 1)
-  --host, --port      where the NBD server listens (default 127.0.0.1:10809; 0 = any free port)
-  --control           control socket path (default: ${defaultControlPath(10809).replace('10809', '<port>')})`,
-  stat: `usage: zram stat [--port 10809 | --control PATH] [--lock-stat]
-
-  Prints NAME ALGORITHM DISKSIZE DATA COMPR TOTAL STREAMS, then mm_stat, io_stat,
-  bd_stat and debug_stat in the kernel's layout; --lock-stat adds /proc/lock_stat.`,
-  compact: 'usage: zram compact [--port 10809 | --control PATH]',
-  idle: 'usage: zram idle [all|SECONDS] [--port 10809 | --control PATH]\n\n  Marks all pages idle, or those not accessed for SECONDS.',
-  writeback:
-    'usage: zram writeback MODE [--port 10809 | --control PATH]\n\n  MODE: idle | huge | huge_idle | incompressible | page_index=N | page_indexes=A-B',
-  recompress:
-    'usage: zram recompress [type=idle|huge|huge_idle] [threshold=BYTES] [max_pages=N] [algo=NAME] [--port 10809 | --control PATH]',
-  reset:
-    'usage: zram reset [--port 10809 | --control PATH]\n\n  Frees every page (the device keeps its size, as a reset followed by the same disksize).',
-};
-
 class UsageError extends Error {}
 
-interface Parsed {
-  positional: string[];
-  flags: Map<string, string | true>;
+type Options = NonNullable<ParseArgsConfig['options']>;
+type Values = Record<string, string | boolean | undefined>;
+
+interface Command {
+  help: string;
+  options: Options;
+  run(values: Values, positionals: string[]): Promise<void>;
 }
 
-const VALUE_FLAGS = new Set([
-  '--size',
-  '--algorithm',
-  '--mem-limit',
-  '--backing-file',
-  '--workers',
-  '--lock-mode',
-  '--chain-size',
-  '--host',
-  '--port',
-  '--control',
-  '--recomp-algorithm',
-]);
-const BOOL_FLAGS = new Set(['--lock-stat', '--help', '-h']);
+const HELP_OPTION: Options = { help: { type: 'boolean', short: 'h' } };
 
-function parse(argv: string[], allowed: string[]): Parsed {
-  const positional: string[] = [];
-  const flags = new Map<string, string | true>();
-  for (let k = 0; k < argv.length; k++) {
-    const a = argv[k]!;
-    if (a.startsWith('-')) {
-      const [name, inline] = a.includes('=')
-        ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]
-        : [a, undefined];
-      if (!allowed.includes(name) && name !== '--help' && name !== '-h') throw new UsageError(`unknown option ${name}`);
-      if (BOOL_FLAGS.has(name)) {
-        flags.set(name, true);
-        continue;
-      }
-      if (!VALUE_FLAGS.has(name)) throw new UsageError(`unknown option ${name}`);
-      const v = inline ?? argv[++k];
-      if (v === undefined) throw new UsageError(`${name} needs a value`);
-      flags.set(name, v);
-    } else positional.push(a);
-  }
-  return { positional, flags };
+/** Where a client command finds the server: --control PATH, --unix PATH (its control socket), or --port. */
+const TARGET_OPTIONS: Options = {
+  port: { type: 'string' },
+  unix: { type: 'string' },
+  control: { type: 'string' },
+};
+const TARGET_HELP = '[--port 10809 | --unix PATH | --control PATH]';
+
+const DEFAULT_CONTROL_HELP = '$XDG_RUNTIME_DIR/zram/nbd-<port>.sock, else <tmpdir>/zram-<uid>/nbd-<port>.sock';
+
+function str(v: Values, name: string): string | undefined {
+  const x = v[name];
+  return typeof x === 'string' ? x : undefined;
 }
 
-function intFlag(p: Parsed, name: string, def: number, min: number, max: number): number {
-  const v = p.flags.get(name);
-  if (v === undefined) return def;
-  const n = Number(v);
+function intFlag(v: Values, name: string, def: number, min: number, max: number): number {
+  const x = str(v, name);
+  if (x === undefined) return def;
+  const n = Number(x);
   if (!Number.isInteger(n) || n < min || n > max)
-    throw new UsageError(`${name} must be an integer in ${min}..${max}, got '${String(v)}'`);
+    throw new UsageError(`--${name} must be an integer in ${min}..${max}, got '${x}'`);
   return n;
 }
 
-function sizeFlag(p: Parsed, name: string, def: number): number {
-  const v = p.flags.get(name);
-  if (v === undefined) return def;
+function sizeFlag(v: Values, name: string, def: number): number {
+  const x = str(v, name);
+  if (x === undefined) return def;
   try {
-    return parseSize(String(v));
+    return parseSize(x);
   } catch (e) {
-    throw new UsageError(`${name}: ${(e as Error).message}`);
+    throw new UsageError(`--${name}: ${(e as Error).message}`);
   }
 }
 
-function controlPath(p: Parsed): string {
-  const c = p.flags.get('--control');
-  if (typeof c === 'string') return c;
-  return defaultControlPath(intFlag(p, '--port', 10809, 1, 65535));
+/** The control socket of a server listening on Unix socket `unix`: next to it. */
+function unixControlPath(unix: string): string {
+  return `${unix}.control`;
+}
+
+function controlPath(v: Values): string {
+  const c = str(v, 'control');
+  if (c !== undefined) return c;
+  const u = str(v, 'unix');
+  if (u !== undefined) return unixControlPath(u);
+  return defaultControlPath(intFlag(v, 'port', 10809, 1, 65535));
+}
+
+function noPositionals(p: string[]): void {
+  if (p.length > 0) throw new UsageError(`unexpected argument '${p[0]}'`);
 }
 
 /** zramctl's human sizes: 0B, 4K, 1.5M, 1G. */
@@ -148,6 +105,7 @@ interface StatReply {
   bdStat: string;
   debugStat: string;
   lockStat: string;
+  nbd?: NbdServerTotals;
 }
 
 function statTable(s: StatReply): string {
@@ -166,94 +124,111 @@ function statTable(s: StatReply): string {
   return `${row(cols)}\n${row(vals)}\n`;
 }
 
-async function serve(argv: string[]): Promise<void> {
-  const p = parse(argv, [
-    '--size',
-    '--algorithm',
-    '--mem-limit',
-    '--backing-file',
-    '--workers',
-    '--lock-mode',
-    '--chain-size',
-    '--lock-stat',
-    '--host',
-    '--port',
-    '--control',
-    '--recomp-algorithm',
-  ]);
-  if (p.flags.has('--help') || p.flags.has('-h')) {
-    console.log(HELP.serve);
-    return;
-  }
-  if (p.positional.length > 0) throw new UsageError(`unexpected argument '${p.positional[0]}'`);
-  const lockMode = String(p.flags.get('--lock-mode') ?? 'class');
+const SERVE_HELP = `usage: zram serve [--size 1G] [--algorithm lz4] [--mem-limit SIZE] [--backing-file PATH]
+                  [--workers N] [--lock-mode class|pool] [--chain-size 4..16] [--lock-stat]
+                  [--recomp-algorithm NAME] [--host 127.0.0.1] [--port 10809] [--unix PATH]
+                  [--tls off|on|require] [--tls-psk FILE] [--insecure] [--control PATH]
+                  [--max-connections 16] [--handshake-timeout 10] [--max-connection-bytes SIZE]
+
+  --size                  device size; K, M, G suffixes as the kernel accepts them (default 1G)
+  --algorithm             lz4 | deflate | brotli (default lz4)
+  --mem-limit             zram mem_limit (default 0: none)
+  --backing-file          file for writeback (created 0600 if missing; never through a symlink)
+  --workers               compression worker threads (default: available cores)
+  --lock-mode             class: per-class locks (default); pool: one pool lock
+  --chain-size            max pages per zspage (default 8)
+  --lock-stat             collect lock statistics (zram stat --lock-stat shows them)
+  --recomp-algorithm      secondary algorithm for recompress (priority 1)
+  --host, --port          where the NBD server listens (default 127.0.0.1:10809; 0 = any free port).
+                          A non-loopback host needs --tls require (or --insecure)
+  --unix                  listen on this Unix socket instead (created 0600); clients use
+                          nbd+unix:///zram0?socket=PATH
+  --tls                   off | on (offered) | require (nothing but STARTTLS before TLS);
+                          default off, or require when --tls-psk is given
+  --tls-psk               pre-shared keys, nbdkit's format: username:hexkey lines (mode 0600);
+                          clients use nbds://USER@HOST:PORT/zram0?tls-psk-file=FILE
+  --insecure              allow a non-loopback --host without TLS
+  --max-connections       NBD connections served at once; more are closed (default 16)
+  --handshake-timeout     seconds a client has to finish the NBD handshake (default 10; 0: none)
+  --max-connection-bytes  per-connection cap on bytes buffered + in flight + queued replies
+                          (default 2 x 32M + 1.3M; at least 2 x 32M + 257K)
+  --control               control socket path (created 0600; default: ${DEFAULT_CONTROL_HELP},
+                          or PATH.control with --unix)`;
+
+async function serve(v: Values, positionals: string[]): Promise<void> {
+  noPositionals(positionals);
+  const lockMode = str(v, 'lock-mode') ?? 'class';
   if (lockMode !== 'class' && lockMode !== 'pool')
     throw new UsageError(`--lock-mode must be class or pool, got '${lockMode}'`);
-  const size = sizeFlag(p, '--size', 1 << 30);
+  const size = sizeFlag(v, 'size', 1 << 30);
   if (size < 4096) throw new UsageError('--size must be at least 4K');
-  const port = intFlag(p, '--port', 10809, 0, 65535);
-  const host = String(p.flags.get('--host') ?? '127.0.0.1');
+  const port = intFlag(v, 'port', 10809, 0, 65535);
+  const host = str(v, 'host') ?? '127.0.0.1';
+  const unix = str(v, 'unix');
+  const pskFile = str(v, 'tls-psk');
+  const tls = (str(v, 'tls') ?? (pskFile !== undefined ? 'require' : 'off')) as TlsMode;
+  if (tls !== 'off' && tls !== 'on' && tls !== 'require')
+    throw new UsageError(`--tls must be off, on or require, got '${String(tls)}'`);
+  if (tls !== 'off' && pskFile === undefined) throw new UsageError(`--tls ${tls} needs --tls-psk FILE`);
+  const insecure = v.insecure === true;
+  const refusal = listenPolicyRefusal({ host, unix, tls, insecure });
+  if (refusal !== null) throw new UsageError(refusal);
+  const handshakeS = Number(str(v, 'handshake-timeout') ?? 10);
+  if (!(handshakeS >= 0)) throw new UsageError('--handshake-timeout must be a number of seconds >= 0');
+  const psk = pskFile !== undefined ? loadPskFile(pskFile) : undefined;
+  const maxConnections = intFlag(v, 'max-connections', 16, 1, 65536);
+  const maxConnectionBytes =
+    str(v, 'max-connection-bytes') !== undefined ? sizeFlag(v, 'max-connection-bytes', 0) : undefined;
   const svc = await ZramService.start({
     disksize: size,
-    algorithm: String(p.flags.get('--algorithm') ?? 'lz4'),
-    memLimit: sizeFlag(p, '--mem-limit', 0),
-    backingFile: p.flags.has('--backing-file') ? String(p.flags.get('--backing-file')) : undefined,
-    compressionWorkers: p.flags.has('--workers') ? intFlag(p, '--workers', 1, 1, 256) : undefined,
+    algorithm: str(v, 'algorithm') ?? 'lz4',
+    memLimit: sizeFlag(v, 'mem-limit', 0),
+    backingFile: str(v, 'backing-file'),
+    compressionWorkers: str(v, 'workers') !== undefined ? intFlag(v, 'workers', 1, 1, 256) : undefined,
     lockMode,
-    chainSize: intFlag(p, '--chain-size', 8, 4, 16),
-    lockStat: p.flags.has('--lock-stat'),
+    chainSize: intFlag(v, 'chain-size', 8, 4, 16),
+    lockStat: v['lock-stat'] === true,
   });
-  const recomp = p.flags.get('--recomp-algorithm');
-  if (typeof recomp === 'string') svc.device.setRecompAlgorithm(recomp, 1);
-  const nbd = new NbdServer({ backend: new ServiceBackend(svc), host, port, log: (m) => console.error(`nbd: ${m}`) });
-  const addr = await nbd.listen();
-  const ctlPath =
-    typeof p.flags.get('--control') === 'string' ? String(p.flags.get('--control')) : defaultControlPath(addr.port);
-  const control = await ControlServer.listen(ctlPath, async (cmd, args) => {
-    const dev = svc.device;
-    switch (cmd) {
-      case 'stat': {
-        const v = dev.statValues().mm;
-        return {
-          name: 'zram0',
-          algorithm: dev.algorithm,
-          disksize: dev.disksize,
-          data: v.origDataSize,
-          compr: v.comprDataSize,
-          total: v.memUsedTotal,
-          streams: svc.compressionWorkers,
-          mmStat: dev.mmStat(),
-          ioStat: dev.ioStat(),
-          bdStat: dev.bdStat(),
-          debugStat: dev.debugStat(),
-          lockStat: args.lockStat ? dev.pool.lockStatText() : '',
-        } satisfies StatReply;
-      }
-      case 'compact':
-        return svc.compact();
-      case 'idle':
-        return svc.idle(args.arg === undefined || args.arg === 'all' ? 'all' : Number(args.arg));
-      case 'writeback':
-        return svc.writeback(String(args.mode));
-      case 'recompress':
-        return svc.recompress(args as never);
-      case 'reset':
-        await svc.discard(0, dev.disksize);
-        dev.resetMemUsedMax();
-        return 'ok';
-      default:
-        throw new Error(`unknown command '${cmd}'`);
-    }
-  });
-  console.log(
-    `zram0: ${humanSize(size)} ${svc.device.algorithm}, ${svc.compressionWorkers} compression workers; NBD on ${addr.host}:${addr.port} (export 'zram0'); control ${control.path}`,
-  );
+  let nbd: NbdServer | undefined;
+  let control: ControlServer | undefined;
+  try {
+    const recomp = str(v, 'recomp-algorithm');
+    if (recomp !== undefined) svc.device.setRecompAlgorithm(recomp, 1);
+    nbd = new NbdServer({
+      backend: new ServiceBackend(svc),
+      host,
+      port,
+      unix,
+      tls,
+      psk,
+      insecure,
+      maxConnections,
+      handshakeTimeoutMs: Math.round(handshakeS * 1000),
+      maxConnectionBytes,
+      log: (m) => console.error(`nbd: ${m}`),
+    });
+    const addr = await nbd.listen();
+    const ctlPath =
+      str(v, 'control') ?? (unix !== undefined ? unixControlPath(unix) : defaultControlPath(addr.port, true));
+    const server = nbd;
+    control = await ControlServer.listen(ctlPath, (cmd, args) => controlCommand(svc, server, cmd, args));
+    const where = unix !== undefined ? `unix:${unix}` : `${addr.host}:${addr.port}`;
+    console.log(
+      `zram0: ${humanSize(size)} ${svc.device.algorithm}, ${svc.compressionWorkers} compression workers; NBD on ${where} (export 'zram0', TLS ${tls}); control ${control.path}`,
+    );
+  } catch (e) {
+    await nbd?.close();
+    await control?.close();
+    await svc.close();
+    throw e;
+  }
+  const [n, c] = [nbd, control];
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
-    await nbd.close();
-    await control.close();
+    await n.close();
+    await c.close();
     await svc.close();
     process.exit(0);
   };
@@ -261,67 +236,205 @@ async function serve(argv: string[]): Promise<void> {
   process.on('SIGTERM', () => void stop());
 }
 
-async function client(cmd: string, argv: string[]): Promise<void> {
-  const p = parse(argv, ['--port', '--control', '--lock-stat']);
-  if (p.flags.has('--help') || p.flags.has('-h')) {
-    console.log(HELP[cmd]);
-    return;
-  }
-  const path = controlPath(p);
+/** What the control socket answers (see control.ts for the wire format). */
+async function controlCommand(
+  svc: ZramService,
+  nbd: NbdServer,
+  cmd: string,
+  args: Record<string, unknown>,
+): Promise<unknown> {
+  const dev = svc.device;
   switch (cmd) {
     case 'stat': {
-      if (p.positional.length > 0) throw new UsageError(`unexpected argument '${p.positional[0]}'`);
-      const s = (await controlRequest(path, 'stat', { lockStat: p.flags.has('--lock-stat') })) as StatReply;
+      const v = dev.statValues().mm;
+      return {
+        name: 'zram0',
+        algorithm: dev.algorithm,
+        disksize: dev.disksize,
+        data: v.origDataSize,
+        compr: v.comprDataSize,
+        total: v.memUsedTotal,
+        streams: svc.compressionWorkers,
+        mmStat: dev.mmStat(),
+        ioStat: dev.ioStat(),
+        bdStat: dev.bdStat(),
+        debugStat: dev.debugStat(),
+        lockStat: args.lockStat ? dev.pool.lockStatText() : '',
+        nbd: nbd.totals(),
+      } satisfies StatReply;
+    }
+    case 'compact':
+      return svc.compact();
+    case 'idle':
+      return svc.idle(args.arg === undefined || args.arg === 'all' ? 'all' : Number(args.arg));
+    case 'writeback':
+      return svc.writeback(String(args.mode));
+    case 'recompress':
+      return svc.recompress(args as never);
+    case 'reset':
+      await svc.discard(0, dev.disksize);
+      dev.resetMemUsedMax();
+      return 'ok';
+    default:
+      throw new Error(`unknown command '${cmd}'`);
+  }
+}
+
+/** A client command: sends one request over the control socket and prints the reply. */
+function clientCommand(
+  help: string,
+  extra: Options,
+  request: (v: Values, positionals: string[]) => { cmd: string; args?: Record<string, unknown> },
+  print: (result: unknown, v: Values) => void = (r) => console.log(String(r)),
+): Command {
+  return {
+    help,
+    options: { ...TARGET_OPTIONS, ...extra },
+    async run(v, positionals) {
+      const { cmd, args } = request(v, positionals);
+      print(await controlRequest(controlPath(v), cmd, args), v);
+    },
+  };
+}
+
+const COMMANDS: Record<string, Command> = {
+  serve: {
+    help: SERVE_HELP,
+    options: {
+      size: { type: 'string' },
+      algorithm: { type: 'string' },
+      'mem-limit': { type: 'string' },
+      'backing-file': { type: 'string' },
+      workers: { type: 'string' },
+      'lock-mode': { type: 'string' },
+      'chain-size': { type: 'string' },
+      'lock-stat': { type: 'boolean' },
+      'recomp-algorithm': { type: 'string' },
+      host: { type: 'string' },
+      port: { type: 'string' },
+      unix: { type: 'string' },
+      tls: { type: 'string' },
+      'tls-psk': { type: 'string' },
+      insecure: { type: 'boolean' },
+      'max-connections': { type: 'string' },
+      'handshake-timeout': { type: 'string' },
+      'max-connection-bytes': { type: 'string' },
+      control: { type: 'string' },
+    },
+    run: serve,
+  },
+  stat: clientCommand(
+    `usage: zram stat ${TARGET_HELP} [--lock-stat]
+
+  Prints NAME ALGORITHM DISKSIZE DATA COMPR TOTAL STREAMS, then mm_stat, io_stat,
+  bd_stat and debug_stat in the kernel's layout, and the NBD server's connection
+  figures; --lock-stat adds /proc/lock_stat.`,
+    { 'lock-stat': { type: 'boolean' } },
+    (v, p) => {
+      noPositionals(p);
+      return { cmd: 'stat', args: { lockStat: v['lock-stat'] === true } };
+    },
+    (r) => {
+      const s = r as StatReply;
       process.stdout.write(statTable(s));
       process.stdout.write(
         `\nmm_stat:    ${s.mmStat}io_stat:    ${s.ioStat}bd_stat:    ${s.bdStat}debug_stat:\n${s.debugStat}`,
       );
+      if (s.nbd)
+        process.stdout.write(
+          `nbd:        connections ${s.nbd.connections} refused ${s.nbd.refusedConnections} handshake_timeouts ${s.nbd.handshakeTimeouts} held_bytes ${s.nbd.heldBytes} max_connection_bytes ${s.nbd.maxConnectionBytes}\n`,
+        );
       if (s.lockStat) process.stdout.write(`\n${s.lockStat}`);
-      return;
-    }
-    case 'compact':
-    case 'reset':
-      if (p.positional.length > 0) throw new UsageError(`unexpected argument '${p.positional[0]}'`);
-      console.log(String(await controlRequest(path, cmd)));
-      return;
-    case 'idle': {
-      const arg = p.positional[0] ?? 'all';
+    },
+  ),
+  compact: clientCommand(`usage: zram compact ${TARGET_HELP}`, {}, (_v, p) => {
+    noPositionals(p);
+    return { cmd: 'compact' };
+  }),
+  idle: clientCommand(
+    `usage: zram idle [all|SECONDS] ${TARGET_HELP}\n\n  Marks all pages idle, or those not accessed for SECONDS.`,
+    {},
+    (_v, p) => {
+      const arg = p[0] ?? 'all';
+      if (p.length > 1) noPositionals(p.slice(1));
       if (arg !== 'all' && !(Number(arg) >= 0))
         throw new UsageError(`idle takes 'all' or an age in seconds, got '${arg}'`);
-      console.log(String(await controlRequest(path, 'idle', { arg })));
-      return;
-    }
-    case 'writeback': {
-      const mode = p.positional[0];
+      return { cmd: 'idle', args: { arg } };
+    },
+  ),
+  writeback: clientCommand(
+    `usage: zram writeback MODE ${TARGET_HELP}\n\n  MODE: idle | huge | huge_idle | incompressible | page_index=N | page_indexes=A-B`,
+    {},
+    (_v, p) => {
+      const mode = p[0];
       if (!mode) throw new UsageError('writeback needs a MODE');
-      console.log(String(await controlRequest(path, 'writeback', { mode })));
-      return;
-    }
-    case 'recompress': {
+      if (p.length > 1) noPositionals(p.slice(1));
+      return { cmd: 'writeback', args: { mode } };
+    },
+  ),
+  recompress: clientCommand(
+    `usage: zram recompress [type=idle|huge|huge_idle] [threshold=BYTES] [max_pages=N] [algo=NAME] ${TARGET_HELP}`,
+    {},
+    (_v, p) => {
       const req: Record<string, unknown> = {};
-      for (const kv of p.positional) {
-        const [k, v] = kv.split('=');
-        if (k === 'type') req.type = v;
-        else if (k === 'threshold') req.threshold = Number(v);
-        else if (k === 'max_pages') req.maxPages = Number(v);
-        else if (k === 'algo') req.algorithm = v;
+      for (const kv of p) {
+        const [k, val] = kv.split('=');
+        if (k === 'type') req.type = val;
+        else if (k === 'threshold') req.threshold = Number(val);
+        else if (k === 'max_pages') req.maxPages = Number(val);
+        else if (k === 'algo') req.algorithm = val;
         else throw new UsageError(`recompress: unknown parameter '${kv}'`);
       }
-      console.log(String(await controlRequest(path, 'recompress', req)));
-      return;
-    }
-  }
-}
+      return { cmd: 'recompress', args: req };
+    },
+  ),
+  reset: clientCommand(
+    `usage: zram reset ${TARGET_HELP}\n\n  Frees every page (the device keeps its size, as a reset followed by the same disksize).`,
+    {},
+    (_v, p) => {
+      noPositionals(p);
+      return { cmd: 'reset' };
+    },
+  ),
+};
+
+const MAIN_HELP = `usage: zram <command> [options]
+
+commands:
+  serve        run a zram device behind an NBD server (loopback, a Unix socket, or TLS-PSK)
+  stat         show a zramctl-like table and the stat files of a running server
+  compact      compact the running device (prints pages freed)
+  idle         mark pages idle: zram idle [all|SECONDS]
+  writeback    write pages back to the backing file: zram writeback MODE
+  recompress   recompress with the secondary algorithm
+  reset        free every page of the running device
+
+Run 'zram <command> --help' for a command's options.`;
 
 async function main(argv: string[]): Promise<void> {
-  const [cmd, ...rest] = argv;
-  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
-    console.log(HELP.main);
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(MAIN_HELP);
     return;
   }
-  if (cmd === 'serve') return serve(rest);
-  if (['stat', 'compact', 'idle', 'writeback', 'recompress', 'reset'].includes(cmd)) return client(cmd, rest);
-  throw new UsageError(`unknown command '${cmd}'`);
+  const command = COMMANDS[name];
+  if (!command) throw new UsageError(`unknown command '${name}'`);
+  let parsed: { values: Values; positionals: string[] };
+  try {
+    parsed = parseArgs({
+      args: rest,
+      options: { ...command.options, ...HELP_OPTION },
+      allowPositionals: true,
+      strict: true,
+    }) as { values: Values; positionals: string[] };
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (parsed.values.help === true) {
+    console.log(command.help);
+    return;
+  }
+  await command.run(parsed.values, parsed.positionals);
 }
 
 main(process.argv.slice(2)).catch((e: unknown) => {

@@ -3,6 +3,7 @@
 export {
   NbdServer,
   isLoopback,
+  listenPolicyRefusal,
   type NbdServerOptions,
   type NbdServerAddress,
   type NbdServerTotals,

@@ -75,6 +75,19 @@ export interface NbdServerTotals {
   maxConnectionBytes: number;
 }
 
+/**
+ * The listen policy: an export reachable from other machines must require TLS
+ * (or be explicitly `insecure`). Returns why a configuration is refused, or null.
+ */
+export function listenPolicyRefusal(o: { host?: string; unix?: string; tls?: TlsMode; insecure?: boolean }): string | null {
+  const host = o.host ?? '127.0.0.1';
+  if (o.unix !== undefined || isLoopback(host) || o.tls === 'require' || o.insecure) return null;
+  return (
+    `refusing to listen on ${host} without TLS: anyone who can reach it could read and write the whole device. ` +
+    'Require TLS with pre-shared keys (--tls require --tls-psk FILE), or pass --insecure if the network is trusted.'
+  );
+}
+
 /** Whether `host` names only this machine (127.0.0.0/8, ::1, localhost). */
 export function isLoopback(host: string): boolean {
   if (host === 'localhost' || host === '::1' || host === '0:0:0:0:0:0:0:1') return true;
@@ -121,11 +134,8 @@ export class NbdServer {
     const o = this.opts;
     const tls: NbdTlsOptions = { mode: o.tls, psk: options.psk };
     checkTlsOptions(tls);
-    if (o.unix === undefined && !isLoopback(o.host) && o.tls !== 'require' && !o.insecure)
-      throw new RangeError(
-        `NbdServer: refusing to listen on ${o.host} without TLS: anyone who can reach it could read and write the whole device. ` +
-          'Use tls "require" with pre-shared keys (zram serve --tls require --tls-psk FILE), or insecure: true (--insecure) if the network is trusted.',
-      );
+    const refusal = listenPolicyRefusal(o);
+    if (refusal !== null) throw new RangeError(`NbdServer: ${refusal}`);
     if (!Number.isInteger(o.maxConnections) || o.maxConnections < 1)
       throw new RangeError('NbdServer: maxConnections must be a positive integer');
     if (!Number.isInteger(o.handshakeTimeoutMs) || o.handshakeTimeoutMs < 0)
