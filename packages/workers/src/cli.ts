@@ -151,7 +151,7 @@ const SERVE_HELP = `usage: zram serve [--size 1G] [--algorithm lz4] [--mem-limit
   --max-connections       NBD connections served at once; more are closed (default 16)
   --handshake-timeout     seconds a client has to finish the NBD handshake (default 10; 0: none)
   --max-connection-bytes  per-connection cap on bytes buffered + in flight + queued replies
-                          (default 2 x 32M + 1.3M; at least 2 x 32M + 257K)
+                          (default 2 x 32M + 1.25M; at least 2 x 32M + 257K)
   --control               control socket path (created 0600; default: ${DEFAULT_CONTROL_HELP},
                           or PATH.control with --unix)`;
 

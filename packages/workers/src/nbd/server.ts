@@ -35,7 +35,7 @@ export interface NbdServerOptions {
   /**
    * Per-connection cap on bytes received and not yet dispatched + data of
    * requests in flight + replies queued for the client (default 2 x maxPayload
-   * + about 1.3 MiB; at least 2 x maxPayload + 257 KiB).
+   * + 1.25 MiB; at least 2 x maxPayload + 257 KiB).
    */
   maxConnectionBytes?: number;
   /** Export name (default 'zram0'); the empty name ("default export") is accepted too. */
