@@ -79,7 +79,12 @@ export interface NbdServerTotals {
  * The listen policy: an export reachable from other machines must require TLS
  * (or be explicitly `insecure`). Returns why a configuration is refused, or null.
  */
-export function listenPolicyRefusal(o: { host?: string; unix?: string; tls?: TlsMode; insecure?: boolean }): string | null {
+export function listenPolicyRefusal(o: {
+  host?: string;
+  unix?: string;
+  tls?: TlsMode;
+  insecure?: boolean;
+}): string | null {
   const host = o.host ?? '127.0.0.1';
   if (o.unix !== undefined || isLoopback(host) || o.tls === 'require' || o.insecure) return null;
   return (
