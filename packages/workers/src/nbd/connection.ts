@@ -101,8 +101,12 @@ export interface ConnectionStats {
 }
 
 export class NbdConnection {
-  /** The plaintext socket, then the TLS socket once STARTTLS has upgraded it. */
-  private sock: Socket;
+  /**
+   * The socket the protocol runs over: the plaintext one, replaced by the TLS
+   * socket when STARTTLS upgrades it (handshake phase only; see startTls).
+   * Not to be assigned from outside.
+   */
+  socket: Socket;
   readonly id: number;
   private readonly cfg: ConnectionConfig;
   private readonly decoder: nbd.ServerDecoder;
@@ -128,7 +132,7 @@ export class NbdConnection {
   requests = 0;
 
   constructor(socket: Socket, id: number, cfg: ConnectionConfig) {
-    this.sock = socket;
+    this.socket = socket;
     this.id = id;
     this.cfg = cfg;
     this.decoder = new nbd.ServerDecoder({ maxPayload: cfg.maxPayload });
@@ -141,16 +145,11 @@ export class NbdConnection {
       this.handshakeTimer = setTimeout(() => {
         this.cfg.log(`nbd[${this.id}]: handshake not finished within ${cfg.handshakeTimeoutMs} ms; dropping`);
         cfg.onHandshakeTimeout();
-        this.sock.destroy();
+        this.socket.destroy();
       }, cfg.handshakeTimeoutMs);
       this.handshakeTimer.unref();
     }
     this.send(nbd.encodeGreeting(HANDSHAKE_FLAGS));
-  }
-
-  /** The socket the protocol runs over now (the TLS socket after STARTTLS). */
-  get socket(): Socket {
-    return this.sock;
   }
 
   /** Routes a socket's events into this connection (the plaintext one, then the TLS one). */
@@ -166,7 +165,7 @@ export class NbdConnection {
     socket.on('error', (e) => this.cfg.log(`nbd[${this.id}]: socket error: ${e.message}`));
     socket.once('close', () => {
       // After STARTTLS the plaintext socket's close ends the TLS one too.
-      if (socket !== this.sock) this.sock.destroy();
+      if (socket !== this.socket) this.socket.destroy();
       this.phase = 'closed';
       this.decoder.kill();
       if (this.killTimer) clearTimeout(this.killTimer);
@@ -184,7 +183,7 @@ export class NbdConnection {
       inflight: this.inflight,
       inflightBytes: this.inflightBytes,
       requests: this.requests,
-      queuedReplyBytes: this.sock.writableLength,
+      queuedReplyBytes: this.socket.writableLength,
       bufferedBytes: this.inputBytes(),
       heldBytes: this.heldBytes(),
       tls: this.tlsUser !== null,
@@ -198,12 +197,12 @@ export class NbdConnection {
    * flight, replies queued for the client.
    */
   private heldBytes(): number {
-    return this.inputBytes() + this.inflightBytes + this.sock.writableLength;
+    return this.inputBytes() + this.inflightBytes + this.socket.writableLength;
   }
 
   /** Input read and not yet dispatched: in the stream, in the decoder, a deferred WRITE's payload. */
   private inputBytes(): number {
-    return this.sock.readableLength + this.decoder.buffered + (this.deferred?.payload?.length ?? 0);
+    return this.socket.readableLength + this.decoder.buffered + (this.deferred?.payload?.length ?? 0);
   }
 
   /**
@@ -213,7 +212,7 @@ export class NbdConnection {
    * (minConnectionBytes makes that fit too).
    */
   private fits(ev: nbd.ServerEvent & { kind: 'request' }): boolean {
-    if (this.inflight === 0 && this.sock.writableLength === 0) return true;
+    if (this.inflight === 0 && this.socket.writableLength === 0) return true;
     const r = ev.request;
     const data = r.type === nbd.NBD_CMD_READ ? r.length : 0;
     return this.heldBytes() + data + REPLY_RESERVE <= this.cfg.maxConnectionBytes;
@@ -230,7 +229,7 @@ export class NbdConnection {
    */
   shutdown(): Promise<void> {
     if (this.phase === 'handshake') {
-      this.sock.destroy();
+      this.socket.destroy();
     } else {
       this.finish('server shutdown');
     }
@@ -248,7 +247,7 @@ export class NbdConnection {
         const waiting = this.deferred;
         if (waiting !== null) {
           if (!this.fits(waiting)) {
-            this.sock.pause();
+            this.socket.pause();
             return;
           }
           this.deferred = null;
@@ -256,7 +255,7 @@ export class NbdConnection {
           continue;
         }
         if (this.congested()) {
-          this.sock.pause();
+          this.socket.pause();
           return;
         }
         const ev = this.decoder.next();
@@ -267,7 +266,7 @@ export class NbdConnection {
         }
         this.handle(ev);
       }
-      if (this.phase === 'handshake' || this.phase === 'transmission') this.sock.resume();
+      if (this.phase === 'handshake' || this.phase === 'transmission') this.socket.resume();
     } finally {
       this.pumping = false;
     }
@@ -404,8 +403,9 @@ export class NbdConnection {
       this.send(nbd.encodeOptionReply(option, nbd.NBD_REP_ERR_INVALID, 'TLS is already negotiated'));
       return;
     }
-    if (this.decoder.buffered > 0) return this.hardDisconnect('plaintext data after NBD_OPT_STARTTLS');
-    const raw = this.sock;
+    if (this.decoder.buffered > 0 || this.socket.readableLength > 0)
+      return this.hardDisconnect('plaintext data after NBD_OPT_STARTTLS');
+    const raw = this.socket;
     if (this.corked) {
       this.corked = false;
       raw.uncork();
@@ -421,7 +421,7 @@ export class NbdConnection {
       if (this.cfg.debug) this.cfg.log(`nbd[${this.id}]: TLS ${ts.getProtocol()} as "${user}"`);
       this.pump();
     });
-    this.sock = ts;
+    this.socket = ts;
     this.attach(ts);
   }
 
@@ -593,18 +593,18 @@ export class NbdConnection {
   private batch(): void {
     if (this.corked) return;
     this.corked = true;
-    this.sock.cork();
+    this.socket.cork();
     process.nextTick(this.uncork);
   }
 
   private readonly uncork = (): void => {
     this.corked = false;
-    this.sock.uncork();
-    if (this.sock.writableNeedDrain) this.needDrain = true;
+    this.socket.uncork();
+    if (this.socket.writableNeedDrain) this.needDrain = true;
   };
 
   private send(buf: Uint8Array): void {
-    const s = this.sock;
+    const s = this.socket;
     if (s.destroyed || s.writableEnded) return;
     this.batch();
     if (!s.write(buf)) this.needDrain = true;
@@ -612,7 +612,7 @@ export class NbdConnection {
 
   /** A header and its data as one reply: nothing can come between them. */
   private send2(header: Uint8Array, data: Uint8Array): void {
-    const s = this.sock;
+    const s = this.socket;
     if (s.destroyed || s.writableEnded) return;
     this.batch();
     s.write(header);
@@ -631,7 +631,7 @@ export class NbdConnection {
   }
 
   private maybeEnd(): void {
-    if (this.inflight > 0 || this.sock.writableEnded) return;
+    if (this.inflight > 0 || this.socket.writableEnded) return;
     this.endSoon();
   }
 
@@ -651,9 +651,9 @@ export class NbdConnection {
   private endSoon(): void {
     this.phase = 'closing';
     this.decoder.kill();
-    this.sock.resume();
-    this.sock.end();
-    this.killTimer = setTimeout(() => this.sock.destroy(), 2000);
+    this.socket.resume();
+    this.socket.end();
+    this.killTimer = setTimeout(() => this.socket.destroy(), 2000);
     this.killTimer.unref();
   }
 }
