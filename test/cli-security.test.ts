@@ -168,6 +168,11 @@ describe('zram serve: NBD access', () => {
     expect(r.err).toMatch(/refusing to listen on 0\.0\.0\.0 without TLS/);
     expect(zram('serve', '--tls', 'require').err).toMatch(/needs --tls-psk/);
     expect(zram('serve', '--tls', 'maybe').err).toMatch(/off, on or require/);
+    expect(zram('serve', '--handshake-timeout', '-1').err).toMatch(/--handshake-timeout/);
+    expect(zram('serve', '--max-connections', '0').err).toMatch(/--max-connections must be an integer/);
+    const small = zram('serve', '--max-connection-bytes', '16M');
+    expect(small.code).toBe(2);
+    expect(small.err).toMatch(/--max-connection-bytes must be at least/);
     const open = path.join(dir, 'open.psk');
     fs.writeFileSync(open, 'alice:8d3f0c1e5a7b9d2f4e6a8c0b1d3f5e7a\n', { mode: 0o644 });
     fs.chmodSync(open, 0o644);

@@ -9,6 +9,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import { ZramDevice } from '@zsmalloc/zram';
 import {
   NbdServer,
@@ -268,6 +269,53 @@ describe('NBD with TLS required (pre-shared keys)', () => {
     );
     expect((await c.rest()).length).toBe(0);
     expect(s.logs.some((l) => /plaintext data after NBD_OPT_STARTTLS/.test(l))).toBe(true);
+  });
+
+  it('upgrades the same connection in place: after STARTTLS the options run over TLS, and stats name the user', async () => {
+    const c = await RawClient.connect(s.port);
+    await haggling(c);
+    c.write(nbd.encodeClientOption(nbd.NBD_OPT_STARTTLS));
+    expect((await c.optionReply()).type).toBe(nbd.NBD_REP_ACK);
+    c.socket.removeAllListeners('data');
+    const t = tls.connect({
+      socket: c.socket,
+      ciphers: 'PSK-AES256-GCM-SHA384',
+      maxVersion: 'TLSv1.2',
+      checkServerIdentity: () => undefined,
+      pskCallback: () => ({ identity: 'alice', psk: Buffer.from(KEY, 'hex') }),
+    });
+    await new Promise<void>((resolve, reject) => {
+      t.once('secureConnect', resolve);
+      t.once('error', reject);
+    });
+    const st = await waitFor(() => s.server.stats().find((x) => x.tls), 'the server to finish the TLS handshake');
+    expect(st.tlsUser).toBe('alice');
+    expect(st.phase).toBe('handshake');
+    // NBD_OPT_LIST now answers (over TLS) instead of ERR_TLS_REQD.
+    t.write(nbd.encodeClientOption(nbd.NBD_OPT_LIST));
+    const got = await new Promise<Buffer>((resolve) => {
+      let b = Buffer.alloc(0);
+      t.on('data', (d: Buffer) => {
+        b = Buffer.concat([b, d]);
+        if (b.length >= 20 && b.readUInt32BE(12) === nbd.NBD_REP_SERVER) resolve(b);
+      });
+    });
+    expect(got.readUInt32BE(8)).toBe(nbd.NBD_OPT_LIST);
+    t.destroy();
+  });
+
+  it('drops a client that sends STARTTLS and then stalls the TLS handshake, at the handshake limit', async () => {
+    const u = await serve({ disksize: SIZE, tls: 'require', psk: loadPskFile(pskFile), handshakeTimeoutMs: 300 });
+    try {
+      const c = await RawClient.connect(u.port);
+      await haggling(c);
+      c.write(nbd.encodeClientOption(nbd.NBD_OPT_STARTTLS));
+      expect((await c.optionReply()).type).toBe(nbd.NBD_REP_ACK);
+      await c.whenClosed; // never says ClientHello
+      expect(u.server.totals().handshakeTimeouts).toBe(1);
+    } finally {
+      await u.close();
+    }
   });
 
   it.skipIf(missing('nbdinfo') !== null)('also over a Unix socket (nbds+unix://)', async () => {

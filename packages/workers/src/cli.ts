@@ -10,12 +10,16 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ZsError } from '@zsmalloc/core';
 import { ControlServer, controlRequest, defaultControlPath } from './control.js';
 import { NbdServer, listenPolicyRefusal, type NbdServerTotals } from './nbd/server.js';
+import { minConnectionBytes } from './nbd/connection.js';
 import { ServiceBackend } from './nbd/service-backend.js';
 import { loadPskFile, type TlsMode } from './nbd/tls.js';
 import { ZramService } from './service.js';
 import { parseSize } from './size.js';
 
 class UsageError extends Error {}
+
+/** The NBD server's largest request (its default maxPayload), which the byte cap must fit twice. */
+const NBD_MAX_PAYLOAD = 32 * 1024 * 1024;
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 type Values = Record<string, string | boolean | undefined>;
@@ -179,6 +183,10 @@ async function serve(v: Values, positionals: string[]): Promise<void> {
   const maxConnections = intFlag(v, 'max-connections', 16, 1, 65536);
   const maxConnectionBytes =
     str(v, 'max-connection-bytes') !== undefined ? sizeFlag(v, 'max-connection-bytes', 0) : undefined;
+  if (maxConnectionBytes !== undefined && maxConnectionBytes < minConnectionBytes(NBD_MAX_PAYLOAD))
+    throw new UsageError(
+      `--max-connection-bytes must be at least ${minConnectionBytes(NBD_MAX_PAYLOAD)} (two 32M requests + 257K)`,
+    );
   const svc = await ZramService.start({
     disksize: size,
     algorithm: str(v, 'algorithm') ?? 'lz4',
