@@ -7,7 +7,6 @@
 // reset the device: the socket is created 0600 (see unix-socket.ts) and the
 // client refuses a socket another user owns.
 
-import { rmSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { checkOwnSocket, listenPrivate, privateRuntimeDir } from './unix-socket.js';
@@ -64,13 +63,9 @@ export class ControlServer {
     return new ControlServer(path, server);
   }
 
+  /** Stops listening; the socket file goes with it (whatever else is at the path by then stays). */
   close(): Promise<void> {
-    return new Promise((resolve) =>
-      this.server.close(() => {
-        rmSync(this.path, { force: true });
-        resolve();
-      }),
-    );
+    return new Promise((resolve) => this.server.close(() => resolve()));
   }
 }
 
