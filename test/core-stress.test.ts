@@ -17,6 +17,7 @@ interface Result {
   runs?: number;
   freed?: number;
   migrated?: number;
+  lockdep?: boolean;
 }
 
 function run(shared: unknown, role: string, ops: number, seed: number, stop: SharedArrayBuffer): Promise<Result> {
@@ -32,7 +33,7 @@ function run(shared: unknown, role: string, ops: number, seed: number, stop: Sha
 
 describe.each<LockMode>(['class', 'pool'])('pool under real contention (lockMode %s)', (lockMode) => {
   it('two mutators, a compactor and a migrator: zero mismatches, verify passes, contentions counted', async () => {
-    const pool = ZsPool.create({ maxBytes: 48 << 20, lockMode, lockStat: true });
+    const pool = ZsPool.create({ maxBytes: 48 << 20, lockMode, lockStat: true, lockdep: true });
     const stop = new SharedArrayBuffer(4);
     const stopWord = new Int32Array(stop);
     const background = [run(pool.shared, 'compactor', 0, 3, stop), run(pool.shared, 'migrator', 0, 4, stop)];
@@ -43,6 +44,8 @@ describe.each<LockMode>(['class', 'pool'])('pool under real contention (lockMode
     Atomics.store(stopWord, 0, 1);
     const bg = await Promise.all(background);
     for (const r of [...mutators, ...bg]) expect(r.error ?? '').toBe('');
+    // every thread checked its acquisitions against the lock order (an inversion throws)
+    for (const r of [...mutators, ...bg]) expect(r.lockdep).toBe(true);
     const mismatches = mutators.reduce((a, r) => a + (r.mismatches ?? 0), 0);
     expect(mismatches).toBe(0);
     expect(mutators.reduce((a, r) => a + (r.done ?? 0), 0)).toBeGreaterThan(100000);

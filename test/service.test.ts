@@ -25,6 +25,7 @@ describe.each<LockMode>(['class', 'pool'])('ZramService integrity under every th
       compressionWorkers: 2,
       lockMode,
       lockStat: true,
+      lockdep: true,
       backingFile: join(dir, `bf-${lockMode}`),
       compaction: { thresholdPages: 8, intervalMs: 20 },
       batchPages: 16,

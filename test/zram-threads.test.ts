@@ -51,7 +51,7 @@ async function scenario(opts: { writers: number; iterations: number; writeback: 
   const sharedPages = 48;
   const privatePages = 16;
   const pages = sharedPages + opts.writers * privatePages;
-  const pool = ZsPool.create({ maxBytes: 16 << 20, lockMode: opts.lockMode });
+  const pool = ZsPool.create({ maxBytes: 16 << 20, lockMode: opts.lockMode, lockdep: true });
   const dev = ZramDevice.create({
     disksize: pages * PAGE,
     pool,

@@ -96,7 +96,7 @@ function migrator() {
 let result;
 try {
   result = role === 'mutator' ? mutator() : role === 'compactor' ? compactor() : migrator();
-  parentPort.postMessage({ ok: true, role, ...result });
+  parentPort.postMessage({ ok: true, role, lockdep: pool.locks.lockdep, ...result });
 } catch (e) {
   parentPort.postMessage({ ok: false, role, error: String(e && e.stack || e) });
 }

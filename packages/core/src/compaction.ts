@@ -12,6 +12,7 @@ import { FD_NEXT, FD_PRIVATE, FD_WORDS } from './phys-mem.js';
 import { P_COMPACTING, P_PAGES_COMPACTED, P_ZS_COMPACT_RUNS } from './pool-layout.js';
 import type { ZsPool } from './pool.js';
 import { CL_MOVED, CL_WORDS, ZD_FIRST, ZD_INUSE, ZD_WORDS } from './zspage.js';
+import { SITE_COMPACT_ISOLATE, SITE_COMPACT_MIGRATE } from './lock-classes.js';
 
 const yieldWord = new Int32Array(new SharedArrayBuffer(4));
 
@@ -32,8 +33,8 @@ export function compactPool(pool: ZsPool): number {
 }
 
 function lockClass(pool: ZsPool, c: number): void {
-  pool.poolWriteLock();
-  pool.classLock(c);
+  pool.poolWriteLock(SITE_COMPACT_ISOLATE);
+  pool.classLock(c, SITE_COMPACT_ISOLATE);
   // Frames of this class may have been allocated (and the SAB grown) by other threads.
   pool.phys.ensure(pool.phys.presentFrames - 1);
 }
@@ -58,7 +59,7 @@ function compactClass(pool: ZsPool, c: number): number {
     const src = pool.firstInGroups(c, ZS_INUSE_RATIO_10, ZS_INUSE_RATIO_99);
     if (src === 0) break;
     pool.listRemove(c, src);
-    if (!pool.zspageWriteTrylock(src)) {
+    if (!pool.zspageWriteTrylock(src, SITE_COMPACT_MIGRATE)) {
       pool.fixFullness(c, src);
       break;
     }

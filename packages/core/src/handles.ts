@@ -6,6 +6,7 @@
 // refilled from and flushed to the global list under the handle cache lock.
 
 import type { LockContext } from './locks.js';
+import { SITE_HANDLE_ALLOC, SITE_HANDLE_FREE } from './lock-classes.js';
 
 /** Object index bits in a location word: up to 2048 objects per zspage (16 pages of 32 B). */
 export const OBJ_INDEX_BITS = 11;
@@ -91,7 +92,7 @@ export class HandleTable {
   private refill(): void {
     const ctl = this.ctl;
     const b = this.base;
-    this.locks.mutexLock(ctl, b + H_LOCK, this.lockCls);
+    this.locks.mutexLock(ctl, b + H_LOCK, this.lockCls, SITE_HANDLE_ALLOC);
     try {
       if (ctl[b + H_FREE_COUNT]! === 0) this.growLocked();
       if (this.viewLen < ctl[b + H_CAPACITY]! + 1) this.refresh();
@@ -111,7 +112,7 @@ export class HandleTable {
   private flush(n: number): void {
     const ctl = this.ctl;
     const b = this.base;
-    this.locks.mutexLock(ctl, b + H_LOCK, this.lockCls);
+    this.locks.mutexLock(ctl, b + H_LOCK, this.lockCls, SITE_HANDLE_FREE);
     try {
       const w = this.words;
       for (let k = 0; k < n; k++) {

@@ -13,8 +13,9 @@ export {
   type MapMode,
 } from './pool.js';
 export { buildSizeClasses, classIndexFor, chainLength, type SizeClassTable, type ChainRule } from './size-class.js';
-export { LockContext } from './locks.js';
-export { formatLockStat, type LockClassStats } from './lock-stat.js';
+export { LockContext, LockOrderError, type LockdepRegistry } from './locks.js';
+export { formatLockStat, type LockClassStats, type ContentionPoint } from './lock-stat.js';
+export * from './lock-classes.js';
 export { MAX_CPUS } from './cpu-registry.js';
 export {
   compactFrames,

@@ -1,9 +1,13 @@
 // lock_stat: per lock class, per read/write state, statistics of acquisitions,
 // contentions, bounces, wait and hold times, kept per CPU in shared memory (so no
 // atomics are needed to count) and summed when read, as the kernel does. Also the
-// registry of lock class names, shared by every thread of a pool.
+// registry of lock class names (with each class's rank in the lock order),
+// shared by every thread of a pool. Contention points: per CPU, per class, per
+// call site (lock-classes.ts), the contentions and wait time, as the kernel's
+// lock_stat lists the code that waited under each class row.
 
 import { MAX_CPUS } from './cpu-registry.js';
+import { MAX_LOCK_SITES, lockRank, lockSiteName } from './lock-classes.js';
 
 export const MAX_LOCK_CLASSES = 32;
 /** Each class has a write (or exclusive) state and a read state. */
@@ -25,9 +29,24 @@ export const LOCK_KIND_MUTEX = 1;
 export const LOCK_KIND_RW = 2;
 export const LOCK_KIND_BIT = 3;
 
-/** Float64 words of the per-CPU statistics table. */
+/** Float64 words of the per-CPU class statistics table. */
+const CLASS_TABLE_WORDS = MAX_CPUS * MAX_LOCK_CLASSES * LOCK_STATES * STAT_FIELDS;
+/** Per contention point: contentions, wait total (us). */
+export const CP_FIELDS = 2;
+/** Float64 words of the per-CPU statistics: the class table, then the contention points. */
 export function lockStatWords(): number {
-  return MAX_CPUS * MAX_LOCK_CLASSES * LOCK_STATES * STAT_FIELDS;
+  return CLASS_TABLE_WORDS + MAX_CPUS * MAX_LOCK_CLASSES * MAX_LOCK_SITES * CP_FIELDS;
+}
+/** Base index of the contention-point table of (cpu, class); add site * CP_FIELDS. */
+export function contentionPointBase(cpu: number, cls: number): number {
+  return CLASS_TABLE_WORDS + (cpu * MAX_LOCK_CLASSES + cls) * MAX_LOCK_SITES * CP_FIELDS;
+}
+/** The registry word of a class holds its kind in the low byte and its rank above. */
+const KIND_MASK = 0xff;
+const RANK_SHIFT = 8;
+/** Rank of class `cls` in the lock order (0: outside the order). */
+export function lockClassRank(reg: Int32Array, cls: number): number {
+  return Atomics.load(reg, 2 + cls) >> RANK_SHIFT;
 }
 /** Int32 words of the class registry: [guard, count, kind per class...]. */
 export function lockClassRegistryWords(): number {
@@ -74,7 +93,7 @@ export function registerLockClass(reg: Int32Array, names: Uint8Array, name: stri
     const bytes = new TextEncoder().encode(name).subarray(0, NAME_BYTES - 1);
     names.fill(0, count * NAME_BYTES, (count + 1) * NAME_BYTES);
     names.set(bytes, count * NAME_BYTES);
-    Atomics.store(reg, 2 + count, kind);
+    Atomics.store(reg, 2 + count, kind | (lockRank(name) << RANK_SHIFT));
     Atomics.store(reg, 1, count + 1);
     return count;
   } finally {
@@ -102,6 +121,15 @@ export interface LockClassStats {
   holdMin: number;
   holdMax: number;
   holdTotal: number;
+  /** The call sites that waited for this class, most wait first (write state row only: sites are per class). */
+  points: ContentionPoint[];
+}
+
+export interface ContentionPoint {
+  site: string;
+  contentions: number;
+  /** Microseconds. */
+  waitTotal: number;
 }
 
 /** Sums the per-CPU statistics of every registered class (times in microseconds). */
@@ -109,7 +137,7 @@ export function collectLockStats(reg: Int32Array, names: Uint8Array, stats: Floa
   const out: LockClassStats[] = [];
   const count = Atomics.load(reg, 1);
   for (let cls = 0; cls < count; cls++) {
-    const kind = Atomics.load(reg, 2 + cls);
+    const kind = Atomics.load(reg, 2 + cls) & KIND_MASK;
     const states = kind === LOCK_KIND_RW ? 2 : 1;
     for (let state = 0; state < states; state++) {
       const s: LockClassStats = {
@@ -125,6 +153,7 @@ export function collectLockStats(reg: Int32Array, names: Uint8Array, stats: Floa
         holdMin: 0,
         holdMax: 0,
         holdTotal: 0,
+        points: state === 0 ? contentionPoints(stats, cls) : [],
       };
       for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
         const b = statBase(cpu, cls, state);
@@ -147,6 +176,25 @@ export function collectLockStats(reg: Int32Array, names: Uint8Array, stats: Floa
   }
   return out;
 }
+
+/** The call sites that waited for class `cls`, summed over CPUs, most wait first. */
+export function contentionPoints(stats: Float64Array, cls: number): ContentionPoint[] {
+  const out: ContentionPoint[] = [];
+  for (let site = 0; site < MAX_LOCK_SITES; site++) {
+    let contentions = 0;
+    let waitTotal = 0;
+    for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
+      const b = contentionPointBase(cpu, cls) + site * CP_FIELDS;
+      contentions += stats[b]!;
+      waitTotal += stats[b + 1]!;
+    }
+    if (contentions > 0) out.push({ site: lockSiteName(site), contentions, waitTotal });
+  }
+  return out.sort((a, b) => b.waitTotal - a.waitTotal || b.contentions - a.contentions);
+}
+
+/** Contention points shown under each class row (the kernel shows 4). */
+export const CONTENTION_POINTS_SHOWN = 4;
 
 const COLUMNS = [
   'con-bounces',
@@ -201,6 +249,15 @@ export function formatLockStat(list: LockClassStats[]): string {
         .join('')}`,
     );
     lines.push('');
+    // contention points: the call sites that waited, as /proc/lock_stat lists them
+    const w = s.points.slice(0, CONTENTION_POINTS_SHOWN);
+    if (w.length > 0) lines.push('-'.repeat(label.length).padStart(40));
+    for (const p of w) {
+      lines.push(
+        `${s.name.padStart(40)} ${n(p.contentions)}          [${p.site}] waittime-total ${p.waitTotal.toFixed(2)}`,
+      );
+    }
+    if (w.length > 0) lines.push('');
     lines.push(dots);
   }
   return `${lines.join('\n')}\n`;

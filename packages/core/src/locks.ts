@@ -17,6 +17,13 @@
 //
 // Waiters sleep with a timeout; on each timeout they check whether the owner's CPU
 // slot was marked dead and, if so, take the lock over (counted in `recovered`).
+//
+// Every acquisition takes an optional call-site id (lock-classes.ts; default
+// "unknown"): lock_stat counts contentions per (class, site), and lockdep (when
+// on) names the sites of both locks of an inversion. The held-lock stack is kept
+// whenever lock_stat or lockdep is on; lockdep checks each blocking acquisition
+// against it, before waiting and outside the timed wait and hold, so lock_stat
+// figures do not include lockdep's cost.
 
 import {
   CPU_DEAD,
@@ -26,7 +33,18 @@ import {
   CPU_SLOT_WORDS,
   cpuState,
 } from './cpu-registry.js';
-import { LOCK_STATES, MAX_LOCK_CLASSES, STAT_FIELDS, recordAcquire, recordHold } from './lock-stat.js';
+import { lockSiteName } from './lock-classes.js';
+import {
+  CP_FIELDS,
+  LOCK_STATES,
+  MAX_LOCK_CLASSES,
+  STAT_FIELDS,
+  contentionPointBase,
+  lockClassName,
+  lockClassRank,
+  recordAcquire,
+  recordHold,
+} from './lock-stat.js';
 
 const SPIN = 64;
 const PARK_TIMEOUT_MS = 50;
@@ -39,11 +57,31 @@ export const RW_WAITERS = 0x40000000;
 
 const MAX_HELD = 32;
 
+/** The class registry lockdep reads ranks and names from. */
+export interface LockdepRegistry {
+  reg: Int32Array;
+  names: Uint8Array;
+}
+
+/** Thrown by lockdep when an acquisition breaks the lock order (lock-classes.ts). */
+export class LockOrderError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LockOrderError';
+  }
+}
+
 export class LockContext {
   readonly cpu: number;
   /** (cpu + 1) << 2: the owner bits this CPU writes into mutex words. */
   readonly tag: number;
+  /** lock_stat on for this thread (switch with setStat). */
   statOn: boolean;
+  /** lockdep on: every blocking acquisition is checked against the lock order. */
+  readonly lockdep: boolean;
+  /** The held-lock stack is kept (lock_stat or lockdep on). */
+  private track: boolean;
+  private readonly lockReg: LockdepRegistry | null;
   private readonly stats: Float64Array;
   private readonly cpuReg: Int32Array;
   private readonly cpuBase: number;
@@ -53,12 +91,23 @@ export class LockContext {
   private readonly heldIdx = new Int32Array(MAX_HELD);
   private readonly heldStat = new Int32Array(MAX_HELD);
   private readonly heldT0 = new Float64Array(MAX_HELD);
+  private readonly heldSite = new Int32Array(MAX_HELD);
   private depth = 0;
   /** Locks this CPU took over from dead owners. */
   recovered = 0;
 
-  constructor(cpu: number, cpuReg: Int32Array, cpuBase: number, stats: Float64Array, statOn: boolean) {
+  constructor(
+    cpu: number,
+    cpuReg: Int32Array,
+    cpuBase: number,
+    stats: Float64Array,
+    statOn: boolean,
+    lockdep: LockdepRegistry | null = null,
+  ) {
     this.cpu = cpu;
+    this.lockdep = lockdep !== null;
+    this.lockReg = lockdep;
+    this.track = statOn || lockdep !== null;
     this.tag = (cpu + 1) << 2;
     this.cpuReg = cpuReg;
     this.cpuBase = cpuBase;
@@ -67,17 +116,48 @@ export class LockContext {
     this.myStatBase = cpu * MAX_LOCK_CLASSES * LOCK_STATES * STAT_FIELDS;
   }
 
+  /** Turns lock_stat on or off for this thread (the held-lock stack stays while lockdep is on). */
+  setStat(on: boolean): void {
+    if (this.depth !== 0) throw new Error('lock_stat can only be switched with no lock held');
+    this.statOn = on;
+    this.track = on || this.lockdep;
+  }
+
+  /**
+   * lockdep: taking class `cls` at `site` must not follow a held lock of a later
+   * rank, nor of the same rank but another class (the innermost locks are taken
+   * alone). Checked before waiting, so an inversion throws instead of deadlocking.
+   */
+  private checkOrder(cls: number, site: number): void {
+    const ld = this.lockReg!;
+    const rank = lockClassRank(ld.reg, cls);
+    if (rank === 0) return;
+    const d = Math.min(this.depth, MAX_HELD);
+    for (let k = 0; k < d; k++) {
+      const held = this.heldStat[k]! >> 1;
+      const hr = lockClassRank(ld.reg, held);
+      if (hr > rank || (hr === rank && held !== cls)) {
+        throw new LockOrderError(
+          `lockdep: lock order violation on CPU ${this.cpu}: taking ${lockClassName(ld.names, cls)} (rank ${rank}) at ` +
+            `[${lockSiteName(site)}] while holding ${lockClassName(ld.names, held)} (rank ${hr}) taken at ` +
+            `[${lockSiteName(this.heldSite[k]!)}]; the order is written in lock-classes.ts`,
+        );
+      }
+    }
+  }
+
   private ownerDead(ownerCpu: number): boolean {
     return ownerCpu >= 0 && cpuState(this.cpuReg, this.cpuBase, ownerCpu) === CPU_DEAD;
   }
 
-  private pushHeld(a: Int32Array, i: number, statId: number): void {
+  private pushHeld(a: Int32Array, i: number, statId: number, site: number): void {
     const d = this.depth;
     if (d < MAX_HELD) {
       this.heldArr[d] = a;
       this.heldIdx[d] = i;
       this.heldStat[d] = statId;
-      this.heldT0[d] = performance.now();
+      this.heldSite[d] = site;
+      this.heldT0[d] = this.statOn ? performance.now() : 0;
     }
     this.depth = d + 1;
   }
@@ -86,12 +166,15 @@ export class LockContext {
     const d = this.depth;
     for (let k = Math.min(d, MAX_HELD) - 1; k >= 0; k--) {
       if (this.heldArr[k] === a && this.heldIdx[k] === i) {
-        const hold = (performance.now() - this.heldT0[k]!) * 1000;
-        recordHold(this.stats, this.myStatBase + this.heldStat[k]! * STAT_FIELDS, hold);
+        if (this.statOn) {
+          const hold = (performance.now() - this.heldT0[k]!) * 1000;
+          recordHold(this.stats, this.myStatBase + this.heldStat[k]! * STAT_FIELDS, hold);
+        }
         for (let j = k; j < Math.min(d, MAX_HELD) - 1; j++) {
           this.heldArr[j] = this.heldArr[j + 1]!;
           this.heldIdx[j] = this.heldIdx[j + 1]!;
           this.heldStat[j] = this.heldStat[j + 1]!;
+          this.heldSite[j] = this.heldSite[j + 1]!;
           this.heldT0[j] = this.heldT0[j + 1]!;
         }
         this.heldArr[Math.min(d, MAX_HELD) - 1] = null;
@@ -103,23 +186,24 @@ export class LockContext {
 
   // ---------------------------------------------------------------- mutex
 
-  mutexLock(a: Int32Array, i: number, cls: number): void {
+  mutexLock(a: Int32Array, i: number, cls: number, site = 0): void {
+    if (this.lockdep) this.checkOrder(cls, site);
     const tag = this.tag;
     // Fast path 1: free and last held by this CPU (the uncontended case): one CAS.
     const c = Atomics.compareExchange(a, i, tag, tag | 1);
     if (c === tag) {
-      if (this.statOn) this.acquiredStat(a, i, cls, 0, false, -1);
+      if (this.track) this.acquired(a, i, cls, 0, false, -1, site);
       return;
     }
     // Fast path 2: free, last held elsewhere (an acquisition bounce) or never held.
     if ((c & 3) === 0 && Atomics.compareExchange(a, i, c, tag | 1) === c) {
-      if (this.statOn) this.acquiredStat(a, i, cls, 0, c !== 0, -1);
+      if (this.track) this.acquired(a, i, cls, 0, c !== 0, -1, site);
       return;
     }
-    this.mutexLockSlow(a, i, cls);
+    this.mutexLockSlow(a, i, cls, site);
   }
 
-  private mutexLockSlow(a: Int32Array, i: number, cls: number): void {
+  private mutexLockSlow(a: Int32Array, i: number, cls: number, site: number): void {
     const tag = this.tag;
     const t0 = this.statOn ? performance.now() : 0;
     let prevOwner = 0;
@@ -128,7 +212,7 @@ export class LockContext {
       if ((c & 3) === 0) {
         if (Atomics.compareExchange(a, i, c, tag | 1) === c) {
           prevOwner = c & ~3;
-          return this.contendedDone(a, i, cls, t0, prevOwner);
+          return this.contendedDone(a, i, cls, t0, prevOwner, site);
         }
       } else prevOwner = c & ~3;
     }
@@ -136,7 +220,7 @@ export class LockContext {
       let c = Atomics.load(a, i);
       if ((c & 3) === 0) {
         // Taken after a wait: keep the waiters state, others may still sleep.
-        if (Atomics.compareExchange(a, i, c, tag | 2) === c) return this.contendedDone(a, i, cls, t0, prevOwner);
+        if (Atomics.compareExchange(a, i, c, tag | 2) === c) return this.contendedDone(a, i, cls, t0, prevOwner, site);
         continue;
       }
       prevOwner = c & ~3;
@@ -148,27 +232,51 @@ export class LockContext {
       if (Atomics.wait(a, i, c, PARK_TIMEOUT_MS) === 'timed-out' && this.ownerDead((c >> 2) - 1)) {
         if (Atomics.compareExchange(a, i, c, tag | 2) === c) {
           this.recovered++;
-          return this.contendedDone(a, i, cls, t0, prevOwner);
+          return this.contendedDone(a, i, cls, t0, prevOwner, site);
         }
       }
     }
   }
 
-  private contendedDone(a: Int32Array, i: number, cls: number, t0: number, prevOwner: number): void {
-    if (this.statOn)
-      this.acquiredStat(a, i, cls, 0, prevOwner !== 0 && prevOwner !== this.tag, (performance.now() - t0) * 1000);
+  private contendedDone(a: Int32Array, i: number, cls: number, t0: number, prevOwner: number, site: number): void {
+    if (this.track)
+      this.acquired(
+        a,
+        i,
+        cls,
+        0,
+        prevOwner !== 0 && prevOwner !== this.tag,
+        this.statOn ? (performance.now() - t0) * 1000 : -1,
+        site,
+      );
   }
 
-  private acquiredStat(a: Int32Array, i: number, cls: number, state: number, bounce: boolean, wait: number): void {
+  /** Records an acquisition (lock_stat, and the contention point when `wait` >= 0) and pushes it on the held stack. */
+  private acquired(
+    a: Int32Array,
+    i: number,
+    cls: number,
+    state: number,
+    bounce: boolean,
+    wait: number,
+    site: number,
+  ): void {
     const statId = cls * LOCK_STATES + state;
-    recordAcquire(this.stats, this.myStatBase + statId * STAT_FIELDS, bounce, wait);
-    this.pushHeld(a, i, statId);
+    if (this.statOn) {
+      recordAcquire(this.stats, this.myStatBase + statId * STAT_FIELDS, bounce, wait);
+      if (wait >= 0) {
+        const p = contentionPointBase(this.cpu, cls) + site * CP_FIELDS;
+        this.stats[p]! += 1;
+        this.stats[p + 1]! += wait;
+      }
+    }
+    this.pushHeld(a, i, statId, site);
   }
 
-  mutexTrylock(a: Int32Array, i: number, cls: number): boolean {
+  mutexTrylock(a: Int32Array, i: number, cls: number, site = 0): boolean {
     const c = Atomics.load(a, i);
     if ((c & 3) === 0 && Atomics.compareExchange(a, i, c, this.tag | 1) === c) {
-      if (this.statOn) this.acquiredStat(a, i, cls, 0, c >> 2 !== 0 && (c & ~3) !== this.tag, -1);
+      if (this.track) this.acquired(a, i, cls, 0, c >> 2 !== 0 && (c & ~3) !== this.tag, -1, site);
       return true;
     }
     return false;
@@ -176,7 +284,7 @@ export class LockContext {
 
   mutexUnlock(a: Int32Array, i: number): void {
     const tag = this.tag;
-    if (this.statOn) this.popHeld(a, i);
+    if (this.track) this.popHeld(a, i);
     // Uncontended: locked by me with no waiters -> free, keeping me as last owner.
     if (Atomics.compareExchange(a, i, tag | 1, tag) === (tag | 1)) return;
     const c = Atomics.load(a, i);
@@ -198,16 +306,17 @@ export class LockContext {
 
   // ---------------------------------------------------------------- rwlock
 
-  readLock(a: Int32Array, i: number, cls: number): void {
+  readLock(a: Int32Array, i: number, cls: number, site = 0): void {
+    if (this.lockdep) this.checkOrder(cls, site);
     const c = Atomics.load(a, i);
     if ((c & (RW_WRITER | RW_WRITER_WAITING)) === 0 && Atomics.compareExchange(a, i, c, c + 1) === c) {
-      if (this.statOn) this.acquiredStat(a, i, cls, 1, false, -1);
+      if (this.track) this.acquired(a, i, cls, 1, false, -1, site);
       return;
     }
-    this.readLockSlow(a, i, cls);
+    this.readLockSlow(a, i, cls, site);
   }
 
-  private readLockSlow(a: Int32Array, i: number, cls: number): void {
+  private readLockSlow(a: Int32Array, i: number, cls: number, site: number): void {
     const t0 = this.statOn ? performance.now() : 0;
     let spins = 0;
     for (;;) {
@@ -223,14 +332,22 @@ export class LockContext {
       }
       if (Atomics.wait(a, i, c, PARK_TIMEOUT_MS) === 'timed-out') this.recoverDeadWriter(a, i, c);
     }
-    if (this.statOn) {
+    if (this.track) {
       const last = Atomics.load(a, i + 1);
-      this.acquiredStat(a, i, cls, 1, last !== 0 && last !== this.tag, (performance.now() - t0) * 1000);
+      this.acquired(
+        a,
+        i,
+        cls,
+        1,
+        last !== 0 && last !== this.tag,
+        this.statOn ? (performance.now() - t0) * 1000 : -1,
+        site,
+      );
     }
   }
 
   readUnlock(a: Int32Array, i: number): void {
-    if (this.statOn) this.popHeld(a, i);
+    if (this.track) this.popHeld(a, i);
     const old = Atomics.sub(a, i, 1);
     if ((old & RW_COUNT) === 0) throw new Error(`read unlock of an rwlock with no readers (word ${old})`);
     if ((old & RW_COUNT) === 1 && (old & RW_WAITERS) !== 0) this.wakeIfIdle(a, i);
@@ -247,16 +364,17 @@ export class LockContext {
     }
   }
 
-  writeLock(a: Int32Array, i: number, cls: number): void {
+  writeLock(a: Int32Array, i: number, cls: number, site = 0): void {
+    if (this.lockdep) this.checkOrder(cls, site);
     if (Atomics.compareExchange(a, i, 0, RW_WRITER) === 0) {
       const last = Atomics.exchange(a, i + 1, this.tag);
-      if (this.statOn) this.acquiredStat(a, i, cls, 0, last !== 0 && last !== this.tag, -1);
+      if (this.track) this.acquired(a, i, cls, 0, last !== 0 && last !== this.tag, -1, site);
       return;
     }
-    this.writeLockSlow(a, i, cls);
+    this.writeLockSlow(a, i, cls, site);
   }
 
-  private writeLockSlow(a: Int32Array, i: number, cls: number): void {
+  private writeLockSlow(a: Int32Array, i: number, cls: number, site: number): void {
     const t0 = this.statOn ? performance.now() : 0;
     let spins = 0;
     for (;;) {
@@ -274,21 +392,30 @@ export class LockContext {
       if (Atomics.wait(a, i, c, PARK_TIMEOUT_MS) === 'timed-out') this.recoverDeadWriter(a, i, c);
     }
     const last = Atomics.exchange(a, i + 1, this.tag);
-    if (this.statOn) this.acquiredStat(a, i, cls, 0, last !== 0 && last !== this.tag, (performance.now() - t0) * 1000);
+    if (this.track)
+      this.acquired(
+        a,
+        i,
+        cls,
+        0,
+        last !== 0 && last !== this.tag,
+        this.statOn ? (performance.now() - t0) * 1000 : -1,
+        site,
+      );
   }
 
   /** A writer that only trylocks (zspage lock in compaction and migration). */
-  writeTrylock(a: Int32Array, i: number, cls: number): boolean {
+  writeTrylock(a: Int32Array, i: number, cls: number, site = 0): boolean {
     const c = Atomics.load(a, i);
     if ((c & (RW_COUNT | RW_WRITER)) !== 0) return false;
     if (Atomics.compareExchange(a, i, c, RW_WRITER | (c & RW_WAITERS)) !== c) return false;
     const last = Atomics.exchange(a, i + 1, this.tag);
-    if (this.statOn) this.acquiredStat(a, i, cls, 0, last !== 0 && last !== this.tag, -1);
+    if (this.track) this.acquired(a, i, cls, 0, last !== 0 && last !== this.tag, -1, site);
     return true;
   }
 
   writeUnlock(a: Int32Array, i: number): void {
-    if (this.statOn) this.popHeld(a, i);
+    if (this.track) this.popHeld(a, i);
     const old = Atomics.exchange(a, i, 0);
     if ((old & RW_WRITER) === 0) throw new Error(`write unlock of an rwlock not write-held (word ${old})`);
     if ((old & RW_WAITERS) !== 0) Atomics.notify(a, i);
@@ -318,10 +445,11 @@ export class LockContext {
     Atomics.store(reg, at + CPU_HELD_BIT_CLASS, cls + 1);
   }
 
-  bitLock(a: Int32Array, i: number, mask: number, cls: number): void {
+  bitLock(a: Int32Array, i: number, mask: number, cls: number, site = 0): void {
+    if (this.lockdep) this.checkOrder(cls, site);
     if ((Atomics.or(a, i, mask) & mask) === 0) {
       this.noteBit(cls, i, mask);
-      if (this.statOn) this.acquiredStat(a, i, cls, 0, false, -1);
+      if (this.track) this.acquired(a, i, cls, 0, false, -1, site);
       return;
     }
     const t0 = this.statOn ? performance.now() : 0;
@@ -332,18 +460,18 @@ export class LockContext {
       if (spins++ >= SPIN) Atomics.wait(a, i, c | mask, BIT_SLEEP_MS);
     }
     this.noteBit(cls, i, mask);
-    if (this.statOn) this.acquiredStat(a, i, cls, 0, false, (performance.now() - t0) * 1000);
+    if (this.track) this.acquired(a, i, cls, 0, false, this.statOn ? (performance.now() - t0) * 1000 : -1, site);
   }
 
-  bitTrylock(a: Int32Array, i: number, mask: number, cls: number): boolean {
+  bitTrylock(a: Int32Array, i: number, mask: number, cls: number, site = 0): boolean {
     if ((Atomics.or(a, i, mask) & mask) !== 0) return false;
     this.noteBit(cls, i, mask);
-    if (this.statOn) this.acquiredStat(a, i, cls, 0, false, -1);
+    if (this.track) this.acquired(a, i, cls, 0, false, -1, site);
     return true;
   }
 
   bitUnlock(a: Int32Array, i: number, mask: number): void {
-    if (this.statOn) this.popHeld(a, i);
+    if (this.track) this.popHeld(a, i);
     Atomics.store(this.cpuReg, this.cpuBase + this.cpu * CPU_SLOT_WORDS + CPU_HELD_BIT_CLASS, 0);
     const old = Atomics.and(a, i, ~mask);
     if ((old & mask) === 0) throw new Error(`bit unlock of a bit lock not held (word ${old}, mask ${mask})`);

@@ -35,6 +35,7 @@ import {
 } from './pool-layout.js';
 import type { ZsPool } from './pool.js';
 import { ZD_CLASS, ZD_FIRST, ZD_ISOLATED, ZD_WORDS } from './zspage.js';
+import { SITE_FRAME_MIGRATION } from './lock-classes.js';
 
 export const MIGRATE_OK = 0;
 export const MIGRATE_EBUSY = 1;
@@ -57,12 +58,12 @@ export function isMovable(pool: ZsPool, pfn: number): boolean {
 function lockFrameOwner(pool: ZsPool, pfn: number): number {
   const fd = pool.phys.fd;
   const b = pfn * FD_WORDS;
-  pool.poolWriteLock();
+  pool.poolWriteLock(SITE_FRAME_MIGRATION);
   for (;;) {
     if ((fd[b + FD_FLAGS]! & PG_ZSPAGE) === 0) return 0;
     const zs = fd[b + FD_ZSPAGE]!;
     const c = pool.zd[zs * ZD_WORDS + ZD_CLASS]!;
-    pool.classLock(c);
+    pool.classLock(c, SITE_FRAME_MIGRATION);
     if ((fd[b + FD_FLAGS]! & PG_ZSPAGE) !== 0 && fd[b + FD_ZSPAGE] === zs && pool.zd[zs * ZD_WORDS + ZD_CLASS] === c)
       return zs;
     pool.classUnlock(c);
@@ -131,7 +132,7 @@ export function migrateFrame(pool: ZsPool, pfn: number, target: number): number 
     return MIGRATE_GONE;
   }
   const c = pool.zd[zs * ZD_WORDS + ZD_CLASS]!;
-  if (!pool.zspageWriteTrylock(zs)) {
+  if (!pool.zspageWriteTrylock(zs, SITE_FRAME_MIGRATION)) {
     unlockFrameOwner(pool, zs);
     pool.bump(P_MIG_EBUSY);
     return MIGRATE_EBUSY;

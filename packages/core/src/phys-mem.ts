@@ -4,11 +4,12 @@
 // lock. An optional movable-only region (CMA-like) has free lists of its own that
 // only movable allocations (zspage frames) may take from.
 //
-// Lock order: the zone lock is innermost; nothing else is taken while holding it.
+// The zone lock is innermost (the lock order is written in lock-classes.ts).
 
 import { MAX_ORDER, NR_ORDERS, PAGE_SHIFT, PAGE_SIZE } from './constants.js';
 import { ZsError } from './errors.js';
 import type { LockContext } from './locks.js';
+import { SITE_UNKNOWN, SITE_ZONE_ALLOC, SITE_ZONE_FREE } from './lock-classes.js';
 
 // ---- frame descriptor ("struct page"): Int32 fields, FD_WORDS per frame
 export const FD_WORDS = 8;
@@ -121,8 +122,8 @@ export class PhysMem {
     if (pfn >= this.viewFrames) this.refresh();
   }
 
-  zoneLock(): void {
-    this.locks.mutexLock(this.zone, Z_LOCK, this.zoneLockCls);
+  zoneLock(site = SITE_UNKNOWN): void {
+    this.locks.mutexLock(this.zone, Z_LOCK, this.zoneLockCls, site);
   }
   zoneUnlock(): void {
     this.locks.mutexUnlock(this.zone, Z_LOCK);
@@ -233,7 +234,7 @@ export class PhysMem {
    * Movable allocations take from the movable-only region first, so it gets used.
    */
   allocBlock(order: number, movable: boolean): number {
-    this.zoneLock();
+    this.zoneLock(SITE_ZONE_ALLOC);
     try {
       return this.allocLocked(order, movable);
     } finally {
@@ -264,7 +265,7 @@ export class PhysMem {
    * memory runs out.
    */
   allocFrames(out: Int32Array, n: number): boolean {
-    this.zoneLock();
+    this.zoneLock(SITE_ZONE_ALLOC);
     try {
       for (let i = 0; i < n; i++) {
         const pfn = this.allocLocked(0, true);
@@ -285,7 +286,7 @@ export class PhysMem {
   }
 
   freeBlock(pfn: number, order: number): void {
-    this.zoneLock();
+    this.zoneLock(SITE_ZONE_FREE);
     try {
       this.releaseLocked(pfn, order);
     } finally {
@@ -296,7 +297,7 @@ export class PhysMem {
   /** Frees list[0..n), order-0 frames, under one hold of the zone lock. */
   freeFrames(list: Int32Array, n: number): void {
     if (n === 0) return;
-    this.zoneLock();
+    this.zoneLock(SITE_ZONE_FREE);
     try {
       for (let i = 0; i < n; i++) this.releaseLocked(list[i]!, 0);
     } finally {

@@ -3,10 +3,8 @@
 // the consistency check. Compaction (compaction.ts) and page migration
 // (migrate.ts) work on the same state through the internals exposed here.
 //
-// Lock order, outermost first (as the kernel's mm/zsmalloc.c writes it):
-//
-//     pool lock (rw: "migrate lock")  ->  class lock  ->  zspage lock (rw)  ->  bit locks
-//     and innermost, taken alone: handle cache lock, zspage cache lock, zone lock
+// The lock order is written once, in lock-classes.ts (checked at run time by
+// lockdep when the pool is created with `lockdep: true`).
 //
 // lockMode 'class' (kernel 4.x-6.1 and 6.11+): the pool lock is an rwlock; malloc
 // takes only the class lock; free and object access take the pool lock for reading
@@ -49,6 +47,22 @@ import {
   registerLockClass,
   type LockClassStats,
 } from './lock-stat.js';
+import {
+  LC_CLASS,
+  LC_HANDLE,
+  LC_POOL,
+  LC_ZONE,
+  LC_ZSCACHE,
+  LC_ZSPAGE,
+  POOL_LOCK_CLASSES,
+  SITE_ACCESS,
+  SITE_FREE,
+  SITE_LOCK_ALL,
+  SITE_MALLOC,
+  SITE_UNKNOWN,
+  SITE_ZSPAGE_ID_ALLOC,
+  SITE_ZSPAGE_ID_FREE,
+} from './lock-classes.js';
 import { LockContext } from './locks.js';
 import {
   P_CHAIN,
@@ -137,6 +151,8 @@ export interface PoolOptions {
   chainSize?: number;
   lockMode?: LockMode;
   lockStat?: boolean;
+  /** Check every lock acquisition against the lock order (lock-classes.ts); an inversion throws. */
+  lockdep?: boolean;
   name?: string;
   /** Chain-length rule: the current kernel's ('waste', default) or the original patch's ('percent'). */
   chainRule?: ChainRule;
@@ -187,14 +203,6 @@ export interface MigrationStats {
   zsCompactRuns: number;
 }
 
-/** Lock class ids registered by every pool, in this order. */
-const LC_POOL = 0;
-const LC_CLASS = 1;
-const LC_ZSPAGE = 2;
-const LC_ZONE = 3;
-const LC_HANDLE = 4;
-const LC_ZSCACHE = 5;
-
 const LOCATION_PFN_LIMIT = 1 << (31 - OBJ_INDEX_BITS);
 
 export class ZsPool {
@@ -243,7 +251,9 @@ export class ZsPool {
     this.lockMode = this.ctl[P_LOCK_MODE] === 1 ? 'pool' : 'class';
     this.classMode = this.lockMode === 'class';
     const cpu = claimCpu(this.ctl, P_CPUS, threadId);
-    this.locks = new LockContext(cpu, this.ctl, P_CPUS, this.lockStatsF64, this.ctl[P_LOCK_STAT] === 1);
+    const flags = this.ctl[P_LOCK_STAT]!;
+    const lockdep = (flags & 2) !== 0 ? { reg: this.ctl.subarray(P_LOCKREG), names: this.lockNames } : null;
+    this.locks = new LockContext(cpu, this.ctl, P_CPUS, this.lockStatsF64, (flags & 1) !== 0, lockdep);
     this.phys = new PhysMem(shared.phys, this.locks, LC_ZONE);
     this.maxFrames = this.phys.maxFrames;
     this.handles = new HandleTable(shared.handles, this.ctl, P_HANDLES, this.locks, LC_HANDLE);
@@ -278,7 +288,7 @@ export class ZsPool {
     const ctl = new Int32Array(shared.ctl);
     ctl[P_CHAIN] = chain;
     ctl[P_LOCK_MODE] = lockMode === 'pool' ? 1 : 0;
-    ctl[P_LOCK_STAT] = opts.lockStat ? 1 : 0;
+    ctl[P_LOCK_STAT] = (opts.lockStat ? 1 : 0) | (opts.lockdep ? 2 : 0);
     ctl[P_RULE] = opts.chainRule === 'percent' ? 1 : 0;
     ctl[P_ZS_FREE_HEAD] = 0;
     ctl[P_ZS_HIGH] = 1;
@@ -289,12 +299,10 @@ export class ZsPool {
     }
     const reg = ctl.subarray(P_LOCKREG);
     const names = new Uint8Array(shared.lockNames);
-    registerLockClass(reg, names, '&pool->lock', lockMode === 'pool' ? LOCK_KIND_MUTEX : LOCK_KIND_RW);
-    registerLockClass(reg, names, '&class->lock', LOCK_KIND_MUTEX);
-    registerLockClass(reg, names, '&zspage->lock', LOCK_KIND_RW);
-    registerLockClass(reg, names, '&zone->lock', LOCK_KIND_MUTEX);
-    registerLockClass(reg, names, 'handle_cache_lock', LOCK_KIND_MUTEX);
-    registerLockClass(reg, names, 'zspage_cache_lock', LOCK_KIND_MUTEX);
+    for (const [id, name] of POOL_LOCK_CLASSES.entries()) {
+      const rw = id === LC_ZSPAGE || (id === LC_POOL && lockMode === 'class');
+      registerLockClass(reg, names, name, rw ? LOCK_KIND_RW : LOCK_KIND_MUTEX);
+    }
     return new ZsPool(shared);
   }
 
@@ -344,45 +352,45 @@ export class ZsPool {
   lockClassId(name: string): number {
     return registerLockClass(this.ctl.subarray(P_LOCKREG), this.lockNames, name, LOCK_KIND_BIT);
   }
-  bitLock(words: Int32Array, index: number, mask: number, cls: number): void {
-    this.locks.bitLock(words, index, mask, cls);
+  bitLock(words: Int32Array, index: number, mask: number, cls: number, site = SITE_UNKNOWN): void {
+    this.locks.bitLock(words, index, mask, cls, site);
   }
   bitUnlock(words: Int32Array, index: number, mask: number, _cls?: number): void {
     this.locks.bitUnlock(words, index, mask);
   }
-  bitTrylock(words: Int32Array, index: number, mask: number, cls: number): boolean {
-    return this.locks.bitTrylock(words, index, mask, cls);
+  bitTrylock(words: Int32Array, index: number, mask: number, cls: number, site = SITE_UNKNOWN): boolean {
+    return this.locks.bitTrylock(words, index, mask, cls, site);
   }
 
   /** @internal pool lock for reading (class mode) or the pool mutex (pool mode). */
-  poolReadLock(): void {
-    if (this.classMode) this.locks.readLock(this.ctl, P_LOCK, LC_POOL);
-    else this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL);
+  poolReadLock(site = SITE_UNKNOWN): void {
+    if (this.classMode) this.locks.readLock(this.ctl, P_LOCK, LC_POOL, site);
+    else this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL, site);
   }
   poolReadUnlock(): void {
     if (this.classMode) this.locks.readUnlock(this.ctl, P_LOCK);
     else this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX);
   }
   /** @internal pool lock for writing; in pool mode this one lock also covers every class. */
-  poolWriteLock(): void {
-    if (this.classMode) this.locks.writeLock(this.ctl, P_LOCK, LC_POOL);
-    else this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL);
+  poolWriteLock(site = SITE_UNKNOWN): void {
+    if (this.classMode) this.locks.writeLock(this.ctl, P_LOCK, LC_POOL, site);
+    else this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL, site);
   }
   poolWriteUnlock(): void {
     if (this.classMode) this.locks.writeUnlock(this.ctl, P_LOCK);
     else this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX);
   }
   /** @internal the class lock (class mode only; in pool mode the pool mutex covers it). */
-  classLock(c: number): void {
-    if (this.classMode) this.locks.mutexLock(this.cls, c * CL_WORDS + CL_LOCK, LC_CLASS);
+  classLock(c: number, site = SITE_UNKNOWN): void {
+    if (this.classMode) this.locks.mutexLock(this.cls, c * CL_WORDS + CL_LOCK, LC_CLASS, site);
   }
   classUnlock(c: number): void {
     if (this.classMode) this.locks.mutexUnlock(this.cls, c * CL_WORDS + CL_LOCK);
   }
   /** The lock malloc takes: the class lock, or in pool mode the one pool lock. */
   private mallocLock(c: number): void {
-    if (this.classMode) this.classLock(c);
-    else this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL);
+    if (this.classMode) this.classLock(c, SITE_MALLOC);
+    else this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL, SITE_MALLOC);
   }
   private mallocUnlock(c: number): void {
     if (this.classMode) this.classUnlock(c);
@@ -396,14 +404,14 @@ export class ZsPool {
     }
     return this.locks.mutexContended(this.ctl, P_POOL_MUTEX);
   }
-  zspageReadLock(zs: number): void {
-    this.locks.readLock(this.zd, zs * ZD_WORDS + ZD_LOCK, LC_ZSPAGE);
+  zspageReadLock(zs: number, site = SITE_UNKNOWN): void {
+    this.locks.readLock(this.zd, zs * ZD_WORDS + ZD_LOCK, LC_ZSPAGE, site);
   }
   zspageReadUnlock(zs: number): void {
     this.locks.readUnlock(this.zd, zs * ZD_WORDS + ZD_LOCK);
   }
-  zspageWriteTrylock(zs: number): boolean {
-    return this.locks.writeTrylock(this.zd, zs * ZD_WORDS + ZD_LOCK, LC_ZSPAGE);
+  zspageWriteTrylock(zs: number, site = SITE_UNKNOWN): boolean {
+    return this.locks.writeTrylock(this.zd, zs * ZD_WORDS + ZD_LOCK, LC_ZSPAGE, site);
   }
   zspageWriteUnlock(zs: number): void {
     this.locks.writeUnlock(this.zd, zs * ZD_WORDS + ZD_LOCK);
@@ -551,7 +559,7 @@ export class ZsPool {
 
   private zspageIdAlloc(): number {
     const ctl = this.ctl;
-    this.locks.mutexLock(ctl, P_ZS_LOCK, LC_ZSCACHE);
+    this.locks.mutexLock(ctl, P_ZS_LOCK, LC_ZSCACHE, SITE_ZSPAGE_ID_ALLOC);
     let id = ctl[P_ZS_FREE_HEAD]!;
     if (id !== 0) ctl[P_ZS_FREE_HEAD] = this.zd[id * ZD_WORDS + ZD_FREE_NEXT]!;
     else if (ctl[P_ZS_HIGH]! <= this.maxFrames) id = ctl[P_ZS_HIGH]!++;
@@ -561,7 +569,7 @@ export class ZsPool {
 
   private zspageIdFree(id: number): void {
     const ctl = this.ctl;
-    this.locks.mutexLock(ctl, P_ZS_LOCK, LC_ZSCACHE);
+    this.locks.mutexLock(ctl, P_ZS_LOCK, LC_ZSCACHE, SITE_ZSPAGE_ID_FREE);
     this.zd[id * ZD_WORDS + ZD_STATE] = ZS_STATE_FREE;
     this.zd[id * ZD_WORDS + ZD_FREE_NEXT] = ctl[P_ZS_FREE_HEAD]!;
     ctl[P_ZS_FREE_HEAD] = id;
@@ -729,7 +737,7 @@ export class ZsPool {
     let zs: number;
     let loc: number;
     if (this.classMode) {
-      this.poolReadLock();
+      this.poolReadLock(SITE_FREE);
       loc = this.resolve(handle);
       if (loc < 0) {
         this.poolReadUnlock();
@@ -737,7 +745,7 @@ export class ZsPool {
       }
       zs = this.phys.fd[(loc >>> OBJ_INDEX_BITS) * FD_WORDS + FD_ZSPAGE]!;
       c = this.zd[zs * ZD_WORDS + ZD_CLASS]!;
-      this.classLock(c);
+      this.classLock(c, SITE_FREE);
       this.poolReadUnlock();
       // A racing free of the same handle may have won while we waited for the class lock.
       if (this.handles.words[handle]! !== loc) {
@@ -745,7 +753,7 @@ export class ZsPool {
         throw this.badHandle(handle, 'free');
       }
     } else {
-      this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL);
+      this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL, SITE_FREE);
       loc = this.resolve(handle);
       if (loc < 0) {
         this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX);
@@ -772,7 +780,7 @@ export class ZsPool {
    * location is left in this.accLoc. Throws EINVAL for a bad handle.
    */
   private beginAccess(handle: number, what: string): number {
-    this.poolReadLock();
+    this.poolReadLock(SITE_ACCESS);
     const loc = this.resolve(handle);
     if (loc < 0) {
       this.poolReadUnlock();
@@ -780,7 +788,7 @@ export class ZsPool {
     }
     const pfn = loc >>> OBJ_INDEX_BITS;
     const zs = this.phys.fd[pfn * FD_WORDS + FD_ZSPAGE]!;
-    this.zspageReadLock(zs);
+    this.zspageReadLock(zs, SITE_ACCESS);
     this.poolReadUnlock();
     this.accPfn = pfn;
     this.accIdx = loc & OBJ_INDEX_MASK;
@@ -1102,9 +1110,10 @@ export class ZsPool {
 
   /** Takes every lock of the pool, in order. */
   lockAll(): void {
-    this.poolWriteLock();
-    if (this.classMode) for (const c of this.table.distinct.slice().sort((a, b) => a - b)) this.classLock(c);
-    this.phys.zoneLock();
+    this.poolWriteLock(SITE_LOCK_ALL);
+    if (this.classMode)
+      for (const c of this.table.distinct.slice().sort((a, b) => a - b)) this.classLock(c, SITE_LOCK_ALL);
+    this.phys.zoneLock(SITE_LOCK_ALL);
   }
 
   unlockAll(): void {

@@ -20,10 +20,11 @@ interface Args {
   disksize: number;
   memLimit: number;
   streams: number;
+  lockdep: boolean;
 }
 
 const USAGE = `usage: main [--seconds 30] [--workers N] [--lock-mode class|pool] [--chain-size 4..16]
-            [--size 256M] [--mem-limit 0] [--streams 8]
+            [--size 256M] [--mem-limit 0] [--streams 8] [--lockdep]
   --seconds     how long the storm runs (default 30; --duration is the same)
   --workers     compression worker threads (default: available cores)
   --lock-mode   class: per-class locks (kernel 4.x-6.1, 6.11+); pool: one pool lock (6.2-6.10)
@@ -31,6 +32,7 @@ const USAGE = `usage: main [--seconds 30] [--workers N] [--lock-mode class|pool]
   --size        device size (K/M/G suffixes, default 256M)
   --mem-limit   zram mem_limit (default 0: none)
   --streams     concurrent request streams (default 8)
+  --lockdep     check every lock acquisition against the lock order (an inversion throws)
   --help        this text`;
 
 const OPTIONS = {
@@ -42,6 +44,7 @@ const OPTIONS = {
   size: { type: 'string' },
   'mem-limit': { type: 'string' },
   streams: { type: 'string' },
+  lockdep: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -68,6 +71,7 @@ function parseArgs(argv: string[]): Args {
     disksize: v.size === undefined ? 256 << 20 : parseSize(v.size),
     memLimit: v['mem-limit'] === undefined ? 0 : parseSize(v['mem-limit']),
     streams: v.streams === undefined ? 8 : Number(v.streams),
+    lockdep: v.lockdep === true,
   };
   if (!(a.seconds > 0)) throw new Error('--seconds must be > 0');
   if (!Number.isInteger(a.workers) || a.workers < 1) throw new Error('--workers must be a positive integer');
@@ -90,6 +94,7 @@ async function main(): Promise<void> {
     chainSize: args.chainSize,
     memLimit: args.memLimit,
     lockStat: true,
+    lockdep: args.lockdep,
     backingFile,
     backingFileExclusive: true,
     compaction: { thresholdPages: 128, intervalMs: 100 },

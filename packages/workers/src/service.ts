@@ -35,6 +35,8 @@ export interface ServiceOptions {
   backingFileExclusive?: boolean;
   lockMode?: LockMode;
   lockStat?: boolean;
+  /** Check every lock acquisition against the lock order (core's lock-classes.ts). */
+  lockdep?: boolean;
   chainSize?: number;
   /** Pool cap in bytes (default: 1.25 x disksize + 1 MiB, at least 64 MiB). */
   maxBytes?: number;
@@ -146,6 +148,7 @@ export class ZramService {
         chainSize: opts.chainSize ?? 8,
         lockMode: opts.lockMode ?? 'class',
         lockStat: opts.lockStat ?? false,
+        lockdep: opts.lockdep ?? false,
         name: 'zram0',
       },
     });

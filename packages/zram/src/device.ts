@@ -15,7 +15,7 @@
 // Control-plane calls (setDisksize, setAlgorithm, setBackingFile, reset) must
 // not race with I/O, as in the kernel, where they need the device unused.
 
-import { ZsError, ZsPool } from '@zsmalloc/core';
+import { SITE_IDLE, SITE_RECOMPRESS, SITE_WRITEBACK, ZsError, ZsPool } from '@zsmalloc/core';
 import type { PoolOptions, ZsPoolShared } from '@zsmalloc/core';
 import { BackingStore, type BackingOpenOptions } from './backing.js';
 import { DEFAULT_ALGORITHM, algorithmId, algorithmListing, algorithmName, createCodec, type Codec } from './codec.js';
@@ -535,7 +535,7 @@ export class ZramDevice {
     this.slots.refresh();
     for (let i = 0; i < pages; i++) {
       if (!SlotTable.allocated(slots.flags(i))) continue;
-      slots.lock(i);
+      slots.lock(i, SITE_IDLE);
       const f = slots.flags(i);
       if (SlotTable.allocated(f) && (f & (ZRAM_WB | ZRAM_SAME)) === 0) {
         if (all || now - slots.accessTime(i) >= age) {
@@ -598,7 +598,7 @@ export class ZramDevice {
     slots.refresh();
     for (let i = lo; i <= hi; i++) {
       if (!this.writebackCandidate(slots.flags(i), filter)) continue;
-      slots.lock(i);
+      slots.lock(i, SITE_WRITEBACK);
       let n = 0;
       let prio = 0;
       try {
@@ -631,13 +631,13 @@ export class ZramDevice {
         if (n !== 0) this.decompress(n, prio, page);
         this.backing.writeBlock(blk, page);
       } catch (e) {
-        slots.lock(i);
+        slots.lock(i, SITE_WRITEBACK);
         slots.clearFlag(i, ZRAM_PP_SLOT);
         slots.unlock(i);
         failure = new ZramError('EIO', `writeback of page ${i} failed: ${(e as Error).message}`, written);
         break;
       }
-      slots.lock(i);
+      slots.lock(i, SITE_WRITEBACK);
       try {
         // Accessed, rewritten or freed meanwhile: PP_SLOT is gone; keep the block for the next page.
         if ((slots.flags(i) & ZRAM_PP_SLOT) === 0) continue;
@@ -713,7 +713,7 @@ export class ZramDevice {
     for (let i = 0; i < pages; i++) {
       if (maxPages !== 0 && left === 0) break;
       if (!this.recompressCandidate(slots.flags(i), filter, prioMax)) continue;
-      slots.lock(i);
+      slots.lock(i, SITE_RECOMPRESS);
       try {
         const f = slots.flags(i);
         if (!this.recompressCandidate(f, filter, prioMax)) continue;

@@ -16,7 +16,7 @@
 // the lock bit (and anything the lock implementation keeps in the word) is
 // never clobbered.
 
-import type { ZsPool } from '@zsmalloc/core';
+import { SITE_SLOT_ACCESS, SLOT_LOCK, type ZsPool } from '@zsmalloc/core';
 
 export const SLOT_WORDS = 4;
 export const SLOT_BYTES = SLOT_WORDS * 4;
@@ -36,7 +36,8 @@ export const PRIO_MASK = 3 << PRIO_SHIFT;
 export const OWNED_MASK =
   SIZE_MASK | ZRAM_SAME | ZRAM_WB | ZRAM_PP_SLOT | ZRAM_HUGE | ZRAM_IDLE | ZRAM_INCOMPRESSIBLE | PRIO_MASK;
 
-export const SLOT_LOCK_CLASS = 'zram->table[index].lock';
+/** The slot lock's class (its place in the lock order: core's lock-classes.ts). */
+export const SLOT_LOCK_CLASS = SLOT_LOCK;
 
 export class SlotTable {
   /**
@@ -76,8 +77,8 @@ export class SlotTable {
     if (index * SLOT_WORDS >= this.words.length) this.refresh();
   }
 
-  lock(index: number): void {
-    this.pool.bitLock(this.words, index * SLOT_WORDS + 1, ZRAM_ENTRY_LOCK, this.lockClass);
+  lock(index: number, site = SITE_SLOT_ACCESS): void {
+    this.pool.bitLock(this.words, index * SLOT_WORDS + 1, ZRAM_ENTRY_LOCK, this.lockClass, site);
   }
 
   unlock(index: number): void {
@@ -90,7 +91,7 @@ export class SlotTable {
   }
 
   trylock(index: number): boolean {
-    return this.pool.bitTrylock(this.words, index * SLOT_WORDS + 1, ZRAM_ENTRY_LOCK, this.lockClass);
+    return this.pool.bitTrylock(this.words, index * SLOT_WORDS + 1, ZRAM_ENTRY_LOCK, this.lockClass, SITE_SLOT_ACCESS);
   }
 
   flags(index: number): number {
