@@ -79,6 +79,7 @@ export const LOCK_SITES = [
   'zone free',
   'lock all',
   'test',
+  'bench',
 ] as const;
 export type LockSiteName = (typeof LOCK_SITES)[number];
 export const MAX_LOCK_SITES = 32;
@@ -103,6 +104,7 @@ export const SITE_ZONE_ALLOC = site('zone alloc');
 export const SITE_ZONE_FREE = site('zone free');
 export const SITE_LOCK_ALL = site('lock all');
 export const SITE_TEST = site('test');
+export const SITE_BENCH = site('bench');
 
 export function lockSiteName(id: number): string {
   return LOCK_SITES[id] ?? `site ${id}`;

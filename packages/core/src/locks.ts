@@ -92,6 +92,8 @@ export class LockContext {
   private readonly heldStat = new Int32Array(MAX_HELD);
   private readonly heldT0 = new Float64Array(MAX_HELD);
   private readonly heldSite = new Int32Array(MAX_HELD);
+  /** lockdep: rank per class, read once from the shared registry (-1: not read yet). */
+  private readonly ranks = new Int32Array(MAX_LOCK_CLASSES).fill(-1);
   private depth = 0;
   /** Locks this CPU took over from dead owners. */
   recovered = 0;
@@ -128,15 +130,25 @@ export class LockContext {
    * rank, nor of the same rank but another class (the innermost locks are taken
    * alone). Checked before waiting, so an inversion throws instead of deadlocking.
    */
+  private rankOf(cls: number): number {
+    let r = this.ranks[cls]!;
+    if (r < 0) {
+      r = lockClassRank(this.lockReg!.reg, cls);
+      this.ranks[cls] = r;
+    }
+    return r;
+  }
+
   private checkOrder(cls: number, site: number): void {
-    const ld = this.lockReg!;
-    const rank = lockClassRank(ld.reg, cls);
+    const d = this.depth < MAX_HELD ? this.depth : MAX_HELD;
+    if (d === 0) return;
+    const rank = this.rankOf(cls);
     if (rank === 0) return;
-    const d = Math.min(this.depth, MAX_HELD);
     for (let k = 0; k < d; k++) {
       const held = this.heldStat[k]! >> 1;
-      const hr = lockClassRank(ld.reg, held);
+      const hr = this.rankOf(held);
       if (hr > rank || (hr === rank && held !== cls)) {
+        const ld = this.lockReg!;
         throw new LockOrderError(
           `lockdep: lock order violation on CPU ${this.cpu}: taking ${lockClassName(ld.names, cls)} (rank ${rank}) at ` +
             `[${lockSiteName(site)}] while holding ${lockClassName(ld.names, held)} (rank ${hr}) taken at ` +

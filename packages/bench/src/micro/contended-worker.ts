@@ -4,7 +4,7 @@
 // non-atomically inside each critical section.
 
 import { workerData, parentPort } from 'node:worker_threads';
-import { ZsPool, type ZsPoolShared } from '@zsmalloc/core';
+import { SITE_BENCH, ZsPool, type ZsPoolShared } from '@zsmalloc/core';
 import {
   CONTENDED_THREADS,
   MODE_EXIT,
@@ -35,7 +35,7 @@ const locks = pool.locks;
 
 function mutexLoop(n: number): void {
   for (let k = 0; k < n; k++) {
-    locks.mutexLock(c, W_MUTEX, cls);
+    locks.mutexLock(c, W_MUTEX, cls, SITE_BENCH);
     c[W_MUTEX_COUNT] = c[W_MUTEX_COUNT]! + 1;
     locks.mutexUnlock(c, W_MUTEX);
   }

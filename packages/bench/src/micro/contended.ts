@@ -146,7 +146,12 @@ export async function benchContended(cfg: MicroConfig): Promise<BenchRow[]> {
   mutex.extra = {
     threads: CONTENDED_THREADS,
     acquisitions: st?.acquisitions ?? 0,
+    /** Acquisitions the batches asked for (warm-up included): lock_stat must count exactly these. */
+    expectedAcquisitions: mutexOps,
     contentions: st?.contentions ?? 0,
+    /** Contentions lock_stat attributed to the workers' call site ("bench"), and to any other site. */
+    benchSiteContentions: st?.points.find((p) => p.site === 'bench')?.contentions ?? 0,
+    otherSiteContentions: st?.points.filter((p) => p.site !== 'bench').reduce((a, p) => a + p.contentions, 0) ?? 0,
     contendedPct: (100 * (st?.contentions ?? 0)) / Math.max(1, st?.acquisitions ?? 0),
     waitAvgUs: st !== undefined && st.contentions > 0 ? st.waitTotal / st.contentions : 0,
     acqBounces: st?.acqBounces ?? 0,

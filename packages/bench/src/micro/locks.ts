@@ -1,8 +1,10 @@
 // Lock micro-benchmark: an uncontended mutex lock+unlock through a pool's
 // LockContext (lock_stat off, then on) next to the bare Atomics loop a lock
-// cannot beat: compareExchange(0 -> 1) then store(0).
+// cannot beat: compareExchange(0 -> 1) then store(0). Then lockdep's cost: the
+// zone lock's class (ranked innermost) taken alone and under two held locks
+// (pool and class lock), with lockdep off and on, each next to the other.
 
-import { ZsPool } from '@zsmalloc/core';
+import { LC_ZONE, SITE_BENCH, ZsPool } from '@zsmalloc/core';
 import { measure, type Case, type MicroConfig } from '../measure.js';
 import { linkBaselines, type BenchRow } from '../report.js';
 
@@ -17,6 +19,10 @@ export async function benchLocks(cfg: MicroConfig): Promise<BenchRow[]> {
   const i = 4;
   const pl = plain.locks;
   const sl = stat.locks;
+  const ldPool = ZsPool.create({ maxBytes: 1 << 20, lockdep: true, name: 'bench_lockdep' });
+  const ld = ldPool.locks;
+  const LD_OFF = 'zone-class mutex lock+unlock (lockdep off)';
+  const LD_NESTED_OFF = 'zone-class mutex under pool+class lock (lockdep off)';
 
   const cases: Case[] = [
     {
@@ -57,6 +63,64 @@ export async function benchLocks(cfg: MicroConfig): Promise<BenchRow[]> {
         return n;
       },
     },
+    {
+      name: LD_OFF,
+      group: 'lockdep',
+      batch: 50_000,
+      run(n) {
+        for (let k = 0; k < n; k++) {
+          pl.mutexLock(a, i, LC_ZONE, SITE_BENCH);
+          pl.mutexUnlock(a, i);
+        }
+        return n;
+      },
+    },
+    {
+      name: 'zone-class mutex lock+unlock (lockdep on)',
+      group: 'lockdep',
+      batch: 50_000,
+      baseline: LD_OFF,
+      run(n) {
+        for (let k = 0; k < n; k++) {
+          ld.mutexLock(a, i, LC_ZONE, SITE_BENCH);
+          ld.mutexUnlock(a, i);
+        }
+        return n;
+      },
+    },
+    {
+      name: LD_NESTED_OFF,
+      group: 'lockdep',
+      batch: 50_000,
+      run(n) {
+        plain.poolWriteLock(SITE_BENCH);
+        plain.classLock(0, SITE_BENCH);
+        for (let k = 0; k < n; k++) {
+          pl.mutexLock(a, i, LC_ZONE, SITE_BENCH);
+          pl.mutexUnlock(a, i);
+        }
+        plain.classUnlock(0);
+        plain.poolWriteUnlock();
+        return n;
+      },
+    },
+    {
+      name: 'zone-class mutex under pool+class lock (lockdep on)',
+      group: 'lockdep',
+      batch: 50_000,
+      baseline: LD_NESTED_OFF,
+      run(n) {
+        ldPool.poolWriteLock(SITE_BENCH);
+        ldPool.classLock(0, SITE_BENCH);
+        for (let k = 0; k < n; k++) {
+          ld.mutexLock(a, i, LC_ZONE, SITE_BENCH);
+          ld.mutexUnlock(a, i);
+        }
+        ldPool.classUnlock(0);
+        ldPool.poolWriteUnlock();
+        return n;
+      },
+    },
   ];
   // an unlock leaves its owner's tag in the word; start every batch from a clear word
   for (const c of cases)
@@ -76,5 +140,6 @@ export async function benchLocks(cfg: MicroConfig): Promise<BenchRow[]> {
   rows[2]!.extra = { lockStatAcquisitions: acq?.acquisitions ?? 0 };
   plain.detach();
   stat.detach();
+  ldPool.detach();
   return rows;
 }
