@@ -140,7 +140,7 @@ export class LockContext {
   }
 
   private checkOrder(cls: number, site: number): void {
-    const d = this.depth < MAX_HELD ? this.depth : MAX_HELD;
+    const d = Math.min(this.depth, MAX_HELD);
     if (d === 0) return;
     const rank = this.rankOf(cls);
     if (rank === 0) return;
