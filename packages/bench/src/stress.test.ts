@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { defaultOptions } from './stress/options.js';
+import { defaultOptions, parseStressArgs } from './stress/options.js';
 import { runStress, type StressReport } from './stress/suite.js';
 import { zbudPages, ZBUD_MAX } from './stress/zbud.js';
 
@@ -97,4 +97,71 @@ describe('stress bench (smoke)', () => {
     expect(html).toContain('</html>');
     expect(html).not.toMatch(/NaN|undefined/);
   }, 60_000);
+
+  it('--repeat 2 runs the arms interleaved and reports samples, median and ci95 per arm, ratio/ci95/verdict per comparison', async () => {
+    const opts = parseStressArgs([
+      '--smoke',
+      '--repeat',
+      '2',
+      '--sweep',
+      'lock-mode',
+      '--seconds',
+      '0.3',
+      '--no-kernel',
+      '--no-progress',
+      '--json',
+      join(dir, 'r.json'),
+      '--html',
+      join(dir, 'r.html'),
+    ]);
+    opts.print = false;
+    expect(opts.repeat).toBe(2);
+    const { jsonPath, htmlPath } = await runStress(opts);
+    const json = JSON.parse(readFileSync(jsonPath!, 'utf8')) as StressReport;
+    expect(json.repeat).toBe(2);
+    // interleaved: class #1, pool #1, class #2, pool #2 (the base, class, is the lock-mode sweep's first arm)
+    expect(json.runs.map((r) => `${r.config.lockMode}#${r.repeat}`)).toEqual([
+      'class#0',
+      'pool#0',
+      'class#1',
+      'pool#1',
+    ]);
+    const sweep = json.sweeps.find((s) => s.name === 'lock-mode')!;
+    expect(sweep.arms.map((a) => a.label)).toEqual(['class', 'pool']);
+    const isArm = (x: unknown, what: string): void => {
+      const a = x as { samples: number[]; median: number; ci95: [number, number] };
+      expect(Object.keys(a).sort(), what).toEqual(['ci95', 'median', 'samples']);
+      expect(a.samples.length, what).toBe(2);
+      for (const v of a.samples) positive(v, what);
+      expect(a.median, what).toBeCloseTo((a.samples[0]! + a.samples[1]!) / 2, 9);
+      expect(a.ci95.length, what).toBe(2);
+      expect(a.ci95[0], what).toBeLessThanOrEqual(a.median);
+      expect(a.ci95[1], what).toBeGreaterThanOrEqual(a.median);
+    };
+    for (const a of sweep.arms) {
+      isArm(a.mbPerSec, `${a.label} MB/s`);
+      isArm(a.p99Ms, `${a.label} p99`);
+      // the samples are the arm's runs, in order
+      const runs = json.runs.filter((r) => r.key === a.key);
+      expect(a.mbPerSec.samples).toEqual(runs.map((r) => r.mbPerSec));
+      expect(a.p99Ms.samples).toEqual(runs.map((r) => r.latencyMs.all.p99));
+    }
+    expect(sweep.comparisons.map((c) => c.metric)).toEqual(['mbPerSec', 'p99Ms', 'lockWaitMs']);
+    for (const c of sweep.comparisons) {
+      expect(Object.keys(c).sort()).toEqual(['a', 'b', 'ci95', 'metric', 'ratio', 'verdict']);
+      expect(c.a).toBe('pool');
+      expect(c.b).toBe('class');
+      if (c.metric !== 'lockWaitMs') positive(c.ratio, c.metric);
+      expect(c.verdict).toMatch(/not distinguishable|faster|better|worse/);
+    }
+    const mb = sweep.comparisons[0]!;
+    const pool = sweep.arms[1]!.mbPerSec;
+    const cls = sweep.arms[0]!.mbPerSec;
+    expect(mb.ratio).toBeCloseTo(pool.median / cls.median, 9);
+    const html = readFileSync(htmlPath!, 'utf8');
+    expect(html).toContain('Throughput per arm (median, 95% CI, samples)');
+    expect(html).toContain(mb.verdict.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;'));
+    expect(html).toContain('Lock wait per 250 ms per lock class');
+    expect(html).not.toMatch(/NaN|undefined/);
+  }, 120_000);
 });

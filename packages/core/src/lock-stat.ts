@@ -133,7 +133,12 @@ export interface ContentionPoint {
 }
 
 /** Sums the per-CPU statistics of every registered class (times in microseconds). */
-export function collectLockStats(reg: Int32Array, names: Uint8Array, stats: Float64Array): LockClassStats[] {
+export function collectLockStats(
+  reg: Int32Array,
+  names: Uint8Array,
+  stats: Float64Array,
+  withPoints = true,
+): LockClassStats[] {
   const out: LockClassStats[] = [];
   const count = Atomics.load(reg, 1);
   for (let cls = 0; cls < count; cls++) {
@@ -153,7 +158,7 @@ export function collectLockStats(reg: Int32Array, names: Uint8Array, stats: Floa
         holdMin: 0,
         holdMax: 0,
         holdTotal: 0,
-        points: state === 0 ? contentionPoints(stats, cls) : [],
+        points: state === 0 && withPoints ? contentionPoints(stats, cls) : [],
       };
       for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
         const b = statBase(cpu, cls, state);

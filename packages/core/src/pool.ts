@@ -1030,8 +1030,9 @@ export class ZsPool {
     return `${lines.join('\n')}\n`;
   }
 
-  lockStats(): LockClassStats[] {
-    return collectLockStats(this.ctl.subarray(P_LOCKREG), this.lockNames, this.lockStatsF64);
+  /** lock_stat per class and state; `withPoints` false skips the per-call-site contention points (cheaper). */
+  lockStats(withPoints = true): LockClassStats[] {
+    return collectLockStats(this.ctl.subarray(P_LOCKREG), this.lockNames, this.lockStatsF64, withPoints);
   }
 
   lockStatText(): string {

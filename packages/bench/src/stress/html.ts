@@ -1,23 +1,21 @@
 // The self-contained HTML report of the stress bench: configuration, each
 // sweep's side-by-side table, the SVG charts (throughput scaling over workers,
 // lock wait per lock class per lock mode, used ratio over time with compaction
-// runs marked, physical memory before and after compaction), the seeds'
+// runs marked, lock wait per 250 ms per lock class with compaction runs marked,
+// each sweep arm's median with its 95% interval as error bars and the verdicts
+// beside, contention points per call site, physical memory before and after
+// compaction), the seeds'
 // experiment next to the seed's figures and the baselines. No scripts, no
 // external resources.
 
 import { PAGE_SIZE } from '@zsmalloc/core';
 import type { StressReport } from './suite.js';
+import { armsHtml, lockWaitOverTimeHtml, pageHtml, runContentionHtml, tableHtml as table } from './html-stats.js';
 import { esc, frameGrid, groupedBars, lineChart, type Series } from './svg.js';
 
 const MiB = (b: number): string => `${(b / (1 << 20)).toFixed(2)} MiB`;
 const pct = (x: number): string => `${(x * 100).toFixed(2)}%`;
 const f = (x: number, d = 2): string => (Number.isFinite(x) ? x.toFixed(d) : '-');
-
-function table(head: string[], rows: (string | number)[][]): string {
-  return `<table><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows
-    .map((r) => `<tr>${r.map((c) => `<td>${esc(String(c))}</td>`).join('')}</tr>`)
-    .join('')}</tbody></table>`;
-}
 
 export function renderHtml(r: StressReport): string {
   const parts: string[] = [];
@@ -51,7 +49,7 @@ export function renderHtml(r: StressReport): string {
         'frames migrated',
       ],
       r.runs.map((x) => [
-        x.key,
+        r.repeat > 1 ? `${x.key} #${x.repeat + 1}` : x.key,
         f(x.mbPerSec, 1),
         f(x.requestsPerSec, 0),
         f(x.latencyMs.all.p50, 3),
@@ -87,6 +85,13 @@ export function renderHtml(r: StressReport): string {
         ]),
       ),
     );
+    parts.push(armsHtml(s.arms, s.comparisons));
+    if (s.name === 'lock-mode')
+      for (const a of s.arms) {
+        const first = r.runs.find((x) => x.key === a.key);
+        if (first !== undefined)
+          parts.push(lockWaitOverTimeHtml(first, `Lock wait per 250 ms per lock class: ${a.label} (first run)`));
+      }
     if (s.name === 'workers') {
       const ref = s.rows[0]!;
       const pts = s.rows.map((x, i) => [i + 1, x.mbPerSec] as [number, number]);
@@ -193,6 +198,10 @@ export function renderHtml(r: StressReport): string {
       ]),
     ),
   );
+  parts.push('<h3>Contention points of the base run (call sites that waited)</h3>');
+  parts.push(runContentionHtml(base));
+  parts.push('<h3>Lock wait over time (base run)</h3>');
+  parts.push(lockWaitOverTimeHtml(base, 'Lock wait per 250 ms per lock class (base run)'));
   parts.push(
     `<p>buddyinfo after the base run: <code>${base.buddyinfo.join(' ')}</code>; migration: ${esc(JSON.stringify(base.migration))}</p>`,
   );
@@ -277,10 +286,5 @@ export function renderHtml(r: StressReport): string {
     ),
   );
 
-  const css = `body{font:14px/1.4 system-ui,sans-serif;margin:24px;max-width:1200px;color:#222}table{border-collapse:collapse;margin:8px 0 16px}
-td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}th{background:#f4f4f4}
-.chart{display:block;margin:8px 0 20px}.chart .title{font-weight:600;font-size:14px}.chart .tick,.chart .legend{font-size:11px;fill:#333}
-.chart .small{font-size:10px;fill:#555}.chart .label{font-size:12px;fill:#333}.chart .grid{stroke:#e6e6e6}.chart .axis{stroke:#555}
-.row{display:flex;gap:24px;flex-wrap:wrap}.warn{color:#a00;font-weight:600}code{background:#f4f4f4;padding:1px 4px}`;
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>zsmalloc stress bench</title><style>${css}</style></head><body>${parts.join('\n')}</body></html>\n`;
+  return pageHtml('zsmalloc stress bench', parts.join('\n'));
 }

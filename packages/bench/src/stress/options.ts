@@ -3,6 +3,7 @@
 // presets, and command-line parsing for `pnpm bench:stress`. Owns no measuring.
 
 import { availableParallelism } from 'node:os';
+import { parseArgs } from 'node:util';
 import type { PageKind } from '@zsmalloc/zram/testing';
 
 export type LockMode = 'class' | 'pool';
@@ -47,6 +48,15 @@ export interface StressOptions {
   /** Pages written by the baselines (naive store, zbud, kernel zram). */
   baselinePages: number;
   kernel: boolean;
+  /** Runs per arm, interleaved (A B A B ...). */
+  repeat: number;
+  /** Check every lock acquisition against the lock order. */
+  lockdep: boolean;
+  /** Background compaction: pages compaction could free that trigger a run, and the check period. */
+  compactionThreshold: number;
+  compactionIntervalMs: number;
+  /** Period of the maintenance loop: writeback, swap-in, frame compaction (kcompactd). */
+  maintenanceMs: number;
   jsonPath: string | null | undefined;
   htmlPath: string | null | undefined;
   /** Progress bar on stderr (default: when stderr is a terminal or the run is long). */
@@ -73,6 +83,11 @@ export function defaultOptions(smoke: boolean): StressOptions {
     seedsRounds: smoke ? 2 : 4,
     baselinePages: smoke ? 512 : 8192,
     kernel: true,
+    repeat: 1,
+    lockdep: false,
+    compactionThreshold: smoke ? 8 : 64,
+    compactionIntervalMs: 100,
+    maintenanceMs: 1000,
     jsonPath: undefined,
     htmlPath: undefined,
     progress: !smoke,
@@ -80,11 +95,22 @@ export function defaultOptions(smoke: boolean): StressOptions {
   };
 }
 
-export const USAGE = `usage: stress.js [--smoke] [--seconds 8] [--workers N] [--lock-mode class|pool] [--chain-size 4..16]
-                 [--compaction on|off] [--mix zero=20,same=5,text=35,binary=30,random=10]
-                 [--rw read=50,write=40,discard=10] [--working-set PAGES] [--request-pages 16] [--streams 8]
-                 [--sweep workers|lock-mode|chain|compaction|all[,..]] [--seeds-pages N] [--baseline-pages N]
-                 [--no-kernel] [--json PATH|--no-json] [--html PATH|--no-html] [--no-progress]`;
+export const USAGE = `usage: stress.js [options]
+  --smoke                     tiny everything (checks the bench runs; figures mean nothing)
+  --seconds 8                 timed seconds per run
+  --repeat N                  runs per arm, interleaved A B A B ... (default 5 with --sweep, else 1)
+  --workers N                 compression workers of the base run (default: cores)
+  --lock-mode class|pool      --chain-size 4..16      --compaction on|off
+  --compaction-threshold P    background compaction when P pages could be freed (default 64; smoke 8)
+  --compaction-interval MS    background compaction check period (default 100)
+  --maintenance-ms MS         writeback + swap-in + frame compaction period (default 1000)
+  --mix zero=20,same=5,text=35,binary=30,random=10
+  --rw read=50,write=40,discard=10
+  --working-set PAGES  --request-pages 16  --streams 8
+  --sweep workers|lock-mode|chain|compaction|all[,..]
+  --seeds-pages N  --seeds-rounds N  --baseline-pages N  --no-kernel
+  --lockdep                   check every lock acquisition against the lock order
+  --json PATH|--no-json  --html PATH|--no-html  --no-progress  --help`;
 
 function parseShares<K extends string>(text: string, keys: readonly K[], flag: string): Record<K, number> {
   const out = Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
@@ -100,65 +126,109 @@ function parseShares<K extends string>(text: string, keys: readonly K[], flag: s
   return out;
 }
 
+const STRESS_FLAGS = {
+  smoke: { type: 'boolean' },
+  seconds: { type: 'string' },
+  repeat: { type: 'string' },
+  workers: { type: 'string' },
+  'lock-mode': { type: 'string' },
+  'chain-size': { type: 'string' },
+  compaction: { type: 'string' },
+  'compaction-threshold': { type: 'string' },
+  'compaction-interval': { type: 'string' },
+  'maintenance-ms': { type: 'string' },
+  mix: { type: 'string' },
+  rw: { type: 'string' },
+  'working-set': { type: 'string' },
+  'request-pages': { type: 'string' },
+  streams: { type: 'string' },
+  sweep: { type: 'string' },
+  'seeds-pages': { type: 'string' },
+  'seeds-rounds': { type: 'string' },
+  'baseline-pages': { type: 'string' },
+  'no-kernel': { type: 'boolean' },
+  lockdep: { type: 'boolean' },
+  json: { type: 'string' },
+  'no-json': { type: 'boolean' },
+  html: { type: 'string' },
+  'no-html': { type: 'boolean' },
+  'no-progress': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** An integer flag value in lo..hi, or a clear error naming the flag. */
+export function intFlag(name: string, v: string, lo: number, hi = Number.MAX_SAFE_INTEGER): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < lo || n > hi) throw new Error(`--${name} must be an integer in ${lo}..${hi}`);
+  return n;
+}
+
 export function parseStressArgs(argv: string[]): StressOptions {
-  const smoke = argv.includes('--smoke');
-  const o = defaultOptions(smoke);
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const val = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    const int = (lo: number, hi = Number.MAX_SAFE_INTEGER): number => {
-      const n = Number(val());
-      if (!Number.isInteger(n) || n < lo || n > hi) throw new Error(`${a} must be an integer in ${lo}..${hi}`);
-      return n;
-    };
-    if (a === '--' || a === '--smoke') continue;
-    else if (a === '--seconds') {
-      o.seconds = Number(val());
-      if (!(o.seconds > 0)) throw new Error('--seconds must be > 0');
-    } else if (a === '--workers') o.base.workers = int(1, 64);
-    else if (a === '--lock-mode') {
-      const v = val();
-      if (v !== 'class' && v !== 'pool') throw new Error('--lock-mode is class or pool');
-      o.base.lockMode = v;
-    } else if (a === '--chain-size') o.base.chainSize = int(4, 16);
-    else if (a === '--compaction') {
-      const v = val();
-      if (v !== 'on' && v !== 'off') throw new Error('--compaction is on or off');
-      o.base.compaction = v === 'on';
-    } else if (a === '--mix') o.mix = parseShares(val(), ['zero', 'same', 'text', 'binary', 'random'] as const, a);
-    else if (a === '--rw') o.rw = parseShares(val(), ['read', 'write', 'discard'] as const, a);
-    else if (a === '--working-set') o.workingSet = int(64);
-    else if (a === '--request-pages') o.requestPages = int(1, 256);
-    else if (a === '--streams') o.streams = int(1, 1024);
-    else if (a === '--sweep') {
-      const names = val().split(',');
-      const out = new Set<SweepName>();
-      for (const n of names) {
-        if (n === 'all') for (const s of SWEEPS) out.add(s);
-        else if ((SWEEPS as readonly string[]).includes(n)) out.add(n as SweepName);
-        else throw new Error(`--sweep: unknown sweep ${n} (workers, lock-mode, chain, compaction, all)`);
-      }
-      o.sweeps = SWEEPS.filter((s) => out.has(s));
-    } else if (a === '--seeds-pages') o.seedsPages = int(64);
-    else if (a === '--seeds-rounds') o.seedsRounds = int(1, 100);
-    else if (a === '--baseline-pages') o.baselinePages = int(16);
-    else if (a === '--no-kernel') o.kernel = false;
-    else if (a === '--json') o.jsonPath = val();
-    else if (a === '--no-json') o.jsonPath = null;
-    else if (a === '--html') o.htmlPath = val();
-    else if (a === '--no-html') o.htmlPath = null;
-    else if (a === '--no-progress') o.progress = false;
-    else if (a === '--help' || a === '-h') {
-      process.stdout.write(`${USAGE}\n`);
-      process.exit(0);
-    } else throw new Error(`unknown argument ${a}\n${USAGE}`);
+  const { values: v } = parseArgs({
+    args: argv.filter((a) => a !== '--'),
+    options: STRESS_FLAGS,
+    strict: true,
+    allowPositionals: false,
+  });
+  if (v.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
   }
+  const o = defaultOptions(v.smoke === true);
+  if (v.seconds !== undefined) {
+    o.seconds = Number(v.seconds);
+    if (!(o.seconds > 0)) throw new Error('--seconds must be > 0');
+  }
+  if (v.workers !== undefined) o.base.workers = intFlag('workers', v.workers, 1, 64);
+  if (v['lock-mode'] !== undefined) {
+    const m = v['lock-mode'];
+    if (m !== 'class' && m !== 'pool') throw new Error('--lock-mode is class or pool');
+    o.base.lockMode = m;
+  }
+  if (v['chain-size'] !== undefined) o.base.chainSize = intFlag('chain-size', v['chain-size'], 4, 16);
+  if (v.compaction !== undefined) {
+    if (v.compaction !== 'on' && v.compaction !== 'off') throw new Error('--compaction is on or off');
+    o.base.compaction = v.compaction === 'on';
+  }
+  if (v['compaction-threshold'] !== undefined)
+    o.compactionThreshold = intFlag('compaction-threshold', v['compaction-threshold'], 1);
+  if (v['compaction-interval'] !== undefined)
+    o.compactionIntervalMs = intFlag('compaction-interval', v['compaction-interval'], 1, 60_000);
+  if (v['maintenance-ms'] !== undefined) o.maintenanceMs = intFlag('maintenance-ms', v['maintenance-ms'], 10, 60_000);
+  if (v.mix !== undefined) o.mix = parseShares(v.mix, ['zero', 'same', 'text', 'binary', 'random'] as const, '--mix');
+  if (v.rw !== undefined) o.rw = parseShares(v.rw, ['read', 'write', 'discard'] as const, '--rw');
+  if (v['working-set'] !== undefined) o.workingSet = intFlag('working-set', v['working-set'], 64);
+  if (v['request-pages'] !== undefined) o.requestPages = intFlag('request-pages', v['request-pages'], 1, 256);
+  if (v.streams !== undefined) o.streams = intFlag('streams', v.streams, 1, 1024);
+  if (v.sweep !== undefined) o.sweeps = parseSweeps(v.sweep);
+  if (v['seeds-pages'] !== undefined) o.seedsPages = intFlag('seeds-pages', v['seeds-pages'], 64);
+  if (v['seeds-rounds'] !== undefined) o.seedsRounds = intFlag('seeds-rounds', v['seeds-rounds'], 1, 100);
+  if (v['baseline-pages'] !== undefined) o.baselinePages = intFlag('baseline-pages', v['baseline-pages'], 16);
+  if (v['no-kernel']) o.kernel = false;
+  if (v.lockdep) o.lockdep = true;
+  if (v['no-json']) o.jsonPath = null;
+  else if (v.json !== undefined) o.jsonPath = v.json;
+  if (v['no-html']) o.htmlPath = null;
+  else if (v.html !== undefined) o.htmlPath = v.html;
+  if (v['no-progress']) o.progress = false;
+  o.repeat = v.repeat !== undefined ? intFlag('repeat', v.repeat, 1, 100) : defaultRepeat(o);
   if (o.requestPages > o.workingSet) throw new Error('--request-pages must not exceed --working-set');
   return o;
+}
+
+/** 5 repeats per arm when sweeps compare arms (1 for smoke runs and single runs). */
+export function defaultRepeat(o: StressOptions): number {
+  return o.sweeps.length > 0 && !o.smoke ? 5 : 1;
+}
+
+export function parseSweeps(text: string): SweepName[] {
+  const out = new Set<SweepName>();
+  for (const n of text.split(',')) {
+    if (n === 'all') for (const s of SWEEPS) out.add(s);
+    else if ((SWEEPS as readonly string[]).includes(n)) out.add(n as SweepName);
+    else throw new Error(`--sweep: unknown sweep ${n} (workers, lock-mode, chain, compaction, all)`);
+  }
+  return SWEEPS.filter((s) => out.has(s));
 }
 
 export function configKey(c: RunConfig): string {

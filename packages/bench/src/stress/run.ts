@@ -38,10 +38,21 @@ export interface LockRow {
   waitTotalUs: number;
   waitMaxUs: number;
   holdTotalUs: number;
+  /** Contention points: the call sites that waited for this class, most wait first (on the write/only row). */
+  points: { site: string; contentions: number; waitTotalUs: number }[];
+}
+
+/** Lock wait (ms) per lock class (all states) in each 250 ms interval of the timed phase. */
+export interface LockWaitSeries {
+  /** End of each interval, seconds since the timed phase began. */
+  t: number[];
+  ms: Record<string, number[]>;
 }
 
 export interface RunResult {
   key: string;
+  /** Which repeat of its configuration this run was (0-based). */
+  repeat: number;
   config: RunConfig;
   seconds: number;
   prefill: { pages: number; seconds: number; mbPerSec: number };
@@ -56,6 +67,9 @@ export interface RunResult {
   samples: MmSample[];
   /** Sample times (s) at which pages_compacted grew: compaction ran in between. */
   compactionMarks: number[];
+  /** Times (s) at which the maintenance loop ran frame compaction (kcompactd). */
+  frameCompactionMarks: number[];
+  lockWaitSeries: LockWaitSeries;
   mm: MmStat;
   usedRatio: number;
   lockStat: LockRow[];
@@ -88,7 +102,15 @@ function lockRows(stats: LockClassStats[]): LockRow[] {
     waitTotalUs: s.waitTotal,
     waitMaxUs: s.waitMax,
     holdTotalUs: s.holdTotal,
+    points: s.points.map((p) => ({ site: p.site, contentions: p.contentions, waitTotalUs: p.waitTotal })),
   }));
+}
+
+/** Total lock wait (us) per class name, all states summed. */
+function waitByClass(stats: LockClassStats[]): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const s of stats) m.set(s.name, (m.get(s.name) ?? 0) + s.waitTotal);
+  return m;
 }
 
 function diffMigration(a: MigrationStats, b: MigrationStats): MigrationStats {
@@ -108,7 +130,10 @@ export async function runOne(cfg: RunConfig, opts: StressOptions, bank: PageBank
     lockMode: cfg.lockMode,
     chainSize: cfg.chainSize,
     lockStat: true,
-    compaction: cfg.compaction ? { thresholdPages: opts.smoke ? 8 : 64, intervalMs: 100 } : false,
+    lockdep: opts.lockdep,
+    compaction: cfg.compaction
+      ? { thresholdPages: opts.compactionThreshold, intervalMs: opts.compactionIntervalMs }
+      : false,
     backingFile,
   });
   const progress = new Progress(opts.progress, label);
@@ -151,10 +176,21 @@ export async function runOne(cfg: RunConfig, opts: StressOptions, bank: PageBank
     const deadline = t0 + opts.seconds * 1000;
     let stop = false;
     samples.push(sample(svc, 0));
+    const series: LockWaitSeries = { t: [], ms: {} };
+    const frameMarks: number[] = [];
+    let lastWait = waitByClass(svc.pool.lockStats(false));
     const timer = setInterval(() => {
       const t = (performance.now() - t0) / 1000;
       const s = sample(svc, t);
       samples.push(s);
+      const now = waitByClass(svc.pool.lockStats(false));
+      const i = series.t.length;
+      series.t.push(t);
+      for (const [name, us] of now) {
+        const col = series.ms[name] ?? (series.ms[name] = new Array<number>(i).fill(0));
+        col.push((us - (lastWait.get(name) ?? 0)) / 1000);
+      }
+      lastWait = now;
       progress.update(
         t / opts.seconds,
         `${(((pages.read + pages.written) * PAGE_SIZE) / (1 << 20) / Math.max(t, 1e-3)).toFixed(0)} MB/s, used ${(s.usedRatio * 100).toFixed(1)}%`,
@@ -195,7 +231,7 @@ export async function runOne(cfg: RunConfig, opts: StressOptions, bank: PageBank
     // in, and run frame compaction for a block one order above the largest free one
     const maintenance = async (): Promise<void> => {
       const rnd = xorshift(4242);
-      const period = Math.min(1000, (opts.seconds * 1000) / 3);
+      const period = Math.min(opts.maintenanceMs, (opts.seconds * 1000) / 3);
       svc.idle('all');
       while (!stop) {
         await new Promise((r) => setTimeout(r, period));
@@ -210,6 +246,7 @@ export async function runOne(cfg: RunConfig, opts: StressOptions, bank: PageBank
         const bi = svc.pool.buddyinfo();
         let top = -1;
         for (let o = 0; o < bi.length; o++) if (bi[o]! > 0) top = o;
+        frameMarks.push((performance.now() - t0) / 1000);
         await svc.frameCompact(Math.min(10, Math.max(3, top + 1)));
       }
     };
@@ -229,6 +266,7 @@ export async function runOne(cfg: RunConfig, opts: StressOptions, bank: PageBank
     const mm = svc.device.statValues().mm;
     return {
       key: configKey(cfg),
+      repeat: 0,
       config: { ...cfg },
       seconds,
       prefill: { pages: ws, seconds: prefillSec, mbPerSec: (ws * PAGE_SIZE) / (1 << 20) / prefillSec },
@@ -245,6 +283,8 @@ export async function runOne(cfg: RunConfig, opts: StressOptions, bank: PageBank
       },
       samples,
       compactionMarks: marks,
+      frameCompactionMarks: frameMarks,
+      lockWaitSeries: series,
       mm,
       usedRatio: mm.memUsedTotal > 0 ? mm.comprDataSize / mm.memUsedTotal : 0,
       lockStat: lockRows(svc.pool.lockStats()),

@@ -103,7 +103,8 @@ export function verdict(
   n: { a: string; b: string; what: string; better: 'higher' | 'lower' },
 ): string {
   const [lo, hi] = ci;
-  if (!(lo > 1) && !(hi < 1)) return `${n.a} vs ${n.b} (${n.what}): not distinguishable (ratio ${f2(ratio)}, CI ${f2(lo)}-${f2(hi)})`;
+  if (!(lo > 1) && !(hi < 1))
+    return `${n.a} vs ${n.b} (${n.what}): not distinguishable (ratio ${f2(ratio)}, CI ${f2(lo)}-${f2(hi)})`;
   const up = lo > 1; // a's figure is higher than b's
   if (n.better === 'higher') {
     return up

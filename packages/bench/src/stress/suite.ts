@@ -1,7 +1,9 @@
-// The stress bench as a whole: plans the distinct runs the sweeps need (each run
-// once), runs them, then the seeds' experiment and the baselines, assembles the
-// report, prints a text summary and writes bench-results/stress.json and
-// stress.html (stress-smoke.* for --smoke).
+// The stress bench as a whole: plans the distinct runs the sweeps need (each
+// configuration once per repeat, the arms interleaved A B A B ... so drift hits
+// every arm alike), runs them, then the seeds' experiment and the baselines,
+// assembles the report with per-arm intervals and verdicts, prints a text
+// summary and writes bench-results/stress.json and stress.html
+// (stress-smoke.* for --smoke).
 
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -10,7 +12,7 @@ import { PAGE_SIZE } from '@zsmalloc/core';
 import { defaultResultsDir, writeJson } from '../report.js';
 import { runBaselines, type BaselinesResult } from './baselines.js';
 import { renderHtml } from './html.js';
-import { configKey, type KindMix, type RwMix, type StressOptions } from './options.js';
+import { configKey, type KindMix, type RunConfig, type RwMix, type StressOptions } from './options.js';
 import { runOne, type RunResult } from './run.js';
 import { runSeeds, type SeedsResult } from './seeds.js';
 import { plannedConfigs, summarize, type SweepSummary } from './sweeps.js';
@@ -25,6 +27,8 @@ export interface StressReport {
   cpuModel: string;
   command: string;
   wallSeconds: number;
+  /** Runs per arm, interleaved. */
+  repeat: number;
   workload: { seconds: number; workingSet: number; requestPages: number; streams: number; mix: KindMix; rw: RwMix };
   baseKey: string;
   runs: RunResult[];
@@ -46,7 +50,7 @@ export async function runStress(opts: StressOptions): Promise<StressOutcome> {
   };
   const configs = plannedConfigs(opts);
   log(
-    `stress bench${opts.smoke ? ' (smoke)' : ''}: ${configs.length} run(s) of ${opts.seconds} s, then the seeds' experiment and the baselines`,
+    `stress bench${opts.smoke ? ' (smoke)' : ''}: ${configs.length} configuration(s) x ${opts.repeat} interleaved repeat(s) of ${opts.seconds} s, then the seeds' experiment and the baselines`,
   );
   const bank = new PageBank(
     Math.min(4096, Math.max(opts.requestPages, opts.workingSet)),
@@ -54,17 +58,9 @@ export async function runStress(opts: StressOptions): Promise<StressOutcome> {
     opts.mix,
     1,
   );
-  const results = new Map<string, RunResult>();
-  for (let i = 0; i < configs.length; i++) {
-    const cfg = configs[i]!;
-    const label = `run ${i + 1}/${configs.length}: ${configKey(cfg)}`;
-    const r = await runOne(cfg, opts, bank, label);
-    results.set(r.key, r);
-    log(
-      `  ${configKey(cfg).padEnd(38)} ${r.mbPerSec.toFixed(1).padStart(7)} MB/s  p50 ${r.latencyMs.all.p50.toFixed(2)} p99 ${r.latencyMs.all.p99.toFixed(2)} p99.9 ${r.latencyMs.all.p999.toFixed(2)} ms  used ${(r.usedRatio * 100).toFixed(1)}%`,
-    );
-  }
+  const { results, ordered } = await runInterleaved(configs, opts, bank, log);
   const sweeps = opts.sweeps.map((s) => summarize(s, opts.base, results));
+  for (const s of sweeps) for (const c of s.comparisons) log(`  verdict [${s.name}] ${c.verdict}`);
   const seeds = await runSeeds(opts);
   const baselines = await runBaselines(opts, () => undefined);
   const cpu = cpus();
@@ -77,6 +73,7 @@ export async function runStress(opts: StressOptions): Promise<StressOutcome> {
     cpuModel: cpu[0]?.model ?? 'unknown',
     command: `node packages/bench/dist/stress.js ${process.argv.slice(2).join(' ')}`.trim(),
     wallSeconds: (performance.now() - t0) / 1000,
+    repeat: opts.repeat,
     workload: {
       seconds: opts.seconds,
       workingSet: opts.workingSet,
@@ -86,7 +83,7 @@ export async function runStress(opts: StressOptions): Promise<StressOutcome> {
       rw: opts.rw,
     },
     baseKey: configKey(opts.base),
-    runs: [...results.values()],
+    runs: ordered,
     sweeps,
     seeds,
     baselines,
@@ -104,6 +101,38 @@ export async function runStress(opts: StressOptions): Promise<StressOutcome> {
   if (jsonPath !== null) log(`wrote ${jsonPath}`);
   if (htmlPath !== null) log(`wrote ${htmlPath}`);
   return { report, jsonPath, htmlPath };
+}
+
+/**
+ * Runs every configuration `opts.repeat` times, interleaved: round 1 runs A B C,
+ * round 2 runs A B C again, ... Returns each configuration's runs, and every run in the order run.
+ */
+export async function runInterleaved(
+  configs: RunConfig[],
+  opts: StressOptions,
+  bank: PageBank,
+  log: (s: string) => void,
+): Promise<{ results: Map<string, RunResult[]>; ordered: RunResult[] }> {
+  const results = new Map<string, RunResult[]>();
+  const ordered: RunResult[] = [];
+  const total = configs.length * opts.repeat;
+  let n = 0;
+  for (let rep = 0; rep < opts.repeat; rep++) {
+    for (const cfg of configs) {
+      n++;
+      const label = `run ${n}/${total}: ${configKey(cfg)}${opts.repeat > 1 ? ` #${rep + 1}` : ''}`;
+      const r = await runOne(cfg, opts, bank, label);
+      r.repeat = rep;
+      const list = results.get(r.key) ?? [];
+      list.push(r);
+      results.set(r.key, list);
+      ordered.push(r);
+      log(
+        `  ${`${configKey(cfg)}${opts.repeat > 1 ? ` #${rep + 1}` : ''}`.padEnd(42)} ${r.mbPerSec.toFixed(1).padStart(7)} MB/s  p50 ${r.latencyMs.all.p50.toFixed(2)} p99 ${r.latencyMs.all.p99.toFixed(2)} p99.9 ${r.latencyMs.all.p999.toFixed(2)} ms  used ${(r.usedRatio * 100).toFixed(1)}%`,
+      );
+    }
+  }
+  return { results, ordered };
 }
 
 const pct = (x: number): string => `${(x * 100).toFixed(2)}%`;
@@ -132,6 +161,13 @@ export function summaryText(r: StressReport): string {
         );
       }
     }
+    for (const a of s.arms)
+      if (a.runs > 1)
+        out.push(
+          `  ${a.label.padEnd(15)} over ${a.runs} runs: MB/s median ${a.mbPerSec.median.toFixed(1)} (CI ${a.mbPerSec.ci95[0].toFixed(1)}-${a.mbPerSec.ci95[1].toFixed(1)}), ` +
+            `p99 median ${a.p99Ms.median.toFixed(2)} ms (CI ${a.p99Ms.ci95[0].toFixed(2)}-${a.p99Ms.ci95[1].toFixed(2)})`,
+        );
+    for (const c of s.comparisons) out.push(`  verdict: ${c.verdict}`);
     if (s.notes !== undefined)
       out.push(
         `  ${Object.entries(s.notes)

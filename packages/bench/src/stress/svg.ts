@@ -226,3 +226,64 @@ export function frameGrid(
   out.push('</svg>');
   return out.join('');
 }
+
+export interface ErrorBar {
+  label: string;
+  median: number;
+  lo: number;
+  hi: number;
+  /** The individual samples, drawn as dots. */
+  samples?: number[];
+}
+
+/** Horizontal bars at the median with 95% interval whiskers and the samples as dots. */
+export function errorBars(bars: ErrorBar[], o: { title: string; xLabel: string; width?: number }): string {
+  const W = o.width ?? 560;
+  const L = 150;
+  const R = 110;
+  const T = 36;
+  const rowH = 26;
+  const H = T + bars.length * rowH + 44;
+  const pw = W - L - R;
+  const max = Math.max(1e-9, ...bars.flatMap((b) => [b.hi, b.median, ...(b.samples ?? [])]));
+  const ticks = niceTicks(max);
+  const xMax = ticks[ticks.length - 1]!;
+  const sx = (v: number): number => L + (Math.max(0, v) / xMax) * pw;
+  const bottom = T + bars.length * rowH;
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" class="chart">`,
+    `<text x="${L}" y="20" class="title">${esc(o.title)}</text>`,
+  ];
+  for (const t of ticks) {
+    out.push(`<line x1="${sx(t)}" x2="${sx(t)}" y1="${T}" y2="${bottom}" class="grid"/>`);
+    out.push(`<text x="${sx(t)}" y="${bottom + 14}" text-anchor="middle" class="tick">${fmtTick(t)}</text>`);
+  }
+  bars.forEach((b, i) => {
+    const y = T + i * rowH;
+    const mid = y + rowH / 2 - 2;
+    const color = PALETTE[i % PALETTE.length]!;
+    out.push(`<text x="${L - 8}" y="${mid + 4}" text-anchor="end" class="tick">${esc(b.label)}</text>`);
+    out.push(
+      `<rect x="${L}" y="${y + 4}" width="${Math.max(0, sx(b.median) - L).toFixed(1)}" height="${rowH - 12}" fill="${color}" opacity="0.45"><title>${esc(`${b.label}: median ${b.median.toFixed(3)}, 95% CI ${b.lo.toFixed(3)}-${b.hi.toFixed(3)}`)}</title></rect>`,
+    );
+    // whisker: the 95% interval
+    out.push(
+      `<line x1="${sx(b.lo).toFixed(1)}" x2="${sx(b.hi).toFixed(1)}" y1="${mid}" y2="${mid}" stroke="#111" stroke-width="1.5"/>`,
+    );
+    for (const x of [b.lo, b.hi])
+      out.push(
+        `<line x1="${sx(x).toFixed(1)}" x2="${sx(x).toFixed(1)}" y1="${mid - 6}" y2="${mid + 6}" stroke="#111" stroke-width="1.5"/>`,
+      );
+    for (const v of b.samples ?? [])
+      out.push(
+        `<circle cx="${sx(v).toFixed(1)}" cy="${mid}" r="2.5" fill="${color}" stroke="#fff" stroke-width="0.5"/>`,
+      );
+    out.push(
+      `<text x="${(sx(b.hi) + 6).toFixed(1)}" y="${mid + 4}" class="small">${b.median.toFixed(b.median >= 100 ? 0 : 2)} [${b.lo.toFixed(b.lo >= 100 ? 0 : 2)}, ${b.hi.toFixed(b.hi >= 100 ? 0 : 2)}]</text>`,
+    );
+  });
+  out.push(`<line x1="${L}" x2="${L}" y1="${T}" y2="${bottom}" class="axis"/>`);
+  out.push(`<text x="${L + pw / 2}" y="${H - 8}" text-anchor="middle" class="label">${esc(o.xLabel)}</text>`);
+  out.push('</svg>');
+  return out.join('');
+}

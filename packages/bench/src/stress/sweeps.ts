@@ -3,11 +3,125 @@
 // sweep's side-by-side summary with ratios against its reference run —
 // workers 1..cores (speedup), lock mode class vs pool (lock wait per lock
 // class), chain size 4/8/16 (memory used, used ratio), background compaction
-// on vs off (foreground p99 cost).
+// on vs off (foreground p99 cost). With repeats, every figure of a row is the
+// median over the arm's runs, and each sweep carries per-arm statistics (samples,
+// median, 95% interval) and its comparisons with a verdict (stats.ts).
 
 import { availableParallelism } from 'node:os';
 import { configKey, type RunConfig, type StressOptions, type SweepName } from './options.js';
 import type { RunResult } from './run.js';
+import { armStat, compareArms, median, type ArmStat, type Comparison } from './stats.js';
+
+/** One arm of a sweep over its repeats (the JSON shape: samples, median, ci95 per figure). */
+export interface ArmSummary {
+  label: string;
+  key: string;
+  runs: number;
+  mbPerSec: ArmStat;
+  p99Ms: ArmStat;
+  memUsedTotal: ArmStat;
+  lockWaitMs: ArmStat;
+  /** Lock wait (ms) per lock class and state. */
+  lockWaitByClass: Record<string, ArmStat>;
+  /** Contention points per lock class: the call sites that waited, wait (ms) and contentions. */
+  contentionPoints: Record<string, { site: string; waitMs: ArmStat; contentions: ArmStat }[]>;
+}
+
+export type Metric = 'mbPerSec' | 'p99Ms' | 'memUsedTotal' | 'lockWaitMs';
+const METRIC: Record<Metric, { what: string; better: 'higher' | 'lower' }> = {
+  mbPerSec: { what: 'MB/s', better: 'higher' },
+  p99Ms: { what: 'p99 latency', better: 'lower' },
+  memUsedTotal: { what: 'mem_used_total', better: 'lower' },
+  lockWaitMs: { what: 'lock wait', better: 'lower' },
+};
+
+export interface SweepComparison extends Comparison {
+  a: string;
+  b: string;
+  metric: Metric;
+}
+
+const lockLabel = (l: { name: string; state: string }): string => (l.state === '' ? l.name : `${l.name}-${l.state}`);
+
+/** Per-arm statistics over the arm's repeated runs. */
+export function armSummary(label: string, runs: RunResult[], seed = 1): ArmSummary {
+  const locks = new Set<string>();
+  const points = new Map<string, Set<string>>();
+  for (const r of runs)
+    for (const l of r.lockStat) {
+      locks.add(lockLabel(l));
+      for (const p of l.points) {
+        const set = points.get(l.name) ?? new Set<string>();
+        set.add(p.site);
+        points.set(l.name, set);
+      }
+    }
+  const lockWaitByClass: Record<string, ArmStat> = {};
+  for (const lock of locks)
+    lockWaitByClass[lock] = armStat(
+      runs.map((r) => (r.lockStat.find((l) => lockLabel(l) === lock)?.waitTotalUs ?? 0) / 1000),
+      seed,
+    );
+  const contentionPoints: ArmSummary['contentionPoints'] = {};
+  for (const [cls, sites] of points) {
+    const list = [...sites].map((site) => {
+      const at = (r: RunResult) =>
+        r.lockStat.flatMap((l) => (l.name === cls ? l.points : [])).find((p) => p.site === site);
+      return {
+        site,
+        waitMs: armStat(
+          runs.map((r) => (at(r)?.waitTotalUs ?? 0) / 1000),
+          seed,
+        ),
+        contentions: armStat(
+          runs.map((r) => at(r)?.contentions ?? 0),
+          seed,
+        ),
+      };
+    });
+    contentionPoints[cls] = list.sort((x, y) => y.waitMs.median - x.waitMs.median);
+  }
+  return {
+    label,
+    key: runs[0]!.key,
+    runs: runs.length,
+    mbPerSec: armStat(
+      runs.map((r) => r.mbPerSec),
+      seed,
+    ),
+    p99Ms: armStat(
+      runs.map((r) => r.latencyMs.all.p99),
+      seed,
+    ),
+    memUsedTotal: armStat(
+      runs.map((r) => r.mm.memUsedTotal),
+      seed,
+    ),
+    lockWaitMs: armStat(runs.map(lockWaitMs), seed),
+    lockWaitByClass,
+    contentionPoints,
+  };
+}
+
+/** Compares arm a with arm b on each metric: ratio of medians a/b, its interval and the verdict. */
+export function compare(
+  a: { label: string; runs: RunResult[] },
+  b: { label: string; runs: RunResult[] },
+  metrics: Metric[],
+): SweepComparison[] {
+  const pick: Record<Metric, (r: RunResult) => number> = {
+    mbPerSec: (r) => r.mbPerSec,
+    p99Ms: (r) => r.latencyMs.all.p99,
+    memUsedTotal: (r) => r.mm.memUsedTotal,
+    lockWaitMs,
+  };
+  return metrics.map((metric) => ({
+    a: a.label,
+    b: b.label,
+    metric,
+    ...compareArms(a.runs.map(pick[metric]), b.runs.map(pick[metric]), { a: a.label, b: b.label, ...METRIC[metric] }),
+  }));
+}
 
 export interface SweepRow {
   label: string;
@@ -35,6 +149,10 @@ export interface SweepSummary {
   lockWaitByClass?: { lock: string; waitMs: Record<string, number>; contentions: Record<string, number> }[];
   /** Compaction sweep: compaction runs and pages compacted in the "on" run. */
   notes?: Record<string, number>;
+  /** Per-arm statistics over the repeats, in row order. */
+  arms: ArmSummary[];
+  /** Each arm against the sweep's reference, per metric, with a verdict. */
+  comparisons: SweepComparison[];
 }
 
 export function sweepConfigs(name: SweepName, base: RunConfig): { label: string; cfg: RunConfig }[] {
@@ -67,7 +185,33 @@ export function plannedConfigs(opts: StressOptions): RunConfig[] {
 
 const lockWaitMs = (r: RunResult): number => r.lockStat.reduce((a, l) => a + l.waitTotalUs, 0) / 1000;
 
-function row(label: string, r: RunResult, ratio: number): SweepRow {
+/** Median over an arm's runs of one figure. */
+const med = (runs: RunResult[], f: (r: RunResult) => number): number => median(runs.map(f));
+
+/** A run whose every figure is the median of the arm's repeats (a single run is itself). */
+function medianRun(runs: RunResult[]): RunResult {
+  if (runs.length === 1) return runs[0]!;
+  const first = runs[0]!;
+  const lat = (k: 'p50' | 'p99' | 'p999') => med(runs, (r) => r.latencyMs.all[k]);
+  return {
+    ...first,
+    mbPerSec: med(runs, (r) => r.mbPerSec),
+    requestsPerSec: med(runs, (r) => r.requestsPerSec),
+    latencyMs: {
+      ...first.latencyMs,
+      all: { ...first.latencyMs.all, p50: lat('p50'), p99: lat('p99'), p999: lat('p999') },
+    },
+    mm: { ...first.mm, memUsedTotal: med(runs, (r) => r.mm.memUsedTotal) },
+    usedRatio: med(runs, (r) => r.usedRatio),
+    lockStat: first.lockStat.map((l) => ({
+      ...l,
+      contentions: med(runs, (r) => r.lockStat.find((x) => lockLabel(x) === lockLabel(l))?.contentions ?? 0),
+      waitTotalUs: med(runs, (r) => r.lockStat.find((x) => lockLabel(x) === lockLabel(l))?.waitTotalUs ?? 0),
+    })),
+  };
+}
+
+function rowOf(label: string, r: RunResult, ratio: number, runs: RunResult[]): SweepRow {
   const l = r.latencyMs.all;
   return {
     label,
@@ -79,14 +223,34 @@ function row(label: string, r: RunResult, ratio: number): SweepRow {
     p999Ms: l.p999,
     memUsedTotal: r.mm.memUsedTotal,
     usedRatio: r.usedRatio,
-    lockWaitMs: lockWaitMs(r),
+    lockWaitMs: med(runs, lockWaitMs),
     ratio,
   };
 }
 
-export function summarize(name: SweepName, base: RunConfig, results: Map<string, RunResult>): SweepSummary {
-  const runs = sweepConfigs(name, base).map(({ label, cfg }) => ({ label, r: results.get(configKey(cfg))! }));
+const SWEEP_METRICS: Record<SweepName, Metric[]> = {
+  workers: ['mbPerSec', 'p99Ms'],
+  'lock-mode': ['mbPerSec', 'p99Ms', 'lockWaitMs'],
+  chain: ['memUsedTotal', 'mbPerSec'],
+  compaction: ['p99Ms', 'mbPerSec', 'memUsedTotal'],
+};
+
+/** The sweep's summary over every arm's repeated runs (`results`: key -> runs in order). */
+export function summarize(name: SweepName, base: RunConfig, results: Map<string, RunResult[]>): SweepSummary {
+  const arms = sweepConfigs(name, base).map(({ label, cfg }) => ({ label, runs: results.get(configKey(cfg))! }));
+  const s = summarizeOne(name, arms);
+  const refLabel = s.reference;
+  const ref = arms.find((a) => a.label === refLabel)!;
+  s.arms = arms.map((a, i) => armSummary(a.label, a.runs, i + 1));
+  s.comparisons = arms.filter((a) => a !== ref).flatMap((a) => compare(a, ref, SWEEP_METRICS[name]));
+  return s;
+}
+
+function summarizeOne(name: SweepName, arms: { label: string; runs: RunResult[] }[]): SweepSummary {
+  const runs = arms.map(({ label, runs }) => ({ label, r: medianRun(runs), all: runs }));
   const ref = runs[0]!;
+  const row = (label: string, r: RunResult, ratio: number): SweepRow =>
+    rowOf(label, r, ratio, runs.find((x) => x.label === label)!.all);
   switch (name) {
     case 'workers':
       return {
@@ -94,6 +258,8 @@ export function summarize(name: SweepName, base: RunConfig, results: Map<string,
         ratioOf: 'MB/s / MB/s with 1 worker (speedup)',
         reference: ref.label,
         rows: runs.map(({ label, r }) => row(label, r, r.mbPerSec / ref.r.mbPerSec)),
+        arms: [],
+        comparisons: [],
       };
     case 'lock-mode': {
       const locks = new Map<
@@ -115,6 +281,8 @@ export function summarize(name: SweepName, base: RunConfig, results: Map<string,
         reference: ref.label,
         rows: runs.map(({ label, r }) => row(label, r, r.mbPerSec / ref.r.mbPerSec)),
         lockWaitByClass: [...locks.values()],
+        arms: [],
+        comparisons: [],
       };
     }
     case 'chain': {
@@ -124,6 +292,8 @@ export function summarize(name: SweepName, base: RunConfig, results: Map<string,
         ratioOf: 'mem_used_total / mem_used_total with chain 8',
         reference: mid.label,
         rows: runs.map(({ label, r }) => row(label, r, r.mm.memUsedTotal / mid.r.mm.memUsedTotal)),
+        arms: [],
+        comparisons: [],
       };
     }
     case 'compaction': {
@@ -142,6 +312,8 @@ export function summarize(name: SweepName, base: RunConfig, results: Map<string,
           writeP99Off: off.r.latencyMs.write.p99,
           memUsedOnOverOff: on.r.mm.memUsedTotal / off.r.mm.memUsedTotal,
         },
+        arms: [],
+        comparisons: [],
       };
     }
   }
