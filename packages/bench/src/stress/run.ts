@@ -187,7 +187,11 @@ export async function runOne(cfg: RunConfig, opts: StressOptions, bank: PageBank
       const i = series.t.length;
       series.t.push(t);
       for (const [name, us] of now) {
-        const col = series.ms[name] ?? (series.ms[name] = new Array<number>(i).fill(0));
+        let col = series.ms[name];
+        if (col === undefined) {
+          col = new Array<number>(i).fill(0);
+          series.ms[name] = col;
+        }
         col.push((us - (lastWait.get(name) ?? 0)) / 1000);
       }
       lastWait = now;
