@@ -71,12 +71,7 @@ export function armStat(samples: readonly number[], seed = 1): ArmStat {
  * own). `better` says which direction is an improvement for the verdict:
  * 'higher' (throughput) or 'lower' (latency, wait, memory).
  */
-export function compareArms(
-  a: readonly number[],
-  b: readonly number[],
-  names: { a: string; b: string; what: string; better: 'higher' | 'lower' },
-  seed = 7,
-): Comparison {
+export function compareArms(a: readonly number[], b: readonly number[], names: VerdictNames, seed = 7): Comparison {
   const ratio = median(a) / median(b);
   const next = rng(seed);
   const ba = new Array<number>(a.length);
@@ -97,19 +92,25 @@ const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : String(x)
  * "A is 1.20x faster (CI 1.05-1.37)" when the interval excludes 1, else "not
  * distinguishable". For 'lower is better' figures the words say lower/higher.
  */
-export function verdict(
-  ratio: number,
-  ci: [number, number],
-  n: { a: string; b: string; what: string; better: 'higher' | 'lower' },
-): string {
+export interface VerdictNames {
+  a: string;
+  b: string;
+  what: string;
+  better: 'higher' | 'lower';
+  /** The word for "more of a higher-is-better figure" (default "faster", for throughput). */
+  word?: string;
+}
+
+export function verdict(ratio: number, ci: [number, number], n: VerdictNames): string {
   const [lo, hi] = ci;
   if (!(lo > 1) && !(hi < 1))
     return `${n.a} vs ${n.b} (${n.what}): not distinguishable (ratio ${f2(ratio)}, CI ${f2(lo)}-${f2(hi)})`;
   const up = lo > 1; // a's figure is higher than b's
   if (n.better === 'higher') {
+    const word = n.word ?? 'faster';
     return up
-      ? `${n.a} is ${f2(ratio)}x faster than ${n.b} in ${n.what} (CI ${f2(lo)}-${f2(hi)})`
-      : `${n.b} is ${f2(1 / ratio)}x faster than ${n.a} in ${n.what} (CI ${f2(1 / hi)}-${f2(1 / lo)})`;
+      ? `${n.a} is ${f2(ratio)}x ${word} than ${n.b} in ${n.what} (CI ${f2(lo)}-${f2(hi)})`
+      : `${n.b} is ${f2(1 / ratio)}x ${word} than ${n.a} in ${n.what} (CI ${f2(1 / hi)}-${f2(1 / lo)})`;
   }
   return up
     ? `${n.a} has ${f2(ratio)}x the ${n.what} of ${n.b}: worse (CI ${f2(lo)}-${f2(hi)})`
