@@ -21,19 +21,24 @@ export interface ArmSummary {
   p99Ms: ArmStat;
   memUsedTotal: ArmStat;
   lockWaitMs: ArmStat;
+  /** Lock contentions over every class. */
+  contentions: ArmStat;
   /** Lock wait (ms) per lock class and state. */
   lockWaitByClass: Record<string, ArmStat>;
   /** Contention points per lock class: the call sites that waited, wait (ms) and contentions. */
   contentionPoints: Record<string, { site: string; waitMs: ArmStat; contentions: ArmStat }[]>;
 }
 
-export type Metric = 'mbPerSec' | 'p99Ms' | 'memUsedTotal' | 'lockWaitMs';
+export type Metric = 'mbPerSec' | 'p99Ms' | 'memUsedTotal' | 'lockWaitMs' | 'contentions';
 const METRIC: Record<Metric, { what: string; better: 'higher' | 'lower' }> = {
   mbPerSec: { what: 'MB/s', better: 'higher' },
   p99Ms: { what: 'p99 latency', better: 'lower' },
   memUsedTotal: { what: 'mem_used_total', better: 'lower' },
   lockWaitMs: { what: 'lock wait', better: 'lower' },
+  contentions: { what: 'lock contentions', better: 'lower' },
 };
+
+const contentions = (r: RunResult): number => r.lockStat.reduce((a, l) => a + l.contentions, 0);
 
 export interface SweepComparison extends Comparison {
   a: string;
@@ -98,6 +103,7 @@ export function armSummary(label: string, runs: RunResult[], seed = 1): ArmSumma
       seed,
     ),
     lockWaitMs: armStat(runs.map(lockWaitMs), seed),
+    contentions: armStat(runs.map(contentions), seed),
     lockWaitByClass,
     contentionPoints,
   };
@@ -114,6 +120,7 @@ export function compare(
     p99Ms: (r) => r.latencyMs.all.p99,
     memUsedTotal: (r) => r.mm.memUsedTotal,
     lockWaitMs,
+    contentions,
   };
   return metrics.map((metric) => ({
     a: a.label,

@@ -90,7 +90,7 @@ export async function lockMode(o: StudyOptions): Promise<StudyResult> {
     })),
   );
   const { byLabel, ordered } = await armsOf(o, s, arms);
-  const metrics: Metric[] = ['mbPerSec', 'p99Ms', 'lockWaitMs'];
+  const metrics: Metric[] = ['mbPerSec', 'p99Ms', 'lockWaitMs', 'contentions'];
   const comparisons = o.workers.flatMap((w) =>
     compare(
       { label: `pool ${w}w`, runs: byLabel.get(`pool ${w}w`)! },
