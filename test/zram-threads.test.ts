@@ -23,6 +23,7 @@ interface WriterResult {
   role: 'writer';
   id: number;
   errors: string[];
+  lockdep?: boolean;
   writes: number;
   reads: number;
   lastSeq: Int32Array;
@@ -31,6 +32,7 @@ interface WriterResult {
 interface MaintainerResult {
   role: 'maintainer';
   errors: string[];
+  lockdep?: boolean;
   counts: Record<string, number>;
 }
 
@@ -97,6 +99,8 @@ async function scenario(opts: { writers: number; iterations: number; writeback: 
 
   const errors = [...writers.flatMap((w) => w.errors), ...m.errors];
   expect(errors).toEqual([]);
+  // every thread checked its lock acquisitions against the lock order (an inversion throws)
+  for (const r of [...writers, m]) expect(r.lockdep).toBe(true);
   expect(m.counts.compactions).toBeGreaterThan(0);
 
   // Shared sectors: valid, and each holds its writer's last write to it.

@@ -136,7 +136,7 @@ function writer(d) {
   dev.read(d.privateStart * PAGE, all);
   if (Buffer.compare(all, model) !== 0) errors.push(`writer ${d.id}: private pages differ at the end`);
   dev.close();
-  parentPort.postMessage({ role: 'writer', id: d.id, errors, writes: seq, reads, lastSeq, model }, [lastSeq.buffer, model.buffer]);
+  parentPort.postMessage({ role: 'writer', id: d.id, errors, writes: seq, reads, lastSeq, model, lockdep: dev.pool.locks.lockdep }, [lastSeq.buffer, model.buffer]);
 }
 
 function maintainer(d) {
@@ -159,7 +159,7 @@ function maintainer(d) {
     counts.rounds++;
   }
   dev.close();
-  parentPort.postMessage({ role: 'maintainer', errors, counts });
+  parentPort.postMessage({ role: 'maintainer', errors, counts, lockdep: dev.pool.locks.lockdep });
 }
 
 if (parentPort && workerData) {
