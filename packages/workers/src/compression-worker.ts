@@ -1,68 +1,70 @@
-// A compression worker (piscina task module): attaches to the shared zram device
-// and staging area once (from workerData), then compresses or decompresses whole batches of pages
-// straight between a staging slot and the pool. Acts like a CPU doing zram I/O:
-// it takes the same slot, class, pool and zspage locks as every other thread.
+// A compression worker (piscina task module). Each thread attaches once to the
+// shared zram device, the page rings and the page arena (from workerData); its
+// one long-lived task is a ring consumer: claim the oldest submitted entry with
+// a CAS, run the zram path on it, publish it on this consumer's completion ring,
+// and claim the next — no message per batch. With nothing to claim it spins
+// briefly, then sleeps on Atomics.wait, counted in the ring's sleepers so a
+// producer wakes it only then. The task returns when the ring is stopped.
+// Acts like a CPU doing zram I/O: the same slot, class, pool and zspage locks.
 
 import { threadId, workerData } from 'node:worker_threads';
-import { PAGE_SIZE, ZsError } from '@zsmalloc/core';
-import { ZramDevice, ZramError, type ZramShared } from '@zsmalloc/zram';
+import { performance } from 'node:perf_hooks';
+import { ZramDevice, type ZramShared } from '@zsmalloc/zram';
+import { PageArena, type PageArenaShared } from './ring/page-arena.js';
+import { PageRing, type PageRingShared } from './ring/page-ring.js';
+import { runEntry } from './ring/run-entry.js';
 
 /** What every compression worker gets once, as piscina's workerData. */
 export interface CompressionWorkerData {
   device: ZramShared;
-  staging: SharedArrayBuffer;
-  indices: SharedArrayBuffer;
-  batchPages: number;
+  ring: PageRingShared;
+  arena: PageArenaShared;
 }
 
-/** One task: a staging slot and how many pages are staged in it (no page bytes, no buffers). */
-export interface BatchTask {
-  op: 'write' | 'read';
-  slot: number;
-  /** Pages staged in the slot; their device indexes are in `indices`. */
-  count: number;
+/** The one task a compression thread runs: consume the ring as `owner` until it stops. */
+export interface ConsumerTask {
+  owner: number;
 }
 
-export interface PageError {
-  k: number;
-  code: string;
-  message: string;
-}
-
-export interface BatchResult {
+export interface ConsumerResult {
+  owner: number;
   threadId: number;
   cpu: number;
-  /** Pages of the batch that failed (by position in the slot), each with its error. */
-  errors: PageError[];
+  pages: number;
 }
 
-// Attached once per thread: the device, one view per staging page (the hot loop
-// allocates nothing) and the staged page indexes.
 const data = workerData as CompressionWorkerData;
 const dev = ZramDevice.attach(data.device);
-const pageViews = Array.from(
-  { length: data.staging.byteLength / PAGE_SIZE },
-  (_, i) => new Uint8Array(data.staging, i * PAGE_SIZE, PAGE_SIZE),
-);
-const indices = new Int32Array(data.indices);
+const ring = PageRing.attach(data.ring);
+const arena = PageArena.attach(data.arena);
 
-function codeOf(e: unknown): string {
-  if (e instanceof ZsError || e instanceof ZramError) return String(e.code);
-  return e instanceof RangeError ? 'ERANGE' : 'EIO';
-}
+/** Polls for new work this many times before sleeping (a wake-up costs ~10 us, a page 4-8 us). */
+const SPIN = 64;
+/** A sleeper re-checks the stop flag at least this often. */
+const SLEEP_MS = 500;
 
-export default function run(task: BatchTask): BatchResult {
-  const d = dev;
-  const base = task.slot * data.batchPages;
-  const errors: PageError[] = [];
-  const write = task.op === 'write';
-  for (let k = 0; k < task.count; k++) {
-    try {
-      if (write) d.writePage(indices[base + k]!, pageViews[base + k]!);
-      else d.readPage(indices[base + k]!, pageViews[base + k]!);
-    } catch (e) {
-      errors.push({ k, code: codeOf(e), message: (e as Error).message });
+export default function consume(task: ConsumerTask): ConsumerResult {
+  const owner = task.owner;
+  ring.setThread(owner, threadId);
+  let done = 0;
+  while (!ring.stopping()) {
+    const slot = ring.claim(owner);
+    if (slot >= 0) {
+      const t0 = performance.now();
+      const n = runEntry(dev, ring, arena, slot);
+      ring.account(owner, n, performance.now() - t0);
+      ring.complete(owner, slot);
+      done += n;
+      continue;
     }
+    let spun = 0;
+    while (spun < SPIN && ring.unclaimed() <= 0) spun++;
+    if (spun < SPIN) continue;
+    const seen = ring.submitSeq();
+    if (ring.unclaimed() > 0) continue;
+    const t0 = performance.now();
+    ring.sleep(seen, SLEEP_MS);
+    ring.accountIdle(owner, performance.now() - t0, ring.submitSeq() !== seen);
   }
-  return { threadId, cpu: d.pool.cpu, errors };
+  return { owner, threadId, cpu: dev.pool.cpu, pages: done };
 }

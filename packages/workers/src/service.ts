@@ -1,20 +1,24 @@
-// ZramService: a zram device in shared memory driven by real threads — a piscina
-// pool of compression workers (batches of pages through shared staging slots), a
-// swap I/O worker (writeback and swap-in) and a compaction/migration worker
-// (threshold compaction, frame compaction) — with async page-batch I/O, stats,
-// triggers and failure handling. The control plane to the dedicated workers is
-// comlink; the data plane is shared memory, one task per batch, never per page.
+// ZramService: a zram device in shared memory driven by real threads — compression
+// workers consuming shared-memory page rings (started and supervised by piscina,
+// one long-lived task each), a swap I/O worker (writeback and swap-in) and a
+// compaction/migration worker (threshold compaction, frame compaction) — with
+// async page-batch I/O, stats, triggers and failure handling. The calling thread
+// submits to the rings and runs work itself when that is cheaper (ring/). The
+// control plane to the dedicated workers is comlink; page data never goes by message.
 
 import { availableParallelism } from 'node:os';
 import { Worker, type MessagePort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import { Piscina } from 'piscina';
 import { PAGE_SIZE, ZsError, type LockMode } from '@zsmalloc/core';
-import { ZramDevice, ZramError, type RecompressRequest } from '@zsmalloc/zram';
+import { ZramDevice, type RecompressRequest } from '@zsmalloc/zram';
 import type { CompactionApi } from './compaction-worker.js';
 import { nodeEndpoint } from './comlink-node.js';
-import type { BatchResult, BatchTask, CompressionWorkerData, PageError } from './compression-worker.js';
-import { StagingArea } from './staging.js';
+import type { CompressionWorkerData, ConsumerResult, ConsumerTask } from './compression-worker.js';
+import { PageArena } from './ring/page-arena.js';
+import { PageRing } from './ring/page-ring.js';
+import { RingSubmitter, type RingStats, type RunToCompletion } from './ring/ring-submitter.js';
+import { WorkerFailedError, type WorkerFailure } from './worker-failure.js';
 import type { SwapIoApi } from './swap-io-worker.js';
 
 export interface CompactionOptions {
@@ -42,26 +46,17 @@ export interface ServiceOptions {
   maxBytes?: number;
   /** Background compaction; false turns it off (on-demand compaction still works). */
   compaction?: CompactionOptions | false;
-  /** Pages per compression task (default 64). */
+  /** Most pages per ring entry (default 64). */
   batchPages?: number;
+  /** Ring entries (a power of two; default max(32, 8 x workers)). */
+  ringEntries?: number;
+  /** Where page work may run (default 'adaptive'; see ring/ring-submitter.ts). */
+  runToCompletion?: RunToCompletion;
+  /** A lone request of at most this many pages runs on the calling thread when every worker sleeps (default 4). */
+  inlinePages?: number;
 }
 
-export interface WorkerFailure {
-  worker: 'compression' | 'swap-io' | 'compaction';
-  threadId: number;
-  reason: string;
-  at: number;
-}
-
-/** Thrown for requests that failed because a worker thread died or threw. */
-export class WorkerFailedError extends Error {
-  readonly worker: WorkerFailure['worker'];
-  constructor(worker: WorkerFailure['worker'], message: string, cause?: unknown) {
-    super(`${worker} worker failed: ${message}`, { cause });
-    this.name = 'WorkerFailedError';
-    this.worker = worker;
-  }
-}
+export { WorkerFailedError, type WorkerFailure };
 
 /** What exposeControl() offers over comlink. */
 export interface ServiceControl {
@@ -94,17 +89,18 @@ export interface ServiceStats {
   inFlight: number;
   compressionWorkers: number;
   batchPages: number;
+  /** The page rings: per-worker pages, busy and idle time, the run-to-completion share. */
+  ring: RingStats;
 }
 
-// 64 pages (256 KiB) per task: a piscina round trip costs ~46 us (docs/kernel-facts.md) and
-// 150-230 us per task on a busy 2-core machine (bench:service), while 64 pages take
-// ~1 ms to compress; in bench:service batch 8 wrote at 0.72x and batch 128 at 1.11x
-// the rate of batch 32, and larger batches add latency.
+// 64 pages (256 KiB) per ring entry at most: large requests are cut into entries
+// so several threads share them, and a small request behind them waits for few.
 const DEFAULT_BATCH = 64;
 
 export class ZramService {
   readonly device: ZramDevice;
-  readonly staging: StagingArea;
+  readonly ring: PageRing;
+  readonly arena: PageArena;
   readonly piscina: Piscina;
   readonly failures: WorkerFailure[] = [];
   readonly compressionWorkers: number;
@@ -114,12 +110,9 @@ export class ZramService {
   private readonly compactionApi: Comlink.Remote<CompactionApi>;
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly compressionThreads = new Set<number>();
-  private readonly writeQ: PageRequest[] = [];
-  private readonly readQ: PageRequest[] = [];
-  /** The runs staged in each slot: request, its first page, length (no allocation per page). */
-  private readonly runReq: (PageRequest | null)[];
-  private readonly runPage: Int32Array;
-  private readonly runLen: Int32Array;
+  private readonly submitter: RingSubmitter;
+  /** The long-lived consumer task of each worker owner (1..compressionWorkers). */
+  private readonly consumers = new Map<number, Promise<ConsumerResult | null>>();
   private closed = false;
   private swapAlive = true;
   private compactionAlive = true;
@@ -152,25 +145,35 @@ export class ZramService {
         name: 'zram0',
       },
     });
-    // two slots per worker: one compressing, one being filled by the next batch
-    this.staging = new StagingArea(this.compressionWorkers * 2, batchPages);
-    this.runReq = new Array<PageRequest | null>(this.staging.slots * batchPages).fill(null);
-    this.runPage = new Int32Array(this.staging.slots * batchPages);
-    this.runLen = new Int32Array(this.staging.slots * batchPages);
+    const entries = opts.ringEntries ?? nextPow2(Math.max(32, 8 * this.compressionWorkers));
+    if (!Number.isInteger(entries) || entries < 2 || entries > 4096 || (entries & (entries - 1)) !== 0)
+      throw new ZsError('EINVAL', 'ringEntries must be a power of two in 2..4096');
+    const inlinePages = opts.inlinePages ?? 4;
+    if (!Number.isInteger(inlinePages) || inlinePages < 0) throw new ZsError('EINVAL', 'inlinePages must be >= 0');
+    const policy = opts.runToCompletion ?? 'adaptive';
+    if (policy !== 'adaptive' && policy !== 'never' && policy !== 'always')
+      throw new ZsError('EINVAL', `runToCompletion must be adaptive, never or always, got ${String(policy)}`);
+    this.ring = PageRing.create(entries, 1 + this.compressionWorkers);
+    this.arena = PageArena.create(entries, batchPages);
+    this.submitter = new RingSubmitter(this.ring, this.arena, this.device, {
+      workers: this.compressionWorkers,
+      policy,
+      inlinePages,
+    });
     this.piscina = new Piscina({
       filename: new URL('./compression-worker.js', import.meta.url).href,
       minThreads: this.compressionWorkers,
       maxThreads: this.compressionWorkers,
       idleTimeout: 60_000,
       concurrentTasksPerWorker: 1,
-      // the device, staging buffers and page-index table go to each worker once
+      // the device, rings and arena go to each worker once
       workerData: {
         device: this.device.shared,
-        staging: this.staging.sab,
-        indices: this.staging.indexSab,
-        batchPages,
+        ring: this.ring.shared,
+        arena: this.arena.shared,
       } satisfies CompressionWorkerData,
     });
+    for (let owner = 1; owner <= this.compressionWorkers; owner++) this.launchConsumer(owner);
     // A Worker's threadId reads -1 once it has exited, so remember ids at creation
     // and, when one is destroyed, find which known thread is gone.
     this.piscina.on('workerCreate', (w: { id: number }) => {
@@ -220,7 +223,31 @@ export class ZramService {
     return this.device.disksize;
   }
   get batchPages(): number {
-    return this.staging.batchPages;
+    return this.arena.batchPages;
+  }
+
+  /**
+   * Starts worker `owner`'s ring consumer as a piscina task (piscina starts the
+   * thread and replaces a dead one). If the thread dies, the entries it had
+   * claimed fail with WorkerFailedError and a new consumer takes its place.
+   */
+  private launchConsumer(owner: number): void {
+    const task: ConsumerTask = { owner };
+    const p = (this.piscina.run(task) as Promise<ConsumerResult>).then(
+      (r) => r,
+      (e: unknown) => {
+        this.consumers.delete(owner);
+        if (this.closed) return null;
+        const reason = e instanceof Error ? e.message : String(e);
+        const tid = this.ring.threadOf(owner);
+        // recover its locks first, so a retry on this thread cannot spin on them
+        this.onThreadDeath('compression', tid, reason);
+        this.submitter.ownerDied(owner, reason);
+        if (!this.ring.stopping()) this.launchConsumer(owner);
+        return null;
+      },
+    );
+    this.consumers.set(owner, p);
   }
 
   private watchDedicated(w: Worker, name: 'swap-io' | 'compaction'): void {
@@ -270,105 +297,6 @@ export class ZramService {
     }
   }
 
-  /**
-   * Queues a page request. Requests are cut into batches by pump(): a batch takes
-   * pages from the head of the queue, possibly from several small requests, so a
-   * queue of 4 KiB requests (an NBD client at queue depth 16) shares tasks.
-   */
-  private submit(op: 'write' | 'read', first: number, count: number, buf: Uint8Array): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const req: PageRequest = { op, first, count, buf, next: 0, pending: count, error: null, resolve, reject };
-      if (count === 0) {
-        resolve();
-        return;
-      }
-      (op === 'write' ? this.writeQ : this.readQ).push(req);
-      this.pump();
-    });
-  }
-
-  /**
-   * Fills free staging slots from the queues and hands each to a worker. A slot
-   * holds runs: consecutive pages of one request, copied in (and out) at once.
-   * The number of slots (two per worker) bounds the tasks in flight, so requests
-   * that arrive meanwhile queue up and share the next batch.
-   */
-  private pump(): void {
-    const st = this.staging;
-    const bp = st.batchPages;
-    while (this.writeQ.length > 0 || this.readQ.length > 0) {
-      const slot = st.tryAcquire();
-      if (slot < 0) return;
-      // the longer queue goes first; within a queue, first come first served
-      const q = this.readQ.length > this.writeQ.length ? this.readQ : this.writeQ;
-      const op = q === this.readQ ? 'read' : 'write';
-      const base = slot * bp;
-      let n = 0;
-      let runs = 0;
-      while (n < bp && q.length > 0) {
-        const req = q[0]!;
-        const take = Math.min(bp - n, req.count - req.next);
-        for (let k = 0; k < take; k++) st.indices[base + n + k] = req.first + req.next + k;
-        if (op === 'write')
-          st.bytes.set(
-            req.buf.subarray(req.next * PAGE_SIZE, (req.next + take) * PAGE_SIZE),
-            st.offset(slot) + n * PAGE_SIZE,
-          );
-        this.runReq[base + runs] = req;
-        this.runPage[base + runs] = req.next;
-        this.runLen[base + runs] = take;
-        runs++;
-        req.next += take;
-        n += take;
-        if (req.next === req.count) q.shift();
-      }
-      const task: BatchTask = { op, slot, count: n };
-      this.piscina.run(task).then(
-        (r: BatchResult) => this.complete(slot, runs, op, r.errors, null),
-        (e: unknown) =>
-          this.complete(
-            slot,
-            runs,
-            op,
-            [],
-            new WorkerFailedError('compression', e instanceof Error ? e.message : String(e), e),
-          ),
-      );
-    }
-  }
-
-  /** Settles the pages of a finished batch, run by run; errors are per page, in slot order. */
-  private complete(slot: number, runs: number, op: 'write' | 'read', errors: PageError[], failure: Error | null): void {
-    const st = this.staging;
-    const base = slot * st.batchPages;
-    const off = st.offset(slot);
-    let at = 0; // position in the slot
-    let e = 0; // next error
-    for (let r = 0; r < runs; r++) {
-      const req = this.runReq[base + r]!;
-      const page = this.runPage[base + r]!;
-      const len = this.runLen[base + r]!;
-      this.runReq[base + r] = null;
-      if (failure) req.error ??= failure;
-      if (e < errors.length && errors[e]!.k < at + len) {
-        req.error ??= rebuildError(errors[e]!);
-        while (e < errors.length && errors[e]!.k < at + len) e++;
-      }
-      // a request that failed anywhere rejects as a whole; its read data is not copied
-      if (op === 'read' && !req.error) {
-        req.buf.set(st.bytes.subarray(off + at * PAGE_SIZE, off + (at + len) * PAGE_SIZE), page * PAGE_SIZE);
-      }
-      at += len;
-      req.pending -= len;
-      if (req.pending === 0) {
-        if (req.error) req.reject(req.error);
-        else req.resolve();
-      }
-    }
-    st.release(slot);
-    this.pump();
-  }
-
   /** Writes whole pages starting at page `firstIndex`; bytes.length is a multiple of 4096. */
   async writePages(firstIndex: number, bytes: Uint8Array): Promise<void> {
     this.checkOpen();
@@ -376,7 +304,7 @@ export class ZramService {
       throw new RangeError('writePages needs a Uint8Array of whole 4096-byte pages');
     const count = bytes.length / PAGE_SIZE;
     this.checkRange(firstIndex, count);
-    return this.track(this.submit('write', firstIndex, count, bytes));
+    return this.track(this.submitter.writePages(firstIndex, bytes));
   }
 
   /** Reads `count` pages starting at page `firstIndex`. */
@@ -384,8 +312,17 @@ export class ZramService {
     this.checkOpen();
     this.checkRange(firstIndex, count);
     const out = new Uint8Array(count * PAGE_SIZE);
-    await this.track(this.submit('read', firstIndex, count, out));
+    await this.track(this.submitter.readPagesInto(firstIndex, out));
     return out;
+  }
+
+  /** Reads whole pages starting at page `firstIndex` into `dst` (a multiple of 4096 bytes), no extra buffer. */
+  async readPagesInto(firstIndex: number, dst: Uint8Array): Promise<void> {
+    this.checkOpen();
+    if (!(dst instanceof Uint8Array) || dst.length % PAGE_SIZE !== 0)
+      throw new RangeError('readPagesInto needs a Uint8Array of whole 4096-byte pages');
+    this.checkRange(firstIndex, dst.length / PAGE_SIZE);
+    return this.track(this.submitter.readPagesInto(firstIndex, dst));
   }
 
   /** Frees whole pages in [offset, offset+length) (bytes); cheap, done on this thread. */
@@ -458,7 +395,8 @@ export class ZramService {
       failures: [...this.failures],
       inFlight: this.inFlight.size,
       compressionWorkers: this.compressionWorkers,
-      batchPages: this.staging.batchPages,
+      batchPages: this.arena.batchPages,
+      ring: this.submitter.stats(),
     };
   }
 
@@ -495,6 +433,9 @@ export class ZramService {
       api[Comlink.releaseProxy]();
       await w.terminate();
     };
+    // consumers return once the ring stops; then piscina may end their threads
+    this.ring.stop();
+    await Promise.all([...this.consumers.values()]);
     await Promise.all([
       this.piscina.destroy(),
       stopDedicated(this.compactionApi, this.compactionWorker, this.compactionAlive),
@@ -509,25 +450,10 @@ export function wrapControl(port: MessagePort | Worker): Comlink.Remote<ServiceC
   return Comlink.wrap<ServiceControl>(nodeEndpoint(port));
 }
 
-interface PageRequest {
-  op: 'write' | 'read';
-  first: number;
-  count: number;
-  buf: Uint8Array;
-  /** Next page to stage. */
-  next: number;
-  /** Pages not yet completed. */
-  pending: number;
-  error: Error | null;
-  resolve: () => void;
-  reject: (e: Error) => void;
-}
-
-/** Turns a page error reported by a worker back into the typed error it was. */
-function rebuildError(e: PageError): Error {
-  if (e.code === 'ERANGE') return new RangeError(e.message);
-  if (e.code === 'EIO' || e.code === 'ENODEV') return new ZramError(e.code, e.message);
-  return new ZsError(e.code as ZsError['code'], e.message);
+function nextPow2(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | null> {

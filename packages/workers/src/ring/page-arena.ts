@@ -1,0 +1,53 @@
+// The page arena: the shared memory page data lives in while an entry of the
+// page rings is in flight. Each ring entry owns a fixed run of `batchPages`
+// pages (entry e starts at arena page e * batchPages), so no allocator is
+// needed and a thread never touches another entry's pages. Every thread builds
+// its one view per page once, so the hot loops allocate nothing.
+
+import { PAGE_SIZE } from '@zsmalloc/core';
+
+export interface PageArenaShared {
+  sab: SharedArrayBuffer;
+  batchPages: number;
+}
+
+export class PageArena {
+  readonly sab: SharedArrayBuffer;
+  readonly bytes: Uint8Array;
+  readonly batchPages: number;
+  /** One 4 KiB view per arena page. */
+  readonly pages: Uint8Array[];
+
+  private constructor(shared: PageArenaShared) {
+    this.sab = shared.sab;
+    this.batchPages = shared.batchPages;
+    this.bytes = new Uint8Array(shared.sab);
+    this.pages = Array.from(
+      { length: shared.sab.byteLength / PAGE_SIZE },
+      (_, i) => new Uint8Array(shared.sab, i * PAGE_SIZE, PAGE_SIZE),
+    );
+  }
+
+  static create(entries: number, batchPages: number): PageArena {
+    return new PageArena({ sab: new SharedArrayBuffer(entries * batchPages * PAGE_SIZE), batchPages });
+  }
+
+  static attach(shared: PageArenaShared): PageArena {
+    return new PageArena(shared);
+  }
+
+  get shared(): PageArenaShared {
+    return { sab: this.sab, batchPages: this.batchPages };
+  }
+
+  /** First arena page of ring entry `slot`. */
+  pageOf(slot: number): number {
+    return slot * this.batchPages;
+  }
+
+  /** Byte view of `count` pages of entry `slot` (for the submitter's copies in and out). */
+  view(slot: number, count: number): Uint8Array {
+    const at = slot * this.batchPages * PAGE_SIZE;
+    return this.bytes.subarray(at, at + count * PAGE_SIZE);
+  }
+}

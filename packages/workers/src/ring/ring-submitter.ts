@@ -1,0 +1,354 @@
+// The submitting side of the page rings, on the thread that calls the
+// service: cuts page requests into ring entries (at most batchPages pages
+// each), copies write data into the arena once, reaps completions from every
+// consumer's completion ring itself (no message per batch; an idle submitter
+// waits with Atomics.waitAsync, which consumers signal only when it waits) and
+// settles each request exactly once. It also decides, per pump, where work
+// runs (run-to-completion, as a kernel CPU runs the zram path for its own I/O):
+//   - a lone small request with nothing in flight and every worker asleep runs
+//     here at once, straight from/to the caller's buffer (a wake-up would cost
+//     more than the page);
+//   - while more entries wait than there are workers, this thread claims the
+//     oldest one and runs it too, a bounded number per turn of the event loop.
+// Requests waiting for a free entry are served round-robin, one entry each, so
+// a small request behind large ones waits for a bounded number of entries.
+
+import { PAGE_SIZE, ZsError } from '@zsmalloc/core';
+import { ZramError, type ZramDevice } from '@zsmalloc/zram';
+import type { PageArena } from './page-arena.js';
+import { OP_READ, OP_WRITE, ST_CLAIMED, type OwnerCounters, type PageRing } from './page-ring.js';
+import { runEntry } from './run-entry.js';
+import { WorkerFailedError } from '../worker-failure.js';
+
+/** Where page work may run: adaptive (default), only in workers, or always on the submitting thread. */
+export type RunToCompletion = 'adaptive' | 'never' | 'always';
+
+/** Owner id of the submitting thread in the ring; workers are 1..workers. */
+export const SUBMITTER_OWNER = 0;
+
+/** Entries the submitting thread runs itself before yielding to the event loop. */
+const HELP_BUDGET = 4;
+
+export interface SubmitterOptions {
+  workers: number;
+  policy: RunToCompletion;
+  /** A lone request of at most this many pages may run inline (default 4). */
+  inlinePages: number;
+}
+
+export interface RingStats {
+  /** Ring entries, pages per entry, the run-to-completion policy. */
+  entries: number;
+  batchPages: number;
+  policy: RunToCompletion;
+  requests: number;
+  /** Entries settled so far (a clock for fairness: "completed within N entries"). */
+  entriesCompleted: number;
+  /** Pages run inline on the submitting thread without touching the ring. */
+  inlinePages: number;
+  /** Ring entries' pages run by the submitting thread while workers were busy. */
+  helpedPages: number;
+  /** Pages done by workers. */
+  workerPages: number;
+  /** (inline + helped) / all pages. */
+  runToCompletionShare: number;
+  /** Requests waiting for a free entry now. */
+  queued: number;
+  /** Entries on the ring now. */
+  inflightEntries: number;
+  /** Per worker (owner 1..): pages, entries, busy and idle milliseconds, wake-ups, thread id. */
+  workers: OwnerCounters[];
+}
+
+class PageRequest {
+  op: number;
+  first: number;
+  count: number;
+  buf: Uint8Array;
+  /** Next page to put on the ring. */
+  next = 0;
+  /** Pages not yet settled. */
+  pending: number;
+  error: Error | null = null;
+  resolve!: () => void;
+  reject!: (e: Error) => void;
+
+  constructor(op: number, first: number, count: number, buf: Uint8Array) {
+    this.op = op;
+    this.first = first;
+    this.count = count;
+    this.buf = buf;
+    this.pending = count;
+  }
+}
+
+export class RingSubmitter {
+  readonly ring: PageRing;
+  readonly arena: PageArena;
+  private readonly dev: ZramDevice;
+  private readonly opts: SubmitterOptions;
+  /** The request and its page offset of each ring entry in flight. */
+  private readonly entryReq: (PageRequest | null)[];
+  private readonly entryPos: Int32Array;
+  /** Requests with pages not yet on the ring, round-robin. */
+  private readonly queue: PageRequest[] = [];
+  private inflight = 0;
+  private tag = 0;
+  private pumping = false;
+  private scheduled = false;
+  private waiting = false;
+  private requests = 0;
+  private entriesCompleted = 0;
+  private inlinePages = 0;
+
+  constructor(ring: PageRing, arena: PageArena, dev: ZramDevice, opts: SubmitterOptions) {
+    this.ring = ring;
+    this.arena = arena;
+    this.dev = dev;
+    this.opts = opts;
+    this.entryReq = new Array<PageRequest | null>(ring.entries).fill(null);
+    this.entryPos = new Int32Array(ring.entries);
+  }
+
+  /** Entries on the ring plus requests waiting for one. */
+  get busy(): boolean {
+    return this.inflight > 0 || this.queue.length > 0;
+  }
+
+  writePages(first: number, src: Uint8Array): Promise<void> {
+    return this.submit(OP_WRITE, first, src.length / PAGE_SIZE, src);
+  }
+
+  /** Reads whole pages into `dst` (its length a multiple of 4096). */
+  readPagesInto(first: number, dst: Uint8Array): Promise<void> {
+    return this.submit(OP_READ, first, dst.length / PAGE_SIZE, dst);
+  }
+
+  private submit(op: number, first: number, count: number, buf: Uint8Array): Promise<void> {
+    this.requests++;
+    if (count === 0) return Promise.resolve();
+    const req = new PageRequest(op, first, count, buf);
+    const p = new Promise<void>((resolve, reject) => {
+      req.resolve = resolve;
+      req.reject = reject;
+    });
+    this.queue.push(req);
+    // Decide in a microtask, once the caller's burst of requests is queued: a
+    // burst goes to the workers (and to this thread), a lone request may run here.
+    if (!this.scheduled) {
+      this.scheduled = true;
+      queueMicrotask(this.pump);
+    }
+    return p;
+  }
+
+  /** Reaps, fills the ring, runs work here when the policy says so, then waits for completions. */
+  private readonly pump = (): void => {
+    this.scheduled = false;
+    if (this.pumping) return;
+    this.pumping = true;
+    let budget = HELP_BUDGET;
+    const policy = this.opts.policy;
+    try {
+      for (;;) {
+        this.reapAll();
+        if (policy === 'always') {
+          while (this.queue.length > 0) this.runInline(this.queue.shift()!);
+          break;
+        }
+        if (policy === 'adaptive' && this.loneSmallRequest()) {
+          this.runInline(this.queue.shift()!);
+          continue;
+        }
+        this.fill();
+        if (policy === 'adaptive' && budget > 0 && this.ring.unclaimed() > this.opts.workers) {
+          const slot = this.ring.claim(SUBMITTER_OWNER);
+          if (slot >= 0) {
+            const t0 = performance.now();
+            const n = runEntry(this.dev, this.ring, this.arena, slot);
+            this.ring.account(SUBMITTER_OWNER, n, performance.now() - t0);
+            this.settle(slot);
+            budget--;
+            continue;
+          }
+        }
+        break;
+      }
+    } finally {
+      this.pumping = false;
+    }
+    if (budget === 0 && this.busy) {
+      // let the event loop run (sockets, timers), then carry on
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(this.pump);
+      }
+    } else {
+      this.waitForCompletions();
+    }
+  };
+
+  private loneSmallRequest(): boolean {
+    return (
+      this.queue.length === 1 &&
+      this.inflight === 0 &&
+      this.queue[0]!.count <= this.opts.inlinePages &&
+      this.ring.sleepers() >= this.opts.workers
+    );
+  }
+
+  /** Puts queued requests on the ring, one entry per request in turn, and wakes sleepers for them. */
+  private fill(): void {
+    const q = this.queue;
+    const ring = this.ring;
+    const bp = this.arena.batchPages;
+    let published = 0;
+    while (q.length > 0) {
+      const slot = ring.nextFree();
+      if (slot < 0) break;
+      const req = q.shift()!;
+      const take = Math.min(bp, req.count - req.next);
+      if (req.op === OP_WRITE)
+        this.arena.view(slot, take).set(req.buf.subarray(req.next * PAGE_SIZE, (req.next + take) * PAGE_SIZE));
+      this.entryReq[slot] = req;
+      this.entryPos[slot] = req.next;
+      ring.submit(slot, req.op, req.first + req.next, take, this.arena.pageOf(slot), this.tag);
+      this.tag = (this.tag + 1) | 0;
+      this.inflight++;
+      published++;
+      req.next += take;
+      if (req.next < req.count) q.push(req);
+    }
+    if (published > 0) ring.wake(Math.min(published, this.opts.workers));
+  }
+
+  /** Settles every entry the consumers have published; returns how many. */
+  private reapAll(): number {
+    let n = 0;
+    for (let o = 1; o < this.ring.owners; o++) {
+      for (let slot = this.ring.reap(o); slot >= 0; slot = this.ring.reap(o)) {
+        this.settle(slot);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  private waitForCompletions(): void {
+    if (this.waiting || this.inflight === 0) return;
+    const seen = this.ring.completionSeq();
+    if (this.reapAll() > 0) return this.kick();
+    const p = this.ring.waitCompletion(seen);
+    if (p === null) return this.kick();
+    this.waiting = true;
+    p.then(this.woken, this.woken);
+  }
+
+  private readonly woken = (): void => {
+    this.waiting = false;
+    this.pump();
+  };
+
+  private kick(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    queueMicrotask(this.pump);
+  }
+
+  /** Runs a whole request on this thread, straight between the caller's buffer and the device. */
+  private runInline(req: PageRequest): void {
+    const write = req.op === OP_WRITE;
+    const buf = req.buf;
+    for (let k = 0; k < req.count; k++) {
+      const page = req.count === 1 ? buf : buf.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE);
+      try {
+        if (write) this.dev.writePage(req.first + k, page);
+        else this.dev.readPage(req.first + k, page);
+      } catch (e) {
+        req.error ??= e instanceof Error ? e : new ZramError('EIO', String(e));
+      }
+    }
+    this.inlinePages += req.count;
+    req.pending = 0;
+    if (req.error) req.reject(req.error);
+    else req.resolve();
+  }
+
+  /** Settles one finished entry: its failure or its read data goes to the request. */
+  private settle(slot: number): void {
+    const req = this.entryReq[slot]!;
+    const count = this.ring.count(slot);
+    const f = this.ring.failure(slot);
+    if (f) req.error ??= rebuildError(f.code, f.message);
+    else if (req.op === OP_READ && !req.error)
+      req.buf.set(this.arena.view(slot, count), this.entryPos[slot]! * PAGE_SIZE);
+    this.finishEntry(slot, req, count);
+  }
+
+  private finishEntry(slot: number, req: PageRequest, count: number): void {
+    this.entryReq[slot] = null;
+    this.ring.release(slot);
+    this.inflight--;
+    this.entriesCompleted++;
+    req.pending -= count;
+    if (req.pending === 0) {
+      if (req.error) req.reject(req.error);
+      else req.resolve();
+    }
+  }
+
+  /**
+   * A worker thread died. What it published still settles normally; entries it
+   * had claimed and not finished fail with WorkerFailedError (only those), and
+   * the ring goes on serving. Returns how many entries failed.
+   */
+  ownerDied(owner: number, reason: string): number {
+    for (let slot = this.ring.reap(owner); slot >= 0; slot = this.ring.reap(owner)) this.settle(slot);
+    let failed = 0;
+    for (let slot = 0; slot < this.ring.entries; slot++) {
+      const req = this.entryReq[slot];
+      if (req === null || req === undefined || this.ring.stateOf(slot) !== ST_CLAIMED + owner) continue;
+      req.error ??= new WorkerFailedError(
+        'compression',
+        `thread died holding pages [${this.ring.first(slot)}, +${this.ring.count(slot)}): ${reason}`,
+      );
+      this.finishEntry(slot, req, this.ring.count(slot));
+      failed++;
+    }
+    this.kick();
+    return failed;
+  }
+
+  stats(): RingStats {
+    const workers: OwnerCounters[] = [];
+    let workerPages = 0;
+    for (let o = 1; o < this.ring.owners; o++) {
+      const c = this.ring.counters(o);
+      workers.push(c);
+      workerPages += c.pages;
+    }
+    const helpedPages = this.ring.counters(SUBMITTER_OWNER).pages;
+    const all = workerPages + helpedPages + this.inlinePages;
+    return {
+      entries: this.ring.entries,
+      batchPages: this.arena.batchPages,
+      policy: this.opts.policy,
+      requests: this.requests,
+      entriesCompleted: this.entriesCompleted,
+      inlinePages: this.inlinePages,
+      helpedPages,
+      workerPages,
+      runToCompletionShare: all === 0 ? 0 : (helpedPages + this.inlinePages) / all,
+      queued: this.queue.length,
+      inflightEntries: this.inflight,
+      workers,
+    };
+  }
+}
+
+/** Turns an error code and message that crossed a thread back into the typed error it was. */
+export function rebuildError(code: string, message: string): Error {
+  if (code === 'ERANGE') return new RangeError(message);
+  if (code === 'EIO' || code === 'ENODEV') return new ZramError(code, message);
+  return new ZsError(code as ZsError['code'], message);
+}
