@@ -1,24 +1,40 @@
-// Entry point of `pnpm bench:service` (issue 5's benchmark): write and read MB/s
-// through ZramService with 1 and 2 compression workers and 8/32/128-page
-// batches, next to the bare device and to the kernel's own zram0 when usable.
-// Usage: node packages/bench/dist/service-bench.js [--smoke] [--no-kernel] [--json path|--no-json]
+// Entry point of `pnpm bench:service`: write and read MB/s through ZramService
+// with 1 and 2 compression workers in two client shapes ((a) 8 requests of 256
+// pages in flight, (b) every request queued at once), next to the bare device on
+// one thread and to the kernel's own zram0 when usable. --help lists the options.
 
+import { parseArgs } from 'node:util';
 import { runServiceBench, type RunServiceOptions } from './service/suite.js';
 
-function parseArgs(argv: string[]): RunServiceOptions {
-  const out: RunServiceOptions = { smoke: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--smoke') out.smoke = true;
-    else if (a === '--no-kernel') out.kernel = false;
-    else if (a === '--json') out.jsonPath = argv[++i] ?? null;
-    else if (a === '--no-json') out.jsonPath = null;
-    else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: service-bench.js [--smoke] [--no-kernel] [--json path | --no-json]\n');
-      process.exit(0);
-    } else throw new Error(`unknown argument ${a}`);
+const USAGE = `usage: service-bench.js [options]
+  --smoke        tiny stream, one pass (checks the bench runs; says nothing about speed)
+  --no-kernel    skip the kernel zram0 comparison
+  --json PATH    where to write the JSON report (default bench-results/service.json)
+  --no-json      write no JSON
+  -h, --help     this text
+`;
+
+function options(argv: string[]): RunServiceOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      smoke: { type: 'boolean', default: false },
+      'no-kernel': { type: 'boolean', default: false },
+      json: { type: 'string' },
+      'no-json': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
   }
+  const out: RunServiceOptions = { smoke: values.smoke };
+  if (values['no-kernel']) out.kernel = false;
+  if (values['no-json']) out.jsonPath = null;
+  else if (values.json !== undefined) out.jsonPath = values.json;
   return out;
 }
 
-await runServiceBench(parseArgs(process.argv.slice(2)));
+await runServiceBench(options(process.argv.slice(2)));

@@ -1,6 +1,7 @@
-// ServiceBackend: a BlockBackend over the threaded ZramService. Whole pages go to
-// the compression workers in batches (writePages / readPages through shared
-// staging slots); the partial pages at either end of an unaligned request are
+// ServiceBackend: a BlockBackend over the threaded ZramService. Whole pages go
+// through the service's page rings (a write payload is copied into the arena
+// once, or not at all when it runs inline; a read lands in the reply buffer
+// straight from the arena); the partial pages at either end of an unaligned request are
 // done here on the device itself, whose byte-range write is a read-modify-write
 // under the slot lock, so neighbouring sub-page writes never lose each other.
 
@@ -54,7 +55,7 @@ export class ServiceBackend implements BlockBackend {
     }
     if (head > 0) dev.read(offset, out.subarray(0, head));
     if (tail < offset + length) dev.read(tail, out.subarray(tail - offset));
-    out.set(await this.service.readPages(first, end - first), head);
+    await this.service.readPagesInto(first, out.subarray(head, head + (end - first) * PAGE));
     return out;
   }
 
