@@ -12,7 +12,7 @@ export {
 } from './service.js';
 export { PageRing, type PageRingShared, type OwnerCounters } from './ring/page-ring.js';
 export { PageArena } from './ring/page-arena.js';
-export type { RingStats, RunToCompletion } from './ring/ring-submitter.js';
+export type { PageDone, RingStats, RunToCompletion } from './ring/ring-submitter.js';
 export * from './nbd/index.js';
 export { ServiceBackend } from './nbd/service-backend.js';
 export { ControlServer, controlRequest, defaultControlPath } from './control.js';

@@ -17,7 +17,7 @@ import { nodeEndpoint } from './comlink-node.js';
 import type { CompressionWorkerData, ConsumerResult, ConsumerTask } from './compression-worker.js';
 import { PageArena } from './ring/page-arena.js';
 import { PageRing } from './ring/page-ring.js';
-import { RingSubmitter, type RingStats, type RunToCompletion } from './ring/ring-submitter.js';
+import { RingSubmitter, type PageDone, type RingStats, type RunToCompletion } from './ring/ring-submitter.js';
 import { WorkerFailedError, type WorkerFailure } from './worker-failure.js';
 import type { SwapIoApi } from './swap-io-worker.js';
 
@@ -325,6 +325,27 @@ export class ZramService {
     return this.track(this.submitter.readPagesInto(firstIndex, dst));
   }
 
+  /**
+   * The promise-free page path (the NBD server's 4 KiB requests): writes whole
+   * pages and calls done(ctx, err, null) once. Bad arguments throw at once.
+   */
+  writePagesCb(firstIndex: number, bytes: Uint8Array, done: PageDone, ctx: unknown): void {
+    this.checkOpen();
+    if (bytes.length % PAGE_SIZE !== 0) throw new RangeError('writePagesCb needs whole 4096-byte pages');
+    this.checkRange(firstIndex, bytes.length / PAGE_SIZE);
+    this.submitter.writePagesCb(firstIndex, bytes, done, ctx);
+  }
+
+  /**
+   * The promise-free read: 1..batchPages pages; done(ctx, err, data) gets the
+   * bytes, valid only during the call (copy them out). Bad arguments throw at once.
+   */
+  readPagesCb(firstIndex: number, count: number, done: PageDone, ctx: unknown): void {
+    this.checkOpen();
+    this.checkRange(firstIndex, count);
+    this.submitter.readPagesCb(firstIndex, count, done, ctx);
+  }
+
   /** Frees whole pages in [offset, offset+length) (bytes); cheap, done on this thread. */
   async discard(offset: number, length: number): Promise<void> {
     this.checkOpen();
@@ -428,6 +449,7 @@ export class ZramService {
   async close(): Promise<void> {
     if (this.closed) return;
     await Promise.allSettled([...this.inFlight]);
+    await this.submitter.drained();
     this.closed = true;
     const stopDedicated = async (
       api: Comlink.Remote<SwapIoApi> | Comlink.Remote<CompactionApi>,

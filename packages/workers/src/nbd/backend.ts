@@ -20,6 +20,25 @@ export interface BlockBackend {
 }
 
 /**
+ * A backend that also serves whole-page requests with a completion callback
+ * instead of a promise (the server's 4 KiB fast path). `done(ctx, err, data)`
+ * is called exactly once; a read's `data` is valid only during the call. A
+ * synchronous throw means the request was not started.
+ */
+export interface PageCallbackBackend extends BlockBackend {
+  /** Largest read the callback path takes, in bytes (whole pages). */
+  readonly callbackReadMax: number;
+  writePagesCb(offset: number, data: Uint8Array, done: PageCallback, ctx: unknown): void;
+  readPagesCb(offset: number, length: number, done: PageCallback, ctx: unknown): void;
+}
+
+export type PageCallback = (ctx: unknown, err: Error | null, data: Uint8Array | null) => void;
+
+export function hasPageCallbacks(b: BlockBackend): b is PageCallbackBackend {
+  return typeof (b as Partial<PageCallbackBackend>).writePagesCb === 'function';
+}
+
+/**
  * NBD error value for an error a backend threw: RangeError (offset outside the
  * device) and code 'EINVAL' → EINVAL; codes 'ENOMEM', 'ENOSPC' (a full
  * mem_limit or pool), 'EDQUOT', 'EFBIG' → ENOSPC (the spec asks servers to
@@ -82,9 +101,45 @@ export function nbdErrorName(error: number): string {
  */
 export class WriteTracker {
   private readonly inflight = new Set<Promise<unknown>>();
+  /** Callback-path writes in flight, counted per epoch (a FLUSH starts a new epoch). */
+  private epoch = 0;
+  private readonly counts = new Map<number, number>();
+  private epochWaiters: { epoch: number; resolve: () => void }[] = [];
 
   get size(): number {
-    return this.inflight.size;
+    let n = this.inflight.size;
+    for (const c of this.counts.values()) n += c;
+    return n;
+  }
+
+  /** A callback-path write starts; pass the returned epoch to end(). No allocation. */
+  begin(): number {
+    this.counts.set(this.epoch, (this.counts.get(this.epoch) ?? 0) + 1);
+    return this.epoch;
+  }
+
+  end(epoch: number): void {
+    const left = (this.counts.get(epoch) ?? 1) - 1;
+    if (left > 0) {
+      this.counts.set(epoch, left);
+      return;
+    }
+    this.counts.delete(epoch);
+    if (this.epochWaiters.length === 0) return;
+    const oldest = this.counts.size === 0 ? Number.POSITIVE_INFINITY : Math.min(...this.counts.keys());
+    const ready = this.epochWaiters.filter((w) => w.epoch < oldest);
+    if (ready.length === 0) return;
+    this.epochWaiters = this.epochWaiters.filter((w) => w.epoch >= oldest);
+    for (const w of ready) w.resolve();
+  }
+
+  /** Resolves once every callback-path write begun before the call has ended. */
+  private drainCallbacks(): Promise<void> {
+    const e = this.epoch++;
+    let pending = false;
+    for (const k of this.counts.keys()) if (k <= e) pending = true;
+    if (!pending) return Promise.resolve();
+    return new Promise((resolve) => this.epochWaiters.push({ epoch: e, resolve }));
   }
 
   /** Registers an operation; returns it unchanged. */
@@ -100,7 +155,8 @@ export class WriteTracker {
 
   /** Resolves once every operation in flight now has settled. */
   async drain(): Promise<void> {
-    if (this.inflight.size === 0) return;
-    await Promise.all([...this.inflight]);
+    const callbacks = this.drainCallbacks();
+    if (this.inflight.size > 0) await Promise.all([...this.inflight]);
+    await callbacks;
   }
 }

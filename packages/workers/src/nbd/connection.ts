@@ -9,11 +9,31 @@
 // upgrades the socket in place before any export is chosen, see tls.ts), the
 // handshake time limit, and the per-connection byte cap on what is buffered,
 // in flight and queued for the client.
+// Page-aligned READ and WRITE requests to a backend with page callbacks take
+// the fast path: no promise, a pooled per-request record, the write payload
+// handed on as received, the reply (and a read's data) written into a reused
+// reply slab.
 
 import type { Socket } from 'node:net';
 import * as nbd from './protocol.js';
-import { nbdErrorName, nbdErrorOf, type BlockBackend, type WriteTracker } from './backend.js';
+import {
+  hasPageCallbacks,
+  nbdErrorName,
+  nbdErrorOf,
+  type BlockBackend,
+  type PageCallbackBackend,
+  type WriteTracker,
+} from './backend.js';
+import { ReplySlab } from './reply-slab.js';
 import { upgradeToTls, type NbdTlsOptions } from './tls.js';
+
+const PAGE = 4096;
+
+/** A fast-path WRITE in flight (pooled per connection). */
+class FastWrite {
+  req: nbd.NbdRequest | null = null;
+  epoch = 0;
+}
 
 /** What a connection needs from its server. */
 export interface ConnectionConfig {
@@ -130,12 +150,17 @@ export class NbdConnection {
   private deferred: (nbd.ServerEvent & { kind: 'request' }) | null = null;
   /** Requests answered, for stats. */
   requests = 0;
+  /** The backend's page-callback path, when it has one. */
+  private readonly fast: PageCallbackBackend | null;
+  private readonly slab = new ReplySlab();
+  private readonly spareWrites: FastWrite[] = [];
 
   constructor(socket: Socket, id: number, cfg: ConnectionConfig) {
     this.socket = socket;
     this.id = id;
     this.cfg = cfg;
     this.decoder = new nbd.ServerDecoder({ maxPayload: cfg.maxPayload });
+    this.fast = hasPageCallbacks(cfg.backend) ? cfg.backend : null;
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });
@@ -475,6 +500,11 @@ export class NbdConnection {
     }
     const backend = this.cfg.backend;
     const fua = (flags & nbd.NBD_CMD_FLAG_FUA) !== 0;
+    const fast = this.fast;
+    if (fast !== null && length > 0 && offset % PAGE === 0 && length % PAGE === 0) {
+      if (type === nbd.NBD_CMD_READ && length <= fast.callbackReadMax) return this.fastRead(fast, req);
+      if (type === nbd.NBD_CMD_WRITE && !fua) return this.fastWrite(fast, req, payload!);
+    }
     switch (type) {
       case nbd.NBD_CMD_READ:
         return this.run(
@@ -539,14 +569,69 @@ export class NbdConnection {
         this.done(bytes);
       },
       (err: unknown) => {
-        const error = nbdErrorOf(err);
-        const msg = err instanceof Error ? err.message : String(err);
-        if (error === nbd.NBD_EIO)
-          this.cfg.log(`nbd[${this.id}]: I/O error on command ${req.type} [${req.offset}, +${req.length}): ${msg}`);
-        this.replyError(req, error, msg);
+        this.replyFailure(req, err);
         this.done(bytes);
       },
     );
+  }
+
+  // ---------------------------------------------------------------- fast path
+
+  private fastRead(fast: PageCallbackBackend, req: nbd.NbdRequest): void {
+    this.inflight++;
+    this.inflightBytes += req.length;
+    try {
+      fast.readPagesCb(req.offset, req.length, this.onFastRead, req);
+    } catch (e) {
+      this.onFastRead(req, e instanceof Error ? e : new Error(String(e)), null);
+    }
+  }
+
+  private readonly onFastRead = (ctx: unknown, err: Error | null, data: Uint8Array | null): void => {
+    const req = ctx as nbd.NbdRequest;
+    if (err !== null || data === null) this.replyFailure(req, err ?? new Error('no data'));
+    else {
+      this.requests++;
+      this.batch();
+      this.write(this.slab.readData(this.structured, req.cookieHi, req.cookieLo, req.offset, data));
+    }
+    this.done(req.length);
+  };
+
+  private fastWrite(fast: PageCallbackBackend, req: nbd.NbdRequest, payload: Buffer): void {
+    const op = this.spareWrites.pop() ?? new FastWrite();
+    op.req = req;
+    op.epoch = this.cfg.writes.begin();
+    this.inflight++;
+    this.inflightBytes += req.length;
+    try {
+      fast.writePagesCb(req.offset, payload, this.onFastWrite, op);
+    } catch (e) {
+      this.onFastWrite(op, e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
+  private readonly onFastWrite = (ctx: unknown, err: Error | null): void => {
+    const op = ctx as FastWrite;
+    const req = op.req!;
+    this.cfg.writes.end(op.epoch);
+    op.req = null;
+    this.spareWrites.push(op);
+    if (err !== null) this.replyFailure(req, err);
+    else {
+      this.requests++;
+      this.batch();
+      this.write(this.slab.simple(0, req.cookieHi, req.cookieLo));
+    }
+    this.done(req.length);
+  };
+
+  private replyFailure(req: nbd.NbdRequest, err: unknown): void {
+    const error = nbdErrorOf(err);
+    const msg = err instanceof Error ? err.message : String(err);
+    if (error === nbd.NBD_EIO)
+      this.cfg.log(`nbd[${this.id}]: I/O error on command ${req.type} [${req.offset}, +${req.length}): ${msg}`);
+    this.replyError(req, error, msg);
   }
 
   private done(bytes: number): void {
@@ -592,6 +677,8 @@ export class NbdConnection {
    */
   private batch(): void {
     if (this.corked) return;
+    // everything sent before has left: the reply slab can start over
+    if (this.socket.writableLength === 0) this.slab.reset();
     this.corked = true;
     this.socket.cork();
     process.nextTick(this.uncork);
@@ -602,6 +689,13 @@ export class NbdConnection {
     this.socket.uncork();
     if (this.socket.writableNeedDrain) this.needDrain = true;
   };
+
+  /** Writes a reply already in the slab (batch() was called before it was built). */
+  private write(buf: Uint8Array): void {
+    const s = this.socket;
+    if (s.destroyed || s.writableEnded) return;
+    if (!s.write(buf)) this.needDrain = true;
+  }
 
   private send(buf: Uint8Array): void {
     const s = this.socket;

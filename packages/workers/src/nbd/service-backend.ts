@@ -6,11 +6,11 @@
 // under the slot lock, so neighbouring sub-page writes never lose each other.
 
 import type { ZramService } from '../service.js';
-import type { BlockBackend } from './backend.js';
+import type { PageCallback, PageCallbackBackend } from './backend.js';
 
 const PAGE = 4096;
 
-export class ServiceBackend implements BlockBackend {
+export class ServiceBackend implements PageCallbackBackend {
   readonly service: ZramService;
 
   constructor(service: ZramService) {
@@ -19,6 +19,19 @@ export class ServiceBackend implements BlockBackend {
 
   get size(): number {
     return this.service.disksize;
+  }
+
+  get callbackReadMax(): number {
+    return this.service.batchPages * PAGE;
+  }
+
+  /** Page-aligned whole pages only (the server checks); through the rings without a promise. */
+  writePagesCb(offset: number, data: Uint8Array, done: PageCallback, ctx: unknown): void {
+    this.service.writePagesCb(offset / PAGE, data, done, ctx);
+  }
+
+  readPagesCb(offset: number, length: number, done: PageCallback, ctx: unknown): void {
+    this.service.readPagesCb(offset / PAGE, length / PAGE, done, ctx);
   }
 
   private check(offset: number, length: number): void {

@@ -20,6 +20,14 @@ import { OP_READ, OP_WRITE, ST_CLAIMED, type OwnerCounters, type PageRing } from
 import { runEntry } from './run-entry.js';
 import { WorkerFailedError } from '../worker-failure.js';
 
+/**
+ * Completion of a callback request (no promise): `err` is null on success; for
+ * a read, `data` is the pages read, valid only during the call (it is the
+ * arena entry, or this thread's scratch page buffer), so the caller copies it
+ * where it must go — the one copy a read needs.
+ */
+export type PageDone = (ctx: unknown, err: Error | null, data: Uint8Array | null) => void;
+
 /** Where page work may run: adaptive (default), only in workers, or always on the submitting thread. */
 export type RunToCompletion = 'adaptive' | 'never' | 'always';
 
@@ -70,8 +78,11 @@ class PageRequest {
   /** Pages not yet settled. */
   pending: number;
   error: Error | null = null;
-  resolve!: () => void;
-  reject!: (e: Error) => void;
+  resolve: (() => void) | null = null;
+  reject: ((e: Error) => void) | null = null;
+  /** Callback requests: settled through `done(ctx, ...)`; a read's `buf` is null until it completes. */
+  done: PageDone | null = null;
+  ctx: unknown = null;
 
   constructor(op: number, first: number, count: number, buf: Uint8Array) {
     this.op = op;
@@ -81,6 +92,8 @@ class PageRequest {
     this.pending = count;
   }
 }
+
+const NO_BYTES = new Uint8Array(0);
 
 export class RingSubmitter {
   readonly ring: PageRing;
@@ -100,6 +113,11 @@ export class RingSubmitter {
   private requests = 0;
   private entriesCompleted = 0;
   private inlinePages = 0;
+  /** Callback requests for reuse (the 4 KiB path allocates none). */
+  private readonly spare: PageRequest[] = [];
+  /** Where an inline callback read lands before its callback copies it out. */
+  private readonly scratch: Uint8Array;
+  private drainWaiters: (() => void)[] = [];
 
   constructor(ring: PageRing, arena: PageArena, dev: ZramDevice, opts: SubmitterOptions) {
     this.ring = ring;
@@ -108,6 +126,7 @@ export class RingSubmitter {
     this.opts = opts;
     this.entryReq = new Array<PageRequest | null>(ring.entries).fill(null);
     this.entryPos = new Int32Array(ring.entries);
+    this.scratch = new Uint8Array(arena.batchPages * PAGE_SIZE);
   }
 
   /** Entries on the ring plus requests waiting for one. */
@@ -132,6 +151,48 @@ export class RingSubmitter {
       req.resolve = resolve;
       req.reject = reject;
     });
+    this.enqueue(req);
+    return p;
+  }
+
+  /** Writes whole pages and calls done(ctx, err, null); no promise, no allocation once warm. */
+  writePagesCb(first: number, src: Uint8Array, done: PageDone, ctx: unknown): void {
+    this.enqueue(this.callbackRequest(OP_WRITE, first, src.length / PAGE_SIZE, src, done, ctx));
+  }
+
+  /**
+   * Reads 1..batchPages pages and calls done(ctx, err, data) with the bytes
+   * (valid only during the call): one ring entry, no promise, no allocation once warm.
+   */
+  readPagesCb(first: number, count: number, done: PageDone, ctx: unknown): void {
+    if (!(count >= 1 && count <= this.arena.batchPages))
+      throw new RangeError(`readPagesCb reads 1..${this.arena.batchPages} pages, got ${count}`);
+    this.enqueue(this.callbackRequest(OP_READ, first, count, NO_BYTES, done, ctx));
+  }
+
+  private callbackRequest(
+    op: number,
+    first: number,
+    count: number,
+    buf: Uint8Array,
+    done: PageDone,
+    ctx: unknown,
+  ): PageRequest {
+    this.requests++;
+    const req = this.spare.pop() ?? new PageRequest(op, first, count, buf);
+    req.op = op;
+    req.first = first;
+    req.count = count;
+    req.buf = buf;
+    req.next = 0;
+    req.pending = count;
+    req.error = null;
+    req.done = done;
+    req.ctx = ctx;
+    return req;
+  }
+
+  private enqueue(req: PageRequest): void {
     this.queue.push(req);
     // Decide in a microtask, once the caller's burst of requests is queued: a
     // burst goes to the workers (and to this thread), a lone request may run here.
@@ -139,7 +200,32 @@ export class RingSubmitter {
       this.scheduled = true;
       queueMicrotask(this.pump);
     }
-    return p;
+  }
+
+  /** Resolves once nothing is queued or on the ring (for close()). */
+  drained(): Promise<void> {
+    if (!this.busy) return Promise.resolve();
+    return new Promise((r) => this.drainWaiters.push(r));
+  }
+
+  /** Settles a request whose pages are all done. */
+  private finishRequest(req: PageRequest, data: Uint8Array | null): void {
+    const done = req.done;
+    if (done !== null) {
+      const ctx = req.ctx;
+      const err = req.error;
+      req.done = null;
+      req.ctx = null;
+      req.buf = NO_BYTES;
+      this.spare.push(req);
+      done(ctx, err, err === null ? data : null);
+    } else if (req.error) req.reject!(req.error);
+    else req.resolve!();
+    if (this.drainWaiters.length > 0 && !this.busy) {
+      const w = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const r of w) r();
+    }
   }
 
   /** Reaps, fills the ring, runs work here when the policy says so, then waits for completions. */
@@ -258,7 +344,8 @@ export class RingSubmitter {
   /** Runs a whole request on this thread, straight between the caller's buffer and the device. */
   private runInline(req: PageRequest): void {
     const write = req.op === OP_WRITE;
-    const buf = req.buf;
+    // a callback read has no buffer of its own: it lands in the scratch pages
+    const buf = !write && req.done !== null ? this.scratch.subarray(0, req.count * PAGE_SIZE) : req.buf;
     for (let k = 0; k < req.count; k++) {
       const page = req.count === 1 ? buf : buf.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE);
       try {
@@ -270,8 +357,7 @@ export class RingSubmitter {
     }
     this.inlinePages += req.count;
     req.pending = 0;
-    if (req.error) req.reject(req.error);
-    else req.resolve();
+    this.finishRequest(req, write ? null : buf);
   }
 
   /** Settles one finished entry: its failure or its read data goes to the request. */
@@ -279,22 +365,23 @@ export class RingSubmitter {
     const req = this.entryReq[slot]!;
     const count = this.ring.count(slot);
     const f = this.ring.failure(slot);
+    let data: Uint8Array | null = null;
     if (f) req.error ??= rebuildError(f.code, f.message);
-    else if (req.op === OP_READ && !req.error)
-      req.buf.set(this.arena.view(slot, count), this.entryPos[slot]! * PAGE_SIZE);
-    this.finishEntry(slot, req, count);
+    else if (req.op === OP_READ && !req.error) {
+      // a callback read copies out of the arena in its callback, before the entry is reused
+      if (req.done !== null) data = this.arena.view(slot, count);
+      else req.buf.set(this.arena.view(slot, count), this.entryPos[slot]! * PAGE_SIZE);
+    }
+    this.finishEntry(slot, req, count, data);
   }
 
-  private finishEntry(slot: number, req: PageRequest, count: number): void {
+  private finishEntry(slot: number, req: PageRequest, count: number, data: Uint8Array | null): void {
     this.entryReq[slot] = null;
-    this.ring.release(slot);
     this.inflight--;
     this.entriesCompleted++;
     req.pending -= count;
-    if (req.pending === 0) {
-      if (req.error) req.reject(req.error);
-      else req.resolve();
-    }
+    if (req.pending === 0) this.finishRequest(req, data);
+    this.ring.release(slot);
   }
 
   /**
@@ -312,7 +399,7 @@ export class RingSubmitter {
         'compression',
         `thread died holding pages [${this.ring.first(slot)}, +${this.ring.count(slot)}): ${reason}`,
       );
-      this.finishEntry(slot, req, this.ring.count(slot));
+      this.finishEntry(slot, req, this.ring.count(slot), null);
       failed++;
     }
     this.kick();
