@@ -38,8 +38,12 @@ const dev = ZramDevice.attach(data.device);
 const ring = PageRing.attach(data.ring);
 const arena = PageArena.attach(data.arena);
 
-/** Polls for new work this many times before sleeping (a wake-up costs ~10 us, a page 4-8 us). */
-const SPIN = 64;
+/**
+ * Polls for new work this long before sleeping: a wake-up costs the producer a
+ * system call and the consumer ~10 us, a page 4-8 us, so under a steady stream
+ * of small requests a consumer should still be awake when the next one comes.
+ */
+const SPIN_MS = 0.05;
 /** A sleeper re-checks the stop flag at least this often. */
 const SLEEP_MS = 500;
 
@@ -57,9 +61,12 @@ export default function consume(task: ConsumerTask): ConsumerResult {
       done += n;
       continue;
     }
-    let spun = 0;
-    while (spun < SPIN && ring.unclaimed() <= 0) spun++;
-    if (spun < SPIN) continue;
+    ring.spinning(true);
+    const until = performance.now() + SPIN_MS;
+    let found = false;
+    while (!found && performance.now() < until) found = ring.unclaimed() > 0;
+    ring.spinning(false);
+    if (found) continue;
     const seen = ring.submitSeq();
     if (ring.unclaimed() > 0) continue;
     const t0 = performance.now();

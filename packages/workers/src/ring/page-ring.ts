@@ -38,6 +38,7 @@ const C_SLEEPERS = 3;
 const C_STOP = 4;
 const C_WAITING = 5; // the submitter waits for completions (Atomics.waitAsync on C_CQSEQ)
 const C_CQSEQ = 6; // bumped per completion
+const C_SPINNERS = 7; // consumers awake and polling for work
 const CTL_WORDS = 8;
 
 // per-owner words: completion ring head/tail, thread id, then the ring itself
@@ -149,9 +150,19 @@ export class PageRing {
     Atomics.add(this.ctl, C_SEQ, 1);
   }
 
-  /** Wakes up to `n` sleeping consumers; a no-op (no system call) when none sleeps. */
+  /**
+   * Wakes sleeping consumers for `n` new entries, less those a polling consumer
+   * will take anyway: no system call when none sleeps or enough are polling.
+   */
   wake(n: number): void {
-    if (Atomics.load(this.ctl, C_SLEEPERS) > 0) Atomics.notify(this.ctl, C_SEQ, n);
+    if (Atomics.load(this.ctl, C_SLEEPERS) === 0) return;
+    const more = n - Atomics.load(this.ctl, C_SPINNERS);
+    if (more > 0) Atomics.notify(this.ctl, C_SEQ, more);
+  }
+
+  /** A consumer polls for work (counted so producers need not wake anyone for it). */
+  spinning(on: boolean): void {
+    Atomics.add(this.ctl, C_SPINNERS, on ? 1 : -1);
   }
 
   /** Entries submitted and not yet claimed (approximate while consumers run). */
