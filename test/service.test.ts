@@ -91,6 +91,9 @@ describe.each<LockMode>(['class', 'pool'])('ZramService integrity under every th
     expect(mismatches).toBe(0);
     expect(verified).toBeGreaterThanOrEqual(100_000);
     expect(st.failures).toEqual([]);
+    // through the page rings: every worker ran entries, and nothing is left on them
+    for (const w of st.ring.workers) expect(w.pages).toBeGreaterThan(0);
+    expect(st.ring.inflightEntries).toBe(0);
     expect(st.swapIo!.pagesWrittenBack).toBeGreaterThan(0);
     expect(st.compaction!.runs).toBeGreaterThan(0);
     expect(st.migration.framesMigrated).toBeGreaterThan(0);
