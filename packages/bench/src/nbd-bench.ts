@@ -16,6 +16,7 @@ import { defaultResultsDir, writeJson } from './report.js';
 const USAGE = `usage: nbd-bench.js [options]
   --seconds N       seconds per fio job (default 10)
   --workers N       zram serve compression workers (default 2)
+  --rtc MODE        zram serve --run-to-completion: adaptive (default), never, always
   --size SIZE       export size for both servers, e.g. 256M (default 256M)
   --iodepth N       fio queue depth (default 16)
   --repeats N       rounds; arms alternate order each round (default 1)
@@ -32,6 +33,7 @@ const INSTALL = 'install them with: sudo apt-get install fio nbdkit (fio must ha
 interface Args {
   seconds: number;
   workers: number;
+  rtc: string;
   size: string;
   iodepth: number;
   repeats: number;
@@ -44,6 +46,7 @@ function options(argv: string[]): Args {
     options: {
       seconds: { type: 'string', default: '10' },
       workers: { type: 'string', default: '2' },
+      rtc: { type: 'string', default: 'adaptive' },
       size: { type: 'string', default: '256M' },
       iodepth: { type: 'string', default: '16' },
       repeats: { type: 'string', default: '1' },
@@ -62,10 +65,13 @@ function options(argv: string[]): Args {
     if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got '${v}'`);
     return n;
   };
+  if (!['adaptive', 'never', 'always'].includes(values.rtc))
+    throw new Error(`--rtc must be adaptive, never or always, got '${values.rtc}'`);
   if (!/^\d+[KMG]?$/i.test(values.size)) throw new Error(`--size must look like 256M, got '${values.size}'`);
   return {
     seconds: int('seconds', values.seconds, 1),
     workers: int('workers', values.workers, 1),
+    rtc: values.rtc,
     size: values.size.toUpperCase(),
     iodepth: int('iodepth', values.iodepth, 1),
     repeats: int('repeats', values.repeats, 1),
@@ -125,6 +131,8 @@ async function startZram(a: Args, dir: string): Promise<Server> {
       a.size,
       '--workers',
       String(a.workers),
+      '--run-to-completion',
+      a.rtc,
       '--port',
       '0',
       '--control',
@@ -146,7 +154,7 @@ async function startZram(a: Args, dir: string): Promise<Server> {
     proc.once('exit', (code) => reject(new Error(`zram serve exited ${code}: ${err}`)));
   });
   return {
-    name: `zram serve --workers ${a.workers}`,
+    name: `zram serve --workers ${a.workers} (${a.rtc})`,
     proc,
     uri: `nbd://127.0.0.1:${port}/zram0`,
     mainTid: proc.pid!,

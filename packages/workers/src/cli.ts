@@ -14,6 +14,7 @@ import { minConnectionBytes } from './nbd/connection.js';
 import { ServiceBackend } from './nbd/service-backend.js';
 import { loadPskFile, type TlsMode } from './nbd/tls.js';
 import { ZramService } from './service.js';
+import type { RunToCompletion } from './ring/ring-submitter.js';
 import { parseSize } from './size.js';
 
 class UsageError extends Error {}
@@ -129,8 +130,9 @@ function statTable(s: StatReply): string {
 }
 
 const SERVE_HELP = `usage: zram serve [--size 1G] [--algorithm lz4] [--mem-limit SIZE] [--backing-file PATH]
-                  [--workers N] [--lock-mode class|pool] [--chain-size 4..16] [--lock-stat]
-                  [--recomp-algorithm NAME] [--host 127.0.0.1] [--port 10809] [--unix PATH]
+                  [--workers N] [--run-to-completion adaptive|never|always]
+                  [--lock-mode class|pool] [--chain-size 4..16] [--lock-stat] [--recomp-algorithm NAME]
+                  [--host 127.0.0.1] [--port 10809] [--unix PATH]
                   [--tls off|on|require] [--tls-psk FILE] [--insecure] [--control PATH]
                   [--max-connections 16] [--handshake-timeout 10] [--max-connection-bytes SIZE]
 
@@ -139,6 +141,8 @@ const SERVE_HELP = `usage: zram serve [--size 1G] [--algorithm lz4] [--mem-limit
   --mem-limit             zram mem_limit (default 0: none)
   --backing-file          file for writeback (created 0600 if missing; never through a symlink)
   --workers               compression worker threads (default: available cores)
+  --run-to-completion     where page work runs: adaptive (default: this thread too, when that
+                          is cheaper or every worker is busy), never (workers only), always
   --lock-mode             class: per-class locks (default); pool: one pool lock
   --chain-size            max pages per zspage (default 8)
   --lock-stat             collect lock statistics (zram stat --lock-stat shows them)
@@ -158,6 +162,13 @@ const SERVE_HELP = `usage: zram serve [--size 1G] [--algorithm lz4] [--mem-limit
                           (default 2 x 32M + 1.25M; at least 2 x 32M + 257K)
   --control               control socket path (created 0600; default: ${DEFAULT_CONTROL_HELP},
                           or PATH.control with --unix)`;
+
+function runToCompletionFlag(v: Values): RunToCompletion {
+  const r = str(v, 'run-to-completion') ?? 'adaptive';
+  if (r !== 'adaptive' && r !== 'never' && r !== 'always')
+    throw new UsageError(`--run-to-completion must be adaptive, never or always, got '${r}'`);
+  return r;
+}
 
 async function serve(v: Values, positionals: string[]): Promise<void> {
   noPositionals(positionals);
@@ -196,6 +207,7 @@ async function serve(v: Values, positionals: string[]): Promise<void> {
     lockMode,
     chainSize: intFlag(v, 'chain-size', 8, 4, 16),
     lockStat: v['lock-stat'] === true,
+    runToCompletion: runToCompletionFlag(v),
   });
   let nbd: NbdServer | undefined;
   let control: ControlServer | undefined;
@@ -314,6 +326,7 @@ const COMMANDS: Record<string, Command> = {
       'mem-limit': { type: 'string' },
       'backing-file': { type: 'string' },
       workers: { type: 'string' },
+      'run-to-completion': { type: 'string' },
       'lock-mode': { type: 'string' },
       'chain-size': { type: 'string' },
       'lock-stat': { type: 'boolean' },

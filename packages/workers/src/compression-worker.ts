@@ -4,7 +4,8 @@
 // a CAS, run the zram path on it, publish it on this consumer's completion ring,
 // and claim the next — no message per batch. With nothing to claim it spins
 // briefly, then sleeps on Atomics.wait, counted in the ring's sleepers so a
-// producer wakes it only then. The task returns when the ring is stopped.
+// producer wakes it only then; a woken consumer that sees more work waiting
+// wakes the next sleeper, so the submitter pays for one wake-up per burst. The task returns when the ring is stopped.
 // Acts like a CPU doing zram I/O: the same slot, class, pool and zspage locks.
 
 import { threadId, workerData } from 'node:worker_threads';
@@ -54,6 +55,8 @@ export default function consume(task: ConsumerTask): ConsumerResult {
   while (!ring.stopping()) {
     const slot = ring.claim(owner);
     if (slot >= 0) {
+      // more waiting: pass the wake-up on (the submitter woke only one of us)
+      if (ring.unclaimed() > 0) ring.wake(1);
       const t0 = performance.now();
       const n = runEntry(dev, ring, arena, slot);
       ring.account(owner, n, performance.now() - t0);
@@ -61,16 +64,16 @@ export default function consume(task: ConsumerTask): ConsumerResult {
       done += n;
       continue;
     }
-    ring.spinning(true);
+    ring.spinning(owner, true);
     const until = performance.now() + SPIN_MS;
     let found = false;
     while (!found && performance.now() < until) found = ring.unclaimed() > 0;
-    ring.spinning(false);
+    ring.spinning(owner, false);
     if (found) continue;
     const seen = ring.submitSeq();
     if (ring.unclaimed() > 0) continue;
     const t0 = performance.now();
-    ring.sleep(seen, SLEEP_MS);
+    ring.sleep(owner, seen, SLEEP_MS);
     ring.accountIdle(owner, performance.now() - t0, ring.submitSeq() !== seen);
   }
   return { owner, threadId, cpu: dev.pool.cpu, pages: done };

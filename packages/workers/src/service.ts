@@ -242,6 +242,7 @@ export class ZramService {
         const tid = this.ring.threadOf(owner);
         // recover its locks first, so a retry on this thread cannot spin on them
         this.onThreadDeath('compression', tid, reason);
+        this.ring.forgetOwner(owner);
         this.submitter.ownerDied(owner, reason);
         if (!this.ring.stopping()) this.launchConsumer(owner);
         return null;

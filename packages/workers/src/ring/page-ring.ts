@@ -45,7 +45,10 @@ const CTL_WORDS = 8;
 const O_CQHEAD = 0;
 const O_CQTAIL = 1;
 const O_THREAD = 2;
+const O_FLAGS = 3; // what the owner is counted as now: spinning, sleeping
 const O_WORDS = 4;
+const OF_SPIN = 1;
+const OF_SLEEP = 2;
 
 // per-owner float counters
 const F_PAGES = 0;
@@ -160,9 +163,20 @@ export class PageRing {
     if (more > 0) Atomics.notify(this.ctl, C_SEQ, more);
   }
 
-  /** A consumer polls for work (counted so producers need not wake anyone for it). */
-  spinning(on: boolean): void {
+  /** Consumer `owner` polls for work (counted so producers need not wake anyone for it). */
+  spinning(owner: number, on: boolean): void {
+    Atomics.store(this.own, owner * O_WORDS + O_FLAGS, on ? OF_SPIN : 0);
     Atomics.add(this.ctl, C_SPINNERS, on ? 1 : -1);
+  }
+
+  /**
+   * A consumer died: take it out of the spinners and sleepers counts it was in,
+   * or producers would go on counting on a poller that is gone.
+   */
+  forgetOwner(owner: number): void {
+    const f = Atomics.exchange(this.own, owner * O_WORDS + O_FLAGS, 0);
+    if (f & OF_SPIN) Atomics.sub(this.ctl, C_SPINNERS, 1);
+    if (f & OF_SLEEP) Atomics.sub(this.ctl, C_SLEEPERS, 1);
   }
 
   /** Entries submitted and not yet claimed (approximate while consumers run). */
@@ -295,10 +309,12 @@ export class PageRing {
    * sleepers so producers know to notify. Re-checks for work after counting
    * itself, so a submission in between is never slept through.
    */
-  sleep(seen: number, timeoutMs: number): void {
+  sleep(owner: number, seen: number, timeoutMs: number): void {
+    Atomics.store(this.own, owner * O_WORDS + O_FLAGS, OF_SLEEP);
     Atomics.add(this.ctl, C_SLEEPERS, 1);
     if (this.unclaimed() <= 0 && !this.stopping()) Atomics.wait(this.ctl, C_SEQ, seen, timeoutMs);
     Atomics.sub(this.ctl, C_SLEEPERS, 1);
+    Atomics.store(this.own, owner * O_WORDS + O_FLAGS, 0);
   }
 
   stop(): void {

@@ -283,7 +283,7 @@ export class RingSubmitter {
     );
   }
 
-  /** Puts queued requests on the ring, one entry per request in turn, and wakes sleepers for them. */
+  /** Puts queued requests on the ring, one entry per request in turn, and wakes a sleeper for them. */
   private fill(): void {
     const q = this.queue;
     const ring = this.ring;
@@ -305,7 +305,8 @@ export class RingSubmitter {
       req.next += take;
       if (req.next < req.count) q.push(req);
     }
-    if (published > 0) ring.wake(Math.min(published, this.opts.workers));
+    // one wake-up per burst: a woken worker that finds more wakes the next one
+    if (published > 0) ring.wake(1);
   }
 
   /** Settles every entry the consumers have published; returns how many. */
