@@ -280,7 +280,8 @@ function median(xs: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const a = options(process.argv.slice(2));
+  // `pnpm bench:nbd -- --flags` passes the separator through
+  const a = options(process.argv.slice(2).filter((x, i) => !(i === 0 && x === '--')));
   const gone = ['fio', 'nbdkit'].filter((b) => !have(b));
   if (gone.length > 0) {
     process.stderr.write(`bench:nbd needs ${gone.join(' and ')} on PATH; ${INSTALL}\n`);

@@ -37,4 +37,5 @@ function options(argv: string[]): RunServiceOptions {
   return out;
 }
 
-await runServiceBench(options(process.argv.slice(2)));
+// `pnpm bench:service -- --flags` passes the separator through
+await runServiceBench(options(process.argv.slice(2).filter((x, i) => !(i === 0 && x === '--'))));
