@@ -51,6 +51,37 @@ async function haggling(c: RawClient): Promise<void> {
   c.write(Buffer.from([0, 0, 0, nbd.NBD_FLAG_C_FIXED_NEWSTYLE | nbd.NBD_FLAG_C_NO_ZEROES]));
 }
 
+/** Runs the client side of the TLS handshake on a raw client whose STARTTLS was acknowledged. */
+async function tlsUpgrade(c: RawClient): Promise<tls.TLSSocket> {
+  const t = tls.connect({
+    socket: c.socket,
+    ciphers: 'PSK-AES256-GCM-SHA384',
+    maxVersion: 'TLSv1.2',
+    checkServerIdentity: () => undefined,
+    pskCallback: () => ({ identity: 'alice', psk: Buffer.from(KEY, 'hex') }),
+  });
+  await new Promise<void>((resolve, reject) => {
+    t.once('secureConnect', resolve);
+    t.once('error', reject);
+  });
+  return t;
+}
+
+/** The first `n` bytes that arrive over TLS. */
+function tlsRead(t: tls.TLSSocket, n: number): Promise<Buffer> {
+  return new Promise((resolve) => {
+    let b = Buffer.alloc(0);
+    const on = (d: Buffer) => {
+      b = Buffer.concat([b, d]);
+      if (b.length >= n) {
+        t.off('data', on);
+        resolve(b);
+      }
+    };
+    t.on('data', on);
+  });
+}
+
 function deviceBytes(s: Served, offset: number, length: number): Buffer {
   const b = Buffer.alloc(length);
   s.dev.read(offset, b);
@@ -277,17 +308,7 @@ describe('NBD with TLS required (pre-shared keys)', () => {
     c.write(nbd.encodeClientOption(nbd.NBD_OPT_STARTTLS));
     expect((await c.optionReply()).type).toBe(nbd.NBD_REP_ACK);
     c.socket.removeAllListeners('data');
-    const t = tls.connect({
-      socket: c.socket,
-      ciphers: 'PSK-AES256-GCM-SHA384',
-      maxVersion: 'TLSv1.2',
-      checkServerIdentity: () => undefined,
-      pskCallback: () => ({ identity: 'alice', psk: Buffer.from(KEY, 'hex') }),
-    });
-    await new Promise<void>((resolve, reject) => {
-      t.once('secureConnect', resolve);
-      t.once('error', reject);
-    });
+    const t = await tlsUpgrade(c);
     const st = await waitFor(() => s.server.stats().find((x) => x.tls), 'the server to finish the TLS handshake');
     expect(st.tlsUser).toBe('alice');
     expect(st.phase).toBe('handshake');
@@ -338,6 +359,32 @@ describe('TLS policy and where the server may listen', () => {
     try {
       expect(Number((await runOk('nbdinfo', ['--size', `nbd://127.0.0.1:${s.port}/zram0`])).stdout)).toBe(SIZE);
       expect(Number((await runOk('nbdinfo', ['--size', s.server.uri(alice())])).stdout)).toBe(SIZE);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('forgets STRUCTURED_REPLY negotiated in plaintext once STARTTLS completes (tls on)', async () => {
+    const s = await serve({ disksize: SIZE, tls: 'on', psk: loadPskFile(pskFile) });
+    try {
+      const c = await RawClient.connect(s.port);
+      await haggling(c);
+      c.write(nbd.encodeClientOption(nbd.NBD_OPT_STRUCTURED_REPLY));
+      expect((await c.optionReply()).type).toBe(nbd.NBD_REP_ACK);
+      expect(s.server.stats()[0]?.structured).toBe(true);
+      c.write(nbd.encodeClientOption(nbd.NBD_OPT_STARTTLS));
+      expect((await c.optionReply()).type).toBe(nbd.NBD_REP_ACK);
+      c.socket.removeAllListeners('data');
+      const t = await tlsUpgrade(c);
+      const st = await waitFor(() => s.server.stats().find((x) => x.tls), 'the server to finish the TLS handshake');
+      expect(st.structured).toBe(false);
+      // The export's flags over TLS no longer promise what only structured replies allow (DF).
+      t.write(nbd.encodeClientOption(nbd.NBD_OPT_GO, nbd.encodeInfoRequestData('zram0')));
+      const info = await tlsRead(t, 32);
+      expect(info.readUInt32BE(12)).toBe(nbd.NBD_REP_INFO);
+      expect(info.readUInt16BE(20)).toBe(nbd.NBD_INFO_EXPORT);
+      expect(info.readUInt16BE(30) & nbd.NBD_FLAG_SEND_DF).toBe(0);
+      t.destroy();
     } finally {
       await s.close();
     }

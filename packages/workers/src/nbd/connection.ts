@@ -443,11 +443,23 @@ export class NbdConnection {
     const ts = upgradeToTls(raw, this.cfg.tls, (user) => {
       this.tlsUser = user;
       this.upgrading = false;
+      this.resetNegotiated();
       if (this.cfg.debug) this.cfg.log(`nbd[${this.id}]: TLS ${ts.getProtocol()} as "${user}"`);
       this.pump();
     });
     this.socket = ts;
     this.attach(ts);
+  }
+
+  /**
+   * Forgets every option negotiated in plaintext once TLS is up: a man in the
+   * middle could have sent or answered them, so they must be negotiated again
+   * over TLS (the NBD spec's rule after STARTTLS; nbdkit's CVE-2021-3716 kept
+   * structured replies across it). The client flags from before option
+   * haggling are not an option and stay.
+   */
+  private resetNegotiated(): void {
+    this.structured = false;
   }
 
   private startTransmission(): void {
