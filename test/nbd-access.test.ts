@@ -390,6 +390,57 @@ describe('TLS policy and where the server may listen', () => {
     }
   });
 
+  it('refuses PSK keys over 512 bytes, from a file or given directly, without quoting them', () => {
+    const long = 'ab'.repeat(513);
+    const f = writePrivate('long.psk', `alice:${long}\n`);
+    let err: unknown;
+    try {
+      loadPskFile(f);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(PskFileError);
+    expect((err as Error).message).toMatch(/longer than 512 bytes/);
+    expect((err as Error).message).not.toContain('abab');
+    expect([...loadPskFile(writePrivate('max.psk', `alice:${'ab'.repeat(512)}\n`)).keys()]).toEqual(['alice']);
+    const dev = ZramDevice.create({ disksize: SIZE });
+    try {
+      const psk = new Map([['alice', Buffer.alloc(513, 0xab)]]);
+      expect(() => new NbdServer({ backend: new ZramDeviceBackend(dev), port: 0, tls: 'require', psk })).toThrow(
+        /16\.\.512 bytes/,
+      );
+    } finally {
+      dev.close();
+    }
+  });
+
+  it('logs a failed TLS handshake by its error code, never by its message', async () => {
+    const s = await serve({ disksize: SIZE, tls: 'require', psk: loadPskFile(pskFile) });
+    try {
+      const c = await RawClient.connect(s.port);
+      await haggling(c);
+      c.write(nbd.encodeClientOption(nbd.NBD_OPT_STARTTLS));
+      expect((await c.optionReply()).type).toBe(nbd.NBD_REP_ACK);
+      c.socket.removeAllListeners('data');
+      const t = tls.connect({
+        socket: c.socket,
+        ciphers: 'PSK-AES256-GCM-SHA384',
+        maxVersion: 'TLSv1.2',
+        checkServerIdentity: () => undefined,
+        pskCallback: () => ({ identity: 'alice', psk: Buffer.alloc(16, 0x11) }), // the wrong key
+      });
+      t.on('error', () => {});
+      const errors = await waitFor(() => {
+        const l = s.logs.filter((x) => x.includes('socket error'));
+        return l.length > 0 && l;
+      }, 'the server to log the failed handshake');
+      for (const l of errors) expect(l).toMatch(/socket error: [A-Z0-9_]+$/);
+      t.destroy();
+    } finally {
+      await s.close();
+    }
+  });
+
   it('refuses a non-loopback host without TLS required, unless insecure', () => {
     const dev = ZramDevice.create({ disksize: SIZE });
     const backend = new ZramDeviceBackend(dev);

@@ -25,7 +25,7 @@ import {
   type WriteTracker,
 } from './backend.js';
 import { ReplySlab } from './reply-slab.js';
-import { upgradeToTls, type NbdTlsOptions } from './tls.js';
+import { socketErrorCode, upgradeToTls, type NbdTlsOptions } from './tls.js';
 
 const PAGE = 4096;
 
@@ -187,7 +187,8 @@ export class NbdConnection {
       this.needDrain = false;
       this.pump();
     });
-    socket.on('error', (e) => this.cfg.log(`nbd[${this.id}]: socket error: ${e.message}`));
+    // By code only: a TLS error's message may quote key bytes.
+    socket.on('error', (e) => this.cfg.log(`nbd[${this.id}]: socket error: ${socketErrorCode(e)}`));
     socket.once('close', () => {
       // After STARTTLS the plaintext socket's close ends the TLS one too.
       if (socket !== this.socket) this.socket.destroy();

@@ -30,6 +30,13 @@ const PSK_CIPHERS = [
   'PSK-AES128-GCM-SHA256',
 ].join(':');
 
+/**
+ * The longest key accepted (GnuTLS psktool's and OpenSSL's limit). Node fails
+ * the handshake on a longer one with an error that quotes the key, so such a
+ * key is refused when the file is read, never at a client's handshake.
+ */
+export const MAX_PSK_BYTES = 512;
+
 /** A malformed or unsafe PSK file. */
 export class PskFileError extends Error {
   constructor(message: string) {
@@ -72,6 +79,8 @@ export function loadPskFile(path: string): Map<string, Buffer> {
     if (colon <= 0 || !/^[0-9a-fA-F]+$/.test(hex) || hex.length % 2 !== 0)
       throw new PskFileError(`PSK file ${path} line ${n + 1}: expected username:hexkey`);
     if (hex.length < 32) throw new PskFileError(`PSK file ${path} line ${n + 1}: key shorter than 128 bits`);
+    if (hex.length > 2 * MAX_PSK_BYTES)
+      throw new PskFileError(`PSK file ${path} line ${n + 1}: key longer than ${MAX_PSK_BYTES} bytes`);
     if (keys.has(user)) throw new PskFileError(`PSK file ${path} line ${n + 1}: user "${user}" listed twice`);
     keys.set(user, Buffer.from(hex, 'hex'));
   }
@@ -85,6 +94,9 @@ export function checkTlsOptions(t: NbdTlsOptions): void {
     throw new RangeError(`NbdServer: tls mode must be off, on or require, got ${String(t.mode)}`);
   if (t.mode !== 'off' && (!t.psk || t.psk.size === 0))
     throw new RangeError(`NbdServer: tls ${t.mode} needs pre-shared keys (--tls-psk FILE)`);
+  for (const [user, key] of t.psk ?? [])
+    if (key.length < 16 || key.length > MAX_PSK_BYTES)
+      throw new RangeError(`NbdServer: the key of PSK user "${user}" must be 16..${MAX_PSK_BYTES} bytes`);
 }
 
 /**
@@ -108,4 +120,14 @@ export function upgradeToTls(socket: Socket, t: NbdTlsOptions, onSecure: (user: 
   } as tls.TLSSocketOptions);
   ts.once('secure', () => onSecure(user));
   return ts;
+}
+
+/**
+ * What may be logged about a socket error: its code only. A TLS error's
+ * message can quote key material (OpenSSL's and Node's PSK errors do), so it
+ * never reaches the log.
+ */
+export function socketErrorCode(e: Error): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  return typeof code === 'string' && /^[A-Z0-9_]+$/.test(code) ? code : 'unknown error';
 }
