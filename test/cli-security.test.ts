@@ -179,6 +179,14 @@ describe('zram serve: NBD access', () => {
     expect(zram('serve', '--tls-psk', open).err).toMatch(/chmod 600/);
   });
 
+  it("refuses a --handshake-timeout beyond Node's longest timer, or one that would round to no limit", () => {
+    for (const t of ['2147484', '0.0004', 'Infinity', 'x']) {
+      const h = zram('serve', '--port', '0', '--handshake-timeout', t);
+      expect(h.code).toBe(2);
+      expect(h.err).toMatch(/--handshake-timeout must be 0 \(none\) or 0\.001\.\.2147483\.647 seconds/);
+    }
+  });
+
   it('refuses a backing file that is a symlink', () => {
     const target = path.join(dir, 'target.img');
     fs.writeFileSync(target, 'data');

@@ -599,6 +599,18 @@ describe('limits against abusive clients', () => {
     }
   }, 60_000);
 
+  it('rejects a handshake limit beyond 2^31-1 ms (a longer timer fires at once) or not whole ms', () => {
+    const dev = ZramDevice.create({ disksize: SIZE });
+    try {
+      const backend = new ZramDeviceBackend(dev);
+      for (const ms of [2 ** 31, 1e12, 0.4, -1, Number.POSITIVE_INFINITY])
+        expect(() => new NbdServer({ backend, port: 0, handshakeTimeoutMs: ms })).toThrow(/handshakeTimeoutMs/);
+      expect(() => new NbdServer({ backend, port: 0, handshakeTimeoutMs: 2 ** 31 - 1 })).not.toThrow();
+    } finally {
+      dev.close();
+    }
+  });
+
   it('rejects a byte cap too small to make progress', () => {
     const dev = ZramDevice.create({ disksize: SIZE });
     try {

@@ -9,7 +9,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ZsError } from '@zsmalloc/core';
 import { ControlServer, controlRequest, defaultControlPath } from './control.js';
-import { NbdServer, listenPolicyRefusal, type NbdServerTotals } from './nbd/server.js';
+import { MAX_HANDSHAKE_TIMEOUT_MS, NbdServer, listenPolicyRefusal, type NbdServerTotals } from './nbd/server.js';
 import { minConnectionBytes } from './nbd/connection.js';
 import { ServiceBackend } from './nbd/service-backend.js';
 import { loadPskFile, type TlsMode } from './nbd/tls.js';
@@ -170,6 +170,21 @@ function runToCompletionFlag(v: Values): RunToCompletion {
   return r;
 }
 
+/**
+ * --handshake-timeout in seconds, as whole ms for the server: 0 (no limit) or
+ * 1 ms..2^31-1 ms (the longest timer Node keeps; a longer one fires at once).
+ * A positive value that rounds to 0 ms would mean "no limit", so it is refused.
+ */
+function handshakeFlag(text: string | undefined): number {
+  const s = Number(text ?? 10);
+  const ms = Math.round(s * 1000);
+  if (!(s >= 0) || ms > MAX_HANDSHAKE_TIMEOUT_MS || (s > 0 && ms === 0))
+    throw new UsageError(
+      `--handshake-timeout must be 0 (none) or 0.001..${MAX_HANDSHAKE_TIMEOUT_MS / 1000} seconds, got '${text}'`,
+    );
+  return ms;
+}
+
 async function serve(v: Values, positionals: string[]): Promise<void> {
   noPositionals(positionals);
   const lockMode = str(v, 'lock-mode') ?? 'class';
@@ -188,8 +203,7 @@ async function serve(v: Values, positionals: string[]): Promise<void> {
   const insecure = v.insecure === true;
   const refusal = listenPolicyRefusal({ host, unix, tls, insecure });
   if (refusal !== null) throw new UsageError(refusal);
-  const handshakeS = Number(str(v, 'handshake-timeout') ?? 10);
-  if (!(handshakeS >= 0)) throw new UsageError('--handshake-timeout must be a number of seconds >= 0');
+  const handshakeTimeoutMs = handshakeFlag(str(v, 'handshake-timeout'));
   const psk = pskFile !== undefined ? loadPskFile(pskFile) : undefined;
   const maxConnections = intFlag(v, 'max-connections', 16, 1, 65536);
   const maxConnectionBytes =
@@ -223,7 +237,7 @@ async function serve(v: Values, positionals: string[]): Promise<void> {
       psk,
       insecure,
       maxConnections,
-      handshakeTimeoutMs: Math.round(handshakeS * 1000),
+      handshakeTimeoutMs,
       maxConnectionBytes,
       log: (m) => console.error(`nbd: ${m}`),
     });

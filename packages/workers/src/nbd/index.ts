@@ -4,6 +4,7 @@ export {
   NbdServer,
   isLoopback,
   listenPolicyRefusal,
+  MAX_HANDSHAKE_TIMEOUT_MS,
   type NbdServerOptions,
   type NbdServerAddress,
   type NbdServerTotals,

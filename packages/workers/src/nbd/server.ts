@@ -63,6 +63,9 @@ export interface NbdServerAddress {
   unix?: string;
 }
 
+/** The longest handshake limit: Node's timers hold 2^31-1 ms and fire at once beyond it. */
+export const MAX_HANDSHAKE_TIMEOUT_MS = 2 ** 31 - 1;
+
 /** Server-wide figures for stats(). */
 export interface NbdServerTotals {
   connections: number;
@@ -143,8 +146,12 @@ export class NbdServer {
     if (refusal !== null) throw new RangeError(`NbdServer: ${refusal}`);
     if (!Number.isInteger(o.maxConnections) || o.maxConnections < 1)
       throw new RangeError('NbdServer: maxConnections must be a positive integer');
-    if (!Number.isInteger(o.handshakeTimeoutMs) || o.handshakeTimeoutMs < 0)
-      throw new RangeError('NbdServer: handshakeTimeoutMs must be a non-negative integer');
+    if (
+      !Number.isInteger(o.handshakeTimeoutMs) ||
+      o.handshakeTimeoutMs < 0 ||
+      o.handshakeTimeoutMs > MAX_HANDSHAKE_TIMEOUT_MS
+    )
+      throw new RangeError(`NbdServer: handshakeTimeoutMs must be an integer in 0..${MAX_HANDSHAKE_TIMEOUT_MS}`);
     if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535)
       throw new RangeError(`NbdServer: bad port ${String(o.port)}`);
     if (!Number.isInteger(o.maxPayload) || o.maxPayload < 4096 || o.maxPayload > 0xffffffff) {
