@@ -1,6 +1,7 @@
 // The backing file: opened once without following symlinks (O_EXCL for generated
 // names) and shared by descriptor; injected ENOSPC/EIO on its reads and writes
 // lose no page and keep bd_stat true.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -53,6 +54,39 @@ describe('opening the backing file', () => {
 
   it('refuses what is not a regular file', () => {
     expect(() => ZramDevice.create({ disksize: 8 * PAGE, backingFile: dir })).toThrow(ZsError);
+  });
+
+  it('refuses a file open to group or others, or with a second link, and leaves it as it was', () => {
+    const open = path.join(dir, 'open.img');
+    fs.writeFileSync(open, 'shared', { mode: 0o600 });
+    fs.chmodSync(open, 0o606); // world-writable
+    expect(() => ZramDevice.create({ disksize: 8 * PAGE, backingFile: open })).toThrow(/open to other users/);
+    fs.chmodSync(open, 0o640);
+    expect(() => ZramDevice.create({ disksize: 8 * PAGE, backingFile: open })).toThrow(/open to other users/);
+    expect(fs.readFileSync(open, 'utf8')).toBe('shared');
+    expect(fs.statSync(open).mode & 0o777).toBe(0o640);
+    const linked = path.join(dir, 'linked.img');
+    fs.writeFileSync(linked, 'twice', { mode: 0o600 });
+    fs.linkSync(linked, path.join(dir, 'second-name.img'));
+    expect(() => ZramDevice.create({ disksize: 8 * PAGE, backingFile: linked })).toThrow(/2 links/);
+    expect(fs.readFileSync(linked, 'utf8')).toBe('twice');
+  });
+
+  it.skipIf(process.getuid?.() !== 0)("refuses another user's file, even a private one, and leaves it alone", () => {
+    const theirs = path.join(dir, 'theirs.img');
+    fs.writeFileSync(theirs, 'not ours', { mode: 0o600 });
+    fs.chownSync(theirs, 65534, 65534);
+    expect(() => ZramDevice.create({ disksize: 8 * PAGE, backingFile: theirs })).toThrow(
+      /belongs to uid 65534, not to us/,
+    );
+    expect(fs.readFileSync(theirs, 'utf8')).toBe('not ours');
+    expect(fs.statSync(theirs).size).toBe(8);
+  });
+
+  it('refuses a FIFO without waiting for a writer', () => {
+    const fifo = path.join(dir, 'fifo');
+    expect(spawnSync('mkfifo', ['-m', '600', fifo]).status).toBe(0);
+    expect(() => ZramDevice.create({ disksize: 8 * PAGE, backingFile: fifo })).toThrow(/not a regular file/);
   });
 
   it('with a generated name (exclusive), refuses a file that already exists and leaves it alone', () => {

@@ -5,7 +5,8 @@
 // O_EXCL when the caller generated the name): every attached thread then uses
 // that same descriptor — descriptors belong to the process, not the thread —
 // so the file is never reopened by path and a swapped-in symlink cannot
-// redirect it. Block 0 is never handed out, as in the kernel, so a block index
+// redirect it. The open descriptor must be a regular file of ours, 0600-like,
+// with one link (see unsafeBackingFile). Block 0 is never handed out, as in the kernel, so a block index
 // is never 0. I/O errors surface as ZramError('EIO') and change no state here;
 // a fault-injection hook lets tests fail chosen reads and writes.
 
@@ -36,6 +37,21 @@ export function injectBackingFault(hook: BackingFaultHook | null): void {
 function injected(op: 'read' | 'write', block: number): void {
   const code = faultHook?.(op, block);
   if (code) throw Object.assign(new Error(`${code}: injected ${op} fault`), { code });
+}
+
+/**
+ * Why an opened backing file may not hold swapped-out memory, or null: it
+ * must be a regular file, ours, closed to group and others (anyone else who
+ * can read it reads the device's pages; anyone who can write it forges them),
+ * with one link (a second name could sit where another user can reach it).
+ */
+function unsafeBackingFile(st: fs.Stats): string | null {
+  if (!st.isFile()) return 'is not a regular file';
+  const me = process.getuid?.();
+  if (me !== undefined && st.uid !== me) return `belongs to uid ${st.uid}, not to us`;
+  if ((st.mode & 0o077) !== 0) return `is open to other users (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`;
+  if (st.nlink > 1) return `has ${st.nlink} links (another name for it may be reachable by others)`;
+  return null;
 }
 
 export class BackingStore {
@@ -78,7 +94,8 @@ export class BackingStore {
     if (enc.length === 0 || enc.length > MAX_PATH_BYTES)
       throw new ZsError('EINVAL', `backing file path must be 1..${MAX_PATH_BYTES} bytes`);
     const c = fs.constants;
-    const flags = c.O_RDWR | c.O_CREAT | c.O_NOFOLLOW | (opts.exclusive ? c.O_EXCL : 0);
+    // O_NONBLOCK: opening a FIFO or a device node must have no side effects (no wait for a writer).
+    const flags = c.O_RDWR | c.O_CREAT | c.O_NOFOLLOW | c.O_NONBLOCK | (opts.exclusive ? c.O_EXCL : 0);
     let fd: number;
     try {
       fd = fs.openSync(path, flags, 0o600);
@@ -88,9 +105,10 @@ export class BackingStore {
       if (code === 'EEXIST') throw new ZsError('EINVAL', `backing file ${path} already exists`);
       throw new ZsError('EINVAL', `can't open backing file ${path}: ${(e as Error).message}`);
     }
-    if (!fs.fstatSync(fd).isFile()) {
+    const refusal = unsafeBackingFile(fs.fstatSync(fd));
+    if (refusal !== null) {
       fs.closeSync(fd);
-      throw new ZsError('EINVAL', `backing file ${path} is not a regular file`);
+      throw new ZsError('EINVAL', `backing file ${path} ${refusal}; refusing to use it`);
     }
     this.detach();
     this.ownFd = fd;
