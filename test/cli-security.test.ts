@@ -41,7 +41,7 @@ function zram(...args: string[]): { code: number; out: string; err: string } {
 }
 
 /** Starts `zram serve` under umask 000 (the most permissive); resolves with its banner line. */
-function serve(...args: string[]): Promise<{ proc: ChildProcess; banner: string }> {
+function serve(...args: string[]): Promise<{ proc: ChildProcess; banner: string; stderr: () => string }> {
   const quoted = [process.execPath, cli, 'serve', '--size', '16M', '--workers', '1', ...args]
     .map((a) => `'${a.replace(/'/g, "'\\''")}'`)
     .join(' ');
@@ -53,7 +53,7 @@ function serve(...args: string[]): Promise<{ proc: ChildProcess; banner: string 
     proc.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       const line = out.split('\n').find((l) => l.startsWith('zram0:'));
-      if (line) resolve({ proc, banner: line });
+      if (line) resolve({ proc, banner: line, stderr: () => err });
     });
     proc.stderr!.on('data', (d: Buffer) => {
       err += d.toString();
@@ -177,6 +177,24 @@ describe('zram serve: NBD access', () => {
     fs.writeFileSync(open, 'alice:8d3f0c1e5a7b9d2f4e6a8c0b1d3f5e7a\n', { mode: 0o644 });
     fs.chmodSync(open, 0o644);
     expect(zram('serve', '--tls-psk', open).err).toMatch(/chmod 600/);
+  });
+
+  it('warns at startup that any local user can reach a TCP export without TLS required, and says how to restrict it', async () => {
+    const { proc, stderr } = await serve('--port', '0');
+    const deadline = Date.now() + 10_000;
+    while (!/warning/.test(stderr()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const lines = stderr()
+      .split('\n')
+      .filter((l) => /warning/.test(l));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/any local user can read and write the device/);
+    expect(lines[0]).toMatch(/--unix PATH or --tls require/);
+    await stop(proc);
+    // Restricted exports say nothing of the kind.
+    const sock = path.join(dir, 'quiet.sock');
+    const u = await serve('--unix', sock);
+    await stop(u.proc);
+    expect(u.stderr()).not.toMatch(/warning/);
   });
 
   it("refuses a --handshake-timeout beyond Node's longest timer, or one that would round to no limit", () => {

@@ -246,6 +246,10 @@ async function serve(v: Values, positionals: string[]): Promise<void> {
       str(v, 'control') ?? (unix !== undefined ? unixControlPath(unix) : defaultControlPath(addr.port, true));
     const server = nbd;
     control = await ControlServer.listen(ctlPath, (cmd, args) => controlCommand(svc, server, cmd, args));
+    if (unix === undefined && tls !== 'require')
+      console.error(
+        `zram serve: warning: NBD on TCP ${addr.host}:${addr.port} without --tls require: any local user can read and write the device; restrict it with --unix PATH or --tls require --tls-psk FILE`,
+      );
     const where = unix !== undefined ? `unix:${unix}` : `${addr.host}:${addr.port}`;
     console.log(
       `zram0: ${humanSize(size)} ${svc.device.algorithm}, ${svc.compressionWorkers} compression workers; NBD on ${where} (export 'zram0', TLS ${tls}); control ${control.path}`,
