@@ -111,6 +111,16 @@ describe('zram serve: control channel', () => {
     });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/open to other users/);
+    if (process.getuid?.() !== 0) return; // only root can hand a directory to another user
+    const theirs = path.join(dir, 'theirs');
+    fs.mkdirSync(path.join(theirs, 'zram'), { recursive: true, mode: 0o700 });
+    fs.chownSync(path.join(theirs, 'zram'), 65534, 65534);
+    const t = spawnSync(process.execPath, [cli, 'stat', '--port', '10809'], {
+      encoding: 'utf8',
+      env: { ...process.env, XDG_RUNTIME_DIR: theirs },
+    });
+    expect(t.status).toBe(1);
+    expect(t.stderr).toMatch(/belongs to uid 65534, not to us; refusing to use it/);
   });
 
   it.skipIf(process.getuid?.() !== 0)("the CLI refuses to talk to another user's socket", async () => {

@@ -276,7 +276,7 @@ describe('NBD with TLS required (pre-shared keys)', () => {
     60_000,
   );
 
-  it('answers every option but STARTTLS and ABORT with ERR_TLS_REQD; EXPORT_NAME ends the session without a byte', async () => {
+  it('answers every option but STARTTLS and ABORT with ERR_TLS_REQD (STRUCTURED_REPLY and unknown ones too); ABORT is acknowledged; EXPORT_NAME ends the session without a byte', async () => {
     const c = await RawClient.connect(s.port);
     await haggling(c);
     c.write(nbd.encodeClientOption(nbd.NBD_OPT_GO, nbd.encodeInfoRequestData('zram0')));
@@ -285,8 +285,20 @@ describe('NBD with TLS required (pre-shared keys)', () => {
     expect((await c.optionReply()).type).toBe(nbd.NBD_REP_ERR_TLS_REQD);
     c.write(nbd.encodeClientOption(nbd.NBD_OPT_INFO, nbd.encodeInfoRequestData('')));
     expect((await c.optionReply()).type).toBe(nbd.NBD_REP_ERR_TLS_REQD);
+    c.write(nbd.encodeClientOption(nbd.NBD_OPT_STRUCTURED_REPLY));
+    expect((await c.optionReply()).type).toBe(nbd.NBD_REP_ERR_TLS_REQD);
+    expect(s.server.stats().every((x) => !x.structured)).toBe(true);
+    c.write(nbd.encodeClientOption(999)); // an option this server does not know
+    expect((await c.optionReply()).type).toBe(nbd.NBD_REP_ERR_TLS_REQD);
     c.write(nbd.encodeClientOption(nbd.NBD_OPT_EXPORT_NAME, Buffer.from('zram0')));
     expect((await c.rest()).length).toBe(0);
+    // ABORT is answered (ACK) before TLS, then the session ends.
+    const a = await RawClient.connect(s.port);
+    await haggling(a);
+    a.write(nbd.encodeClientOption(nbd.NBD_OPT_ABORT));
+    const ack = await a.optionReply();
+    expect(ack.type).toBe(nbd.NBD_REP_ACK);
+    await a.whenClosed;
   });
 
   it('ends the session when plaintext follows STARTTLS before the TLS handshake (no injection)', async () => {

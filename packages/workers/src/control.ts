@@ -63,7 +63,12 @@ export class ControlServer {
     return new ControlServer(path, server);
   }
 
-  /** Stops listening; the socket file goes with it (whatever else is at the path by then stays). */
+  /**
+   * Stops listening. libuv unlinks the socket path on close without checking
+   * what is there, so anything that replaced our socket at that path is
+   * removed too; the default path is in our private 0700 directory, where
+   * only we could have replaced it.
+   */
   close(): Promise<void> {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }

@@ -20,7 +20,7 @@ function close(s: net.Server): Promise<void> {
 }
 
 describe('listenPrivate', () => {
-  it('creates the socket 0600 under umask 0', async () => {
+  it('creates the socket 0600 under umask 0 by narrowing the umask at bind (no chmod after)', async () => {
     const p = path.join(dir, 'a.sock');
     const s = net.createServer();
     const old = process.umask(0);
@@ -96,8 +96,16 @@ describe('privateRuntimeDir', () => {
 
   it('falls back to a per-uid directory under the temp directory without XDG_RUNTIME_DIR; a client does not create it', () => {
     delete process.env.XDG_RUNTIME_DIR;
-    const d = privateRuntimeDir(false);
-    expect(d).toBe(path.join(os.tmpdir(), `zram-${process.getuid?.() ?? -1}`));
+    const savedTmp = process.env.TMPDIR;
+    process.env.TMPDIR = fs.mkdtempSync(path.join(dir, 'tmp-')); // a temp directory no server has used
+    try {
+      const d = privateRuntimeDir(false);
+      expect(d).toBe(path.join(os.tmpdir(), `zram-${process.getuid?.() ?? -1}`));
+      expect(fs.existsSync(d)).toBe(false);
+    } finally {
+      if (savedTmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = savedTmp;
+    }
   });
 });
 

@@ -87,9 +87,13 @@ async function clearStale(path: string, what: string): Promise<void> {
 }
 
 /**
- * Listens on a Unix socket at `path`, created 0600 regardless of the umask (the
+ * Listens on a Unix socket at `path`, created 0600 regardless of the umask: the
  * umask is narrowed around bind(2), which Node issues synchronously inside
- * listen(), and the mode is then checked).
+ * listen(), so the socket never exists with a wider mode. Nothing is changed
+ * by path afterwards (a chmod would follow a symlink swapped in meanwhile);
+ * the result is only checked with lstat. Closing the server removes the path
+ * (libuv unlinks it on close, whatever is there by then), so a socket path
+ * must live where only we can replace it: a private directory.
  */
 export async function listenPrivate(server: net.Server, path: string, what: string): Promise<void> {
   await clearStale(path, what);
@@ -106,7 +110,6 @@ export async function listenPrivate(server: net.Server, path: string, what: stri
       process.umask(old);
     }
   });
-  fs.chmodSync(path, 0o600);
   const st = fs.lstatSync(path);
   if (!st.isSocket() || (st.mode & 0o777) !== 0o600 || st.uid !== uid()) {
     server.close();
