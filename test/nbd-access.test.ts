@@ -504,6 +504,24 @@ describe('limits against abusive clients', () => {
     }
   });
 
+  it('closes a connection after 32 handshake options, without answering the 33rd', async () => {
+    const s = await serve({ disksize: SIZE });
+    try {
+      const c = await RawClient.connect(s.port);
+      await haggling(c);
+      for (let i = 0; i < 32; i++) {
+        c.write(nbd.encodeClientOption(nbd.NBD_OPT_LIST));
+        expect((await c.optionReply()).type).toBe(nbd.NBD_REP_SERVER);
+        expect((await c.optionReply()).type).toBe(nbd.NBD_REP_ACK);
+      }
+      c.write(nbd.encodeClientOption(nbd.NBD_OPT_LIST));
+      expect((await c.rest()).length).toBe(0);
+      expect(s.logs.some((l) => /more than 32 options/.test(l))).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('refuses connections beyond the cap before the greeting, and counts them', async () => {
     const s = await serve({ disksize: SIZE, maxConnections: 2 });
     try {

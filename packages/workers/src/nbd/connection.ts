@@ -86,6 +86,8 @@ type Phase = 'handshake' | 'transmission' | 'closing' | 'closed';
  * 64 KiB at most; TLS records are smaller).
  */
 export const INPUT_SLACK = 128 * 1024;
+/** Options one connection may send before it is closed (nbdkit's limit). */
+export const MAX_OPTIONS = 32;
 /** Room kept per request for its reply's header and error message. */
 const REPLY_RESERVE = 1024;
 
@@ -148,6 +150,8 @@ export class NbdConnection {
   private upgrading = false;
   /** A decoded request waiting for room under maxConnectionBytes (its WRITE payload is held). */
   private deferred: (nbd.ServerEvent & { kind: 'request' }) | null = null;
+  /** Options received in the handshake (capped at MAX_OPTIONS). */
+  private options = 0;
   /** Requests answered, for stats. */
   requests = 0;
   /** The backend's page-callback path, when it has one. */
@@ -349,6 +353,7 @@ export class NbdConnection {
   }
 
   private handleOption(option: number, data: Buffer): void {
+    if (++this.options > MAX_OPTIONS) return this.hardDisconnect(`more than ${MAX_OPTIONS} options in the handshake`);
     const p = nbd.parseOption(option, data);
     if (this.cfg.debug) this.cfg.log(`nbd[${this.id}]: option ${optionName(option)} ${describeOption(p)}`);
     if (this.cfg.shuttingDown() && p.kind !== 'abort') {
