@@ -641,6 +641,72 @@ describe('limits against abusive clients', () => {
     }
   });
 
+  it('keeps what all connections hold together under the server-wide budget, then serves every reply', async () => {
+    const MiB = 1 << 20;
+    const cap = minConnectionBytes(MiB) + MiB / 2; // per connection: two 1 MiB READs in hand
+    const budget = cap + MiB; // four such connections would hold ~11 MiB without it
+    const s = await serve({ disksize: SIZE, maxPayload: MiB, maxConnectionBytes: cap, maxServerBytes: budget });
+    try {
+      const N = 24;
+      const clients: RawClient[] = [];
+      for (let k = 0; k < 4; k++) {
+        const c = await RawClient.connect(s.port);
+        await c.handshake();
+        c.socket.pause(); // never reads
+        clients.push(c);
+      }
+      let most = 0;
+      const backend = s.server.backend;
+      const read = backend.read.bind(backend);
+      backend.read = (offset: number, length: number) => {
+        most = Math.max(most, s.server.totals().heldBytes + length);
+        return read(offset, length);
+      };
+      for (const [k, c] of clients.entries()) {
+        const reqs: Buffer[] = [];
+        for (let i = 0; i < N; i++)
+          reqs.push(
+            nbd.encodeRequest({ type: nbd.NBD_CMD_READ, offset: ((i + k) % 8) * MiB, length: MiB, cookieLo: i }),
+          );
+        c.write(Buffer.concat(reqs));
+      }
+      await waitFor(() => {
+        const t = s.server.totals();
+        most = Math.max(most, t.heldBytes);
+        return t.budgetWaiting > 0 && s.server.stats().every((x) => x.inflight === 0);
+      }, 'connections to wait for the server budget');
+      const t = s.server.totals();
+      expect(t.maxServerBytes).toBe(budget);
+      expect(t.heldBytes).toBeLessThanOrEqual(budget);
+      expect(most).toBeLessThanOrEqual(budget);
+      expect(s.server.stats().reduce((n, x) => n + x.requests, 0)).toBeLessThan(4 * N);
+      // Once the clients read, every reply arrives (waiting connections are woken).
+      const lengths = new Map<number, number>();
+      for (let i = 0; i < N; i++) lengths.set(i, MiB);
+      await Promise.all(
+        clients.map(async (c) => {
+          c.socket.resume();
+          for (let i = 0; i < N; i++) expect((await c.reply(lengths)).error).toBe(0);
+        }),
+      );
+      expect(most).toBeLessThanOrEqual(budget);
+      for (const c of clients) c.close();
+    } finally {
+      await s.close();
+    }
+  }, 60_000);
+
+  it('rejects a server budget below the per-connection cap', () => {
+    const dev = ZramDevice.create({ disksize: SIZE });
+    try {
+      const backend = new ZramDeviceBackend(dev);
+      expect(() => new NbdServer({ backend, port: 0, maxServerBytes: 64 << 20 })).toThrow(/maxServerBytes/);
+      expect(new NbdServer({ backend, port: 0 }).totals().maxServerBytes).toBe(256 << 20);
+    } finally {
+      dev.close();
+    }
+  });
+
   it('rejects a byte cap too small to make progress', () => {
     const dev = ZramDevice.create({ disksize: SIZE });
     try {

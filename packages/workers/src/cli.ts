@@ -135,6 +135,7 @@ const SERVE_HELP = `usage: zram serve [--size 1G] [--algorithm lz4] [--mem-limit
                   [--host 127.0.0.1] [--port 10809] [--unix PATH]
                   [--tls off|on|require] [--tls-psk FILE] [--insecure] [--control PATH]
                   [--max-connections 16] [--handshake-timeout 10] [--max-connection-bytes SIZE]
+                  [--max-server-bytes 256M]
 
   --size                  device size; K, M, G suffixes as the kernel accepts them (default 1G)
   --algorithm             lz4 | deflate | brotli (default lz4)
@@ -160,6 +161,8 @@ const SERVE_HELP = `usage: zram serve [--size 1G] [--algorithm lz4] [--mem-limit
   --handshake-timeout     seconds a client has to finish the NBD handshake (default 10; 0: none)
   --max-connection-bytes  per-connection cap on bytes buffered + in flight + queued replies
                           (default 2 x 32M + 1.25M; at least 2 x 32M + 257K)
+  --max-server-bytes      the same, for all connections together (default 256M; at least
+                          --max-connection-bytes); past it, reading and READs wait
   --control               control socket path (created 0600; default: ${DEFAULT_CONTROL_HELP},
                           or PATH.control with --unix)`;
 
@@ -212,6 +215,10 @@ async function serve(v: Values, positionals: string[]): Promise<void> {
     throw new UsageError(
       `--max-connection-bytes must be at least ${minConnectionBytes(NBD_MAX_PAYLOAD)} (two 32M requests + 257K)`,
     );
+  const maxServerBytes = str(v, 'max-server-bytes') !== undefined ? sizeFlag(v, 'max-server-bytes', 0) : undefined;
+  const perConnection = maxConnectionBytes ?? minConnectionBytes(NBD_MAX_PAYLOAD) + (1 << 20);
+  if (maxServerBytes !== undefined && maxServerBytes < perConnection)
+    throw new UsageError(`--max-server-bytes must be at least the per-connection cap (${perConnection})`);
   const svc = await ZramService.start({
     disksize: size,
     algorithm: str(v, 'algorithm') ?? 'lz4',
@@ -239,6 +246,7 @@ async function serve(v: Values, positionals: string[]): Promise<void> {
       maxConnections,
       handshakeTimeoutMs,
       maxConnectionBytes,
+      maxServerBytes,
       log: (m) => console.error(`nbd: ${m}`),
     });
     const addr = await nbd.listen();
@@ -357,6 +365,7 @@ const COMMANDS: Record<string, Command> = {
       insecure: { type: 'boolean' },
       'max-connections': { type: 'string' },
       'handshake-timeout': { type: 'string' },
+      'max-server-bytes': { type: 'string' },
       'max-connection-bytes': { type: 'string' },
       control: { type: 'string' },
     },
@@ -381,7 +390,7 @@ const COMMANDS: Record<string, Command> = {
       );
       if (s.nbd)
         process.stdout.write(
-          `nbd:        connections ${s.nbd.connections} refused ${s.nbd.refusedConnections} handshake_timeouts ${s.nbd.handshakeTimeouts} held_bytes ${s.nbd.heldBytes} max_connection_bytes ${s.nbd.maxConnectionBytes}\n`,
+          `nbd:        connections ${s.nbd.connections} refused ${s.nbd.refusedConnections} handshake_timeouts ${s.nbd.handshakeTimeouts} held_bytes ${s.nbd.heldBytes} max_connection_bytes ${s.nbd.maxConnectionBytes} max_server_bytes ${s.nbd.maxServerBytes} budget_waiting ${s.nbd.budgetWaiting}\n`,
         );
       if (s.lockStat) process.stdout.write(`\n${s.lockStat}`);
     },

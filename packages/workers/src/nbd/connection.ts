@@ -8,7 +8,8 @@
 // Access control and limits live in the handshake: the TLS policy (STARTTLS
 // upgrades the socket in place before any export is chosen, see tls.ts), the
 // handshake time limit, and the per-connection byte cap on what is buffered,
-// in flight and queued for the client.
+// in flight and queued for the client, the server-wide budget shared by all
+// connections, and the cap on options per handshake.
 // Page-aligned READ and WRITE requests to a backend with page callbacks take
 // the fast path: no promise, a pooled per-request record, the write payload
 // handed on as received, the reply (and a read's data) written into a reused
@@ -53,6 +54,8 @@ export interface ConnectionConfig {
    * total stays under the cap. At least minConnectionBytes(maxPayload).
    */
   readonly maxConnectionBytes: number;
+  /** The server-wide cap on what every connection holds together. */
+  readonly budget: ServerBudget;
   /** A connection not in transmission after this many ms is dropped (0: no limit). */
   readonly handshakeTimeoutMs: number;
   /** Called when a connection is dropped for running out of handshake time. */
@@ -65,6 +68,22 @@ export interface ConnectionConfig {
   readonly debug: boolean;
   /** True once the server is shutting down (options get NBD_REP_ERR_SHUTDOWN). */
   shuttingDown(): boolean;
+}
+
+/**
+ * The server-wide byte budget the connections share: bytes held (as in
+ * heldBytes) by every connection together. A connection stops reading new
+ * requests and defers READs whose data would not fit, and waits to be woken
+ * when another connection releases bytes.
+ */
+export interface ServerBudget {
+  readonly max: number;
+  /** Bytes held by every connection now. */
+  held(): number;
+  /** `c` waits for room; it is pumped again when bytes are released. */
+  wait(c: NbdConnection): void;
+  /** Some connection released bytes (a request finished, replies drained, a connection closed). */
+  released(): void;
 }
 
 const HANDSHAKE_FLAGS = nbd.NBD_FLAG_FIXED_NEWSTYLE | nbd.NBD_FLAG_NO_ZEROES;
@@ -190,6 +209,7 @@ export class NbdConnection {
     socket.on('drain', () => {
       this.needDrain = false;
       this.pump();
+      this.cfg.budget.released();
     });
     // By code only: a TLS error's message may quote key bytes.
     socket.on('error', (e) => this.cfg.log(`nbd[${this.id}]: socket error: ${socketErrorCode(e)}`));
@@ -201,6 +221,7 @@ export class NbdConnection {
       if (this.killTimer) clearTimeout(this.killTimer);
       if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
       this.resolveClosed();
+      this.cfg.budget.released();
     });
   }
 
@@ -226,7 +247,7 @@ export class NbdConnection {
    * stream, in the decoder, a deferred WRITE's payload), data of requests in
    * flight, replies queued for the client.
    */
-  private heldBytes(): number {
+  heldBytes(): number {
     return this.inputBytes() + this.inflightBytes + this.socket.writableLength;
   }
 
@@ -242,10 +263,25 @@ export class NbdConnection {
    * (minConnectionBytes makes that fit too).
    */
   private fits(ev: nbd.ServerEvent & { kind: 'request' }): boolean {
-    if (this.inflight === 0 && this.socket.writableLength === 0) return true;
     const r = ev.request;
     const data = r.type === nbd.NBD_CMD_READ ? r.length : 0;
+    // A READ waiting for server-wide room holds no payload, so waiting cannot deadlock.
+    if (data > 0 && this.serverFull(data + REPLY_RESERVE)) return false;
+    if (this.inflight === 0 && this.socket.writableLength === 0) return true;
     return this.heldBytes() + data + REPLY_RESERVE <= this.cfg.maxConnectionBytes;
+  }
+
+  /** Whether `extra` more bytes would take every connection together over the server budget (then this one waits). */
+  private serverFull(extra: number): boolean {
+    const b = this.cfg.budget;
+    if (b.held() + extra <= b.max) return false;
+    b.wait(this);
+    return true;
+  }
+
+  /** Room under the server budget was released: try again. */
+  wake(): void {
+    if (this.phase === 'handshake' || this.phase === 'transmission') this.pump();
   }
 
   /** Resolves when the socket has closed. */
@@ -312,7 +348,10 @@ export class NbdConnection {
       this.needDrain ||
       this.inflight >= this.cfg.maxInflight ||
       this.inflightBytes >= this.cfg.maxInflightBytes ||
-      this.heldBytes() + INPUT_SLACK > this.cfg.maxConnectionBytes
+      this.heldBytes() + INPUT_SLACK > this.cfg.maxConnectionBytes ||
+      // A request already partly received is read to its end (else connections each
+      // holding part of a WRITE could wait on each other forever).
+      (this.decoder.buffered === 0 && this.serverFull(INPUT_SLACK))
     );
   }
 
@@ -657,6 +696,7 @@ export class NbdConnection {
     this.inflightBytes -= bytes;
     if (this.phase === 'closing') this.maybeEnd();
     else this.pump();
+    this.cfg.budget.released();
   }
 
   // ---------------------------------------------------------------- replies

@@ -38,6 +38,15 @@ export interface NbdServerOptions {
    * + 1.25 MiB; at least 2 x maxPayload + 257 KiB).
    */
   maxConnectionBytes?: number;
+  /**
+   * Server-wide cap on what all connections hold together (same accounting as
+   * maxConnectionBytes; default 256 MiB, at least maxConnectionBytes). Once
+   * reached, connections stop reading new requests and READs wait until
+   * another connection releases bytes; a request already partly received is
+   * still read to its end, so the total can pass the cap by at most one
+   * partly received request per connection.
+   */
+  maxServerBytes?: number;
   /** Export name (default 'zram0'); the empty name ("default export") is accepted too. */
   exportName?: string;
   /** Text for NBD_INFO_DESCRIPTION and NBD_OPT_LIST. */
@@ -76,6 +85,10 @@ export interface NbdServerTotals {
   /** Sum of every connection's heldBytes (bytes buffered + in flight + queued replies). */
   heldBytes: number;
   maxConnectionBytes: number;
+  /** The server-wide cap on heldBytes. */
+  maxServerBytes: number;
+  /** Connections waiting now for room under maxServerBytes. */
+  budgetWaiting: number;
 }
 
 /**
@@ -108,6 +121,10 @@ export class NbdServer {
   private readonly opts: Required<Omit<NbdServerOptions, 'backend' | 'unix' | 'psk'>> & { unix?: string };
   private readonly server: net.Server;
   private readonly conns = new Set<NbdConnection>();
+  /** The same connections as an array, summed without allocating (see ServerBudget.held). */
+  private connList: NbdConnection[] = [];
+  private readonly budgetWaiting = new Set<NbdConnection>();
+  private wakeScheduled = false;
   private readonly writes = new WriteTracker();
   private readonly cfg: ConnectionConfig;
   private nextId = 1;
@@ -138,7 +155,9 @@ export class NbdServer {
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
       maxConnectionBytes:
         options.maxConnectionBytes ?? minConnectionBytes(options.maxPayload ?? 32 * 1024 * 1024) + 1024 * 1024,
+      maxServerBytes: 0,
     };
+    this.opts.maxServerBytes = options.maxServerBytes ?? Math.max(256 * 1024 * 1024, this.opts.maxConnectionBytes);
     const o = this.opts;
     const tls: NbdTlsOptions = { mode: o.tls, psk: options.psk };
     checkTlsOptions(tls);
@@ -162,6 +181,10 @@ export class NbdServer {
       throw new RangeError(
         `NbdServer: maxConnectionBytes must be at least 2 x maxPayload + 257 KiB (${least} for maxPayload ${o.maxPayload})`,
       );
+    if (!Number.isInteger(o.maxServerBytes) || o.maxServerBytes < o.maxConnectionBytes)
+      throw new RangeError(
+        `NbdServer: maxServerBytes must be an integer of at least maxConnectionBytes (${o.maxConnectionBytes})`,
+      );
     if (Buffer.byteLength(o.exportName) > 4096 || o.exportName.includes('\0'))
       throw new RangeError('NbdServer: bad export name');
     this.cfg = {
@@ -172,6 +195,14 @@ export class NbdServer {
       maxInflight: o.maxInflight,
       maxInflightBytes: o.maxInflightBytes,
       maxConnectionBytes: o.maxConnectionBytes,
+      budget: {
+        max: o.maxServerBytes,
+        held: () => this.heldBytes(),
+        wait: (c) => {
+          this.budgetWaiting.add(c);
+        },
+        released: () => this.scheduleWake(),
+      },
       handshakeTimeoutMs: o.handshakeTimeoutMs,
       tls,
       multiConn: o.multiConn,
@@ -259,15 +290,36 @@ export class NbdServer {
 
   /** Server-wide figures: connections, refusals, handshake timeouts, bytes held by all connections. */
   totals(): NbdServerTotals {
-    let held = 0;
-    for (const c of this.conns) held += c.stats().heldBytes;
+    const held = this.heldBytes();
     return {
       connections: this.conns.size,
       refusedConnections: this.refused,
       handshakeTimeouts: this.handshakeTimeouts,
       heldBytes: held,
       maxConnectionBytes: this.opts.maxConnectionBytes,
+      maxServerBytes: this.opts.maxServerBytes,
+      budgetWaiting: this.budgetWaiting.size,
     };
+  }
+
+  /** Bytes held by every connection together. */
+  private heldBytes(): number {
+    let held = 0;
+    const list = this.connList;
+    for (let i = 0; i < list.length; i++) held += list[i]!.heldBytes();
+    return held;
+  }
+
+  /** Pumps the connections waiting for budget once the current turn is done (a closing one is gone by then). */
+  private scheduleWake(): void {
+    if (this.budgetWaiting.size === 0 || this.wakeScheduled) return;
+    this.wakeScheduled = true;
+    setImmediate(() => {
+      this.wakeScheduled = false;
+      const waiting = [...this.budgetWaiting];
+      this.budgetWaiting.clear();
+      for (const c of waiting) c.wake();
+    });
   }
 
   /**
@@ -304,6 +356,12 @@ export class NbdServer {
     }
     const conn = new NbdConnection(socket, this.nextId++, this.cfg);
     this.conns.add(conn);
-    void conn.whenClosed().then(() => this.conns.delete(conn));
+    this.connList = [...this.conns];
+    void conn.whenClosed().then(() => {
+      this.conns.delete(conn);
+      this.budgetWaiting.delete(conn);
+      this.connList = [...this.conns];
+      this.scheduleWake();
+    });
   }
 }
