@@ -13,6 +13,7 @@ export {
 export { PageRing, type PageRingShared, type OwnerCounters } from './ring/page-ring.js';
 export { PageArena } from './ring/page-arena.js';
 export type { PageDone, RingStats, RunToCompletion } from './ring/ring-submitter.js';
+export type { BackingFaultRule } from './swap-io-worker.js';
 export * from './nbd/index.js';
 export { ServiceBackend } from './nbd/service-backend.js';
 export { ControlServer, controlRequest, defaultControlPath } from './control.js';

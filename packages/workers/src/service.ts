@@ -19,7 +19,7 @@ import { PageArena } from './ring/page-arena.js';
 import { PageRing } from './ring/page-ring.js';
 import { RingSubmitter, type PageDone, type RingStats, type RunToCompletion } from './ring/ring-submitter.js';
 import { WorkerFailedError, type WorkerFailure } from './worker-failure.js';
-import type { SwapIoApi } from './swap-io-worker.js';
+import type { BackingFaultRule, SwapIoApi } from './swap-io-worker.js';
 
 export interface CompactionOptions {
   /** Compact when the pages compaction could free reach this many (default 256). */
@@ -387,6 +387,16 @@ export class ZramService {
     this.checkOpen();
     this.checkRange(firstIndex, count);
     return this.track(this.swapApi.readback(firstIndex, count));
+  }
+
+  /**
+   * For tests: injects backing-file I/O faults (or with null removes them) in
+   * the swap I/O worker, which does writeback and swap-in. The hook is per
+   * thread, so it has to be armed inside that worker.
+   */
+  injectSwapIoFault(rule: BackingFaultRule | null): Promise<void> {
+    this.checkOpen();
+    return this.swapApi.injectBackingFault(rule);
   }
 
   async recompress(req: RecompressRequest = {}): Promise<number> {

@@ -6,6 +6,18 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import { nodeEndpoint } from './comlink-node.js';
 import { ZramDevice, type RecompressRequest, type ZramShared } from '@zsmalloc/zram';
+import { injectBackingFault } from '@zsmalloc/zram/testing';
+
+/**
+ * A backing-file fault to inject in this thread (tests only): fail reads and/or
+ * writes with the given errno, on every block whose number is a multiple of
+ * `blockModulo` (default 1: every block).
+ */
+export interface BackingFaultRule {
+  read?: 'EIO' | 'ENOSPC';
+  write?: 'EIO' | 'ENOSPC';
+  blockModulo?: number;
+}
 
 const dev = ZramDevice.attach((workerData as { device: ZramShared }).device);
 const stats = {
@@ -40,6 +52,12 @@ const api = {
   },
   stats() {
     return { ...stats };
+  },
+  /** For tests: arms (or with null disarms) backing-file faults in this thread; the hook is per thread. */
+  injectBackingFault(rule: BackingFaultRule | null): void {
+    if (rule === null) return injectBackingFault(null);
+    const m = rule.blockModulo ?? 1;
+    injectBackingFault((op, block) => (block % m === 0 ? (rule[op] ?? null) : null));
   },
   threadInfo() {
     return { cpu: dev.pool.cpu };
