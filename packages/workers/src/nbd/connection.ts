@@ -264,7 +264,8 @@ export class NbdConnection {
    */
   private fits(ev: nbd.ServerEvent & { kind: 'request' }): boolean {
     const r = ev.request;
-    const data = r.type === nbd.NBD_CMD_READ ? r.length : 0;
+    // A READ over maxPayload is refused without data, so it takes no room.
+    const data = r.type === nbd.NBD_CMD_READ && r.length <= this.cfg.maxPayload ? r.length : 0;
     // A READ waiting for server-wide room holds no payload, so waiting cannot deadlock.
     if (data > 0 && this.serverFull(data + REPLY_RESERVE)) return false;
     if (this.inflight === 0 && this.socket.writableLength === 0) return true;
