@@ -180,6 +180,9 @@ describe('zram serve: NBD access', () => {
     expect(zram('serve', '--tls', 'maybe').err).toMatch(/off, on or require/);
     expect(zram('serve', '--handshake-timeout', '-1').err).toMatch(/--handshake-timeout/);
     expect(zram('serve', '--max-connections', '0').err).toMatch(/--max-connections must be an integer/);
+    const budget = zram('serve', '--max-server-bytes', '16M');
+    expect(budget.code).toBe(2);
+    expect(budget.err).toMatch(/--max-server-bytes must be at least the per-connection cap/);
     const small = zram('serve', '--max-connection-bytes', '16M');
     expect(small.code).toBe(2);
     expect(small.err).toMatch(/--max-connection-bytes must be at least/);
