@@ -1,6 +1,7 @@
 // Real multi-threaded stress of the pool: mutator threads malloc/write/read/map/free
 // with content checks while one thread compacts in a loop and another migrates
-// frames and runs frame compaction, in both lock modes.
+// frames and runs frame compaction, in both lock modes, with and without per-CPU
+// object caches (with them, the compactor drains every CPU's magazines now and then).
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { ZsPool, type LockMode } from '@zsmalloc/core';
@@ -31,9 +32,14 @@ function run(shared: unknown, role: string, ops: number, seed: number, stop: Sha
   });
 }
 
-describe.each<LockMode>(['class', 'pool'])('pool under real contention (lockMode %s)', (lockMode) => {
+describe.each<[LockMode, boolean]>([
+  ['class', false],
+  ['pool', false],
+  ['class', true],
+  ['pool', true],
+])('pool under real contention (lockMode %s, percpuCache %s)', (lockMode, percpuCache) => {
   it('two mutators, a compactor and a migrator: zero mismatches, verify passes, contentions counted', async () => {
-    const pool = ZsPool.create({ maxBytes: 48 << 20, lockMode, lockStat: true, lockdep: true });
+    const pool = ZsPool.create({ maxBytes: 48 << 20, lockMode, lockStat: true, lockdep: true, percpuCache });
     const stop = new SharedArrayBuffer(4);
     const stopWord = new Int32Array(stop);
     const background = [run(pool.shared, 'compactor', 0, 3, stop), run(pool.shared, 'migrator', 0, 4, stop)];
@@ -50,6 +56,9 @@ describe.each<LockMode>(['class', 'pool'])('pool under real contention (lockMode
     expect(mismatches).toBe(0);
     expect(mutators.reduce((a, r) => a + (r.done ?? 0), 0)).toBeGreaterThan(100000);
     pool.verify();
+    // the mutators detached: their magazines are back in the zspages, and the stats are exact
+    const live = mutators.reduce((a, r) => a + (r.live?.length ?? 0), 0);
+    expect(pool.stats().objUsed).toBe(live);
     // everything the mutators left is still intact, read from this thread
     const buf = new Uint8Array(4096);
     for (const r of mutators)
@@ -65,7 +74,7 @@ describe.each<LockMode>(['class', 'pool'])('pool under real contention (lockMode
     const stats = pool.lockStats();
     const contentions = stats.reduce((a, s) => a + s.contentions, 0);
     console.log(
-      `lockMode ${lockMode}: compaction runs ${compactor.runs} freed ${compactor.freed} pages; frames migrated ${migrator.migrated}; contentions ${contentions}`,
+      `lockMode ${lockMode}, percpuCache ${percpuCache}: compaction runs ${compactor.runs} freed ${compactor.freed} pages; frames migrated ${migrator.migrated}; contentions ${contentions}`,
     );
     console.log(pool.lockStatText());
     expect(contentions).toBeGreaterThan(0);

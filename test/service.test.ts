@@ -16,7 +16,11 @@ function pageOf(index: number, version: number, dst: Uint8Array): Uint8Array {
   return fillPage(dst, swapLikeKind(index * 31 + version), index * 1000003 + version);
 }
 
-describe.each<LockMode>(['class', 'pool'])('ZramService integrity under every thread (lockMode %s)', (lockMode) => {
+describe.each<[LockMode, boolean]>([
+  ['class', false],
+  ['pool', false],
+  ['class', true],
+])('ZramService integrity under every thread (lockMode %s, percpuCache %s)', (lockMode, percpuCache) => {
   it('>= 100,000 verified page operations with writes, reads, discards, writeback, swap-in, compaction and migration at once', async () => {
     const pages = 2048;
     const svc = await ZramService.start({
@@ -24,9 +28,10 @@ describe.each<LockMode>(['class', 'pool'])('ZramService integrity under every th
       maxBytes: 8 << 20,
       compressionWorkers: 2,
       lockMode,
+      percpuCache,
       lockStat: true,
       lockdep: true,
-      backingFile: join(dir, `bf-${lockMode}`),
+      backingFile: join(dir, `bf-${lockMode}-${percpuCache}`),
       compaction: { thresholdPages: 8, intervalMs: 20 },
       batchPages: 16,
     });
@@ -86,7 +91,7 @@ describe.each<LockMode>(['class', 'pool'])('ZramService integrity under every th
     const [rounds] = await Promise.all([maintenance(), ...Array.from({ length: lanes }, (_, l) => lane(l))]);
     const st = await svc.stats();
     console.log(
-      `lockMode ${lockMode}: ${verified} verified page reads, ${rounds} maintenance rounds; bd_stat ${st.bdStat.trim()}; compaction ${JSON.stringify(st.compaction)}; migrated ${st.migration.framesMigrated}`,
+      `lockMode ${lockMode}, percpuCache ${percpuCache}: ${verified} verified page reads, ${rounds} maintenance rounds; bd_stat ${st.bdStat.trim()}; compaction ${JSON.stringify(st.compaction)}; migrated ${st.migration.framesMigrated}`,
     );
     expect(mismatches).toBe(0);
     expect(verified).toBeGreaterThanOrEqual(100_000);

@@ -49,11 +49,22 @@ function runWorker(data: Record<string, unknown>): Promise<WriterResult | Mainta
   });
 }
 
-async function scenario(opts: { writers: number; iterations: number; writeback: boolean; lockMode: 'class' | 'pool' }) {
+async function scenario(opts: {
+  writers: number;
+  iterations: number;
+  writeback: boolean;
+  lockMode: 'class' | 'pool';
+  percpuCache?: boolean;
+}) {
   const sharedPages = 48;
   const privatePages = 16;
   const pages = sharedPages + opts.writers * privatePages;
-  const pool = ZsPool.create({ maxBytes: 16 << 20, lockMode: opts.lockMode, lockdep: true });
+  const pool = ZsPool.create({
+    maxBytes: 16 << 20,
+    lockMode: opts.lockMode,
+    lockdep: true,
+    percpuCache: opts.percpuCache ?? false,
+  });
   const dev = ZramDevice.create({
     disksize: pages * PAGE,
     pool,
@@ -140,5 +151,10 @@ describe('zram with real threads', () => {
 
   it('2 writers + compaction, one pool lock: zero mismatches', async () => {
     await scenario({ writers: 2, iterations: 1500, writeback: false, lockMode: 'pool' });
+  });
+
+  it('3 writers + compaction/idle/writeback/recompression, per-CPU object caches: zero mismatches, mm_stat exact', async () => {
+    const r = await scenario({ writers: 3, iterations: 1500, writeback: true, lockMode: 'class', percpuCache: true });
+    expect(r.writers.reduce((a, w) => a + w.writes, 0)).toBeGreaterThan(1000);
   });
 });

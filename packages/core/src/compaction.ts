@@ -11,7 +11,7 @@ import { OBJ_INDEX_BITS } from './handles.js';
 import { FD_NEXT, FD_PRIVATE, FD_WORDS } from './phys-mem.js';
 import { P_COMPACTING, P_PAGES_COMPACTED, P_ZS_COMPACT_RUNS } from './pool-layout.js';
 import type { ZsPool } from './pool.js';
-import { CL_MOVED, CL_WORDS, ZD_FIRST, ZD_INUSE, ZD_WORDS } from './zspage.js';
+import { CL_MOVED, CL_WORDS, RESERVED_HEADER, ZD_FIRST, ZD_FREE_NEXT, ZD_INUSE, ZD_WORDS } from './zspage.js';
 import { SITE_COMPACT_ISOLATE, SITE_COMPACT_MIGRATE } from './lock-classes.js';
 
 const yieldWord = new Int32Array(new SharedArrayBuffer(4));
@@ -49,6 +49,18 @@ function compactClass(pool: ZsPool, c: number): number {
   const zd = pool.zd;
   let dst = 0;
   let freed = 0;
+  // sources pinned by objects reserved in per-CPU caches (they cannot empty): kept
+  // off the lists, linked through ZD_FREE_NEXT, until the class lock is dropped
+  let pinned = 0;
+  const putBackPinned = (): void => {
+    for (let zs = pinned; zs !== 0; ) {
+      const next = zd[zs * ZD_WORDS + ZD_FREE_NEXT]!;
+      zd[zs * ZD_WORDS + ZD_FREE_NEXT] = 0;
+      pool.fixFullness(c, zs);
+      zs = next;
+    }
+    pinned = 0;
+  };
   lockClass(pool, c);
   while (pool.canCompact(c) > 0) {
     if (dst === 0) {
@@ -65,7 +77,10 @@ function compactClass(pool: ZsPool, c: number): number {
     }
     migrateObjects(pool, c, src, dst);
     pool.zspageWriteUnlock(src);
-    if (pool.fixFullness(c, src) === 0) {
+    if (zd[src * ZD_WORDS + ZD_INUSE]! > 0 && zd[dst * ZD_WORDS + ZD_INUSE]! < objs) {
+      zd[src * ZD_WORDS + ZD_FREE_NEXT] = pinned;
+      pinned = src;
+    } else if (pool.fixFullness(c, src) === 0) {
       pool.listRemove(c, src);
       pool.freeZspage(c, src);
       freed += pages;
@@ -76,13 +91,16 @@ function compactClass(pool: ZsPool, c: number): number {
       dst = 0;
     }
     if (contended) {
-      // The kernel drops both locks and reschedules so waiters get in.
+      // The kernel drops both locks and reschedules so waiters get in. Pinned
+      // sources would be picked again: this class is done for this run.
+      if (pinned !== 0) break;
       unlockClass(pool, c);
       Atomics.wait(yieldWord, 0, 0, 0.02);
       lockClass(pool, c);
     }
   }
   if (dst !== 0) pool.fixFullness(c, dst);
+  putBackPinned();
   unlockClass(pool, c);
   return freed;
 }
@@ -106,7 +124,7 @@ function migrateObjects(pool: ZsPool, c: number, src: number, dst: number): void
     }
     const addr = pfn * PAGE_SIZE + (off & (PAGE_SIZE - 1));
     const w = words[addr >>> 2]!;
-    if ((w & 1) === 0) continue;
+    if ((w & 1) === 0 || w === RESERVED_HEADER) continue; // free, or reserved by a per-CPU cache
     const h = w >>> 1;
     const len = words[(addr >>> 2) + 1]!;
     const loc = pool.objMalloc(dst, c, h, len);

@@ -34,7 +34,8 @@ import {
   P_MIG_GONE,
 } from './pool-layout.js';
 import type { ZsPool } from './pool.js';
-import { ZD_CLASS, ZD_FIRST, ZD_ISOLATED, ZD_WORDS } from './zspage.js';
+import { entryOf } from './percpu-cache.js';
+import { RESERVED_HEADER, ZD_CLASS, ZD_FIRST, ZD_ISOLATED, ZD_WORDS } from './zspage.js';
 import { SITE_FRAME_MIGRATION } from './lock-classes.js';
 
 export const MIGRATE_OK = 0;
@@ -175,17 +176,27 @@ export function migrateFrame(pool: ZsPool, pfn: number, target: number): number 
     }
   } else {
     const size = pool.table.size[c]!;
-    const chainIdx = fd[b + FD_PRIVATE]!;
     const words = pool.phys.words;
     const objs = pool.table.objsPerZspage[c]!;
-    // objects that start in this frame; the tail of the last frame is waste, not objects
-    for (let off = fd[b + FD_FIRST_OBJ]!; off < PAGE_SIZE && (chainIdx * PAGE_SIZE + off) / size < objs; off += size) {
-      const w = words[(target * PAGE_SIZE + off) >>> 2]!;
+    const off0 = fd[b + FD_FIRST_OBJ]!;
+    // objects that start in this frame, by index (no division per object); the
+    // tail of the last frame is waste, not objects
+    const first = (fd[b + FD_PRIVATE]! * PAGE_SIZE + off0) / size;
+    let a = (target * PAGE_SIZE + off0) >>> 2;
+    const step = size >>> 2;
+    let loc = target * unit + first;
+    for (let off = off0, idx = first; off < PAGE_SIZE && idx < objs; off += size, idx++, a += step, loc++) {
+      const w = words[a]!;
       if ((w & 1) === 0) continue;
+      if (w === RESERVED_HEADER) {
+        // reserved by a per-CPU cache (its owner is quiesced): move its magazine entry
+        pool.pcpWords![entryOf(words[a + 1]!, c)] = loc;
+        continue;
+      }
       const h = w >>> 1;
       if (!pool.handles.inRange(h))
         throw new Error(`migrate: object at offset ${off} of frame ${pfn} has handle ${h} out of range`);
-      pool.handles.words[h] = target * unit + (chainIdx * PAGE_SIZE + off) / size;
+      pool.handles.words[h] = loc;
     }
   }
   if (wasIsolated) pool.zd[z + ZD_ISOLATED]!--;

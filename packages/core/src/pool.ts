@@ -7,10 +7,32 @@
 // lockdep when the pool is created with `lockdep: true`).
 //
 // lockMode 'class' (kernel 4.x-6.1 and 6.11+): the pool lock is an rwlock; malloc
-// takes only the class lock; free and object access take the pool lock for reading
+// and free take only the class lock; object access takes the pool lock for reading
 // just long enough to turn a handle into a zspage; compaction and migration take it
 // for writing. lockMode 'pool' (6.2-6.10): one pool mutex replaces the rwlock and
 // every class lock.
+//
+// Why free needs no pool lock (class mode). An object's location (its handle word,
+// its frame's zspage, the zspage's class, the header naming the handle) is written
+// only by malloc and free of that object, and by compaction and migration; all of
+// them hold the object's class lock while they write it (compaction and migration
+// also hold the pool lock for writing). free reads the location without locks,
+// which may give a stale answer, takes the class lock the answer names, and then
+// checks again under that lock that the handle word still holds the location, the
+// frame still belongs to the zspage, the zspage is still of that class and the
+// header still names the handle. Any change to one of those after the check would
+// need the class lock we hold, so the object cannot move or be freed under us. If
+// the check fails, the object moved (or was freed) between the read and the lock:
+// free drops the lock and starts again. Two racing frees of one handle are
+// serialised by the class lock; with per-CPU caches, whose frees take no class
+// lock, the handle word is claimed by compare-and-swap instead. An unlocked
+// read that finds no live object is repeated under the pool lock before EINVAL,
+// so a free racing a move never reports a live handle as bad.
+//
+// Per-CPU object caches (percpuCache, percpu-cache.ts) add one rule: whatever moves
+// objects or reads the caches as a whole (compaction, migration, verify, draining)
+// takes the pool lock for writing, which also waits until no CPU is inside a
+// lock-free cache operation, and makes new ones take the locked path meanwhile.
 
 import { threadId } from 'node:worker_threads';
 import { compactPool } from './compaction.js';
@@ -91,6 +113,22 @@ import {
 } from './pool-layout.js';
 import { compactFrames } from './migrate.js';
 import {
+  MG_COUNT,
+  MG_ENTRIES,
+  MG_USED,
+  PCP_CAPACITY,
+  PCP_MAX_CPUS,
+  PerCpuCache,
+  createPerCpuCacheShared,
+  drainAllCaches,
+  flushMagazine,
+  backRef,
+  entryOf,
+  reclaimCpuCaches,
+  refillMagazine,
+  type PerCpuCacheShared,
+} from './percpu-cache.js';
+import {
   FD_FIRST_OBJ,
   FD_FLAGS,
   FD_NEXT,
@@ -113,6 +151,7 @@ import { buildSizeClasses, classIndexFor, type ChainRule, type SizeClassTable } 
 import {
   CLF_WORDS,
   CL_COUNT,
+  CL_GROUPS,
   CL_HEAD,
   CL_LOCK,
   CL_MOVED,
@@ -133,8 +172,10 @@ import {
   ZD_PREV,
   ZD_STATE,
   ZD_WORDS,
+  RESERVED_HEADER,
   ZS_STATE_FREE,
   ZS_STATE_LIVE,
+  buildFullnessTable,
   decodeFreeLink,
   encodeFreeLink,
   encodeHeader,
@@ -158,6 +199,12 @@ export interface PoolOptions {
   chainRule?: ChainRule;
   /** Size in bytes of a movable-only (CMA-like) region at the top of memory; 0 = none. */
   cmaBytes?: number;
+  /**
+   * Per-CPU object caches (magazines, percpu-cache.ts): malloc and free of non-huge
+   * classes served without locks from a small per-thread batch of reserved objects.
+   * Default off: the kernel has no such cache, and the lock study must see its path.
+   */
+  percpuCache?: boolean;
 }
 
 export interface ZsPoolShared {
@@ -170,6 +217,8 @@ export interface ZsPoolShared {
   handles: SharedArrayBuffer;
   lockStats: SharedArrayBuffer;
   lockNames: SharedArrayBuffer;
+  /** The per-CPU object caches, when the pool was created with percpuCache. */
+  percpu?: PerCpuCacheShared;
 }
 
 export interface PoolStats {
@@ -221,6 +270,16 @@ export class ZsPool {
   readonly handles: HandleTable;
   readonly locks: LockContext;
   readonly maxFrames: number;
+  /** @internal the per-CPU object caches (null when off, or for a CPU id past PCP_MAX_CPUS) */
+  readonly pcp: PerCpuCache | null;
+  /** @internal every CPU's caches (null when the pool has none) */
+  readonly pcpWords: Int32Array | null;
+  readonly pcpBytes: Float64Array | null;
+  /** Whether the pool was created with percpuCache. */
+  readonly percpuCache: boolean;
+  /** @internal fullness group of every in-use count of every class, no division. */
+  private readonly fgBase: Int32Array;
+  private readonly fgGroups: Uint8Array;
   /** Per-thread copy area for objects that straddle two frames (the per-CPU mapping area). */
   private readonly area = new Uint8Array(PAGE_SIZE);
   /** Per-thread scratch for a zspage's frame numbers (allocated and freed as one batch). */
@@ -257,6 +316,13 @@ export class ZsPool {
     this.phys = new PhysMem(shared.phys, this.locks, LC_ZONE);
     this.maxFrames = this.phys.maxFrames;
     this.handles = new HandleTable(shared.handles, this.ctl, P_HANDLES, this.locks, LC_HANDLE);
+    const fg = buildFullnessTable(this.table.objsPerZspage);
+    this.fgBase = fg.base;
+    this.fgGroups = fg.groups;
+    this.percpuCache = shared.percpu !== undefined;
+    this.pcpWords = shared.percpu !== undefined ? new Int32Array(shared.percpu.words) : null;
+    this.pcpBytes = shared.percpu !== undefined ? new Float64Array(shared.percpu.bytes) : null;
+    this.pcp = shared.percpu !== undefined && cpu < PCP_MAX_CPUS ? new PerCpuCache(shared.percpu, cpu) : null;
   }
 
   static create(opts: PoolOptions): ZsPool {
@@ -285,6 +351,9 @@ export class ZsPool {
       lockStats: new SharedArrayBuffer(lockStatWords() * 8),
       lockNames: new SharedArrayBuffer(lockClassNameBytes()),
     };
+    if (opts.percpuCache === true) shared.percpu = createPerCpuCacheShared();
+    else if (opts.percpuCache !== undefined && opts.percpuCache !== false)
+      throw new ZsError('EINVAL', `percpuCache must be a boolean, got ${String(opts.percpuCache)}`);
     const ctl = new Int32Array(shared.ctl);
     ctl[P_CHAIN] = chain;
     ctl[P_LOCK_MODE] = lockMode === 'pool' ? 1 : 0;
@@ -314,6 +383,7 @@ export class ZsPool {
   /** Gives this thread's CPU slot and cached handles back. The object is unusable after. */
   detach(): void {
     if (this.detached) return;
+    if (this.pcp !== null) reclaimCpuCaches(this, this.locks.cpu);
     this.handles.drain();
     releaseCpu(this.ctl, P_CPUS, this.locks.cpu);
     this.detached = true;
@@ -321,7 +391,19 @@ export class ZsPool {
 
   /** Marks the CPU slots of a dead thread, so locks it held can be recovered. */
   markThreadDead(threadId: number): number[] {
-    return markThreadDead(this.ctl, P_CPUS, threadId);
+    const cpus = markThreadDead(this.ctl, P_CPUS, threadId);
+    // a dead CPU's magazines go back to their zspages
+    if (this.percpuCache) for (const cpu of cpus) reclaimCpuCaches(this, cpu);
+    return cpus;
+  }
+
+  /**
+   * Returns every CPU's cached objects to their zspages (the compaction worker
+   * does this before compacting, so reserved objects do not pin zspages). Returns
+   * the number of objects returned. No-op without percpuCache.
+   */
+  drainCaches(): number {
+    return this.percpuCache ? drainAllCaches(this) : 0;
   }
 
   /**
@@ -375,8 +457,11 @@ export class ZsPool {
   poolWriteLock(site = SITE_UNKNOWN): void {
     if (this.classMode) this.locks.writeLock(this.ctl, P_LOCK, LC_POOL, site);
     else this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL, site);
+    // no CPU may be inside a lock-free cache operation while objects move
+    if (this.percpuCache) PerCpuCache.quiesce(this.pcpWords!, this.ctl, P_CPUS);
   }
   poolWriteUnlock(): void {
+    if (this.percpuCache) PerCpuCache.unquiesce(this.pcpWords!);
     if (this.classMode) this.locks.writeUnlock(this.ctl, P_LOCK);
     else this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX);
   }
@@ -388,11 +473,11 @@ export class ZsPool {
     if (this.classMode) this.locks.mutexUnlock(this.cls, c * CL_WORDS + CL_LOCK);
   }
   /** The lock malloc takes: the class lock, or in pool mode the one pool lock. */
-  private mallocLock(c: number): void {
+  mallocLock(c: number): void {
     if (this.classMode) this.classLock(c, SITE_MALLOC);
     else this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL, SITE_MALLOC);
   }
-  private mallocUnlock(c: number): void {
+  mallocUnlock(c: number): void {
     if (this.classMode) this.classUnlock(c);
     else this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX);
   }
@@ -457,6 +542,7 @@ export class ZsPool {
     if (head !== 0) zd[head * ZD_WORDS + ZD_PREV] = zs;
     cls[cb + CL_HEAD + fg] = zs;
     cls[cb + CL_COUNT + fg]!++;
+    cls[cb + CL_GROUPS]! |= 1 << fg;
   }
 
   /** @internal */
@@ -469,7 +555,10 @@ export class ZsPool {
     const prev = zd[z + ZD_PREV]!;
     const next = zd[z + ZD_NEXT]!;
     if (prev !== 0) zd[prev * ZD_WORDS + ZD_NEXT] = next;
-    else cls[c * CL_WORDS + CL_HEAD + fg] = next;
+    else {
+      cls[c * CL_WORDS + CL_HEAD + fg] = next;
+      if (next === 0) cls[c * CL_WORDS + CL_GROUPS]! &= ~(1 << fg);
+    }
     if (next !== 0) zd[next * ZD_WORDS + ZD_PREV] = prev;
     zd[z + ZD_FG] = -1;
     zd[z + ZD_PREV] = 0;
@@ -480,7 +569,7 @@ export class ZsPool {
   /** @internal moves a zspage to the list its in-use count says; returns the group. */
   fixFullness(c: number, zs: number): number {
     const z = zs * ZD_WORDS;
-    const fg = fullnessGroup(this.zd[z + ZD_INUSE]!, this.table.objsPerZspage[c]!);
+    const fg = this.fgGroups[this.fgBase[c]! + this.zd[z + ZD_INUSE]!]!;
     if (this.zd[z + ZD_FG] !== fg) {
       this.listRemove(c, zs);
       this.listInsert(c, zs, fg);
@@ -488,15 +577,15 @@ export class ZsPool {
     return fg;
   }
 
-  /** @internal head of the first non-empty group from `from` down to `to` (or up). */
+  /** @internal head of the first non-empty group from `from` down to `to` (or up), by the class's group bits. */
   firstInGroups(c: number, from: number, to: number): number {
-    const cb = c * CL_WORDS + CL_HEAD;
-    const step = from >= to ? -1 : 1;
-    for (let g = from; ; g += step) {
-      const zs = this.cls[cb + g]!;
-      if (zs !== 0) return zs;
-      if (g === to) return 0;
-    }
+    const cb = c * CL_WORDS;
+    const lo = Math.min(from, to);
+    const hi = Math.max(from, to);
+    const bits = this.cls[cb + CL_GROUPS]! & ((2 << hi) - 1) & ~((1 << lo) - 1);
+    if (bits === 0) return 0;
+    const g = from >= to ? 31 - Math.clz32(bits) : 31 - Math.clz32(bits & -bits);
+    return this.cls[cb + CL_HEAD + g]!;
   }
 
   // ================================================================ objects (class lock held)
@@ -553,6 +642,64 @@ export class ZsPool {
     zd[z + ZD_INUSE]!--;
     this.cls[c * CL_WORDS + CL_OBJ_USED]!--;
     this.clsBytes[c] = this.clsBytes[c]! - size;
+  }
+
+  /**
+   * @internal takes a free object of (non-huge) zspage zs for a per-CPU cache:
+   * counted in the zspage's in-use count (it is allocated) but not in obj_used;
+   * its header says reserved, so compaction leaves it alone. Returns its location
+   * word (the caller records its magazine position in the object's second word).
+   */
+  objReserve(zs: number, c: number): number {
+    const zd = this.zd;
+    const z = zs * ZD_WORDS;
+    const idx = zd[z + ZD_FREEOBJ]!;
+    const w = this.objStart(zs, c, idx) >>> 2;
+    const words = this.phys.words;
+    zd[z + ZD_FREEOBJ] = decodeFreeLink(words[w]!);
+    words[w] = RESERVED_HEADER;
+    words[w + 1] = 0;
+    zd[z + ZD_INUSE]!++;
+    return this.startPfn * (1 << OBJ_INDEX_BITS) + idx;
+  }
+
+  /** @internal gives a reserved object back to its zspage's free list. */
+  objUnreserve(zs: number, c: number, idx: number): void {
+    const zd = this.zd;
+    const z = zs * ZD_WORDS;
+    const w = this.objStart(zs, c, idx) >>> 2;
+    const words = this.phys.words;
+    words[w] = encodeFreeLink(zd[z + ZD_FREEOBJ]!);
+    words[w + 1] = 0;
+    zd[z + ZD_FREEOBJ] = idx;
+    zd[z + ZD_INUSE]!--;
+  }
+
+  /**
+   * @internal a new zspage for class c (no lock held on entry), counted and movable,
+   * returned with the malloc lock held; the caller takes an object from it and then
+   * puts it on its list (fixFullness). 0 on ENOMEM (lock not held then).
+   */
+  newZspageLocked(c: number): number {
+    const zs = this.allocZspage(c);
+    if (zs === 0) return 0;
+    this.mallocLock(c);
+    this.setMovable(zs);
+    this.cls[c * CL_WORDS + CL_OBJ_ALLOCATED]! += this.table.objsPerZspage[c]!;
+    Atomics.add(this.ctl, P_PAGES_ALLOCATED, this.table.pagesPerZspage[c]!);
+    return zs;
+  }
+
+  /** objects in use in class c: the class counter plus every CPU cache's unfolded count. */
+  objUsedOf(c: number): number {
+    const n = this.cls[c * CL_WORDS + CL_OBJ_USED]!;
+    return this.percpuCache ? n + PerCpuCache.usedDelta(this.pcpWords!, c) : n;
+  }
+
+  /** bytes stored in class c (class counter plus the CPU caches' unfolded bytes). */
+  bytesOf(c: number): number {
+    const n = this.clsBytes[c]!;
+    return this.percpuCache ? n + PerCpuCache.bytesDelta(this.pcpBytes!, c) : n;
   }
 
   // ================================================================ zspages
@@ -702,55 +849,161 @@ export class ZsPool {
   // ================================================================ public API
 
   malloc(size: number): number {
+    return this.mallocObject(size, null);
+  }
+
+  /**
+   * malloc of src.length bytes with src copied in, in one step: the copy is made
+   * while the object is still held by the allocation (the class lock, or this
+   * CPU's cache gate), so no second lookup and no zspage lock, as malloc and
+   * write would take. What zram stores a compressed page with.
+   */
+  mallocWrite(src: Uint8Array): number {
+    if (!(src instanceof Uint8Array)) throw new ZsError('EINVAL', 'mallocWrite: src must be a Uint8Array');
+    return this.mallocObject(src.length, src);
+  }
+
+  private mallocObject(size: number, src: Uint8Array | null): number {
     if (!Number.isInteger(size) || size <= 0)
       throw new ZsError('EINVAL', `malloc size must be a positive integer, got ${String(size)}`);
     if (size > PAGE_SIZE) throw new ZsError('ENOSPC', `malloc size ${size} is larger than a page (${PAGE_SIZE})`);
     const c = this.classIndexFor(size);
     const h = this.handles.alloc();
     if (h === 0) throw new ZsError('ENOMEM', 'handle table exhausted');
+    if (this.pcp !== null && this.table.huge[c] === 0 && this.mallocCached(c, h, size, src)) return h;
     this.mallocLock(c);
     let zs = this.firstInGroups(c, ZS_INUSE_RATIO_99, 0);
-    if (zs !== 0) {
-      this.objMalloc(zs, c, h, size);
-      this.fixFullness(c, zs);
-      this.mallocUnlock(c);
-      return h;
-    }
-    this.mallocUnlock(c);
-    zs = this.allocZspage(c);
     if (zs === 0) {
-      this.handles.release(h);
-      throw new ZsError('ENOMEM', `pool '${this.name}' is out of memory (cap ${this.maxFrames} frames)`);
+      this.mallocUnlock(c);
+      zs = this.newZspageLocked(c);
+      if (zs === 0) {
+        this.handles.release(h);
+        throw new ZsError('ENOMEM', `pool '${this.name}' is out of memory (cap ${this.maxFrames} frames)`);
+      }
     }
-    this.mallocLock(c);
-    this.setMovable(zs);
-    this.objMalloc(zs, c, h, size);
-    this.cls[c * CL_WORDS + CL_OBJ_ALLOCATED]! += this.table.objsPerZspage[c]!;
-    Atomics.add(this.ctl, P_PAGES_ALLOCATED, this.table.pagesPerZspage[c]!);
+    const loc = this.objMalloc(zs, c, h, size);
+    if (src !== null) this.copyIn(this.dataAddrOf(loc, c), src, size);
     this.fixFullness(c, zs);
     this.mallocUnlock(c);
     return h;
   }
 
+  /** Byte address of the data of the object at location loc of class c (its frame in the views). */
+  private dataAddrOf(loc: number, c: number): number {
+    const pfn = loc >>> OBJ_INDEX_BITS;
+    if (this.table.huge[c] !== 0) return pfn * PAGE_SIZE;
+    const off = (loc & OBJ_INDEX_MASK) * this.table.size[c]! - this.phys.fd[pfn * FD_WORDS + FD_PRIVATE]! * PAGE_SIZE;
+    return pfn * PAGE_SIZE + off + ZS_HANDLE_SIZE;
+  }
+
+  /**
+   * malloc from this CPU's magazine of class c, without locks: refills it first if
+   * empty. False when it cannot (a mover is at work, or no memory to refill): the
+   * caller takes the locked path.
+   */
+  private mallocCached(c: number, h: number, size: number, src: Uint8Array | null): boolean {
+    const pcp = this.pcp!;
+    const w = pcp.words;
+    const s = pcp.slot(c);
+    if (w[s + MG_COUNT] === 0 && !refillMagazine(this, c)) return false;
+    if (!pcp.enter()) return false;
+    const n = w[s + MG_COUNT]!;
+    if (n === 0) {
+      pcp.exit(); // drained between the refill and now
+      return false;
+    }
+    const loc = w[s + MG_ENTRIES + n - 1]!;
+    const pfn = loc >>> OBJ_INDEX_BITS;
+    this.phys.ensure(pfn);
+    const off = (loc & OBJ_INDEX_MASK) * this.table.size[c]! - this.phys.fd[pfn * FD_WORDS + FD_PRIVATE]! * PAGE_SIZE;
+    const a = (pfn * PAGE_SIZE + off) >>> 2;
+    const words = this.phys.words;
+    words[a] = encodeHeader(h);
+    words[a + 1] = size;
+    if (src !== null) this.copyIn(a * 4 + ZS_HANDLE_SIZE, src, size);
+    this.handles.inRange(h);
+    this.handles.words[h] = loc;
+    w[s + MG_COUNT] = n - 1;
+    w[s + MG_USED]!++;
+    pcp.addBytes(c, size);
+    pcp.exit();
+    return true;
+  }
+
+  /**
+   * free into this CPU's magazine, without locks. False when it cannot (a mover at
+   * work, a huge object, a handle that does not name a live object): the locked
+   * path decides (and reports a bad handle).
+   */
+  private freeCached(handle: number): boolean {
+    const pcp = this.pcp!;
+    const hw = this.handles;
+    if (!hw.inRange(handle)) return false;
+    for (;;) {
+      if (!pcp.enter()) return false;
+      // resolve the handle (movers are out while this CPU is busy)
+      const loc = hw.words[handle]!;
+      const pfn = loc >>> OBJ_INDEX_BITS;
+      const fd = this.phys.fd;
+      const b = pfn * FD_WORDS;
+      if (loc < 0 || pfn >= this.phys.viewFrames || (fd[b + FD_FLAGS]! & PG_ZSPAGE) === 0) {
+        pcp.exit();
+        return false;
+      }
+      const zs = fd[b + FD_ZSPAGE]!;
+      const c = this.zd[zs * ZD_WORDS + ZD_CLASS]!;
+      const off = (loc & OBJ_INDEX_MASK) * this.table.size[c]! - fd[b + FD_PRIVATE]! * PAGE_SIZE;
+      const a = (pfn * PAGE_SIZE + off) >>> 2;
+      const words = this.phys.words;
+      if (this.table.huge[c] !== 0 || off < 0 || off >= PAGE_SIZE || words[a] !== encodeHeader(handle)) {
+        pcp.exit();
+        return false;
+      }
+      const w = pcp.words;
+      const s = pcp.slot(c);
+      const n = w[s + MG_COUNT]!;
+      if (n === PCP_CAPACITY) {
+        pcp.exit();
+        flushMagazine(this, c);
+        continue;
+      }
+      // claim the handle: a racing free of the same handle loses here
+      if (Atomics.compareExchange(hw.words, handle, loc, -1) !== loc) {
+        pcp.exit();
+        return false;
+      }
+      const osize = words[a + 1]!;
+      words[a] = RESERVED_HEADER;
+      words[a + 1] = backRef(pcp.cpu, n);
+      w[s + MG_ENTRIES + n] = loc;
+      w[s + MG_COUNT] = n + 1;
+      w[s + MG_USED]!--;
+      pcp.addBytes(c, -osize);
+      pcp.exit();
+      hw.release(handle);
+      return true;
+    }
+  }
+
   free(handle: number): void {
+    if (this.pcp !== null && this.freeCached(handle)) return;
     let c: number;
     let zs: number;
     let loc: number;
     if (this.classMode) {
-      this.poolReadLock(SITE_FREE);
-      loc = this.resolve(handle);
-      if (loc < 0) {
-        this.poolReadUnlock();
-        throw this.badHandle(handle, 'free');
-      }
-      zs = this.phys.fd[(loc >>> OBJ_INDEX_BITS) * FD_WORDS + FD_ZSPAGE]!;
-      c = this.zd[zs * ZD_WORDS + ZD_CLASS]!;
-      this.classLock(c, SITE_FREE);
-      this.poolReadUnlock();
-      // A racing free of the same handle may have won while we waited for the class lock.
-      if (this.handles.words[handle]! !== loc) {
+      // No pool lock: see the lock-order block at the top of this file.
+      for (;;) {
+        loc = this.resolve(handle);
+        if (loc < 0) {
+          loc = this.resolveLocked(handle);
+          if (loc < 0) throw this.badHandle(handle, 'free');
+        }
+        zs = this.phys.fd[(loc >>> OBJ_INDEX_BITS) * FD_WORDS + FD_ZSPAGE]!;
+        c = this.zd[zs * ZD_WORDS + ZD_CLASS]!;
+        if (c < 0 || c >= ZS_SIZE_CLASSES) continue; // a descriptor being reused: read again
+        this.classLock(c, SITE_FREE);
+        if (this.stillAt(handle, loc, zs, c)) break;
         this.classUnlock(c);
-        throw this.badHandle(handle, 'free');
       }
     } else {
       this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL, SITE_FREE);
@@ -761,9 +1014,9 @@ export class ZsPool {
       }
       zs = this.phys.fd[(loc >>> OBJ_INDEX_BITS) * FD_WORDS + FD_ZSPAGE]!;
       c = this.zd[zs * ZD_WORDS + ZD_CLASS]!;
+      this.handles.words[handle] = -1;
     }
     this.objFree(zs, c, loc >>> OBJ_INDEX_BITS, loc & OBJ_INDEX_MASK);
-    this.handles.words[handle] = -1;
     const fg = this.fixFullness(c, zs);
     if (fg === 0) {
       this.listRemove(c, zs);
@@ -772,6 +1025,39 @@ export class ZsPool {
     if (this.classMode) this.classUnlock(c);
     else this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX);
     this.handles.release(handle);
+  }
+
+  /**
+   * free's check under class lock c: the handle still names location loc, whose
+   * frame is still in zspage zs, still of class c, with the handle in its header.
+   * Then claims the handle word (compare-and-swap to -1), so only one free wins.
+   */
+  private stillAt(handle: number, loc: number, zs: number, c: number): boolean {
+    const pfn = loc >>> OBJ_INDEX_BITS;
+    const fd = this.phys.fd;
+    const b = pfn * FD_WORDS;
+    if ((fd[b + FD_FLAGS]! & PG_ZSPAGE) === 0 || fd[b + FD_ZSPAGE] !== zs) return false;
+    if (this.zd[zs * ZD_WORDS + ZD_CLASS] !== c || this.zd[zs * ZD_WORDS + ZD_STATE] !== ZS_STATE_LIVE) return false;
+    if (this.table.huge[c] !== 0) {
+      if (fd[b + FD_PRIVATE] !== handle) return false;
+    } else {
+      const off = (loc & OBJ_INDEX_MASK) * this.table.size[c]! - fd[b + FD_PRIVATE]! * PAGE_SIZE;
+      if (off < 0 || off >= PAGE_SIZE || this.phys.words[(pfn * PAGE_SIZE + off) >>> 2] !== encodeHeader(handle))
+        return false;
+    }
+    // with per-CPU caches a lock-free free may race for the handle: claim it atomically
+    if (this.pcpWords !== null) return Atomics.compareExchange(this.handles.words, handle, loc, -1) === loc;
+    if (this.handles.words[handle] !== loc) return false;
+    this.handles.words[handle] = -1;
+    return true;
+  }
+
+  /** resolve() under the pool read lock: the authoritative answer when the unlocked one says no. */
+  private resolveLocked(handle: number): number {
+    this.poolReadLock(SITE_FREE);
+    const loc = this.resolve(handle);
+    this.poolReadUnlock();
+    return loc;
   }
 
   /**
@@ -924,7 +1210,7 @@ export class ZsPool {
   /** Pages compaction could free in class c (zs_can_compact). */
   canCompact(c: number): number {
     const cb = c * CL_WORDS;
-    const wasted = this.cls[cb + CL_OBJ_ALLOCATED]! - this.cls[cb + CL_OBJ_USED]!;
+    const wasted = this.cls[cb + CL_OBJ_ALLOCATED]! - this.objUsedOf(c);
     return Math.floor(wasted / this.table.objsPerZspage[c]!) * this.table.pagesPerZspage[c]!;
   }
 
@@ -945,8 +1231,8 @@ export class ZsPool {
     let bytes = 0;
     for (const c of this.table.distinct) {
       objAllocated += this.cls[c * CL_WORDS + CL_OBJ_ALLOCATED]!;
-      objUsed += this.cls[c * CL_WORDS + CL_OBJ_USED]!;
-      bytes += this.clsBytes[c]!;
+      objUsed += this.objUsedOf(c);
+      bytes += this.bytesOf(c);
     }
     return {
       pagesUsed: Atomics.load(this.ctl, P_PAGES_ALLOCATED),
@@ -986,7 +1272,7 @@ export class ZsPool {
         size: this.table.size[c]!,
         fullness,
         objAllocated: this.cls[cb + CL_OBJ_ALLOCATED]!,
-        objUsed: this.cls[cb + CL_OBJ_USED]!,
+        objUsed: this.objUsedOf(c),
         pagesUsed: (this.cls[cb + CL_OBJ_ALLOCATED]! / this.table.objsPerZspage[c]!) * this.table.pagesPerZspage[c]!,
         pagesPerZspage: this.table.pagesPerZspage[c]!,
         freeable: this.canCompact(c),
@@ -1164,6 +1450,8 @@ function verifyLocked(pool: ZsPool): void {
     let used = 0;
     let allocated = 0;
     let bytes = 0;
+    // objects reserved by per-CPU caches, by location word; each must be in exactly one magazine
+    const reserved = new Set<number>();
     for (let g = 0; g < NR_FULLNESS_GROUPS; g++) {
       let n = 0;
       let prev = 0;
@@ -1232,6 +1520,14 @@ function verifyLocked(pool: ZsPool): void {
             const addr = pfn * PAGE_SIZE + (off & (PAGE_SIZE - 1));
             const w = phys.words[addr >>> 2]!;
             if ((w & 1) !== 1) throw new Error(`${where}: object ${idx} neither free nor allocated`);
+            if (w === RESERVED_HEADER) {
+              if (pool.pcpWords === null) throw new Error(`${where}: object ${idx} reserved in a pool without caches`);
+              const loc = pfn * (1 << OBJ_INDEX_BITS) + idx;
+              if (pool.pcpWords[entryOf(phys.words[(addr >>> 2) + 1]!, c)] !== loc)
+                throw new Error(`${where}: reserved object ${idx}'s magazine position does not name it`);
+              reserved.add(loc);
+              continue;
+            }
             const h = w >>> 1;
             if (!pool.handles.inRange(h) || pool.handles.words[h] !== pfn * (1 << OBJ_INDEX_BITS) + idx) {
               throw new Error(`${where}: object ${idx}'s handle ${h} does not point back to it`);
@@ -1250,13 +1546,22 @@ function verifyLocked(pool: ZsPool): void {
       }
       if (n !== pool.cls[cb + CL_COUNT + g])
         throw new Error(`class ${c}: group ${g} count ${pool.cls[cb + CL_COUNT + g]} but ${n} listed`);
+      if ((n !== 0) !== ((pool.cls[cb + CL_GROUPS]! & (1 << g)) !== 0))
+        throw new Error(`class ${c}: group ${g} bit disagrees with its ${n} zspages`);
     }
-    if (used !== pool.cls[cb + CL_OBJ_USED])
-      throw new Error(`class ${c}: obj_used ${pool.cls[cb + CL_OBJ_USED]} but ${used} counted`);
+    if (pool.pcpWords !== null) {
+      let listed = 0;
+      PerCpuCache.forEachEntry(pool.pcpWords, c, (e, cpu) => {
+        listed++;
+        if (!reserved.delete(e)) throw new Error(`class ${c}: CPU ${cpu}'s magazine names ${e}, not a reserved object`);
+      });
+      if (reserved.size !== 0) throw new Error(`class ${c}: ${reserved.size} reserved objects in no magazine`);
+      used -= listed;
+    }
+    if (used !== pool.objUsedOf(c)) throw new Error(`class ${c}: obj_used ${pool.objUsedOf(c)} but ${used} counted`);
     if (allocated !== pool.cls[cb + CL_OBJ_ALLOCATED])
       throw new Error(`class ${c}: obj_allocated ${pool.cls[cb + CL_OBJ_ALLOCATED]} but ${allocated} counted`);
-    if (bytes !== pool.clsBytes[c])
-      throw new Error(`class ${c}: bytes stored ${pool.clsBytes[c]} but ${bytes} counted`);
+    if (bytes !== pool.bytesOf(c)) throw new Error(`class ${c}: bytes stored ${pool.bytesOf(c)} but ${bytes} counted`);
     liveObjects += used;
   }
   if (zspageFrames !== Atomics.load(pool.ctl, P_PAGES_ALLOCATED)) {

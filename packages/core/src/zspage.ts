@@ -32,15 +32,45 @@ export const CL_COUNT = CL_HEAD + NR_FULLNESS_GROUPS; // [12] zspages per group
 export const CL_OBJ_ALLOCATED = CL_COUNT + NR_FULLNESS_GROUPS;
 export const CL_OBJ_USED = CL_OBJ_ALLOCATED + 1;
 export const CL_MOVED = CL_OBJ_USED + 1; // objects moved by compaction
+export const CL_GROUPS = CL_MOVED + 1; // bit g set: fullness list g is not empty
 // Float64 per class: bytes stored
 export const CLF_WORDS = 1;
 
-/** The kernel's ratio-based group: 0, 10%..90% buckets, 99%, 100%. */
+/**
+ * The kernel's ratio-based group: 0, 10%..90% buckets, 99%, 100%. The kernel
+ * takes the integer percentage 100*inuse/objs and then its tens; the floor of a
+ * floor divided by 10 is the floor of 10*inuse/objs, so one integer division
+ * gives the same group (the pool itself looks groups up in a FullnessTable).
+ */
 export function fullnessGroup(inuse: number, objs: number): number {
   if (inuse === 0) return ZS_INUSE_RATIO_0;
   if (inuse === objs) return ZS_INUSE_RATIO_100;
-  const ratio = Math.floor((100 * inuse) / objs);
-  return Math.floor(ratio / 10) + 1;
+  return ((10 * inuse - ((10 * inuse) % objs)) / objs + 1) | 0;
+}
+
+/**
+ * Every class's fullness group for every in-use count, precomputed: the group of
+ * `inuse` objects in a zspage of class c is groups[base[c] + inuse]. No division
+ * on the malloc/free path.
+ */
+export interface FullnessTable {
+  readonly base: Int32Array;
+  readonly groups: Uint8Array;
+}
+
+export function buildFullnessTable(objsPerZspage: Int32Array): FullnessTable {
+  const base = new Int32Array(objsPerZspage.length);
+  let n = 0;
+  for (let c = 0; c < objsPerZspage.length; c++) {
+    base[c] = n;
+    n += objsPerZspage[c]! + 1;
+  }
+  const groups = new Uint8Array(n);
+  for (let c = 0; c < objsPerZspage.length; c++) {
+    const objs = objsPerZspage[c]!;
+    for (let inuse = 0; inuse <= objs; inuse++) groups[base[c]! + inuse] = fullnessGroup(inuse, objs);
+  }
+  return { base, groups };
 }
 
 /** Free-chunk link word: (next + 1) << 1, tag bit 0 clear; next = -1 ends the list. */
@@ -54,3 +84,8 @@ export function decodeFreeLink(word: number): number {
 export function encodeHeader(handle: number): number {
   return (handle << 1) | 1;
 }
+/**
+ * Header of an object reserved by a per-CPU cache: allocated (tag set) but naming
+ * no handle (0 is never a handle). Compaction and migration skip such objects.
+ */
+export const RESERVED_HEADER = encodeHeader(0);

@@ -21,10 +21,11 @@ interface Args {
   memLimit: number;
   streams: number;
   lockdep: boolean;
+  percpuCache: boolean;
 }
 
 const USAGE = `usage: main [--seconds 30] [--workers N] [--lock-mode class|pool] [--chain-size 4..16]
-            [--size 256M] [--mem-limit 0] [--streams 8] [--lockdep]
+            [--size 256M] [--mem-limit 0] [--streams 8] [--lockdep] [--percpu-cache]
   --seconds     how long the storm runs (default 30; --duration is the same)
   --workers     compression worker threads (default: available cores)
   --lock-mode   class: per-class locks (kernel 4.x-6.1, 6.11+); pool: one pool lock (6.2-6.10)
@@ -33,6 +34,7 @@ const USAGE = `usage: main [--seconds 30] [--workers N] [--lock-mode class|pool]
   --mem-limit   zram mem_limit (default 0: none)
   --streams     concurrent request streams (default 8)
   --lockdep     check every lock acquisition against the lock order (an inversion throws)
+  --percpu-cache  per-CPU object caches in the pool (off by default: the kernel's path)
   --help        this text`;
 
 const OPTIONS = {
@@ -45,6 +47,7 @@ const OPTIONS = {
   'mem-limit': { type: 'string' },
   streams: { type: 'string' },
   lockdep: { type: 'boolean' },
+  'percpu-cache': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -72,6 +75,7 @@ function parseArgs(argv: string[]): Args {
     memLimit: v['mem-limit'] === undefined ? 0 : parseSize(v['mem-limit']),
     streams: v.streams === undefined ? 8 : Number(v.streams),
     lockdep: v.lockdep === true,
+    percpuCache: v['percpu-cache'] === true,
   };
   if (!(a.seconds > 0)) throw new Error('--seconds must be > 0');
   if (!Number.isInteger(a.workers) || a.workers < 1) throw new Error('--workers must be a positive integer');
@@ -92,6 +96,7 @@ async function main(): Promise<void> {
     compressionWorkers: args.workers,
     lockMode: args.lockMode,
     chainSize: args.chainSize,
+    percpuCache: args.percpuCache,
     memLimit: args.memLimit,
     lockStat: true,
     lockdep: args.lockdep,
@@ -102,7 +107,7 @@ async function main(): Promise<void> {
   const pages = svc.device.pages;
   console.log(
     `swap storm: ${args.workers} compression workers + swap I/O worker + compaction worker; ${args.streams} request streams; ` +
-      `disksize ${args.disksize >> 20} MiB, lock mode ${args.lockMode}, chain ${args.chainSize}, ${args.seconds} s`,
+      `disksize ${args.disksize >> 20} MiB, lock mode ${args.lockMode}${args.percpuCache ? ' + per-CPU caches' : ''}, chain ${args.chainSize}, ${args.seconds} s`,
   );
   const counters = { written: 0, read: 0, discarded: 0, failedWrites: 0, writeback: 0, swapIn: 0 };
   const deadline = performance.now() + args.seconds * 1000;

@@ -42,6 +42,8 @@ export interface ServiceOptions {
   /** Check every lock acquisition against the lock order (core's lock-classes.ts). */
   lockdep?: boolean;
   chainSize?: number;
+  /** Per-CPU object caches in the pool (ZsPool's percpuCache; default off, the kernel's path). */
+  percpuCache?: boolean;
   /** Pool cap in bytes (default: 1.25 x disksize + 1 MiB, at least 64 MiB). */
   maxBytes?: number;
   /** Background compaction; false turns it off (on-demand compaction still works). */
@@ -142,6 +144,7 @@ export class ZramService {
         lockMode: opts.lockMode ?? 'class',
         lockStat: opts.lockStat ?? false,
         lockdep: opts.lockdep ?? false,
+        percpuCache: opts.percpuCache ?? false,
         name: 'zram0',
       },
     });

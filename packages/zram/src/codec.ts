@@ -19,29 +19,104 @@ export interface Codec {
   decompress(src: Uint8Array, srcLen: number, dst: Uint8Array): number;
 }
 
-/** lz4-wasm-nodejs frames a plain LZ4 block with a 4-byte little-endian uncompressed length.
- *  We store the bare block (as the kernel's lz4 backend does) and put the prefix back to decompress. */
+/** The wasm exports of lz4-wasm-nodejs (its bindings expose them as `__wasm`). */
+interface Lz4Wasm {
+  memory: { buffer: ArrayBuffer };
+  compress(retptr: number, ptr: number, len: number): void;
+  decompress(retptr: number, ptr: number, len: number): void;
+  __wbindgen_add_to_stack_pointer(delta: number): number;
+  __wbindgen_malloc(size: number): number;
+  __wbindgen_free(ptr: number, size: number): void;
+}
+const LZ4_WASM = (lz4 as unknown as { __wasm?: Lz4Wasm }).__wasm;
+
+/**
+ * lz4 through lz4-wasm-nodejs's wasm module, calling its exports directly: the
+ * input is copied into wasm memory once and the output out of it once, into this
+ * instance's buffer (compress) or straight into the caller's page (decompress).
+ * The bindings' own wrappers copy the output a second time into a new array per
+ * call. The module frames a plain LZ4 block with a 4-byte little-endian
+ * uncompressed length; we store the bare block (as the kernel's lz4 backend does)
+ * and write the prefix back into wasm memory to decompress.
+ */
 class Lz4Codec implements Codec {
   readonly name = 'lz4';
-  private framed = new Uint8Array(4 + 2 * 4096);
+  private out = new Uint8Array(4 + 2 * 4096);
+  // views over wasm memory, made again only when it grows
+  private memBuf: ArrayBuffer | null = null;
+  private u8 = new Uint8Array(0);
+  private i32 = new Int32Array(0);
+
+  private mem(w: Lz4Wasm): Uint8Array {
+    if (w.memory.buffer !== this.memBuf) {
+      this.memBuf = w.memory.buffer;
+      this.u8 = new Uint8Array(this.memBuf);
+      this.i32 = new Int32Array(this.memBuf);
+    }
+    return this.u8;
+  }
 
   compress(src: Uint8Array): Uint8Array {
-    return lz4.compress(src).subarray(4);
+    const w = LZ4_WASM;
+    if (w === undefined) return lz4.compress(src).subarray(4);
+    const ret = w.__wbindgen_add_to_stack_pointer(-16);
+    try {
+      const ptr = w.__wbindgen_malloc(src.length);
+      this.mem(w).set(src, ptr);
+      w.compress(ret, ptr, src.length); // frees the input
+      const mem = this.mem(w);
+      const optr = this.i32[ret >>> 2]!;
+      const olen = this.i32[(ret >>> 2) + 1]!;
+      if (this.out.length < olen) this.out = new Uint8Array(olen);
+      this.out.set(mem.subarray(optr + 4, optr + olen));
+      w.__wbindgen_free(optr, olen);
+      return this.out.subarray(0, olen - 4);
+    } finally {
+      w.__wbindgen_add_to_stack_pointer(16);
+    }
   }
 
   decompress(src: Uint8Array, srcLen: number, dst: Uint8Array): number {
-    if (this.framed.length < srcLen + 4) this.framed = new Uint8Array(srcLen + 4);
-    const f = this.framed;
+    const w = LZ4_WASM;
     const n = dst.length;
+    if (w === undefined) return this.decompressBound(src, srcLen, dst);
+    const ret = w.__wbindgen_add_to_stack_pointer(-16);
+    try {
+      const ptr = w.__wbindgen_malloc(srcLen + 4);
+      let mem = this.mem(w);
+      mem[ptr] = n & 0xff;
+      mem[ptr + 1] = (n >>> 8) & 0xff;
+      mem[ptr + 2] = (n >>> 16) & 0xff;
+      mem[ptr + 3] = (n >>> 24) & 0xff;
+      mem.set(src.length === srcLen ? src : src.subarray(0, srcLen), ptr + 4);
+      w.decompress(ret, ptr, srcLen + 4); // frees the input
+      mem = this.mem(w);
+      const r = ret >>> 2;
+      if (this.i32[r + 3] !== 0) throw new Error('lz4: corrupt compressed data');
+      const optr = this.i32[r]!;
+      const olen = this.i32[r + 1]!;
+      if (olen === n) dst.set(mem.subarray(optr, optr + olen));
+      w.__wbindgen_free(optr, olen);
+      if (olen !== n) throw new Error(`lz4: decompressed ${olen} bytes, expected ${n}`);
+      return olen;
+    } finally {
+      w.__wbindgen_add_to_stack_pointer(16);
+    }
+  }
+
+  /** Through the bindings' wrapper (when the wasm exports are not reachable). */
+  private decompressBound(src: Uint8Array, srcLen: number, dst: Uint8Array): number {
+    const n = dst.length;
+    const f = new Uint8Array(srcLen + 4);
     f[0] = n & 0xff;
     f[1] = (n >>> 8) & 0xff;
     f[2] = (n >>> 16) & 0xff;
     f[3] = (n >>> 24) & 0xff;
-    f.set(src.length === srcLen ? src : src.subarray(0, srcLen), 4);
-    const out = lz4.decompress(f.subarray(0, 4 + srcLen));
+    f.set(src.subarray(0, srcLen), 4);
+    const out = lz4.decompress(f);
     if (out.length !== n) throw new Error(`lz4: decompressed ${out.length} bytes, expected ${n}`);
     dst.set(out);
-    return out.length;
+    return n;
   }
 }
 

@@ -423,3 +423,53 @@ describe('stat texts', () => {
     expect(dev.mmStat().endsWith('\n')).toBe(true);
   });
 });
+
+describe('write hot path', () => {
+  it('tests same-filled pages in place: aligned and unaligned pages inside larger buffers, one differing word', () => {
+    const dev = ZramDevice.create({ disksize: 8 * PAGE });
+    const big = new Uint8Array(4 * PAGE + 3);
+    const word = [1, 2, 3, 4, 5, 6, 7, 8];
+    const at = [PAGE, 1, 2 * PAGE + 3]; // aligned, and two unaligned offsets
+    for (const [i, off] of at.entries()) {
+      const p = big.subarray(off, off + PAGE);
+      for (let k = 0; k < PAGE; k++) p[k] = word[k & 7]!;
+      dev.writePage(i, p);
+      expect(dev.slotState(i).same).toBe(true);
+      p[PAGE / 2 + 5] ^= 1; // one byte in the middle: not same-filled any more
+      dev.writePage(4 + i, p);
+      expect(dev.slotState(4 + i).same).toBe(false);
+      const out = new Uint8Array(PAGE);
+      dev.readPage(4 + i, out);
+      expect(Buffer.compare(out, p)).toBe(0);
+      p[PAGE / 2 + 5] ^= 1;
+      dev.readPage(i, out);
+      expect(Buffer.compare(out, p)).toBe(0);
+    }
+    expect(dev.statValues().mm.samePages).toBe(3);
+    dev.verify();
+  });
+
+  it('reads the clock once per batch for access times', () => {
+    const dev = ZramDevice.create({ disksize: 64 * PAGE });
+    const real = Date.now;
+    let calls = 0;
+    Date.now = () => {
+      calls++;
+      return real();
+    };
+    try {
+      dev.beginBatch();
+      for (let i = 0; i < 32; i++) dev.writePage(i, page('text', i));
+      for (let i = 0; i < 32; i++) dev.readPage(i, new Uint8Array(PAGE));
+      dev.endBatch();
+      expect(calls).toBe(1);
+      dev.writePage(40, page('text', 40)); // outside a batch: one read per page
+      expect(calls).toBe(2);
+    } finally {
+      Date.now = real;
+    }
+    const t = dev.slotState(0).accessTime;
+    expect(t).toBeGreaterThan(0);
+    for (let i = 1; i < 32; i++) expect(dev.slotState(i).accessTime).toBe(t);
+  });
+});

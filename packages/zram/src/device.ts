@@ -152,9 +152,13 @@ export class ZramDevice {
   // Thread-local scratch (the kernel's per-CPU buffers): no allocation per page.
   private readonly page = new Uint8Array(PAGE); // read-modify-write, writeback, recompression
   private readonly cbuf = new Uint8Array(PAGE); // a compressed object copied out of the pool
-  private readonly sameWords = new Int32Array(PAGE / 4); // aligned copy for the same-filled test
-  private readonly sameBytes = new Uint8Array(this.sameWords.buffer);
+  // the same-filled test reads the caller's page in place, as 32-bit words when it is aligned
+  private sameBuf: ArrayBufferLike | null = null;
+  private sameView: Int32Array<ArrayBufferLike> = new Int32Array(0);
   private readonly codecCache: (Codec | undefined)[] = [];
+  // the access-time clock: read once per batch (beginBatch) instead of once per page
+  private batchDepth = 0;
+  private batchNow = 0;
 
   // Result of prepare(), consumed by installLocked().
   private pSame = false;
@@ -903,7 +907,21 @@ export class ZramDevice {
   }
 
   private now(): number {
+    if (this.batchDepth > 0) return this.batchNow;
     return Math.floor(Date.now() / 1000) - Atomics.load(this.st, S.EPOCH_SEC) + 1;
+  }
+
+  /**
+   * Starts a batch of page I/O on this thread: access times stamped until the
+   * matching endBatch() all use the time read here, once (access times are kept
+   * in whole seconds, coarse as the kernel's). Batches nest.
+   */
+  beginBatch(): void {
+    if (this.batchDepth++ === 0) this.batchNow = Math.floor(Date.now() / 1000) - Atomics.load(this.st, S.EPOCH_SEC) + 1;
+  }
+
+  endBatch(): void {
+    if (this.batchDepth > 0) this.batchDepth--;
   }
 
   private pagesUsed(): number {
@@ -923,6 +941,8 @@ export class ZramDevice {
 
   private updateMaxUsed(used: number): void {
     const st = this.st;
+    // a plain read first: the high-water mark rarely moves, and an atomic read costs a call per page
+    if (used <= st[S.MAX_USED_PAGES]!) return;
     for (;;) {
       const cur = Atomics.load(st, S.MAX_USED_PAGES);
       if (used <= cur || Atomics.compareExchange(st, S.MAX_USED_PAGES, cur, used) === cur) return;
@@ -938,14 +958,23 @@ export class ZramDevice {
     }
   }
 
-  /** Every 8-byte word of the page equal? Leaves the word in pLo/pHi. */
+  /** Every 8-byte word of the page equal? Leaves the word in pLo/pHi. Reads the page in place. */
   private sameFilled(page: Uint8Array): boolean {
     for (let k = 0; k < 8; k++) if (page[PAGE - 8 + k] !== page[k]) return false;
-    this.sameBytes.set(page);
-    const w = this.sameWords;
-    const a = w[0]!;
-    const b = w[1]!;
-    for (let i = 2; i < PAGE / 4; i += 2) if (w[i] !== a || w[i + 1] !== b) return false;
+    if ((page.byteOffset & 3) === 0) {
+      // 32-bit words of the page's own buffer (a view made once per buffer, not per page)
+      if (page.buffer !== this.sameBuf || (page.byteOffset + PAGE) >>> 2 > this.sameView.length) {
+        this.sameBuf = page.buffer;
+        this.sameView = new Int32Array(page.buffer, 0, page.buffer.byteLength >>> 2);
+      }
+      const w = this.sameView;
+      const base = page.byteOffset >>> 2;
+      const a = w[base]!;
+      const b = w[base + 1]!;
+      for (let i = base + 2; i < base + PAGE / 4; i += 2) if (w[i] !== a || w[i + 1] !== b) return false;
+    } else {
+      for (let i = 8; i < PAGE; i++) if (page[i] !== page[i & 7]) return false;
+    }
     this.pLo = page[0]! | (page[1]! << 8) | (page[2]! << 16) | (page[3]! << 24);
     this.pHi = page[4]! | (page[5]! << 8) | (page[6]! << 16) | (page[7]! << 24);
     return true;
@@ -988,20 +1017,20 @@ export class ZramDevice {
       out = this.codecFor(0).compress(page);
       huge = out.length >= pool.hugeClassSize;
       size = huge ? PAGE : out.length;
-      handle = pool.malloc(size);
+      // allocated and filled in one step (the only copy between the codec and the pool)
+      handle = pool.mallocWrite(huge ? page : out);
     } catch (e) {
       Atomics.add(st, S.FAILED_WRITES, 1);
       throw e;
     }
     const used = this.pagesUsed();
     this.updateMaxUsed(used);
-    const limit = Atomics.load(st, S.LIMIT_PAGES);
+    const limit = st[S.LIMIT_PAGES]!; // plain read: a new limit applies from the next page on
     if (limit !== 0 && used > limit) {
       pool.free(handle);
       Atomics.add(st, S.FAILED_WRITES, 1);
       throw new ZsError('ENOMEM', `zram: mem_limit ${limit * PAGE} reached (pool uses ${used * PAGE})`);
     }
-    pool.write(handle, huge ? page : out);
     this.pHandle = handle;
     this.pSize = size;
     this.pHuge = huge;
@@ -1034,6 +1063,7 @@ export class ZramDevice {
     const slots = this.slots;
     const st = this.st;
     const f = slots.flags(index);
+    if ((f & ~ZRAM_ENTRY_LOCK) === 0) return; // never written, or already freed: nothing to clear
     if (f & ZRAM_HUGE) Atomics.sub(st, S.HUGE_PAGES, 1);
     if (f & ZRAM_WB) {
       this.backing.freeBlock(slots.handle(index));

@@ -1,7 +1,9 @@
 // Allocator micro-benchmarks: malloc+free pairs at several sizes (small, mid,
-// 1 KiB, a size whose objects straddle frames, the huge class) and a
-// write+read of a 1 KiB object on a ZsPool, each next to what a JavaScript user
-// would write instead (a Map of Uint8Arrays under integer keys) at the same size.
+// 1 KiB, a size whose objects straddle frames, the huge class); the warm pair
+// (20,000 live objects of mixed sizes, so zspages stay) with the per-CPU caches
+// off (the kernel's path) and on, and the cold pair (a zspage built and torn down
+// each time); and a write+read of a 1 KiB object on a ZsPool, each next to what a
+// JavaScript user would write instead (a Map of Uint8Arrays under integer keys).
 
 import { ZsPool } from '@zsmalloc/core';
 import { measure, type Case, type MicroConfig } from '../measure.js';
@@ -76,6 +78,98 @@ export async function benchMallocFree(cfg: MicroConfig): Promise<BenchRow[]> {
       met: (zs.ratio ?? Infinity) < 1,
     },
   ];
+  return rows;
+}
+
+/** Live objects that keep the warm pair's zspages in place. */
+export const WARM_LIVE = 20_000;
+/** The sizes the warm pair cycles through (several classes, some objects straddling frames). */
+const WARM_SIZES = [100, 300, 700, 1024, 1500, 2000, 2500, 3000] as const;
+const WARM_MAP = 'Map+Uint8Array alloc/delete, mixed sizes';
+const WARM_OFF = 'zs malloc+free warm, caches off (kernel path)';
+const WARM_ON = 'zs malloc+free warm, percpuCache';
+const COLD_OFF = 'zs malloc+free cold (zspage built and freed)';
+
+/**
+ * A pool holding WARM_LIVE objects of seeded mixed sizes (32..3031 bytes), and
+ * for each pair size an anchor object alone in a fresh zspage: every pair size
+ * then has a non-full zspage that its pair's free never empties.
+ */
+function warmPool(percpuCache: boolean): ZsPool {
+  const pool = ZsPool.create({ maxBytes: 128 << 20, name: 'bench_warm', percpuCache });
+  let s = 1;
+  for (let i = 0; i < WARM_LIVE; i++) {
+    s = (Math.imul(s, 1103515245) + 12345) & 0x7fffffff;
+    pool.malloc(32 + (s % 3000));
+  }
+  for (const size of WARM_SIZES) {
+    for (let pages = pool.pagesUsed(); pool.pagesUsed() === pages; ) pool.malloc(size);
+  }
+  return pool;
+}
+
+/**
+ * The warm malloc+free pair, caches off and on, and the cold pair, next to the
+ * Map+Uint8Array baseline at the same sizes, in one run.
+ */
+export async function benchMallocFreeWarm(cfg: MicroConfig): Promise<BenchRow[]> {
+  const off = warmPool(false);
+  const on = warmPool(true);
+  const cold = ZsPool.create({ maxBytes: 16 << 20, name: 'bench_cold' });
+  const map = new Map<number, Uint8Array>();
+  for (let i = 0; i < LIVE; i++) map.set(i, new Uint8Array(1024));
+  let key = LIVE;
+  const pairs = (pool: ZsPool) => (n: number) => {
+    for (let i = 0; i < n; i++) pool.free(pool.malloc(WARM_SIZES[i & 7]!));
+    return n;
+  };
+  const cases: Case[] = [
+    {
+      name: WARM_MAP,
+      group: 'allocator',
+      batch: 20_000,
+      run(n) {
+        for (let i = 0; i < n; i++) {
+          const k = key;
+          map.set(k, new Uint8Array(WARM_SIZES[i & 7]!));
+          map.delete(k);
+          key = k + 1 < 1 << 30 ? k + 1 : LIVE;
+        }
+        return n;
+      },
+    },
+    { name: WARM_OFF, group: 'allocator', batch: 20_000, baseline: WARM_MAP, run: pairs(off) },
+    { name: WARM_ON, group: 'allocator', batch: 20_000, baseline: WARM_MAP, run: pairs(on) },
+    {
+      name: COLD_OFF,
+      group: 'allocator',
+      batch: 20_000,
+      baseline: WARM_MAP,
+      run(n) {
+        for (let i = 0; i < n; i++) cold.free(cold.malloc(1024));
+        return n;
+      },
+    },
+  ];
+  const rows = linkBaselines(await measure(cases, cfg, 'warm malloc+free'));
+  for (const p of [off, on, cold]) p.verify();
+  on.drainCaches();
+  on.verify();
+  const rowOff = rows.find((r) => r.name === WARM_OFF)!;
+  const rowOn = rows.find((r) => r.name === WARM_ON)!;
+  rowOn.targets = [
+    { goal: '<= 100 ns per pair (percpuCache)', measured: `${rowOn.nsPerOp.toFixed(1)} ns`, met: rowOn.nsPerOp <= 100 },
+  ];
+  rowOff.targets = [
+    {
+      goal: 'report; aim <= 150 ns per pair (caches off)',
+      measured: `${rowOff.nsPerOp.toFixed(1)} ns`,
+      met: rowOff.nsPerOp <= 150,
+    },
+  ];
+  rowOn.extra = { live: WARM_LIVE, sizes: WARM_SIZES.join(','), vsCachesOff: rowOn.nsPerOp / rowOff.nsPerOp };
+  rowOff.extra = { live: WARM_LIVE, sizes: WARM_SIZES.join(',') };
+  for (const p of [off, on, cold]) p.detach();
   return rows;
 }
 

@@ -2,7 +2,9 @@
 // zspage frames, some huge), then migrates every movable frame with
 // migratePage, pass after pass, next to a plain copy of the same number of
 // 4 KiB frames inside one SharedArrayBuffer. After the timed part it runs
-// pool.verify() and checks every object's bytes, so the moves were real.
+// pool.verify() and checks every object's bytes, so the moves were real. The
+// pair is measured in RUNS separate runs (the figure varies from run to run);
+// the report gives the rate ratio of each, and its min, median and max.
 
 import { MIGRATE_OK, PAGE_SIZE, ZsPool, migratePage } from '@zsmalloc/core';
 import { prng } from '@zsmalloc/zram/testing';
@@ -14,6 +16,8 @@ const MIGRATE = 'migratePage (zspage frame)';
 /** frameMap() kinds that migratePage moves. */
 const FRAME_ZSPAGE = 1;
 const FRAME_HUGE = 2;
+/** Separate measurements of the migrate/copy pair. */
+export const MIGRATION_RUNS = 5;
 
 /** Deterministic [0, 1) numbers (zram's seeded generator) so every run fills the pool the same way. */
 export function rng(seed: number): () => number {
@@ -138,8 +142,14 @@ export async function benchMigration(cfg: MicroConfig): Promise<BenchRow[]> {
       },
     },
   ];
-  // batch sizes are whole passes over the frames, not scaled
-  const rows = linkBaselines(await measure(cases, { ...cfg, batchScale: 1 }, 'migration'));
+  // batch sizes are whole passes over the frames, not scaled; RUNS runs, the median one reported
+  const runs: BenchRow[][] = [];
+  for (let r = 0; r < (cfg.smoke ? 2 : MIGRATION_RUNS); r++)
+    runs.push(linkBaselines(await measure(cases, { ...cfg, batchScale: 1 }, 'migration')));
+  const ratios = runs.map((rs) => rs[0]!.nsPerOp / rs[1]!.nsPerOp);
+  const order = ratios.map((_, i) => i).sort((a, b) => ratios[a]! - ratios[b]!);
+  const rows = runs[order[order.length >>> 1]!]!;
+  const sorted = order.map((i) => ratios[i]!);
   // outside the timed part: the pool is consistent and every byte is where it belongs
   pool.verify();
   const checked = checkContents(filled);
@@ -147,8 +157,14 @@ export async function benchMigration(cfg: MicroConfig): Promise<BenchRow[]> {
   const mig = rows[1]!;
   const copy = rows[0]!;
   const rateRatio = copy.nsPerOp / mig.nsPerOp;
+  const min = sorted[0]!;
+  const max = sorted[sorted.length - 1]!;
   mig.targets = [
-    { goal: '>= 50% of the plain copy rate', measured: `${(100 * rateRatio).toFixed(1)}%`, met: rateRatio >= 0.5 },
+    {
+      goal: `>= 0.5x the plain copy rate in every one of ${runs.length} runs`,
+      measured: `min ${min.toFixed(2)}x, median ${rateRatio.toFixed(2)}x, max ${max.toFixed(2)}x`,
+      met: min >= 0.5,
+    },
   ];
   mig.extra = {
     framesPerPass: nFrames,
@@ -159,6 +175,9 @@ export async function benchMigration(cfg: MicroConfig): Promise<BenchRow[]> {
     failed,
     framesPerSec: mig.opsPerSec,
     rateVsCopy: rateRatio,
+    rateVsCopyRuns: ratios.map((x) => Number(x.toFixed(3))).join(','),
+    rateVsCopyMin: min,
+    rateVsCopyMax: max,
     verified: true,
     objectsChecked: checked,
   };

@@ -6,7 +6,8 @@
 import { join } from 'node:path';
 import { microConfig, type MicroConfig } from '../measure.js';
 import { defaultResultsDir, formatTable, makeReport, writeJson, type BenchRow, type MicroReport } from '../report.js';
-import { benchMallocFree, benchWriteRead } from './allocator.js';
+import { benchMallocFree, benchMallocFreeWarm, benchWriteRead } from './allocator.js';
+import { benchAllocatorThreads } from './allocator-threads.js';
 import { benchCodecs } from './codecs.js';
 import { benchContended } from './contended.js';
 import { benchLocks } from './locks.js';
@@ -21,6 +22,8 @@ export interface MicroBenchmark {
 
 export const MICRO_BENCHMARKS: readonly MicroBenchmark[] = [
   { name: 'malloc+free', run: benchMallocFree },
+  { name: 'warm-pair', run: benchMallocFreeWarm },
+  { name: 'threads-pair', run: benchAllocatorThreads },
   { name: 'write+read', run: benchWriteRead },
   { name: 'locks', run: benchLocks },
   { name: 'contended-locks', run: benchContended },

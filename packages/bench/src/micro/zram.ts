@@ -110,7 +110,10 @@ export async function benchZram(cfg: MicroConfig): Promise<BenchRow[]> {
         wdev.setDisksize(n * PAGE_SIZE);
       },
       run(k) {
+        // one batch, as the compression workers write: one clock read for the access times
+        wdev.beginBatch();
         for (let i = 0; i < k; i++) wdev.writePage(i, pages[i]!);
+        wdev.endBatch();
         writePasses++;
         return k;
       },
@@ -137,7 +140,9 @@ export async function benchZram(cfg: MicroConfig): Promise<BenchRow[]> {
       bytesPerOp: PAGE_SIZE,
       baseline: DECOMPRESS,
       run(k) {
+        rdev.beginBatch();
         for (let i = 0; i < k; i++) rdev.readPage(i, out);
+        rdev.endBatch();
         sink ^= out[0]!;
         return k;
       },
@@ -157,9 +162,9 @@ export async function benchZram(cfg: MicroConfig): Promise<BenchRow[]> {
   const readVsDecompress = decompress.nsPerOp / read.nsPerOp;
   write.targets = [
     {
-      goal: '>= 0.9x the bare lz4 compress rate',
+      goal: '>= 0.95x the bare lz4 compress rate',
       measured: `${writeVsCompress.toFixed(2)}x`,
-      met: writeVsCompress >= 0.9,
+      met: writeVsCompress >= 0.95,
     },
     {
       goal: 'mem_used_total / compr_data_size <= 1.05 after a fill',
@@ -169,9 +174,9 @@ export async function benchZram(cfg: MicroConfig): Promise<BenchRow[]> {
   ];
   read.targets = [
     {
-      goal: '>= 0.8x the bare lz4 decompress rate',
+      goal: '>= 1.0x the bare lz4 decompress rate',
       measured: `${readVsDecompress.toFixed(2)}x`,
-      met: readVsDecompress >= 0.8,
+      met: readVsDecompress >= 1.0,
     },
   ];
   write.extra = {

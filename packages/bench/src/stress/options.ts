@@ -25,6 +25,8 @@ export interface RunConfig {
   lockMode: LockMode;
   chainSize: number;
   compaction: boolean;
+  /** Per-CPU object caches in the pool (off: the kernel's path, what the lock study measures). */
+  percpuCache?: boolean;
 }
 
 export interface StressOptions {
@@ -110,6 +112,7 @@ export const USAGE = `usage: stress.js [options]
   --sweep workers|lock-mode|chain|compaction|all[,..]
   --seeds-pages N  --seeds-rounds N  --baseline-pages N  --no-kernel
   --lockdep                   check every lock acquisition against the lock order
+  --percpu-cache              per-CPU object caches in the pool (off: the kernel's path)
   --json PATH|--no-json  --html PATH|--no-html  --no-progress  --help`;
 
 function parseShares<K extends string>(text: string, keys: readonly K[], flag: string): Record<K, number> {
@@ -147,6 +150,7 @@ const STRESS_FLAGS = {
   'seeds-rounds': { type: 'string' },
   'baseline-pages': { type: 'string' },
   'no-kernel': { type: 'boolean' },
+  'percpu-cache': { type: 'boolean' },
   lockdep: { type: 'boolean' },
   json: { type: 'string' },
   'no-json': { type: 'boolean' },
@@ -205,6 +209,7 @@ export function parseStressArgs(argv: string[]): StressOptions {
   if (v['seeds-rounds'] !== undefined) o.seedsRounds = intFlag('seeds-rounds', v['seeds-rounds'], 1, 100);
   if (v['baseline-pages'] !== undefined) o.baselinePages = intFlag('baseline-pages', v['baseline-pages'], 16);
   if (v['no-kernel']) o.kernel = false;
+  if (v['percpu-cache']) o.base.percpuCache = true;
   if (v.lockdep) o.lockdep = true;
   if (v['no-json']) o.jsonPath = null;
   else if (v.json !== undefined) o.jsonPath = v.json;

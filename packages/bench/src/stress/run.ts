@@ -128,6 +128,7 @@ export async function runOne(cfg: RunConfig, opts: StressOptions, bank: PageBank
     disksize: ws * PAGE_SIZE,
     compressionWorkers: cfg.workers,
     lockMode: cfg.lockMode,
+    percpuCache: cfg.percpuCache ?? false,
     chainSize: cfg.chainSize,
     lockStat: true,
     lockdep: opts.lockdep,
