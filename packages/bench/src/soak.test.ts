@@ -1,0 +1,15 @@
+import { describe, expect, it } from 'vitest';
+import { runSoak } from './soak/run.js';
+
+// The CI-sized soak (the long runs are `pnpm soak --seconds ...`).
+describe('soak (short)', () => {
+  for (const lockMode of ['class', 'pool'] as const) {
+    it(`verifies every page read against the last acknowledged write while workers are killed and restarted (lockMode ${lockMode})`, async () => {
+      const r = await runSoak({ seconds: 6, lockMode, killEvery: 1, pages: 512, seed: lockMode === 'class' ? 3 : 4 });
+      console.log(r.line);
+      expect(r.line).toMatch(/^soak: \d+ page ops, \d+ pages verified, 0 mismatches, \d+ worker deaths, verify ok$/);
+      expect(r.deaths).toBeGreaterThan(0);
+      expect(r.verified).toBeGreaterThan(0);
+    }, 120_000);
+  }
+});
