@@ -128,7 +128,6 @@ export class LockContext {
   /** Fault injection: acquisitions left until this thread exits holding the lock (0: off). */
   private faultLeft = 0;
 
-
   constructor(
     cpu: number,
     cpuReg: Int32Array,
@@ -280,7 +279,6 @@ export class LockContext {
   recoverDeadAll(a: Int32Array): number {
     return this.recoverDead(a, -1);
   }
-
 
   private pushHeld(a: Int32Array, i: number, statId: number, site: number): void {
     const d = this.depth;
