@@ -648,10 +648,12 @@ export class ZramDevice {
       try {
         // Accessed, rewritten or freed meanwhile: PP_SLOT is gone; keep the block for the next page.
         if ((slots.flags(i) & ZRAM_PP_SLOT) === 0) continue;
-        this.freeSlotLocked(i);
+        const of = slots.flags(i);
+        const oh = slots.handle(i);
         slots.setHandle(i, blk);
         slots.setOwned(i, ZRAM_WB);
         Atomics.add(st, S.PAGES_STORED, 1);
+        this.releaseContent(of, oh); // after the block is in: killed between, the object leaks
       } finally {
         slots.unlock(i);
       }
@@ -1161,25 +1163,32 @@ export class ZramDevice {
   /** zram_free_page: releases whatever the slot holds and clears it (slot lock held). */
   private freeSlotLocked(index: number): void {
     const slots = this.slots;
-    const st = this.st;
     const f = slots.flags(index);
-    // the object first: if the handle is not live this throws before anything changed
-    if ((f & (ZRAM_WB | ZRAM_SAME)) === 0 && (f & SIZE_MASK) !== 0) this.pool.free(slots.handle(index));
+    const h = slots.handle(index);
+    // the slot lets go first, then its content: a thread killed in between leaks the
+    // content, and the slot never names something freed
+    slots.setHandle(index, 0);
+    slots.setFillHigh(index, 0);
+    slots.setAccessTime(index, 0);
+    slots.setOwned(index, 0);
+    this.releaseContent(f, h);
+  }
+
+  /** Frees what a slot held (flags f, handle word h) and uncounts it; the slot no longer names it. */
+  private releaseContent(f: number, h: number): void {
+    const st = this.st;
     if (f & ZRAM_HUGE) Atomics.sub(st, S.HUGE_PAGES, 1);
     if (f & ZRAM_WB) {
-      this.backing.freeBlock(slots.handle(index));
+      this.backing.freeBlock(h);
       Atomics.sub(st, S.PAGES_STORED, 1);
     } else if (f & ZRAM_SAME) {
       Atomics.sub(st, S.SAME_PAGES, 1);
       Atomics.sub(st, S.PAGES_STORED, 1);
     } else if ((f & SIZE_MASK) !== 0) {
+      this.pool.free(h);
       Atomics.sub(st, S.COMPR_DATA_SIZE, f & SIZE_MASK);
       Atomics.sub(st, S.PAGES_STORED, 1);
     }
-    slots.setHandle(index, 0);
-    slots.setFillHigh(index, 0);
-    slots.setAccessTime(index, 0);
-    slots.setOwned(index, 0);
   }
 
   /**
@@ -1253,8 +1262,7 @@ export class ZramDevice {
     this.prepare(src);
     this.slots.lock(index);
     try {
-      this.freeOldLocked(index);
-      this.installLocked(index);
+      this.replaceLocked(index);
     } finally {
       this.slots.unlock(index);
     }
@@ -1266,25 +1274,28 @@ export class ZramDevice {
    * the write counts as failed and the error propagates: the pool's object count
    * is what it was and nothing leaks.
    */
-  private freeOldLocked(index: number): void {
+  private replaceLocked(index: number): void {
+    const f = this.slots.flags(index);
+    const h = this.slots.handle(index);
     try {
-      const f = this.slots.flags(index);
       if ((f & (ZRAM_WB | ZRAM_SAME)) === 0 && (f & SIZE_MASK) !== 0) {
         // the slot must still name its own object: not one freed (objSize throws),
         // nor a freed handle malloc has since given to this very write, nor one of another size
-        const h = this.slots.handle(index);
         if ((!this.pSame && h === this.pHandle) || this.pool.objSize(h) !== (f & SIZE_MASK))
           throw new ZsError(
             'EINVAL',
             `zram: slot ${index} names handle ${h}, which is not its object (freed or reused)`,
           );
       }
-      this.freeSlotLocked(index);
     } catch (e) {
       if (!this.pSame) this.pool.free(this.pHandle);
       Atomics.add(this.st, S.FAILED_WRITES, 1);
       throw e;
     }
+    // the new content goes in first, then the old one is freed: a thread killed in
+    // between leaks the old content, and the page never reads as neither
+    this.installLocked(index);
+    this.releaseContent(f, h);
   }
 
   /**
@@ -1301,8 +1312,7 @@ export class ZramDevice {
       if ((slots.flags(index) & ZRAM_WB) === 0) return false;
       this.loadLocked(index, page);
       this.prepare(page);
-      this.freeOldLocked(index);
-      this.installLocked(index);
+      this.replaceLocked(index);
       return true;
     } finally {
       slots.unlock(index);
@@ -1324,8 +1334,7 @@ export class ZramDevice {
       }
       page.set(src.subarray(pos, pos + n), off);
       this.prepare(page);
-      this.freeSlotLocked(index);
-      this.installLocked(index);
+      this.replaceLocked(index);
     } finally {
       slots.unlock(index);
     }
@@ -1382,11 +1391,13 @@ export class ZramDevice {
     const handle = pool.malloc(out.length); // ENOMEM: keep the old object, stop
     pool.write(handle, out);
     const acTime = slots.accessTime(index);
-    this.freeSlotLocked(index);
+    const of = slots.flags(index);
+    const oh = slots.handle(index);
     slots.setHandle(index, handle);
     slots.setOwned(index, out.length | (prio << PRIO_SHIFT));
     Atomics.add(st, S.COMPR_DATA_SIZE, out.length);
     Atomics.add(st, S.PAGES_STORED, 1);
+    this.releaseContent(of, oh); // after the new object is in: killed between, the old one leaks
     slots.setAccessTime(index, acTime); // recompression is not an access
     return 1;
   }
