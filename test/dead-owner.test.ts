@@ -1,6 +1,10 @@
 // A thread that dies holding a lock must not hang the others: mutex waiters see the
 // dead owner's CPU id in the word and take the lock over; a zram slot bit lock is
-// released through the dead CPU's held-bit record.
+// released through the dead CPU's held-lock record. Each test checks, without
+// blocking, that the lock will be taken over before it makes a call that would
+// otherwise block this thread for good, so a regression fails at once instead of
+// hanging until the runner's timeout (the blocking cases themselves run in a
+// thread of their own in thread-death.test.ts).
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { ZsPool } from '@zsmalloc/core';
@@ -28,8 +32,10 @@ describe('locks held by a dead thread', () => {
     const { threadId, cpu } = await holdAndDie({ kind: 'class-lock', shared: pool.shared, index: c });
     expect(cpu).toBeGreaterThan(0);
     expect(pool.locks.mutexContended(pool.cls, c * 32)).toBe(false);
+    expect(pool.locks.mutexOwnerGone(pool.cls, c * 32)).toBe(false); // the parent has not marked it yet
     expect(pool.markThreadDead(threadId)).toEqual([cpu]);
-    const h = pool.malloc(100); // would wait forever without recovery
+    expect(pool.locks.mutexOwnerGone(pool.cls, c * 32)).toBe(true); // so malloc below cannot hang
+    const h = pool.malloc(100);
     expect(h).toBeGreaterThan(0);
     expect(pool.locks.recovered).toBe(1);
     pool.free(h);
@@ -44,7 +50,7 @@ describe('locks held by a dead thread', () => {
     dev.pool.markThreadDead(threadId);
     expect(dev.recoverDeadLocks()).toBe(1);
     const out = new Uint8Array(4096);
-    dev.readPage(3, out); // would spin forever without recovery
+    dev.readPage(3, out); // cannot spin: the lock was released above
     expect(out[100]).toBe(7);
     dev.verify();
   });

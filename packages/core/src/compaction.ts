@@ -17,7 +17,8 @@ import { SITE_COMPACT_ISOLATE, SITE_COMPACT_MIGRATE } from './lock-classes.js';
 const yieldWord = new Int32Array(new SharedArrayBuffer(4));
 
 export function compactPool(pool: ZsPool): number {
-  if (Atomics.compareExchange(pool.ctl, P_COMPACTING, 0, 1) !== 0) return 0;
+  // the flag holds the compactor's owner tag, so a compactor that dies is recognised
+  if (Atomics.compareExchange(pool.ctl, P_COMPACTING, 0, pool.locks.tag) !== 0) return 0;
   try {
     pool.bump(P_ZS_COMPACT_RUNS);
     let freed = 0;
@@ -127,11 +128,13 @@ function migrateObjects(pool: ZsPool, c: number, src: number, dst: number): void
     if ((w & 1) === 0 || w === RESERVED_HEADER) continue; // free, or reserved by a per-CPU cache
     const h = w >>> 1;
     const len = words[(addr >>> 2) + 1]!;
-    const loc = pool.objMalloc(dst, c, h, len);
+    // copy, then publish: killed before the handle moves, the old copy stays valid
+    const loc = pool.objMalloc(dst, c, h, len, false);
     const dpfn = loc >>> OBJ_INDEX_BITS;
     const didx = loc & ((1 << OBJ_INDEX_BITS) - 1);
     const doff = didx * size - fd[dpfn * FD_WORDS + FD_PRIVATE]! * PAGE_SIZE;
     copyAcross(pool, addr + ZS_HANDLE_SIZE, dpfn * PAGE_SIZE + doff + ZS_HANDLE_SIZE, len);
+    pool.publishHandle(h, loc);
     pool.objFree(src, c, pfn, idx);
     moved++;
   }

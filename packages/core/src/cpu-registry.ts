@@ -1,36 +1,124 @@
 // The CPU registry: every thread that attaches to a pool claims a "CPU" slot in
-// shared memory. Lock words record the owner's slot, so a lock left held by a
-// thread that died can be recognised (its slot is marked dead) and recovered.
+// shared memory. Lock words and the slot's held-lock records name the owner, so a
+// lock left held by a thread that died can be recognised (its slot is marked dead,
+// or has since been given to another thread) and recovered by whoever waits on it.
+//
+// Slot layout, CPU_SLOT_WORDS Int32 words:
+//   [0] state (FREE, ALIVE, DEAD)   [1] threadId   [2] locks recovered
+//   [3] generation: bumped each time the slot is claimed, part of the mutex owner tag
+//   [4..] HELD_RECORDS held-lock records of 3 words: [desc, index, mask]
+//        desc = array id | kind << 16 | state << 20 (0 = empty record)
+// Mutexes keep their owner in the lock word; rwlocks (readers and writers) and bit
+// locks have no room for one, so the holder writes a record: "intent" before it
+// tries, "held" in the same straight-line code right after the atomic that took the
+// lock (no call or loop between them, so a terminate() cannot land in between), and
+// clears it only after the releasing atomic. A dead CPU's held records say exactly
+// which lock word of which array (R6: device, pool control block, zspage table) it
+// still holds.
 
 export const MAX_CPUS = 256;
-/**
- * Int32 words per CPU slot: [state, threadId, recoveredLocks, heldBitClass+1,
- * heldBitIndex, heldBitMask, reserved, reserved]. The held-bit record names the bit
- * lock the CPU holds (bit locks have no room for an owner id in their word), so a
- * dead CPU's bit lock can be released by whoever owns that word array.
- */
-export const CPU_SLOT_WORDS = 8;
-export const CPU_HELD_BIT_CLASS = 3;
-export const CPU_HELD_BIT_INDEX = 4;
-export const CPU_HELD_BIT_MASK = 5;
+export const HELD_RECORDS = 6;
+export const HELD_HEADER = 4;
+export const CPU_SLOT_WORDS = HELD_HEADER + HELD_RECORDS * 3;
+export const CPU_STATE = 0;
+export const CPU_THREAD = 1;
+export const CPU_RECOVERED = 2;
+export const CPU_GEN = 3;
 export const CPU_FREE = 0;
 export const CPU_ALIVE = 1;
 export const CPU_DEAD = 2;
 
-export function cpuRegistryWords(): number {
-  return MAX_CPUS * CPU_SLOT_WORDS;
+/** Record kinds. */
+export const HELD_READ = 1;
+export const HELD_WRITE = 2;
+export const HELD_BIT = 3;
+/** Record states. */
+export const HELD_INTENT = 1;
+export const HELD_HELD = 2;
+
+/** Array ids of the lock words the pool itself owns; devices get ids from ARRAY_ID_FIRST_DYNAMIC. */
+export const ARRAY_CTL = 1;
+export const ARRAY_ZSPAGES = 2;
+export const ARRAY_ID_FIRST_DYNAMIC = 16;
+
+/** Generation bits in a mutex owner tag: tag = ((gen << 9) | (cpu + 1)) << 2. */
+export const GEN_MASK = 0x7ffff;
+
+export function heldDesc(arrayId: number, kind: number, state: number): number {
+  return arrayId | (kind << 16) | (state << 20);
+}
+export function descArray(desc: number): number {
+  return desc & 0xffff;
+}
+export function descKind(desc: number): number {
+  return (desc >>> 16) & 0xf;
+}
+export function descState(desc: number): number {
+  return (desc >>> 20) & 0xf;
 }
 
-/** Claims a free slot for `threadId`; returns the CPU id. */
+/** After the slots: a counter of CPUs marked dead, which trylockers check before they sweep. */
+export const DEATHS_WORD = MAX_CPUS * CPU_SLOT_WORDS;
+
+export function cpuRegistryWords(): number {
+  return MAX_CPUS * CPU_SLOT_WORDS + 1;
+}
+
+export function deathCount(reg: Int32Array, base: number): number {
+  return Atomics.load(reg, base + DEATHS_WORD);
+}
+
+/** The owner tag a CPU of generation `gen` writes into mutex words. */
+export function ownerTag(cpu: number, gen: number): number {
+  return (((gen & GEN_MASK) << 9) | (cpu + 1)) << 2;
+}
+
+/** The CPU named by a mutex owner tag (or -1). */
+export function tagCpu(tag: number): number {
+  return ((tag >>> 2) & 0x1ff) - 1;
+}
+
+/**
+ * Whether the owner named by a mutex tag is gone: its slot is not alive, or was
+ * claimed again since (another generation).
+ */
+export function tagDead(reg: Int32Array, base: number, tag: number): boolean {
+  const cpu = tagCpu(tag);
+  if (cpu < 0) return false;
+  const at = base + cpu * CPU_SLOT_WORDS;
+  return Atomics.load(reg, at + CPU_STATE) !== CPU_ALIVE || Atomics.load(reg, at + CPU_GEN) !== tag >>> 11;
+}
+
+/** A slot whose records are all empty holds no rwlock or bit lock. */
+export function cpuHoldsRecords(reg: Int32Array, base: number, cpu: number): boolean {
+  const at = base + cpu * CPU_SLOT_WORDS + HELD_HEADER;
+  for (let r = 0; r < HELD_RECORDS; r++) {
+    const d = Atomics.load(reg, at + r * 3);
+    if (d !== 0 && descState(d) === HELD_HELD) return true;
+  }
+  return false;
+}
+
+/**
+ * Claims a slot for `threadId`; returns the CPU id. A free slot first; else a dead
+ * slot that holds no rwlock or bit lock any more (its mutexes, if any, still name
+ * the old generation, so their waiters still see a dead owner).
+ */
 export function claimCpu(reg: Int32Array, base: number, threadId: number): number {
-  for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
-    const at = base + cpu * CPU_SLOT_WORDS;
-    if (Atomics.compareExchange(reg, at, CPU_FREE, CPU_ALIVE) === CPU_FREE) {
-      Atomics.store(reg, at + 1, threadId);
-      return cpu;
+  for (const from of [CPU_FREE, CPU_DEAD]) {
+    for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
+      const at = base + cpu * CPU_SLOT_WORDS;
+      if (Atomics.load(reg, at) !== from) continue;
+      if (from === CPU_DEAD && cpuHoldsRecords(reg, base, cpu)) continue;
+      if (Atomics.compareExchange(reg, at, from, CPU_ALIVE) === from) {
+        for (let k = HELD_HEADER; k < CPU_SLOT_WORDS; k++) Atomics.store(reg, at + k, 0);
+        Atomics.store(reg, at + CPU_GEN, (Atomics.load(reg, at + CPU_GEN) + 1) & GEN_MASK);
+        Atomics.store(reg, at + CPU_THREAD, threadId);
+        return cpu;
+      }
     }
   }
-  throw new Error(`no free CPU slot: more than ${MAX_CPUS} threads attached to one pool`);
+  throw new Error(`no free CPU slot: more than ${MAX_CPUS} live threads attached to one pool`);
 }
 
 export function cpuState(reg: Int32Array, base: number, cpu: number): number {
@@ -39,27 +127,23 @@ export function cpuState(reg: Int32Array, base: number, cpu: number): number {
 
 /**
  * Marks every CPU slot that belongs to `threadId` dead (called by whoever saw the
- * thread exit). Locks it still holds become recoverable by their waiters.
- * Returns the CPU ids marked.
+ * thread exit: the watchdog thread, or the thread that created it). Locks it still
+ * holds become recoverable by their waiters. Returns the CPU ids marked.
  */
 export function markThreadDead(reg: Int32Array, base: number, threadId: number): number[] {
   const out: number[] = [];
   for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
     const at = base + cpu * CPU_SLOT_WORDS;
-    if (Atomics.load(reg, at) === CPU_ALIVE && Atomics.load(reg, at + 1) === threadId) {
-      Atomics.store(reg, at, CPU_DEAD);
+    if (
+      Atomics.load(reg, at) === CPU_ALIVE &&
+      Atomics.load(reg, at + CPU_THREAD) === threadId &&
+      Atomics.compareExchange(reg, at, CPU_ALIVE, CPU_DEAD) === CPU_ALIVE
+    ) {
       out.push(cpu);
     }
   }
+  if (out.length > 0) Atomics.add(reg, base + DEATHS_WORD, out.length);
   return out;
-}
-
-/** The bit lock a CPU holds, if any: [class, index, mask], or null. */
-export function heldBitLock(reg: Int32Array, base: number, cpu: number): [number, number, number] | null {
-  const at = base + cpu * CPU_SLOT_WORDS;
-  const cls = Atomics.load(reg, at + CPU_HELD_BIT_CLASS);
-  if (cls === 0) return null;
-  return [cls - 1, Atomics.load(reg, at + CPU_HELD_BIT_INDEX), Atomics.load(reg, at + CPU_HELD_BIT_MASK)];
 }
 
 /** CPUs marked dead. */
@@ -69,10 +153,43 @@ export function deadCpus(reg: Int32Array, base: number): number[] {
   return out;
 }
 
-/** Gives a slot back (a thread detaching cleanly). */
+/**
+ * Releases every held record of a dead CPU that names array `arrayId`, through
+ * `undo(kind, index, mask)`. Each record is claimed with a compare-and-swap, so two
+ * threads recovering at once undo it once. Returns the number undone.
+ */
+export function recoverRecords(
+  reg: Int32Array,
+  base: number,
+  arrayId: number,
+  index: number,
+  undo: (kind: number, index: number, mask: number) => void,
+): number {
+  let n = 0;
+  for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
+    const slot = base + cpu * CPU_SLOT_WORDS;
+    if (Atomics.load(reg, slot) !== CPU_DEAD) continue;
+    for (let r = 0; r < HELD_RECORDS; r++) {
+      const at = slot + HELD_HEADER + r * 3;
+      const d = Atomics.load(reg, at);
+      if (d === 0 || descState(d) !== HELD_HELD || descArray(d) !== arrayId) continue;
+      const i = Atomics.load(reg, at + 1);
+      if (index >= 0 && i !== index) continue;
+      const mask = Atomics.load(reg, at + 2);
+      if (Atomics.compareExchange(reg, at, d, 0) !== d) continue;
+      undo(descKind(d), i, mask);
+      Atomics.add(reg, slot + CPU_RECOVERED, 1);
+      n++;
+    }
+  }
+  return n;
+}
+
+/** Gives a slot back (a thread detaching cleanly, or a dead one holding nothing). */
 export function releaseCpu(reg: Int32Array, base: number, cpu: number): void {
   const at = base + cpu * CPU_SLOT_WORDS;
-  for (let k = 2; k < CPU_SLOT_WORDS; k++) Atomics.store(reg, at + k, 0);
-  Atomics.store(reg, at + 1, 0);
+  for (let k = HELD_HEADER; k < CPU_SLOT_WORDS; k++) Atomics.store(reg, at + k, 0);
+  Atomics.store(reg, at + CPU_RECOVERED, 0);
+  Atomics.store(reg, at + CPU_THREAD, 0);
   Atomics.store(reg, at, CPU_FREE);
 }

@@ -18,6 +18,13 @@ export { formatLockStat, type LockClassStats, type ContentionPoint } from './loc
 export * from './lock-classes.js';
 export { MAX_CPUS } from './cpu-registry.js';
 export {
+  Watchdog,
+  offerLifeline,
+  holdLifeline,
+  isLifelineOffer,
+  type LifelineOffer,
+} from './watchdog.js';
+export {
   compactFrames,
   migratePage,
   isolateFrame,

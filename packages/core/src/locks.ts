@@ -16,7 +16,13 @@
 //    then short sleeps.
 //
 // Waiters sleep with a timeout; on each timeout they check whether the owner's CPU
-// slot was marked dead and, if so, take the lock over (counted in `recovered`).
+// slot was marked dead and, if so, take the lock over (counted in `recovered`). A
+// mutex names its owner in the word; rwlock holders (readers and writers) and bit
+// lock holders write a held-lock record in their CPU slot (see cpu-registry.ts), so
+// a waiter undoes exactly the dead CPU's share of the word: its reader count, its
+// writer bit or its bit. No waiter depends on any thread's event loop for this:
+// the CPU is marked dead in shared memory by the watchdog thread (watchdog.ts).
+
 //
 // Every acquisition takes an optional call-site id (lock-classes.ts; default
 // "unknown"): lock_stat counts contentions per (class, site), and lockdep (when
@@ -26,12 +32,20 @@
 // figures do not include lockdep's cost.
 
 import {
-  CPU_DEAD,
-  CPU_HELD_BIT_CLASS,
-  CPU_HELD_BIT_INDEX,
-  CPU_HELD_BIT_MASK,
+  CPU_GEN,
   CPU_SLOT_WORDS,
-  cpuState,
+  deathCount,
+  HELD_BIT,
+  HELD_HEADER,
+  HELD_HELD,
+  HELD_INTENT,
+  HELD_READ,
+  HELD_RECORDS,
+  HELD_WRITE,
+  heldDesc,
+  ownerTag,
+  recoverRecords,
+  tagDead,
 } from './cpu-registry.js';
 import { lockSiteName } from './lock-classes.js';
 import {
@@ -49,6 +63,8 @@ import {
 const SPIN = 64;
 const PARK_TIMEOUT_MS = 50;
 const BIT_SLEEP_MS = 0.05;
+/** Bit-lock sleeps between two looks for a dead holder (~50 ms). */
+const BIT_RECOVER_EVERY = 1000;
 
 export const RW_COUNT = 0x0fffffff;
 export const RW_WRITER = 0x10000000;
@@ -56,6 +72,10 @@ export const RW_WRITER_WAITING = 0x20000000;
 export const RW_WAITERS = 0x40000000;
 
 const MAX_HELD = 32;
+/** The exit code of a thread killed by exitAtAcquisition(). */
+export const FAULT_EXIT_CODE = 70;
+/** Turns an intent record into a held one: one add, no call, right after the lock's atomic. */
+const INTENT_TO_HELD = (HELD_HELD - HELD_INTENT) << 20;
 
 /** The class registry lockdep reads ranks and names from. */
 export interface LockdepRegistry {
@@ -73,7 +93,7 @@ export class LockOrderError extends Error {
 
 export class LockContext {
   readonly cpu: number;
-  /** (cpu + 1) << 2: the owner bits this CPU writes into mutex words. */
+  /** ((generation << 9) | (cpu + 1)) << 2: the owner bits this CPU writes into mutex words. */
   readonly tag: number;
   /** lock_stat on for this thread (switch with setStat). */
   statOn: boolean;
@@ -86,6 +106,14 @@ export class LockContext {
   private readonly cpuReg: Int32Array;
   private readonly cpuBase: number;
   private readonly myStatBase: number;
+  /** First word of this CPU's held-lock records in the registry. */
+  private readonly recBase: number;
+  /** Array ids of the lock-word arrays this thread knows (by buffer), for held-lock records. */
+  private readonly arrayIds = new Map<ArrayBufferLike, number>();
+  private lastBuf: ArrayBufferLike | null = null;
+  private lastId = 0;
+  /** Deaths seen by this CPU's last sweep (see trylockSweep). */
+  private seenDeaths = 0;
   // held-lock stack (lockdep's held_locks): for hold times and unlock checks
   private readonly heldArr: (Int32Array | null)[] = new Array(MAX_HELD).fill(null);
   private readonly heldIdx = new Int32Array(MAX_HELD);
@@ -97,6 +125,8 @@ export class LockContext {
   private depth = 0;
   /** Locks this CPU took over from dead owners. */
   recovered = 0;
+  /** Fault injection: acquisitions left until this thread exits holding the lock (0: off). */
+  private faultLeft = 0;
 
   constructor(
     cpu: number,
@@ -110,9 +140,10 @@ export class LockContext {
     this.lockdep = lockdep !== null;
     this.lockReg = lockdep;
     this.track = statOn || lockdep !== null;
-    this.tag = (cpu + 1) << 2;
+    this.tag = ownerTag(cpu, Atomics.load(cpuReg, cpuBase + cpu * CPU_SLOT_WORDS + CPU_GEN));
     this.cpuReg = cpuReg;
     this.cpuBase = cpuBase;
+    this.recBase = cpuBase + cpu * CPU_SLOT_WORDS + HELD_HEADER;
     this.stats = stats;
     this.statOn = statOn;
     this.myStatBase = cpu * MAX_LOCK_CLASSES * LOCK_STATES * STAT_FIELDS;
@@ -158,8 +189,95 @@ export class LockContext {
     }
   }
 
-  private ownerDead(ownerCpu: number): boolean {
-    return ownerCpu >= 0 && cpuState(this.cpuReg, this.cpuBase, ownerCpu) === CPU_DEAD;
+  private ownerDead(word: number): boolean {
+    return tagDead(this.cpuReg, this.cpuBase, word & ~3);
+  }
+
+  /**
+   * Fault injection for thread-death tests: this thread exits (process.exit in a
+   * worker ends the thread) right after its `n`th lock acquisition from now,
+   * holding that lock and whatever else it holds. Only for worker threads.
+   */
+  exitAtAcquisition(n: number): void {
+    if (!Number.isInteger(n) || n < 1) throw new RangeError('exitAtAcquisition: n must be a positive integer');
+    this.faultLeft = n;
+  }
+
+  private faultTick(): void {
+    if (--this.faultLeft === 0) process.exit(FAULT_EXIT_CODE);
+  }
+
+  /** Names the lock words in `buffer` for held-lock records (the same id in every thread). */
+  nameArray(buffer: ArrayBufferLike, id: number): void {
+    this.arrayIds.set(buffer, id);
+    this.lastBuf = null;
+  }
+
+  private arrayId(a: Int32Array): number {
+    const b = a.buffer;
+    if (b === this.lastBuf) return this.lastId;
+    const id = this.arrayIds.get(b) ?? 0;
+    this.lastBuf = b;
+    this.lastId = id;
+    return id;
+  }
+
+  /** Opens an "intent" record before trying a lock; returns its registry word. */
+  private recOpen(a: Int32Array, kind: number, i: number, mask: number): number {
+    const reg = this.cpuReg;
+    for (let r = 0; r < HELD_RECORDS; r++) {
+      const at = this.recBase + r * 3;
+      if (reg[at] === 0) {
+        reg[at + 1] = i;
+        reg[at + 2] = mask;
+        Atomics.store(reg, at, heldDesc(this.arrayId(a), kind, HELD_INTENT));
+        return at;
+      }
+    }
+    throw new Error(`CPU ${this.cpu} holds more than ${HELD_RECORDS} rwlocks and bit locks at once`);
+  }
+
+  /** The record of a lock this CPU holds. */
+  private recFind(a: Int32Array, kind: number, i: number, mask: number): number {
+    const reg = this.cpuReg;
+    const want = heldDesc(this.arrayId(a), kind, HELD_HELD);
+    for (let r = 0; r < HELD_RECORDS; r++) {
+      const at = this.recBase + r * 3;
+      if (reg[at] === want && reg[at + 1] === i && reg[at + 2] === mask) return at;
+    }
+    return -1;
+  }
+
+  /**
+   * Undoes the share of word `i` of `a` that dead CPUs hold according to their
+   * records (reader counts, a writer bit, a bit lock) and wakes the waiters.
+   */
+  recoverDead(a: Int32Array, i: number): number {
+    const n = recoverRecords(this.cpuReg, this.cpuBase, this.arrayId(a), i, (kind, idx, mask) => {
+      if (kind === HELD_READ) Atomics.sub(a, idx, 1);
+      else if (kind === HELD_WRITE) Atomics.and(a, idx, ~(RW_WRITER | RW_WRITER_WAITING));
+      else Atomics.and(a, idx, ~mask);
+      Atomics.notify(a, idx);
+    });
+    this.recovered += n;
+    return n;
+  }
+
+  /**
+   * A trylock that failed: if a thread died since this CPU last looked, undo what
+   * dead CPUs hold in `a` (a trylock-only writer never waits, so it would never
+   * otherwise notice a dead reader). Returns true when something was released.
+   */
+  private trylockSweep(a: Int32Array): boolean {
+    const d = deathCount(this.cpuReg, this.cpuBase);
+    if (d === this.seenDeaths) return false;
+    this.seenDeaths = d;
+    return this.recoverDeadAll(a) > 0;
+  }
+
+  /** Undoes every held record of dead CPUs in array `a` (a sweep after a thread's death). */
+  recoverDeadAll(a: Int32Array): number {
+    return this.recoverDead(a, -1);
   }
 
   private pushHeld(a: Int32Array, i: number, statId: number, site: number): void {
@@ -204,11 +322,13 @@ export class LockContext {
     // Fast path 1: free and last held by this CPU (the uncontended case): one CAS.
     const c = Atomics.compareExchange(a, i, tag, tag | 1);
     if (c === tag) {
+      if (this.faultLeft !== 0) this.faultTick();
       if (this.track) this.acquired(a, i, cls, 0, false, -1, site);
       return;
     }
     // Fast path 2: free, last held elsewhere (an acquisition bounce) or never held.
     if ((c & 3) === 0 && Atomics.compareExchange(a, i, c, tag | 1) === c) {
+      if (this.faultLeft !== 0) this.faultTick();
       if (this.track) this.acquired(a, i, cls, 0, c !== 0, -1, site);
       return;
     }
@@ -241,7 +361,7 @@ export class LockContext {
         if (Atomics.compareExchange(a, i, c, w) !== c) continue;
         c = w;
       }
-      if (Atomics.wait(a, i, c, PARK_TIMEOUT_MS) === 'timed-out' && this.ownerDead((c >> 2) - 1)) {
+      if (Atomics.wait(a, i, c, PARK_TIMEOUT_MS) === 'timed-out' && this.ownerDead(c)) {
         if (Atomics.compareExchange(a, i, c, tag | 2) === c) {
           this.recovered++;
           return this.contendedDone(a, i, cls, t0, prevOwner, site);
@@ -251,6 +371,7 @@ export class LockContext {
   }
 
   private contendedDone(a: Int32Array, i: number, cls: number, t0: number, prevOwner: number, site: number): void {
+    if (this.faultLeft !== 0) this.faultTick();
     if (this.track)
       this.acquired(
         a,
@@ -288,6 +409,7 @@ export class LockContext {
   mutexTrylock(a: Int32Array, i: number, cls: number, site = 0): boolean {
     const c = Atomics.load(a, i);
     if ((c & 3) === 0 && Atomics.compareExchange(a, i, c, this.tag | 1) === c) {
+      if (this.faultLeft !== 0) this.faultTick();
       if (this.track) this.acquired(a, i, cls, 0, c >> 2 !== 0 && (c & ~3) !== this.tag, -1, site);
       return true;
     }
@@ -311,6 +433,12 @@ export class LockContext {
     return (Atomics.load(a, i) & 3) === 2;
   }
 
+  /** The mutex is held by a thread that is gone: a waiter on it would take it over. */
+  mutexOwnerGone(a: Int32Array, i: number): boolean {
+    const c = Atomics.load(a, i);
+    return (c & 3) !== 0 && this.ownerDead(c);
+  }
+
   mutexHeldByMe(a: Int32Array, i: number): boolean {
     const c = Atomics.load(a, i);
     return (c & 3) !== 0 && (c & ~3) === this.tag;
@@ -320,21 +448,29 @@ export class LockContext {
 
   readLock(a: Int32Array, i: number, cls: number, site = 0): void {
     if (this.lockdep) this.checkOrder(cls, site);
+    const rec = this.recOpen(a, HELD_READ, i, 0);
     const c = Atomics.load(a, i);
     if ((c & (RW_WRITER | RW_WRITER_WAITING)) === 0 && Atomics.compareExchange(a, i, c, c + 1) === c) {
+      this.cpuReg[rec]! += INTENT_TO_HELD;
+      if (this.faultLeft !== 0) this.faultTick();
       if (this.track) this.acquired(a, i, cls, 1, false, -1, site);
       return;
     }
-    this.readLockSlow(a, i, cls, site);
+    this.readLockSlow(a, i, cls, site, rec);
   }
 
-  private readLockSlow(a: Int32Array, i: number, cls: number, site: number): void {
+  private readLockSlow(a: Int32Array, i: number, cls: number, site: number, rec: number): void {
     const t0 = this.statOn ? performance.now() : 0;
+    const held = heldDesc(this.arrayId(a), HELD_READ, HELD_HELD);
+    const reg = this.cpuReg;
     let spins = 0;
     for (;;) {
       let c = Atomics.load(a, i);
       if ((c & (RW_WRITER | RW_WRITER_WAITING)) === 0) {
-        if (Atomics.compareExchange(a, i, c, c + 1) === c) break;
+        if (Atomics.compareExchange(a, i, c, c + 1) === c) {
+          reg[rec] = held;
+          break;
+        }
         continue;
       }
       if (spins++ < SPIN) continue;
@@ -342,8 +478,9 @@ export class LockContext {
         if (Atomics.compareExchange(a, i, c, c | RW_WAITERS) !== c) continue;
         c |= RW_WAITERS;
       }
-      if (Atomics.wait(a, i, c, PARK_TIMEOUT_MS) === 'timed-out') this.recoverDeadWriter(a, i, c);
+      if (Atomics.wait(a, i, c, PARK_TIMEOUT_MS) === 'timed-out') this.recoverDead(a, i);
     }
+    if (this.faultLeft !== 0) this.faultTick();
     if (this.track) {
       const last = Atomics.load(a, i + 1);
       this.acquired(
@@ -360,7 +497,9 @@ export class LockContext {
 
   readUnlock(a: Int32Array, i: number): void {
     if (this.track) this.popHeld(a, i);
+    const rec = this.recFind(a, HELD_READ, i, 0);
     const old = Atomics.sub(a, i, 1);
+    if (rec >= 0) this.cpuReg[rec] = 0;
     if ((old & RW_COUNT) === 0) throw new Error(`read unlock of an rwlock with no readers (word ${old})`);
     if ((old & RW_COUNT) === 1 && (old & RW_WAITERS) !== 0) this.wakeIfIdle(a, i);
   }
@@ -378,21 +517,29 @@ export class LockContext {
 
   writeLock(a: Int32Array, i: number, cls: number, site = 0): void {
     if (this.lockdep) this.checkOrder(cls, site);
+    const rec = this.recOpen(a, HELD_WRITE, i, 0);
     if (Atomics.compareExchange(a, i, 0, RW_WRITER) === 0) {
+      this.cpuReg[rec]! += INTENT_TO_HELD;
       const last = Atomics.exchange(a, i + 1, this.tag);
+      if (this.faultLeft !== 0) this.faultTick();
       if (this.track) this.acquired(a, i, cls, 0, last !== 0 && last !== this.tag, -1, site);
       return;
     }
-    this.writeLockSlow(a, i, cls, site);
+    this.writeLockSlow(a, i, cls, site, rec);
   }
 
-  private writeLockSlow(a: Int32Array, i: number, cls: number, site: number): void {
+  private writeLockSlow(a: Int32Array, i: number, cls: number, site: number, rec: number): void {
     const t0 = this.statOn ? performance.now() : 0;
+    const held = heldDesc(this.arrayId(a), HELD_WRITE, HELD_HELD);
+    const reg = this.cpuReg;
     let spins = 0;
     for (;;) {
       let c = Atomics.load(a, i);
       if ((c & (RW_COUNT | RW_WRITER)) === 0) {
-        if (Atomics.compareExchange(a, i, c, RW_WRITER | (c & RW_WAITERS)) === c) break;
+        if (Atomics.compareExchange(a, i, c, RW_WRITER | (c & RW_WAITERS)) === c) {
+          reg[rec] = held;
+          break;
+        }
         continue;
       }
       if (spins++ < SPIN) continue;
@@ -401,9 +548,10 @@ export class LockContext {
         if (Atomics.compareExchange(a, i, c, want) !== c) continue;
         c = want;
       }
-      if (Atomics.wait(a, i, c, PARK_TIMEOUT_MS) === 'timed-out') this.recoverDeadWriter(a, i, c);
+      if (Atomics.wait(a, i, c, PARK_TIMEOUT_MS) === 'timed-out') this.recoverDead(a, i);
     }
     const last = Atomics.exchange(a, i + 1, this.tag);
+    if (this.faultLeft !== 0) this.faultTick();
     if (this.track)
       this.acquired(
         a,
@@ -418,17 +566,29 @@ export class LockContext {
 
   /** A writer that only trylocks (zspage lock in compaction and migration). */
   writeTrylock(a: Int32Array, i: number, cls: number, site = 0): boolean {
-    const c = Atomics.load(a, i);
-    if ((c & (RW_COUNT | RW_WRITER)) !== 0) return false;
-    if (Atomics.compareExchange(a, i, c, RW_WRITER | (c & RW_WAITERS)) !== c) return false;
+    let c = Atomics.load(a, i);
+    if ((c & (RW_COUNT | RW_WRITER)) !== 0) {
+      if (!this.trylockSweep(a)) return false;
+      c = Atomics.load(a, i);
+      if ((c & (RW_COUNT | RW_WRITER)) !== 0) return false;
+    }
+    const rec = this.recOpen(a, HELD_WRITE, i, 0);
+    if (Atomics.compareExchange(a, i, c, RW_WRITER | (c & RW_WAITERS)) !== c) {
+      this.cpuReg[rec] = 0;
+      return false;
+    }
+    this.cpuReg[rec]! += INTENT_TO_HELD;
     const last = Atomics.exchange(a, i + 1, this.tag);
+    if (this.faultLeft !== 0) this.faultTick();
     if (this.track) this.acquired(a, i, cls, 0, last !== 0 && last !== this.tag, -1, site);
     return true;
   }
 
   writeUnlock(a: Int32Array, i: number): void {
     if (this.track) this.popHeld(a, i);
+    const rec = this.recFind(a, HELD_WRITE, i, 0);
     const old = Atomics.exchange(a, i, 0);
+    if (rec >= 0) this.cpuReg[rec] = 0;
     if ((old & RW_WRITER) === 0) throw new Error(`write unlock of an rwlock not write-held (word ${old})`);
     if ((old & RW_WAITERS) !== 0) Atomics.notify(a, i);
   }
@@ -437,55 +597,53 @@ export class LockContext {
     return (Atomics.load(a, i) & RW_WAITERS) !== 0;
   }
 
-  private recoverDeadWriter(a: Int32Array, i: number, c: number): void {
-    if ((c & RW_WRITER) === 0) return;
-    const owner = (Atomics.load(a, i + 1) >> 2) - 1;
-    if (this.ownerDead(owner) && Atomics.compareExchange(a, i, c, c & ~(RW_WRITER | RW_WRITER_WAITING)) === c) {
-      this.recovered++;
-      Atomics.notify(a, i);
-    }
-  }
-
   // ---------------------------------------------------------------- bit lock
-
-  /** Records the bit lock this CPU holds in its registry slot (for dead-owner recovery). */
-  private noteBit(cls: number, i: number, mask: number): void {
-    const at = this.cpuBase + this.cpu * CPU_SLOT_WORDS;
-    const reg = this.cpuReg;
-    reg[at + CPU_HELD_BIT_INDEX] = i;
-    reg[at + CPU_HELD_BIT_MASK] = mask;
-    Atomics.store(reg, at + CPU_HELD_BIT_CLASS, cls + 1);
-  }
 
   bitLock(a: Int32Array, i: number, mask: number, cls: number, site = 0): void {
     if (this.lockdep) this.checkOrder(cls, site);
+    const rec = this.recOpen(a, HELD_BIT, i, mask);
     if ((Atomics.or(a, i, mask) & mask) === 0) {
-      this.noteBit(cls, i, mask);
+      this.cpuReg[rec]! += INTENT_TO_HELD;
+      if (this.faultLeft !== 0) this.faultTick();
       if (this.track) this.acquired(a, i, cls, 0, false, -1, site);
       return;
     }
     const t0 = this.statOn ? performance.now() : 0;
+    const held = heldDesc(this.arrayId(a), HELD_BIT, HELD_HELD);
+    const reg = this.cpuReg;
     let spins = 0;
     for (;;) {
       const c = Atomics.load(a, i);
-      if ((c & mask) === 0 && (Atomics.or(a, i, mask) & mask) === 0) break;
-      if (spins++ >= SPIN) Atomics.wait(a, i, c | mask, BIT_SLEEP_MS);
+      if ((c & mask) === 0 && (Atomics.or(a, i, mask) & mask) === 0) {
+        reg[rec] = held;
+        break;
+      }
+      if (spins++ >= SPIN) {
+        Atomics.wait(a, i, c | mask, BIT_SLEEP_MS);
+        if (spins % BIT_RECOVER_EVERY === 0) this.recoverDead(a, i);
+      }
     }
-    this.noteBit(cls, i, mask);
+    if (this.faultLeft !== 0) this.faultTick();
     if (this.track) this.acquired(a, i, cls, 0, false, this.statOn ? (performance.now() - t0) * 1000 : -1, site);
   }
 
   bitTrylock(a: Int32Array, i: number, mask: number, cls: number, site = 0): boolean {
-    if ((Atomics.or(a, i, mask) & mask) !== 0) return false;
-    this.noteBit(cls, i, mask);
+    const rec = this.recOpen(a, HELD_BIT, i, mask);
+    if ((Atomics.or(a, i, mask) & mask) !== 0 && (!this.trylockSweep(a) || (Atomics.or(a, i, mask) & mask) !== 0)) {
+      this.cpuReg[rec] = 0;
+      return false;
+    }
+    this.cpuReg[rec]! += INTENT_TO_HELD;
+    if (this.faultLeft !== 0) this.faultTick();
     if (this.track) this.acquired(a, i, cls, 0, false, -1, site);
     return true;
   }
 
   bitUnlock(a: Int32Array, i: number, mask: number): void {
     if (this.track) this.popHeld(a, i);
-    Atomics.store(this.cpuReg, this.cpuBase + this.cpu * CPU_SLOT_WORDS + CPU_HELD_BIT_CLASS, 0);
+    const rec = this.recFind(a, HELD_BIT, i, mask);
     const old = Atomics.and(a, i, ~mask);
+    if (rec >= 0) this.cpuReg[rec] = 0;
     if ((old & mask) === 0) throw new Error(`bit unlock of a bit lock not held (word ${old}, mask ${mask})`);
   }
 

@@ -48,11 +48,14 @@ import {
   ZS_SIZE_CLASSES,
 } from './constants.js';
 import {
-  CPU_HELD_BIT_CLASS,
-  CPU_SLOT_WORDS,
+  ARRAY_CTL,
+  ARRAY_ID_FIRST_DYNAMIC,
+  ARRAY_ZSPAGES,
   claimCpu,
+  cpuHoldsRecords,
+  deathCount,
+  tagDead,
   deadCpus,
-  heldBitLock,
   markThreadDead,
   releaseCpu,
 } from './cpu-registry.js';
@@ -88,8 +91,10 @@ import {
 import { LockContext } from './locks.js';
 import {
   P_CHAIN,
+  P_COMPACTING,
   P_CPUS,
   P_HANDLES,
+  P_LOCK_ARRAY_IDS,
   P_KC_FAIL,
   P_KC_RUNS,
   P_KC_SUCCESS,
@@ -323,6 +328,8 @@ export class ZsPool {
     this.pcpWords = shared.percpu !== undefined ? new Int32Array(shared.percpu.words) : null;
     this.pcpBytes = shared.percpu !== undefined ? new Float64Array(shared.percpu.bytes) : null;
     this.pcp = shared.percpu !== undefined && cpu < PCP_MAX_CPUS ? new PerCpuCache(shared.percpu, cpu) : null;
+    this.locks.nameArray(shared.ctl, ARRAY_CTL);
+    this.locks.nameArray(shared.zspages, ARRAY_ZSPAGES);
   }
 
   static create(opts: PoolOptions): ZsPool {
@@ -406,18 +413,55 @@ export class ZsPool {
     return this.percpuCache ? drainAllCaches(this) : 0;
   }
 
+  /** A new id for an array of lock words outside the pool (a device's slot table), the same for every thread. */
+  newLockArrayId(): number {
+    return ARRAY_ID_FIRST_DYNAMIC + Atomics.add(this.ctl, P_LOCK_ARRAY_IDS, 1);
+  }
+
+  /** Tells this thread's lock context the id of an array of lock words (see newLockArrayId). */
+  nameLockArray(buffer: ArrayBufferLike, id: number): void {
+    this.locks.nameArray(buffer, id);
+  }
+
   /**
-   * Releases the bit lock of class `cls` in `words` that a dead CPU still holds (its
-   * registry slot names it). Returns how many were released. Mutexes and rwlocks
-   * need no such help: their waiters see the dead owner id in the word.
+   * Undoes what dead CPUs still hold in `words` according to their held-lock records
+   * (bit locks, rwlock reader counts and writer bits) and wakes the waiters. Only
+   * that array is touched: another device's words are never changed. Returns the
+   * number released. Mutexes need no such help: their waiters see the dead owner in
+   * the word.
    */
-  recoverDeadBitLocks(words: Int32Array, cls: number): number {
+  recoverDeadLocks(words: Int32Array): number {
+    return this.locks.recoverDeadAll(words);
+  }
+
+  /**
+   * After a thread's death: clears a "compaction running" mark left by a compactor
+   * that died (it would disable compaction for good). Returns true if one was.
+   */
+  repairAfterDeath(): boolean {
+    this.reapDeadCpus();
+    const c = Atomics.load(this.ctl, P_COMPACTING);
+    return c !== 0 && tagDead(this.ctl, P_CPUS, c) && Atomics.compareExchange(this.ctl, P_COMPACTING, c, 0) === c;
+  }
+
+  /** Threads marked dead in this pool's CPU registry, ever. */
+  deathCount(): number {
+    return deathCount(this.ctl, P_CPUS);
+  }
+
+  /**
+   * After a thread's death: undoes dead CPUs' records on the pool's own rwlocks and
+   * hands back every dead slot that holds nothing any more, so slots are reused
+   * however many threads die. Returns the number of slots handed back.
+   */
+  reapDeadCpus(): number {
+    this.locks.recoverDeadAll(this.ctl);
+    this.locks.recoverDeadAll(this.zd);
     let n = 0;
     for (const cpu of deadCpus(this.ctl, P_CPUS)) {
-      const held = heldBitLock(this.ctl, P_CPUS, cpu);
-      if (held === null || held[0] !== cls) continue;
-      if ((Atomics.and(words, held[1], ~held[2]) & held[2]) !== 0) n++;
-      Atomics.store(this.ctl, P_CPUS + cpu * CPU_SLOT_WORDS + CPU_HELD_BIT_CLASS, 0);
+      if (cpuHoldsRecords(this.ctl, P_CPUS, cpu)) continue;
+      releaseCpu(this.ctl, P_CPUS, cpu);
+      n++;
     }
     return n;
   }
@@ -591,7 +635,7 @@ export class ZsPool {
   // ================================================================ objects (class lock held)
 
   /** @internal takes a free object in zspage zs for handle h; returns the location word. */
-  objMalloc(zs: number, c: number, h: number, size: number): number {
+  objMalloc(zs: number, c: number, h: number, size: number, publish = true): number {
     const zd = this.zd;
     const z = zs * ZD_WORDS;
     const idx = zd[z + ZD_FREEOBJ]!;
@@ -615,9 +659,17 @@ export class ZsPool {
     this.cls[cb + CL_OBJ_USED]!++;
     this.clsBytes[c] = this.clsBytes[c]! + size;
     const loc = pfn * (1 << OBJ_INDEX_BITS) + idx;
+    if (publish) this.publishHandle(h, loc);
+    return loc;
+  }
+
+  /**
+   * @internal points handle h at location loc. Compaction publishes only after the
+   * copy, so a compactor killed midway leaves the handle on the old, intact copy.
+   */
+  publishHandle(h: number, loc: number): void {
     this.handles.inRange(h); // the handle may be newer than this thread's view of the table
     this.handles.words[h] = loc;
-    return loc;
   }
 
   /** @internal frees object idx of zspage zs (its handle is dealt with by the caller). */

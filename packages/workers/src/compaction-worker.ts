@@ -4,10 +4,10 @@
 // needs it. It takes the same locks as the compression workers. Control surface
 // over comlink.
 
-import { parentPort, workerData } from 'node:worker_threads';
+import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import { nodeEndpoint } from './comlink-node.js';
-import { compactFrames } from '@zsmalloc/core';
+import { compactFrames, holdLifeline } from '@zsmalloc/core';
 import { ZramDevice, type ZramShared } from '@zsmalloc/zram';
 
 interface Data {
@@ -17,6 +17,7 @@ interface Data {
   enabled: boolean;
 }
 const data = workerData as Data;
+holdLifeline((workerData as { lifeline?: MessagePort }).lifeline);
 const dev = ZramDevice.attach(data.device);
 const stats = { checks: 0, runs: 0, pagesFreed: 0, frameCompactions: 0, framesMigrated: 0, lastRunMs: 0 };
 let threshold = data.thresholdPages;

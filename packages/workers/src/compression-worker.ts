@@ -9,11 +9,15 @@
 // Acts like a CPU doing zram I/O: the same slot, class, pool and zspage locks.
 
 import { threadId, workerData } from 'node:worker_threads';
+import { offerLifeline } from '@zsmalloc/core';
 import { performance } from 'node:perf_hooks';
 import { ZramDevice, type ZramShared } from '@zsmalloc/zram';
 import { PageArena, type PageArenaShared } from './ring/page-arena.js';
 import { PageRing, type PageRingShared } from './ring/page-ring.js';
 import { runEntry } from './ring/run-entry.js';
+
+// the watchdog learns of this thread's death through this (see core's watchdog.ts)
+offerLifeline();
 
 /** What every compression worker gets once, as piscina's workerData. */
 export interface CompressionWorkerData {

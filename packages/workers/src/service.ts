@@ -7,10 +7,10 @@
 // control plane to the dedicated workers is comlink; page data never goes by message.
 
 import { availableParallelism } from 'node:os';
-import { Worker, type MessagePort } from 'node:worker_threads';
+import type { MessagePort, Worker } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import { Piscina } from 'piscina';
-import { PAGE_SIZE, ZsError, type LockMode } from '@zsmalloc/core';
+import { PAGE_SIZE, Watchdog, ZsError, type LockMode } from '@zsmalloc/core';
 import { ZramDevice, type RecompressRequest } from '@zsmalloc/zram';
 import type { CompactionApi } from './compaction-worker.js';
 import { nodeEndpoint } from './comlink-node.js';
@@ -20,6 +20,7 @@ import { PageRing } from './ring/page-ring.js';
 import { RingSubmitter, type PageDone, type RingStats, type RunToCompletion } from './ring/ring-submitter.js';
 import { WorkerFailedError, type WorkerFailure } from './worker-failure.js';
 import type { BackingFaultRule, SwapIoApi } from './swap-io-worker.js';
+import { Supervisor, type SupervisorStats } from './supervisor.js';
 
 export interface CompactionOptions {
   /** Compact when the pages compaction could free reach this many (default 256). */
@@ -88,6 +89,8 @@ export interface ServiceStats {
   compaction: Awaited<ReturnType<CompactionApi['stats']>> | null;
   swapIo: Awaited<ReturnType<SwapIoApi['stats']>> | null;
   failures: WorkerFailure[];
+  /** Deaths and restarts of each kind of worker thread. */
+  threads: { compression: { deaths: number; restarts: number }; swapIo: SupervisorStats; compaction: SupervisorStats };
   inFlight: number;
   compressionWorkers: number;
   batchPages: number;
@@ -106,18 +109,17 @@ export class ZramService {
   readonly piscina: Piscina;
   readonly failures: WorkerFailure[] = [];
   readonly compressionWorkers: number;
-  private readonly swapWorker: Worker;
-  private readonly compactionWorker: Worker;
-  private readonly swapApi: Comlink.Remote<SwapIoApi>;
-  private readonly compactionApi: Comlink.Remote<CompactionApi>;
+  private readonly swap: Supervisor<SwapIoApi>;
+  private readonly compaction: Supervisor<CompactionApi>;
+  private compressionDeaths = 0;
+  private compressionStarts = 0;
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly compressionThreads = new Set<number>();
   private readonly submitter: RingSubmitter;
   /** The long-lived consumer task of each worker owner (1..compressionWorkers). */
   private readonly consumers = new Map<number, Promise<ConsumerResult | null>>();
   private closed = false;
-  private swapAlive = true;
-  private compactionAlive = true;
+  private closing = false;
 
   private constructor(opts: ServiceOptions) {
     const disksize = opts.disksize ?? 256 << 20;
@@ -181,7 +183,10 @@ export class ZramService {
     // and, when one is destroyed, find which known thread is gone.
     this.piscina.on('workerCreate', (w: { id: number }) => {
       this.compressionThreads.add(w.id);
+      this.compressionStarts++;
     });
+    // each compression worker offers a lifeline to the watchdog (offerLifeline)
+    this.piscina.on('message', (m: unknown) => Watchdog.get().adopt(m, this.pool.shared));
     this.piscina.on('workerDestroy', () => {
       setImmediate(() => {
         if (this.closed) return;
@@ -189,33 +194,45 @@ export class ZramService {
         for (const id of this.compressionThreads) {
           if (alive.has(id)) continue;
           this.compressionThreads.delete(id);
+          this.compressionDeaths++;
           this.onThreadDeath('compression', id, 'worker thread exited while the service was running');
         }
       });
     });
     this.piscina.on('error', (e: unknown) => this.onThreadDeath('compression', -1, String(e)));
     const comp = opts.compaction === false ? { enabled: false } : { enabled: true, ...opts.compaction };
-    this.compactionWorker = new Worker(new URL('./compaction-worker.js', import.meta.url), {
-      workerData: {
+    const mayRestart = () => !this.closing && !this.device.fenced;
+    this.compaction = new Supervisor<CompactionApi>({
+      name: 'compaction',
+      url: new URL('./compaction-worker.js', import.meta.url),
+      // a restarted worker keeps the configuration it was last given
+      data: () => ({
         device: this.device.shared,
         thresholdPages: comp.thresholdPages ?? 256,
         intervalMs: comp.intervalMs ?? 100,
         enabled: comp.enabled,
-      },
+      }),
+      pool: this.pool.shared,
+      onDeath: (tid, reason) => this.onThreadDeath('compaction', tid, reason),
+      mayRestart,
     });
-    this.swapWorker = new Worker(new URL('./swap-io-worker.js', import.meta.url), {
-      workerData: { device: this.device.shared },
+    this.swap = new Supervisor<SwapIoApi>({
+      name: 'swap-io',
+      url: new URL('./swap-io-worker.js', import.meta.url),
+      data: () => ({ device: this.device.shared }),
+      pool: this.pool.shared,
+      onDeath: (tid, reason) => this.onThreadDeath('swap-io', tid, reason),
+      mayRestart,
     });
-    this.watchDedicated(this.compactionWorker, 'compaction');
-    this.watchDedicated(this.swapWorker, 'swap-io');
-    this.compactionApi = Comlink.wrap<CompactionApi>(nodeEndpoint(this.compactionWorker));
-    this.swapApi = Comlink.wrap<SwapIoApi>(nodeEndpoint(this.swapWorker));
+    this.compactionOpts = comp;
   }
+
+  private readonly compactionOpts: { enabled: boolean; thresholdPages?: number; intervalMs?: number };
 
   static async start(opts: ServiceOptions = {}): Promise<ZramService> {
     const s = new ZramService(opts);
     // make sure the dedicated workers are up (attached) before returning
-    await Promise.all([s.compactionApi.threadInfo(), s.swapApi.threadInfo()]);
+    await Promise.all([s.compaction.started(), s.swap.started()]);
     return s;
   }
 
@@ -254,27 +271,33 @@ export class ZramService {
     this.consumers.set(owner, p);
   }
 
-  private watchDedicated(w: Worker, name: 'swap-io' | 'compaction'): void {
-    const tid = w.threadId;
-    w.on('error', (e) => this.onThreadDeath(name, tid, e instanceof Error ? e.message : String(e)));
-    w.on('exit', (code) => {
-      if (name === 'swap-io') this.swapAlive = false;
-      else this.compactionAlive = false;
-      if (!this.closed) this.onThreadDeath(name, tid, `exited with code ${code}`);
-    });
-  }
-
   /**
-   * A thread died: record which and why, mark its CPU dead so the locks it held
-   * can be taken over (mutex and rwlock waiters do so through the owner id; slot
-   * bit locks are released here).
+   * A thread died: record which and why, mark its CPU dead (the watchdog has
+   * usually done so already) and repair: the locks it held are released (waiters
+   * also do it by themselves), then what they protected is checked and repaired,
+   * or the device is fenced (ZramDevice.releaseAfterDeath, then checkAfterDeath).
    */
   private onThreadDeath(worker: WorkerFailure['worker'], threadId: number, reason: string): void {
     if (this.failures.some((f) => f.threadId === threadId && f.worker === worker && threadId !== -1)) return;
     this.failures.push({ worker, threadId, reason, at: Date.now() });
+    if (this.failures.length > 1000) this.failures.splice(0, this.failures.length - 1000);
     if (threadId >= 0) {
       this.pool.markThreadDead(threadId);
-      this.device.recoverDeadLocks();
+      this.device.releaseAfterDeath();
+    }
+    // the check may wait for locks live threads hold: the swap I/O worker runs it
+    setImmediate(() => {
+      if (!this.closing) this.swap.call((api) => api.checkAfterDeath()).catch(() => undefined);
+    });
+  }
+
+  /** Kills a worker thread (fault injection: tests and the soak's --kill-every). */
+  async killWorker(which: 'compression' | 'swap-io' | 'compaction', nth = 0): Promise<void> {
+    if (which === 'swap-io') await this.swap.kill();
+    else if (which === 'compaction') await this.compaction.kill();
+    else {
+      const threads = this.piscina.threads;
+      if (threads.length > 0) await threads[nth % threads.length]!.terminate();
     }
   }
 
@@ -363,16 +386,17 @@ export class ZramService {
   /** Compacts now, in the compaction worker; returns pages freed. */
   async compact(): Promise<number> {
     this.checkOpen();
-    return this.track(this.compactionApi.compact());
+    return this.track(this.compaction.call((api) => api.compact()));
   }
 
   async frameCompact(order: number): Promise<{ migrated: number; success: boolean }> {
     this.checkOpen();
-    return this.track(this.compactionApi.frameCompact(order));
+    return this.track(this.compaction.call((api) => api.frameCompact(order)));
   }
 
   configureCompaction(opts: { thresholdPages?: number; intervalMs?: number; enabled?: boolean }): Promise<void> {
-    return this.compactionApi.configure(opts);
+    Object.assign(this.compactionOpts, opts);
+    return this.compaction.call((api) => api.configure(opts));
   }
 
   idle(arg: 'all' | number): number {
@@ -382,14 +406,14 @@ export class ZramService {
 
   async writeback(mode: string): Promise<number> {
     this.checkOpen();
-    return this.track(this.swapApi.writeback(mode));
+    return this.track(this.swap.call((api) => api.writeback(mode)));
   }
 
   /** Swap-in: brings written-back pages of a range back into memory, in the swap I/O worker. */
   async readback(firstIndex: number, count: number): Promise<number> {
     this.checkOpen();
     this.checkRange(firstIndex, count);
-    return this.track(this.swapApi.readback(firstIndex, count));
+    return this.track(this.swap.call((api) => api.readback(firstIndex, count)));
   }
 
   /**
@@ -399,12 +423,12 @@ export class ZramService {
    */
   injectSwapIoFault(rule: BackingFaultRule | null): Promise<void> {
     this.checkOpen();
-    return this.swapApi.injectBackingFault(rule);
+    return this.swap.call((api) => api.injectBackingFault(rule));
   }
 
   async recompress(req: RecompressRequest = {}): Promise<number> {
     this.checkOpen();
-    return this.track(this.swapApi.recompress(req));
+    return this.track(this.swap.call((api) => api.recompress(req)));
   }
 
   /** The page rings' counters now (also in stats().ring), without asking the dedicated workers. */
@@ -415,8 +439,18 @@ export class ZramService {
   async stats(): Promise<ServiceStats> {
     const dev = this.device;
     const [compaction, swapIo] = await Promise.all([
-      this.compactionAlive ? withTimeout(this.compactionApi.stats(), 2000) : null,
-      this.swapAlive ? withTimeout(this.swapApi.stats(), 2000) : null,
+      this.compaction.isAlive
+        ? withTimeout(
+            this.compaction.call((api) => api.stats()).catch(() => null),
+            2000,
+          )
+        : null,
+      this.swap.isAlive
+        ? withTimeout(
+            this.swap.call((api) => api.stats()).catch(() => null),
+            2000,
+          )
+        : null,
     ]);
     return {
       mmStat: dev.mmStat(),
@@ -433,6 +467,14 @@ export class ZramService {
       compaction,
       swapIo,
       failures: [...this.failures],
+      threads: {
+        compression: {
+          deaths: this.compressionDeaths,
+          restarts: Math.max(0, this.compressionStarts - this.compressionWorkers),
+        },
+        swapIo: this.swap.stats(),
+        compaction: this.compaction.stats(),
+      },
       inFlight: this.inFlight.size,
       compressionWorkers: this.compressionWorkers,
       batchPages: this.arena.batchPages,
@@ -462,25 +504,17 @@ export class ZramService {
   /** Drains in-flight work, stops every thread and releases the device. */
   async close(): Promise<void> {
     if (this.closed) return;
+    this.closing = true;
     await Promise.allSettled([...this.inFlight]);
     await this.submitter.drained();
     this.closed = true;
-    const stopDedicated = async (
-      api: Comlink.Remote<SwapIoApi> | Comlink.Remote<CompactionApi>,
-      w: Worker,
-      alive: boolean,
-    ) => {
-      if (alive) await withTimeout(api.close(), 2000).catch(() => undefined);
-      api[Comlink.releaseProxy]();
-      await w.terminate();
-    };
     // consumers return once the ring stops; then piscina may end their threads
     this.ring.stop();
     await Promise.all([...this.consumers.values()]);
     await Promise.all([
       this.piscina.destroy(),
-      stopDedicated(this.compactionApi, this.compactionWorker, this.compactionAlive),
-      stopDedicated(this.swapApi, this.swapWorker, this.swapAlive),
+      this.compaction.close((api) => api.close()),
+      this.swap.close((api) => api.close()),
     ]);
     this.device.close();
   }

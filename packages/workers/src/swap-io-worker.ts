@@ -2,9 +2,10 @@
 // the backing file and reads written-back pages in again, in batches, apart from
 // foreground I/O. Its control surface is exposed over comlink.
 
-import { parentPort, workerData } from 'node:worker_threads';
+import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import { nodeEndpoint } from './comlink-node.js';
+import { holdLifeline } from '@zsmalloc/core';
 import { ZramDevice, type RecompressRequest, type ZramShared } from '@zsmalloc/zram';
 import { injectBackingFault } from '@zsmalloc/zram/testing';
 
@@ -19,6 +20,7 @@ export interface BackingFaultRule {
   blockModulo?: number;
 }
 
+holdLifeline((workerData as { lifeline?: MessagePort }).lifeline);
 const dev = ZramDevice.attach((workerData as { device: ZramShared }).device);
 const stats = {
   writebackRuns: 0,
@@ -49,6 +51,10 @@ const api = {
     stats.recompressRuns++;
     stats.pagesRecompressed += n;
     return n;
+  },
+  /** The device check after a thread's death (see ZramDevice.checkAfterDeath); false: fenced. */
+  checkAfterDeath(): boolean {
+    return dev.checkAfterDeath();
   },
   stats() {
     return { ...stats };

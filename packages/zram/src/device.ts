@@ -81,6 +81,8 @@ export interface ZramShared {
   readonly backingPath: SharedArrayBuffer;
   readonly maxPages: number;
   readonly name: string;
+  /** The slot table's lock-array id in the pool (held-lock records name it). */
+  readonly lockArrayId: number;
 }
 
 export type WritebackMode = 'idle' | 'huge' | 'huge_idle' | 'incompressible' | 'page_index' | 'page_indexes';
@@ -174,7 +176,7 @@ export class ZramDevice {
     this.shared = shared;
     this.pool = pool;
     this.ownsPool = ownsPool;
-    this.slots = new SlotTable(shared.table, pool);
+    this.slots = new SlotTable(shared.table, pool, shared.lockArrayId);
     this.st = new Int32Array(shared.stats);
     this.backing = new BackingStore(shared.bitmap, shared.backingPath, this.st);
     this.maxPages = shared.maxPages;
@@ -216,6 +218,7 @@ export class ZramDevice {
       backingPath: new SharedArrayBuffer(4096),
       maxPages,
       name: opts.name ?? 'zram0',
+      lockArrayId: pool.newLockArrayId(),
     };
     const dev = new ZramDevice(shared, pool, ownsPool);
     const st = dev.st;
@@ -379,11 +382,15 @@ export class ZramDevice {
   /** compact store: compacts the pool; returns pages freed. */
   /**
    * After a thread attached to this device died (its CPU marked dead with
-   * pool.markThreadDead), releases the slot lock it may have held so other
-   * threads do not wait forever. Returns the number of slot locks released.
+   * pool.markThreadDead), releases the slot locks it held in this device's table
+   * (never another device's), then the pool's rwlock shares it held, and hands
+   * back dead CPU slots that hold nothing. Waiters do the same by themselves; this
+   * sweep also frees locks no one waits on yet. Returns the slot locks released.
    */
   recoverDeadLocks(): number {
-    return this.slots.recoverDeadOwners();
+    const n = this.slots.recoverDeadOwners();
+    this.pool.reapDeadCpus();
+    return n;
   }
 
   compact(): number {
@@ -645,10 +652,12 @@ export class ZramDevice {
       try {
         // Accessed, rewritten or freed meanwhile: PP_SLOT is gone; keep the block for the next page.
         if ((slots.flags(i) & ZRAM_PP_SLOT) === 0) continue;
-        this.freeSlotLocked(i);
+        const of = slots.flags(i);
+        const oh = slots.handle(i);
         slots.setHandle(i, blk);
         slots.setOwned(i, ZRAM_WB);
         Atomics.add(st, S.PAGES_STORED, 1);
+        this.releaseContent(of, oh); // after the block is in: killed between, the object leaks
       } finally {
         slots.unlock(i);
       }
@@ -777,6 +786,53 @@ export class ZramDevice {
    * compr_data_size, bd_count), every object's size against the pool, and every
    * written-back slot against the backing bitmap. Throws on the first broken invariant.
    */
+  /**
+   * Recounts pages_stored, same_pages, huge_pages, compr_data_size and bd_count
+   * from the slots: the repair for counters a thread killed between a slot update
+   * and its counter update left off by one; and frees backing blocks no slot names
+   * (a writeback killed between taking a block and installing it). Only while no
+   * I/O runs (it would race with live updates). Returns how many counters changed
+   * plus blocks freed.
+   */
+  recountStats(): number {
+    const slots = this.slots;
+    slots.refresh();
+    const named = new Set<number>();
+    let stored = 0;
+    let same = 0;
+    let huge = 0;
+    let compr = 0;
+    let wb = 0;
+    for (let i = 0; i < this.pages; i++) {
+      const f = slots.flags(i);
+      if (!SlotTable.allocated(f)) continue;
+      stored++;
+      if (f & ZRAM_HUGE) huge++;
+      if (f & ZRAM_SAME) same++;
+      else if (f & ZRAM_WB) {
+        wb++;
+        named.add(slots.handle(i));
+      } else compr += f & SIZE_MASK;
+    }
+    let changed = 0;
+    const nblocks = Atomics.load(this.st, S.BACKING_BLOCKS);
+    for (let blk = 1; blk < nblocks; blk++) {
+      if (this.backing.blockUsed(blk) && !named.has(blk)) {
+        this.backing.freeBlock(blk);
+        changed++;
+      }
+    }
+    const set = (k: S, v: number) => {
+      if (Atomics.exchange(this.st, k, v) !== v) changed++;
+    };
+    set(S.PAGES_STORED, stored);
+    set(S.SAME_PAGES, same);
+    set(S.HUGE_PAGES, huge);
+    set(S.COMPR_DATA_SIZE, compr);
+    set(S.BD_COUNT, wb);
+    return changed;
+  }
+
   verify(): void {
     this.pool.verify();
     const slots = this.slots;
@@ -886,7 +942,81 @@ export class ZramDevice {
 
   // ---------------------------------------------------------------- internals
 
+  /** The device refuses I/O once fenced (see repairAfterDeath). */
+  get fenced(): boolean {
+    return Atomics.load(this.st, S.FENCED) !== 0;
+  }
+
+  private fencedError(): ZramError {
+    return new ZramError(
+      'EIO',
+      `zram ${this.shared.name}: fenced after a thread died mid-update; I/O refused so nothing reads back wrong${this.fenceReason ? ` (${this.fenceReason})` : ''}`,
+    );
+  }
+
+  /**
+   * After a thread attached to this device died (and its CPU was marked dead):
+   * releases the locks it held (recoverDeadLocks) and clears a compaction it left
+   * marked as running. Never blocks. Then run checkAfterDeath() on a thread that
+   * may block.
+   */
+  releaseAfterDeath(): void {
+    this.recoverDeadLocks();
+    this.pool.repairAfterDeath();
+  }
+
+  /**
+   * The check after a thread's death (may wait for locks: run it off the event
+   * loop's thread, e.g. in a worker): the pool and every slot must check out (pool
+   * verify; each slot's object is live and of the size the slot says). A slot or
+   * pool structure that does not fences the device: every later I/O throws
+   * ZramError('EIO') naming the damage, and nothing is served wrong. Returns
+   * whether the device is usable.
+   */
+  checkAfterDeath(): boolean {
+    this.releaseAfterDeath();
+    if (this.fenced) return false;
+    try {
+      this.verifyQuiet();
+      return true;
+    } catch (e) {
+      this.fenceReason = e instanceof Error ? e.message : String(e);
+      Atomics.store(this.st, S.FENCED, 1);
+      return false;
+    }
+  }
+
+  /**
+   * verify() for a device other threads may be using: a slot that is locked or
+   * marked for post-processing is in use, not damage; counter drift is recounted.
+   */
+  private verifyQuiet(): void {
+    this.pool.verify();
+    this.slots.refresh();
+    for (let i = 0; i < this.pages; i++) {
+      if (!this.slots.trylock(i)) continue; // in use by a live thread
+      try {
+        const f = this.slots.flags(i);
+        if (f & ZRAM_PP_SLOT || !SlotTable.allocated(f) || f & (ZRAM_SAME | ZRAM_WB)) continue;
+        const size = f & SIZE_MASK;
+        const h = this.slots.handle(i);
+        let obj = -1;
+        try {
+          obj = this.pool.objSize(h);
+        } catch {
+          // a freed handle
+        }
+        if (obj !== size) throw new Error(`slot ${i} points to handle ${h} (object size ${obj}, slot says ${size})`);
+      } finally {
+        this.slots.unlock(i);
+      }
+    }
+  }
+
+  private fenceReason = '';
+
   private checkIndex(index: number): void {
+    if (Atomics.load(this.st, S.FENCED) !== 0) throw this.fencedError();
     const pages = Atomics.load(this.st, S.DISKSIZE_PAGES);
     if (!(typeof index === 'number' && Number.isInteger(index) && index >= 0 && index < pages)) {
       throw new RangeError(`page index ${String(index)} outside the device (${pages} pages)`);
@@ -895,6 +1025,7 @@ export class ZramDevice {
   }
 
   private checkRange(offset: number, length: number, op: string): void {
+    if (Atomics.load(this.st, S.FENCED) !== 0) throw this.fencedError();
     const size = Atomics.load(this.st, S.DISKSIZE_PAGES) * PAGE;
     if (!isNonNegInt(offset) || !isNonNegInt(length) || offset + length > size) {
       throw new RangeError(`${op}: range [${String(offset)}, +${String(length)}) outside the device (${size} bytes)`);
@@ -1061,25 +1192,33 @@ export class ZramDevice {
   /** zram_free_page: releases whatever the slot holds and clears it (slot lock held). */
   private freeSlotLocked(index: number): void {
     const slots = this.slots;
-    const st = this.st;
     const f = slots.flags(index);
     if ((f & ~ZRAM_ENTRY_LOCK) === 0) return; // never written, or already freed: nothing to clear
+    const h = slots.handle(index);
+    // the slot lets go first, then its content: a thread killed in between leaks the
+    // content, and the slot never names something freed
+    slots.setHandle(index, 0);
+    slots.setFillHigh(index, 0);
+    slots.setAccessTime(index, 0);
+    slots.setOwned(index, 0);
+    this.releaseContent(f, h);
+  }
+
+  /** Frees what a slot held (flags f, handle word h) and uncounts it; the slot no longer names it. */
+  private releaseContent(f: number, h: number): void {
+    const st = this.st;
     if (f & ZRAM_HUGE) Atomics.sub(st, S.HUGE_PAGES, 1);
     if (f & ZRAM_WB) {
-      this.backing.freeBlock(slots.handle(index));
+      this.backing.freeBlock(h);
       Atomics.sub(st, S.PAGES_STORED, 1);
     } else if (f & ZRAM_SAME) {
       Atomics.sub(st, S.SAME_PAGES, 1);
       Atomics.sub(st, S.PAGES_STORED, 1);
     } else if ((f & SIZE_MASK) !== 0) {
-      this.pool.free(slots.handle(index));
+      this.pool.free(h);
       Atomics.sub(st, S.COMPR_DATA_SIZE, f & SIZE_MASK);
       Atomics.sub(st, S.PAGES_STORED, 1);
     }
-    slots.setHandle(index, 0);
-    slots.setFillHigh(index, 0);
-    slots.setAccessTime(index, 0);
-    slots.setOwned(index, 0);
   }
 
   /**
@@ -1153,11 +1292,40 @@ export class ZramDevice {
     this.prepare(src);
     this.slots.lock(index);
     try {
-      this.freeSlotLocked(index);
-      this.installLocked(index);
+      this.replaceLocked(index);
     } finally {
       this.slots.unlock(index);
     }
+  }
+
+  /**
+   * Frees a slot's old content before the prepared page goes in. If that fails
+   * (the slot names an object that is gone), the prepared object is freed again,
+   * the write counts as failed and the error propagates: the pool's object count
+   * is what it was and nothing leaks.
+   */
+  private replaceLocked(index: number): void {
+    const f = this.slots.flags(index);
+    const h = this.slots.handle(index);
+    try {
+      if ((f & (ZRAM_WB | ZRAM_SAME)) === 0 && (f & SIZE_MASK) !== 0) {
+        // the slot must still name its own object: not one freed (objSize throws),
+        // nor a freed handle malloc has since given to this very write, nor one of another size
+        if ((!this.pSame && h === this.pHandle) || this.pool.objSize(h) !== (f & SIZE_MASK))
+          throw new ZsError(
+            'EINVAL',
+            `zram: slot ${index} names handle ${h}, which is not its object (freed or reused)`,
+          );
+      }
+    } catch (e) {
+      if (!this.pSame) this.pool.free(this.pHandle);
+      Atomics.add(this.st, S.FAILED_WRITES, 1);
+      throw e;
+    }
+    // the new content goes in first, then the old one is freed: a thread killed in
+    // between leaks the old content, and the page never reads as neither
+    this.installLocked(index);
+    this.releaseContent(f, h);
   }
 
   /**
@@ -1174,8 +1342,7 @@ export class ZramDevice {
       if ((slots.flags(index) & ZRAM_WB) === 0) return false;
       this.loadLocked(index, page);
       this.prepare(page);
-      this.freeSlotLocked(index);
-      this.installLocked(index);
+      this.replaceLocked(index);
       return true;
     } finally {
       slots.unlock(index);
@@ -1197,8 +1364,7 @@ export class ZramDevice {
       }
       page.set(src.subarray(pos, pos + n), off);
       this.prepare(page);
-      this.freeSlotLocked(index);
-      this.installLocked(index);
+      this.replaceLocked(index);
     } finally {
       slots.unlock(index);
     }
@@ -1255,11 +1421,13 @@ export class ZramDevice {
     const handle = pool.malloc(out.length); // ENOMEM: keep the old object, stop
     pool.write(handle, out);
     const acTime = slots.accessTime(index);
-    this.freeSlotLocked(index);
+    const of = slots.flags(index);
+    const oh = slots.handle(index);
     slots.setHandle(index, handle);
     slots.setOwned(index, out.length | (prio << PRIO_SHIFT));
     Atomics.add(st, S.COMPR_DATA_SIZE, out.length);
     Atomics.add(st, S.PAGES_STORED, 1);
+    this.releaseContent(of, oh); // after the new object is in: killed between, the old one leaks
     slots.setAccessTime(index, acTime); // recompression is not an access
     return 1;
   }

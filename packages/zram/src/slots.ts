@@ -50,9 +50,11 @@ export class SlotTable {
   constructor(
     readonly buffer: SharedArrayBuffer,
     private readonly pool: ZsPool,
+    lockArrayId: number,
   ) {
     this.words = new Int32Array(buffer, 0, buffer.byteLength >>> 2);
     this.lockClass = pool.lockClassId(SLOT_LOCK_CLASS);
+    pool.nameLockArray(buffer, lockArrayId);
   }
 
   static allocate(slots: number, maxSlots: number): SharedArrayBuffer {
@@ -85,9 +87,10 @@ export class SlotTable {
     this.pool.bitUnlock(this.words, index * SLOT_WORDS + 1, ZRAM_ENTRY_LOCK, this.lockClass);
   }
 
-  /** Releases slot locks still held by threads that died (see ZsPool.recoverDeadBitLocks). */
+  /** Releases slot locks still held by threads that died, in this table only (see ZsPool.recoverDeadLocks). */
   recoverDeadOwners(): number {
-    return this.pool.recoverDeadBitLocks(this.words, this.lockClass);
+    this.refresh();
+    return this.pool.recoverDeadLocks(this.words);
   }
 
   trylock(index: number): boolean {

@@ -43,6 +43,7 @@ export enum S {
   BACKING_BLOCKS, // usable bits in the backing bitmap (block 0 is never used)
   BACKING_HINT, // where the next block search starts
   BACKING_FD, // the backing file's descriptor + 1 (0: none); descriptors are process-wide
+  FENCED, // 1 once a thread's death left damage repair could not undo: all I/O refused
   COUNT,
 }
 

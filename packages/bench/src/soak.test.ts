@@ -1,0 +1,23 @@
+import { describe, expect, it } from 'vitest';
+import { runSoak } from './soak/run.js';
+
+// The CI-sized soak (the long runs are `pnpm soak --seconds ...`).
+describe('soak (short)', () => {
+  it('runs without kills and verifies ok', async () => {
+    const r = await runSoak({ seconds: 3, lockMode: 'class', killEvery: 0, pages: 512 });
+    expect(r.line).toMatch(/^soak: \d+ page ops, \d+ pages verified, 0 mismatches, 0 worker deaths, verify ok$/);
+  }, 60_000);
+
+  for (const lockMode of ['class', 'pool'] as const) {
+    it(`verifies every page read against the last acknowledged write while workers are killed and restarted (lockMode ${lockMode})`, async () => {
+      const r = await runSoak({ seconds: 6, lockMode, killEvery: 1, pages: 512, seed: lockMode === 'class' ? 3 : 4 });
+      console.log(r.line);
+      // never a wrong page; the device checks out, or a death left damage and it was fenced (R4)
+      expect(r.line).toMatch(
+        /^soak: \d+ page ops, \d+ pages verified, 0 mismatches, \d+ worker deaths, verify (ok|.*fenced)/,
+      );
+      expect(r.deaths).toBeGreaterThan(0);
+      expect(r.verified).toBeGreaterThan(0);
+    }, 120_000);
+  }
+});
