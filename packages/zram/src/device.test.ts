@@ -318,7 +318,7 @@ describe('knobs: disksize, algorithm, reset', () => {
     dev.setAlgorithm('brotli');
     dev.setDisksize(32 * PAGE - 100);
     expect(dev.disksize).toBe(32 * PAGE);
-    expect(dev.compAlgorithm()).toBe('lz4 deflate [brotli] \n');
+    expect(dev.compAlgorithm()).toBe('lz4 deflate [brotli] zstd \n');
     const dst = new Uint8Array(PAGE);
     dev.readPage(1, dst);
     expect(dst.every((b) => b === 0)).toBe(true);

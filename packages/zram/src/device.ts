@@ -17,8 +17,23 @@
 
 import { SITE_IDLE, SITE_RECOMPRESS, SITE_WRITEBACK, ZsError, ZsPool } from '@zsmalloc/core';
 import type { PoolOptions, ZsPoolShared } from '@zsmalloc/core';
+import {
+  AlgorithmParamsStore,
+  PARAM_PRIORITIES,
+  parseAlgorithmParams,
+  type AlgorithmParamsRequest,
+} from './algorithm-params.js';
 import { BackingStore, type BackingOpenOptions } from './backing.js';
-import { DEFAULT_ALGORITHM, algorithmId, algorithmListing, algorithmName, createCodec, type Codec } from './codec.js';
+import {
+  DEFAULT_ALGORITHM,
+  algorithmId,
+  algorithmListing,
+  algorithmName,
+  algorithmTakesParams,
+  createCodec,
+  type Codec,
+} from './codec.js';
+import { checkZstdLevel, loadZstdDictionary } from './codecs/zstd.js';
 import { ZramError } from './errors.js';
 import {
   PRIO_SHIFT,
@@ -59,6 +74,8 @@ export interface ZramOptions {
   disksize: number;
   /** Primary compression algorithm (default 'lz4'). */
   algorithm?: string;
+  /** algorithm_params of the primary algorithm, as "level=L dict=PATH" or an object (zstd only). */
+  algorithmParams?: string | AlgorithmParamsRequest;
   /** mem_limit in bytes (0 = none). */
   memLimit?: number;
   /** Path of the writeback backing file (created if missing, extended to disksize + 4 KiB). */
@@ -79,6 +96,8 @@ export interface ZramShared {
   readonly stats: SharedArrayBuffer;
   readonly bitmap: SharedArrayBuffer;
   readonly backingPath: SharedArrayBuffer;
+  /** algorithm_params of every priority (levels, dictionaries). */
+  readonly params: SharedArrayBuffer;
   readonly maxPages: number;
   readonly name: string;
 }
@@ -144,6 +163,7 @@ export class ZramDevice {
   private readonly slots: SlotTable;
   private readonly st: Int32Array;
   private readonly backing: BackingStore;
+  private readonly params: AlgorithmParamsStore;
   private readonly maxPages: number;
   /** This object made its ZsPool object (create() from options, or attach()): close() detaches it. */
   private readonly ownsPool: boolean;
@@ -155,7 +175,9 @@ export class ZramDevice {
   // the same-filled test reads the caller's page in place, as 32-bit words when it is aligned
   private sameBuf: ArrayBufferLike | null = null;
   private sameView: Int32Array<ArrayBufferLike> = new Int32Array(0);
+  /** This thread's codec per priority, valid while its generation matches S.PARAMS_GEN. */
   private readonly codecCache: (Codec | undefined)[] = [];
+  private codecGen = -1;
   // the access-time clock: read once per batch (beginBatch) instead of once per page
   private batchDepth = 0;
   private batchNow = 0;
@@ -177,6 +199,7 @@ export class ZramDevice {
     this.slots = new SlotTable(shared.table, pool);
     this.st = new Int32Array(shared.stats);
     this.backing = new BackingStore(shared.bitmap, shared.backingPath, this.st);
+    this.params = new AlgorithmParamsStore(shared.params);
     this.maxPages = shared.maxPages;
   }
 
@@ -214,6 +237,7 @@ export class ZramDevice {
       stats: new SharedArrayBuffer(STATS_WORDS * 4),
       bitmap: BackingStore.allocateBitmap(maxPages + 1),
       backingPath: new SharedArrayBuffer(4096),
+      params: AlgorithmParamsStore.allocate(),
       maxPages,
       name: opts.name ?? 'zram0',
     };
@@ -221,6 +245,11 @@ export class ZramDevice {
     const st = dev.st;
     Atomics.store(st, S.EPOCH_SEC, Math.floor(Date.now() / 1000));
     Atomics.store(st, S.COMP_ID0, algId + 1);
+    if (opts.algorithmParams !== undefined) {
+      const req =
+        typeof opts.algorithmParams === 'string' ? parseAlgorithmParams(opts.algorithmParams) : opts.algorithmParams;
+      dev.setAlgorithmParams({ ...req, priority: req.priority ?? 0 });
+    }
     if (opts.backingFile !== undefined)
       dev.setBackingFile(opts.backingFile, { exclusive: opts.backingFileExclusive === true });
     if (opts.memLimit) dev.setMemLimit(opts.memLimit);
@@ -287,6 +316,7 @@ export class ZramDevice {
     const id = algorithmId(name);
     if (this.initialized) throw new ZsError('EBUSY', "can't change the algorithm of an initialized device");
     Atomics.store(this.st, S.COMP_ID0, id + 1);
+    Atomics.add(this.st, S.PARAMS_GEN, 1);
   }
 
   /**
@@ -304,6 +334,7 @@ export class ZramDevice {
     if (cur !== 0 && this.initialized)
       throw new ZsError('EBUSY', `priority ${priority} already uses ${algorithmName(cur - 1)}`);
     Atomics.store(this.st, S.COMP_ID0 + priority, id + 1);
+    Atomics.add(this.st, S.PARAMS_GEN, 1);
   }
 
   /** recomp_algorithm show: "#N: " and the listing for every configured priority. */
@@ -312,6 +343,55 @@ export class ZramDevice {
     for (let prio = 1; prio < MAX_COMPS; prio++) {
       const id = Atomics.load(this.st, S.COMP_ID0 + prio);
       if (id !== 0) s += `#${prio}: ${algorithmListing(algorithmName(id - 1))}`;
+    }
+    return s;
+  }
+
+  /**
+   * algorithm_params store: "priority=N algo=NAME level=L dict=PATH" (or the parsed
+   * object). Replaces every parameter of that priority (unset ones return to the
+   * algorithm's default, as in the kernel). EINVAL for a malformed string, a priority
+   * without an algorithm, or a level or dictionary the algorithm does not take;
+   * ZramError ENOENT/EINVAL for a missing or unusable dictionary file; EBUSY once
+   * initialized. A rejected call changes nothing.
+   */
+  setAlgorithmParams(request: string | AlgorithmParamsRequest): void {
+    const req = typeof request === 'string' ? parseAlgorithmParams(request) : request;
+    if (req === null || typeof req !== 'object')
+      throw new ZsError('EINVAL', 'algorithm_params: expected a string or object');
+    let prio = req.priority ?? 0;
+    if (req.algo !== undefined) {
+      const id = algorithmId(req.algo);
+      prio = -1;
+      for (let p = 0; p < MAX_COMPS; p++)
+        if (Atomics.load(this.st, S.COMP_ID0 + p) === id + 1) {
+          prio = p;
+          break;
+        }
+      if (prio < 0) throw new ZsError('EINVAL', `algorithm_params: no priority uses ${req.algo}`);
+    }
+    if (!Number.isInteger(prio) || prio < 0 || prio >= MAX_COMPS || prio >= PARAM_PRIORITIES)
+      throw new ZsError('EINVAL', `algorithm_params: priority must be 0..${MAX_COMPS - 1}, got ${String(prio)}`);
+    const algId = Atomics.load(this.st, S.COMP_ID0 + prio) - 1;
+    if (algId < 0) throw new ZsError('EINVAL', `algorithm_params: no algorithm at priority ${prio}`);
+    const name = algorithmName(algId);
+    if ((req.level !== undefined || req.dict !== undefined) && !algorithmTakesParams(name))
+      throw new ZsError('EINVAL', `algorithm_params: ${name} takes no level or dictionary here (zstd does)`);
+    if (this.initialized) throw new ZsError('EBUSY', "can't change algorithm_params of an initialized device");
+    if (req.level !== undefined) checkZstdLevel(req.level);
+    const dict = req.dict !== undefined ? loadZstdDictionary(req.dict) : undefined;
+    this.params.set(prio, req.level, req.dict, dict);
+    Atomics.add(this.st, S.PARAMS_GEN, 1);
+  }
+
+  /** Every configured priority's algorithm and parameters: "#N: NAME level=L dict=PATH" lines. */
+  algorithmParams(): string {
+    let s = '';
+    for (let prio = 0; prio < MAX_COMPS; prio++) {
+      const id = Atomics.load(this.st, S.COMP_ID0 + prio);
+      if (id === 0) continue;
+      const p = this.params.describe(prio);
+      s += `#${prio}: ${algorithmName(id - 1)}${p ? ` ${p}` : ''}\n`;
     }
     return s;
   }
@@ -410,12 +490,14 @@ export class ZramDevice {
     this.slots.clear(pages);
     this.backing.detach();
     const st = this.st;
-    const keep = [S.EPOCH_SEC, S.BACKING_GEN] as const;
+    const keep = [S.EPOCH_SEC, S.BACKING_GEN, S.PARAMS_GEN] as const;
     const saved = keep.map((i) => Atomics.load(st, i));
     for (let i = 0; i < STATS_WORDS; i++) Atomics.store(st, i, 0);
     for (const [k, i] of keep.entries()) Atomics.store(st, i, saved[k]!);
     Atomics.store(st, S.COMPACTED_BASE, this.pool.stats().pagesCompacted);
     Atomics.store(st, S.COMP_ID0, algorithmId(DEFAULT_ALGORITHM) + 1);
+    for (let prio = 0; prio < PARAM_PRIORITIES; prio++) this.params.clear(prio);
+    Atomics.add(st, S.PARAMS_GEN, 1);
   }
 
   /**
@@ -929,12 +1011,17 @@ export class ZramDevice {
   }
 
   private codecFor(prio: number): Codec {
-    const id = Atomics.load(this.st, S.COMP_ID0 + prio) - 1;
-    if (id < 0) throw new ZramError('EIO', `no compression algorithm at priority ${prio}`);
-    let c = this.codecCache[id];
+    const gen = Atomics.load(this.st, S.PARAMS_GEN);
+    if (gen !== this.codecGen) {
+      this.codecCache.length = 0;
+      this.codecGen = gen;
+    }
+    let c = this.codecCache[prio];
     if (c === undefined) {
-      c = createCodec(id);
-      this.codecCache[id] = c;
+      const id = Atomics.load(this.st, S.COMP_ID0 + prio) - 1;
+      if (id < 0) throw new ZramError('EIO', `no compression algorithm at priority ${prio}`);
+      c = createCodec(id, this.params.codecParams(prio));
+      this.codecCache[prio] = c;
     }
     return c;
   }

@@ -43,6 +43,7 @@ export enum S {
   BACKING_BLOCKS, // usable bits in the backing bitmap (block 0 is never used)
   BACKING_HINT, // where the next block search starts
   BACKING_FD, // the backing file's descriptor + 1 (0: none); descriptors are process-wide
+  PARAMS_GEN, // bumped whenever an algorithm or its parameters change (threads rebuild codecs)
   COUNT,
 }
 
