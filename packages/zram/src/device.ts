@@ -49,7 +49,16 @@ import {
 } from './slots.js';
 import {
   S,
+  STATS_BYTES,
   STATS_WORDS,
+  C,
+  add64,
+  dec64,
+  get64,
+  inc64,
+  max64,
+  statsViews,
+  sub64,
   bdStatText,
   debugStatText,
   ioStatText,
@@ -62,8 +71,12 @@ import {
 } from './stats.js';
 
 const PAGE = 4096;
-/** Largest disksize: keeps every byte counter (compr_data_size <= disksize) inside 32 bits. */
-export const MAX_DISKSIZE = 2 ** 32 - PAGE;
+/** Largest disksize: 1 TiB (2^28 slots; the counters are 64-bit, slot indexes stay below 2^31). */
+export const MAX_DISKSIZE = 2 ** 40;
+/** maxDisksize when none is given: the slot-table address space reserved for a later disksize. */
+export const DEFAULT_MAX_DISKSIZE = 16 * 2 ** 30;
+/** Largest pool a device sizes for itself (the pool's own limit is lower on some builds). */
+const DEFAULT_POOL_CAP = 2 ** 32 - 2 ** 20;
 /** Compression priorities: 0 is the primary algorithm, 1..3 the recompression ones. */
 export const MAX_COMPS = 4;
 
@@ -84,7 +97,11 @@ export interface ZramOptions {
   backingFileExclusive?: boolean;
   /** An existing pool to store into, or options for a new one (default: sized from maxDisksize/disksize). */
   pool?: ZsPool | PoolOptions;
-  /** Largest disksize this device may ever be given (reserves slot-table address space). Default MAX_DISKSIZE. */
+  /**
+   * Largest disksize this device may ever be given: reserves slot-table address space
+   * (16 bytes per page; memory is only used for slots that are touched). Default:
+   * disksize or DEFAULT_MAX_DISKSIZE, whichever is larger.
+   */
   maxDisksize?: number;
   name?: string;
 }
@@ -162,6 +179,8 @@ export class ZramDevice {
 
   private readonly slots: SlotTable;
   private readonly st: Int32Array;
+  /** The 64-bit statistics (stats.ts). */
+  private readonly c64: BigInt64Array;
   private readonly backing: BackingStore;
   private readonly params: AlgorithmParamsStore;
   private readonly maxPages: number;
@@ -197,8 +216,10 @@ export class ZramDevice {
     this.pool = pool;
     this.ownsPool = ownsPool;
     this.slots = new SlotTable(shared.table, pool);
-    this.st = new Int32Array(shared.stats);
-    this.backing = new BackingStore(shared.bitmap, shared.backingPath, this.st);
+    const views = statsViews(shared.stats);
+    this.st = views.st;
+    this.c64 = views.c64;
+    this.backing = new BackingStore(shared.bitmap, shared.backingPath, this.st, this.c64);
     this.params = new AlgorithmParamsStore(shared.params);
     this.maxPages = shared.maxPages;
   }
@@ -209,7 +230,7 @@ export class ZramDevice {
     if (!isNonNegInt(disksize) || disksize > MAX_DISKSIZE) {
       throw new ZsError('EINVAL', `disksize must be an integer in 0..${MAX_DISKSIZE}, got ${disksize}`);
     }
-    const maxDisksize = opts.maxDisksize ?? MAX_DISKSIZE;
+    const maxDisksize = opts.maxDisksize ?? Math.max(disksize, DEFAULT_MAX_DISKSIZE);
     if (!isNonNegInt(maxDisksize) || maxDisksize > MAX_DISKSIZE) {
       throw new ZsError('EINVAL', `maxDisksize must be an integer in 0..${MAX_DISKSIZE}`);
     }
@@ -225,7 +246,7 @@ export class ZramDevice {
     } else {
       const sizing = disksize || Math.min(maxDisksize, 1 << 30);
       const poolOpts: PoolOptions = opts.pool ?? {
-        maxBytes: Math.ceil((sizing * 1.25 + (1 << 20)) / PAGE) * PAGE,
+        maxBytes: Math.min(DEFAULT_POOL_CAP, Math.ceil((sizing * 1.25 + (1 << 20)) / PAGE) * PAGE),
         name: opts.name ?? 'zram',
       };
       pool = ZsPool.create(poolOpts);
@@ -234,7 +255,7 @@ export class ZramDevice {
     const shared: ZramShared = {
       pool: pool.shared,
       table: SlotTable.allocate(Math.ceil(disksize / PAGE), maxPages),
-      stats: new SharedArrayBuffer(STATS_WORDS * 4),
+      stats: new SharedArrayBuffer(STATS_BYTES),
       bitmap: BackingStore.allocateBitmap(maxPages + 1),
       backingPath: new SharedArrayBuffer(4096),
       params: AlgorithmParamsStore.allocate(),
@@ -296,8 +317,8 @@ export class ZramDevice {
     if (pages > this.maxPages) {
       throw new ZsError('ENOMEM', `disksize ${bytes} exceeds this device's maxDisksize ${this.maxPages * PAGE}`);
     }
+    // The table is all zeros here (new, or cleared by reset()): growing it touches no memory.
     this.slots.ensure(pages);
-    this.slots.clear(pages);
     if (this.backing.configured()) this.backing.prepare(pages);
     Atomics.store(this.st, S.DISKSIZE_PAGES, pages);
   }
@@ -417,12 +438,12 @@ export class ZramDevice {
   }
 
   get memUsedMax(): number {
-    return u32(this.st, S.MAX_USED_PAGES) * PAGE;
+    return get64(this.c64, C.MAX_USED_PAGES) * PAGE;
   }
 
   /** mem_used_max store of "0": restart the high-water mark from current usage. */
   resetMemUsedMax(): void {
-    Atomics.store(this.st, S.MAX_USED_PAGES, this.pagesUsed());
+    Atomics.store(this.c64, C.MAX_USED_PAGES, BigInt(this.pagesUsed()));
   }
 
   get backingFile(): string {
@@ -480,6 +501,7 @@ export class ZramDevice {
     Atomics.store(this.st, S.DISKSIZE_PAGES, 0);
     this.slots.refresh();
     for (let i = 0; i < pages; i++) {
+      if (this.slots.flags(i) === 0) continue; // empty: nothing to free (and no lock to take)
       this.slots.lock(i);
       try {
         this.freeSlotLocked(i);
@@ -493,8 +515,9 @@ export class ZramDevice {
     const keep = [S.EPOCH_SEC, S.BACKING_GEN, S.PARAMS_GEN] as const;
     const saved = keep.map((i) => Atomics.load(st, i));
     for (let i = 0; i < STATS_WORDS; i++) Atomics.store(st, i, 0);
+    for (let i = 0; i < C.COUNT; i++) Atomics.store(this.c64, i, 0n);
     for (const [k, i] of keep.entries()) Atomics.store(st, i, saved[k]!);
-    Atomics.store(st, S.COMPACTED_BASE, this.pool.stats().pagesCompacted);
+    Atomics.store(this.c64, C.COMPACTED_BASE, BigInt(this.pool.stats().pagesCompacted));
     Atomics.store(st, S.COMP_ID0, algorithmId(DEFAULT_ALGORITHM) + 1);
     for (let prio = 0; prio < PARAM_PRIORITIES; prio++) this.params.clear(prio);
     Atomics.add(st, S.PARAMS_GEN, 1);
@@ -584,7 +607,7 @@ export class ZramDevice {
       } finally {
         this.slots.unlock(index);
       }
-      Atomics.add(this.st, S.NOTIFY_FREE, 1);
+      inc64(this.c64, C.NOTIFY_FREE);
       index++;
       n -= PAGE;
     }
@@ -594,7 +617,7 @@ export class ZramDevice {
   slotFreeNotify(index: number): boolean {
     this.checkIndex(index);
     if (!this.slots.trylock(index)) {
-      Atomics.add(this.st, S.MISS_FREE, 1);
+      inc64(this.c64, C.MISS_FREE);
       return false;
     }
     try {
@@ -602,7 +625,7 @@ export class ZramDevice {
     } finally {
       this.slots.unlock(index);
     }
-    Atomics.add(this.st, S.NOTIFY_FREE, 1);
+    inc64(this.c64, C.NOTIFY_FREE);
     return true;
   }
 
@@ -706,7 +729,7 @@ export class ZramDevice {
           prio = this.loadPrio;
         } catch (e) {
           slots.clearFlag(i, ZRAM_PP_SLOT);
-          Atomics.add(st, S.FAILED_READS, 1);
+          inc64(this.c64, C.FAILED_READS);
           failure = new ZramError('EIO', `writeback: reading page ${i} failed: ${(e as Error).message}`, written);
           break;
         }
@@ -730,13 +753,13 @@ export class ZramDevice {
         this.freeSlotLocked(i);
         slots.setHandle(i, blk);
         slots.setOwned(i, ZRAM_WB);
-        Atomics.add(st, S.PAGES_STORED, 1);
+        inc64(this.c64, C.PAGES_STORED);
       } finally {
         slots.unlock(i);
       }
       blk = 0;
       written++;
-      Atomics.add(st, S.BD_WRITES, 1);
+      inc64(this.c64, C.BD_WRITES);
       this.consumeWritebackLimit();
     }
     if (blk !== 0) this.backing.freeBlock(blk);
@@ -906,11 +929,11 @@ export class ZramDevice {
     const check = (name: string, counter: number, actual: number) => {
       if (counter !== actual) fail(`${name} is ${counter}, slots say ${actual}`);
     };
-    check('pages_stored', u32(st, S.PAGES_STORED), stored);
-    check('same_pages', u32(st, S.SAME_PAGES), same);
-    check('huge_pages', u32(st, S.HUGE_PAGES), huge);
-    check('compr_data_size', u32(st, S.COMPR_DATA_SIZE), compr);
-    check('bd_count', u32(st, S.BD_COUNT), wb);
+    check('pages_stored', get64(this.c64, C.PAGES_STORED), stored);
+    check('same_pages', get64(this.c64, C.SAME_PAGES), same);
+    check('huge_pages', get64(this.c64, C.HUGE_PAGES), huge);
+    check('compr_data_size', get64(this.c64, C.COMPR_DATA_SIZE), compr);
+    check('bd_count', get64(this.c64, C.BD_COUNT), wb);
     let bits = 0;
     const nblocks = Atomics.load(st, S.BACKING_BLOCKS);
     for (let b = 0; b < nblocks; b++) if (this.backing.blockUsed(b)) bits++;
@@ -925,24 +948,28 @@ export class ZramDevice {
     const ps = init ? this.pool.stats() : undefined;
     return {
       mm: {
-        origDataSize: u32(st, S.PAGES_STORED) * PAGE,
-        comprDataSize: u32(st, S.COMPR_DATA_SIZE),
+        origDataSize: get64(this.c64, C.PAGES_STORED) * PAGE,
+        comprDataSize: get64(this.c64, C.COMPR_DATA_SIZE),
         memUsedTotal: ps ? ps.pagesUsed * PAGE : 0,
         memLimit: u32(st, S.LIMIT_PAGES) * PAGE,
-        memUsedMax: u32(st, S.MAX_USED_PAGES) * PAGE,
-        samePages: u32(st, S.SAME_PAGES),
-        pagesCompacted: ps ? Math.max(0, ps.pagesCompacted - u32(st, S.COMPACTED_BASE)) : 0,
-        hugePages: u32(st, S.HUGE_PAGES),
-        hugePagesSince: u32(st, S.HUGE_PAGES_SINCE),
+        memUsedMax: get64(this.c64, C.MAX_USED_PAGES) * PAGE,
+        samePages: get64(this.c64, C.SAME_PAGES),
+        pagesCompacted: ps ? Math.max(0, ps.pagesCompacted - get64(this.c64, C.COMPACTED_BASE)) : 0,
+        hugePages: get64(this.c64, C.HUGE_PAGES),
+        hugePagesSince: get64(this.c64, C.HUGE_PAGES_SINCE),
       },
       io: {
-        failedReads: u32(st, S.FAILED_READS),
-        failedWrites: u32(st, S.FAILED_WRITES),
-        invalidIo: u32(st, S.INVALID_IO),
-        notifyFree: u32(st, S.NOTIFY_FREE),
+        failedReads: get64(this.c64, C.FAILED_READS),
+        failedWrites: get64(this.c64, C.FAILED_WRITES),
+        invalidIo: get64(this.c64, C.INVALID_IO),
+        notifyFree: get64(this.c64, C.NOTIFY_FREE),
       },
-      bd: { bdCount: u32(st, S.BD_COUNT), bdReads: u32(st, S.BD_READS), bdWrites: u32(st, S.BD_WRITES) },
-      debug: { writestall: u32(st, S.WRITESTALL), missFree: u32(st, S.MISS_FREE) },
+      bd: {
+        bdCount: get64(this.c64, C.BD_COUNT),
+        bdReads: get64(this.c64, C.BD_READS),
+        bdWrites: get64(this.c64, C.BD_WRITES),
+      },
+      debug: { writestall: get64(this.c64, C.WRITESTALL), missFree: get64(this.c64, C.MISS_FREE) },
     };
   }
 
@@ -1027,13 +1054,9 @@ export class ZramDevice {
   }
 
   private updateMaxUsed(used: number): void {
-    const st = this.st;
-    // a plain read first: the high-water mark rarely moves, and an atomic read costs a call per page
-    if (used <= st[S.MAX_USED_PAGES]!) return;
-    for (;;) {
-      const cur = Atomics.load(st, S.MAX_USED_PAGES);
-      if (used <= cur || Atomics.compareExchange(st, S.MAX_USED_PAGES, cur, used) === cur) return;
-    }
+    // a plain read first: the high-water mark rarely moves, and an atomic update costs more per page
+    if (BigInt(used) <= this.c64[C.MAX_USED_PAGES]!) return;
+    max64(this.c64, C.MAX_USED_PAGES, used);
   }
 
   private consumeWritebackLimit(): void {
@@ -1107,7 +1130,7 @@ export class ZramDevice {
       // allocated and filled in one step (the only copy between the codec and the pool)
       handle = pool.mallocWrite(huge ? page : out);
     } catch (e) {
-      Atomics.add(st, S.FAILED_WRITES, 1);
+      inc64(this.c64, C.FAILED_WRITES);
       throw e;
     }
     const used = this.pagesUsed();
@@ -1115,7 +1138,7 @@ export class ZramDevice {
     const limit = st[S.LIMIT_PAGES]!; // plain read: a new limit applies from the next page on
     if (limit !== 0 && used > limit) {
       pool.free(handle);
-      Atomics.add(st, S.FAILED_WRITES, 1);
+      inc64(this.c64, C.FAILED_WRITES);
       throw new ZsError('ENOMEM', `zram: mem_limit ${limit * PAGE} reached (pool uses ${used * PAGE})`);
     }
     this.pHandle = handle;
@@ -1126,42 +1149,40 @@ export class ZramDevice {
   /** Installs what prepare() made into a slot whose old content was freed (slot lock held). */
   private installLocked(index: number): void {
     const slots = this.slots;
-    const st = this.st;
     if (this.pSame) {
       slots.setHandle(index, this.pLo);
       slots.setFillHigh(index, this.pHi);
       slots.setOwned(index, ZRAM_SAME);
-      Atomics.add(st, S.SAME_PAGES, 1);
+      inc64(this.c64, C.SAME_PAGES);
     } else {
       slots.setHandle(index, this.pHandle);
       slots.setOwned(index, this.pSize | (this.pHuge ? ZRAM_HUGE : 0));
-      Atomics.add(st, S.COMPR_DATA_SIZE, this.pSize);
+      add64(this.c64, C.COMPR_DATA_SIZE, this.pSize);
       if (this.pHuge) {
-        Atomics.add(st, S.HUGE_PAGES, 1);
-        Atomics.add(st, S.HUGE_PAGES_SINCE, 1);
+        inc64(this.c64, C.HUGE_PAGES);
+        inc64(this.c64, C.HUGE_PAGES_SINCE);
       }
     }
-    Atomics.add(st, S.PAGES_STORED, 1);
+    inc64(this.c64, C.PAGES_STORED);
     slots.setAccessTime(index, this.now());
   }
 
   /** zram_free_page: releases whatever the slot holds and clears it (slot lock held). */
   private freeSlotLocked(index: number): void {
     const slots = this.slots;
-    const st = this.st;
     const f = slots.flags(index);
     if ((f & ~ZRAM_ENTRY_LOCK) === 0) return; // never written, or already freed: nothing to clear
-    if (f & ZRAM_HUGE) Atomics.sub(st, S.HUGE_PAGES, 1);
+    if (f & ZRAM_HUGE) dec64(this.c64, C.HUGE_PAGES);
     if (f & ZRAM_WB) {
       this.backing.freeBlock(slots.handle(index));
-      Atomics.sub(st, S.PAGES_STORED, 1);
+      dec64(this.c64, C.PAGES_STORED);
     } else if (f & ZRAM_SAME) {
-      Atomics.sub(st, S.SAME_PAGES, 1);
-      Atomics.sub(st, S.PAGES_STORED, 1);
+      dec64(this.c64, C.SAME_PAGES);
+      dec64(this.c64, C.PAGES_STORED);
     } else if ((f & SIZE_MASK) !== 0) {
       this.pool.free(slots.handle(index));
-      Atomics.sub(st, S.COMPR_DATA_SIZE, f & SIZE_MASK);
-      Atomics.sub(st, S.PAGES_STORED, 1);
+      sub64(this.c64, C.COMPR_DATA_SIZE, f & SIZE_MASK);
+      dec64(this.c64, C.PAGES_STORED);
     }
     slots.setHandle(index, 0);
     slots.setFillHigh(index, 0);
@@ -1178,7 +1199,7 @@ export class ZramDevice {
     const f = slots.flags(index);
     if (f & ZRAM_WB) {
       this.backing.readBlock(slots.handle(index), dst);
-      Atomics.add(this.st, S.BD_READS, 1);
+      inc64(this.c64, C.BD_READS);
       return 0;
     }
     if (f & ZRAM_SAME) {
@@ -1220,7 +1241,7 @@ export class ZramDevice {
       prio = this.loadPrio;
       if (SlotTable.allocated(slots.flags(index))) this.accessedLocked(index);
     } catch (e) {
-      Atomics.add(this.st, S.FAILED_READS, 1);
+      inc64(this.c64, C.FAILED_READS);
       throw e;
     } finally {
       slots.unlock(index);
@@ -1229,7 +1250,7 @@ export class ZramDevice {
       try {
         this.decompress(n, prio, dst);
       } catch (e) {
-        Atomics.add(this.st, S.FAILED_READS, 1);
+        inc64(this.c64, C.FAILED_READS);
         throw e;
       }
     }
@@ -1279,7 +1300,7 @@ export class ZramDevice {
         const cn = this.loadLocked(index, page);
         if (cn !== 0) this.decompress(cn, this.loadPrio, page);
       } catch (e) {
-        Atomics.add(this.st, S.FAILED_WRITES, 1);
+        inc64(this.c64, C.FAILED_WRITES);
         throw e;
       }
       page.set(src.subarray(pos, pos + n), off);
@@ -1345,8 +1366,8 @@ export class ZramDevice {
     this.freeSlotLocked(index);
     slots.setHandle(index, handle);
     slots.setOwned(index, out.length | (prio << PRIO_SHIFT));
-    Atomics.add(st, S.COMPR_DATA_SIZE, out.length);
-    Atomics.add(st, S.PAGES_STORED, 1);
+    add64(this.c64, C.COMPR_DATA_SIZE, out.length);
+    inc64(this.c64, C.PAGES_STORED);
     slots.setAccessTime(index, acTime); // recompression is not an access
     return 1;
   }

@@ -2,6 +2,7 @@
 export {
   ZramDevice,
   MAX_DISKSIZE,
+  DEFAULT_MAX_DISKSIZE,
   MAX_COMPS,
   type ZramOptions,
   type ZramShared,
