@@ -31,6 +31,8 @@ export interface CompactionOptions {
 export interface ServiceOptions {
   disksize?: number;
   algorithm?: string;
+  /** algorithm_params of the primary algorithm ("level=L dict=PATH"; zstd). */
+  algorithmParams?: string;
   /** Compression workers (default: available cores). */
   compressionWorkers?: number;
   memLimit?: number;
@@ -134,6 +136,7 @@ export class ZramService {
     this.device = ZramDevice.create({
       disksize,
       algorithm: opts.algorithm ?? 'lz4',
+      algorithmParams: opts.algorithmParams,
       memLimit: opts.memLimit ?? 0,
       backingFile: opts.backingFile,
       backingFileExclusive: opts.backingFileExclusive,

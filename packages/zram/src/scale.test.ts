@@ -16,7 +16,7 @@ describe('zram at distro scale', () => {
     expect(dev.disksize).toBe(2 ** 40);
     const offsets = [0, 4 * GiB - PAGE, 4 * GiB, 4 * GiB + PAGE, 17 * GiB + 5 * PAGE, 2 ** 39, 2 ** 40 - PAGE];
     const want = offsets.map((_, k) => fillPage(new Uint8Array(PAGE), k % 2 ? 'binary' : 'text', k + 1));
-    offsets.forEach((off, k) => dev.write(off, want[k]!));
+    for (const [k, off] of offsets.entries()) dev.write(off, want[k]!);
     // A byte range that crosses the 4 GiB line, written and read unaligned.
     const cross = fillPage(new Uint8Array(3 * PAGE), 'text', 99);
     dev.write(8 * GiB - PAGE - 100, cross);
