@@ -2,12 +2,22 @@
 // The `zram` command line: `zram serve` runs the threaded zram service behind an
 // NBD server (loopback TCP or a private Unix socket, optionally TLS-PSK; plus a
 // local control socket, see control.ts); `zram stat`, `compact`, `idle`,
-// `writeback`, `recompress` and `reset` act on a running server. Each command
+// `writeback`, `recompress`, `reset` and `algorithm-params` act on a running
+// server; `train-dict` builds a zstd dictionary from sample pages. Each command
 // is one entry of COMMANDS: its help text, its node:util parseArgs option
 // spec, and what it runs.
 
+import fs from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ZsError } from '@zsmalloc/core';
+import {
+  DEFAULT_DICT_SIZE,
+  ZramDevice,
+  checkZstdDictionary,
+  pagesOf,
+  parseAlgorithmParams,
+  trainZstdDictionary,
+} from '@zsmalloc/zram';
 import { ControlServer, controlRequest, defaultControlPath } from './control.js';
 import { MAX_HANDSHAKE_TIMEOUT_MS, NbdServer, listenPolicyRefusal, type NbdServerTotals } from './nbd/server.js';
 import { minConnectionBytes } from './nbd/connection.js';
@@ -100,6 +110,7 @@ export function humanSize(bytes: number): string {
 interface StatReply {
   name: string;
   algorithm: string;
+  algorithmParams: string;
   disksize: number;
   data: number;
   compr: number;
@@ -129,7 +140,7 @@ function statTable(s: StatReply): string {
   return `${row(cols)}\n${row(vals)}\n`;
 }
 
-const SERVE_HELP = `usage: zram serve [--size 1G] [--algorithm lz4] [--mem-limit SIZE] [--backing-file PATH]
+const SERVE_HELP = `usage: zram serve [--size 1G] [--algorithm lz4] [--level L] [--dict FILE] [--mem-limit SIZE] [--backing-file PATH]
                   [--workers N] [--run-to-completion adaptive|never|always]
                   [--lock-mode class|pool] [--chain-size 4..16] [--lock-stat] [--recomp-algorithm NAME]
                   [--host 127.0.0.1] [--port 10809] [--unix PATH]
@@ -138,7 +149,9 @@ const SERVE_HELP = `usage: zram serve [--size 1G] [--algorithm lz4] [--mem-limit
                   [--max-server-bytes 256M]
 
   --size                  device size; K, M, G suffixes as the kernel accepts them (default 1G)
-  --algorithm             lz4 | deflate | brotli (default lz4)
+  --algorithm             lz4 | deflate | brotli | zstd (default lz4)
+  --level                 compression level of the algorithm (zstd: -131072..22, default 3)
+  --dict                  pre-trained dictionary file of the algorithm (zstd; see train-dict)
   --mem-limit             zram mem_limit (default 0: none)
   --backing-file          file for writeback (created 0600 if missing; never through a symlink)
   --workers               compression worker threads (default: available cores)
@@ -188,6 +201,112 @@ function handshakeFlag(text: string | undefined): number {
   return ms;
 }
 
+/**
+ * The kernel's order for new parameters on a device in use: reset, algorithm_params,
+ * disksize. Refuses (EBUSY) while the device holds data; keeps its algorithms,
+ * mem_limit and backing file. A rejected request leaves the device as it was.
+ */
+function reinitWithParams(dev: ZramDevice, text: string): string {
+  const req = parseAlgorithmParams(text);
+  if (dev.statValues().mm.origDataSize !== 0)
+    throw new ZsError('EBUSY', 'algorithm-params: the device holds data; zram reset first');
+  const size = dev.disksize;
+  const algorithms = dev.algorithms();
+  const memLimit = dev.memLimit;
+  const backing = dev.backingFile;
+  const configure = (d: ZramDevice) => {
+    d.setAlgorithm(algorithms[0] ?? 'lz4');
+    algorithms.forEach((a, prio) => {
+      if (prio > 0 && a !== undefined) d.setRecompAlgorithm(a, prio);
+    });
+  };
+  // Other priorities keep their parameters (re-read from their files).
+  const kept = dev
+    .algorithmParams()
+    .trim()
+    .split('\n')
+    .map((line) => /^#(\d+): \S+(?: level=(-?\d+))?(?: dict=(.*))?$/.exec(line))
+    .filter((m): m is RegExpExecArray => m !== null && (m[2] !== undefined || m[3] !== undefined))
+    .map((m) => ({
+      priority: Number(m[1]),
+      ...(m[2] !== undefined ? { level: Number(m[2]) } : {}),
+      ...(m[3] !== undefined ? { dict: m[3] } : {}),
+    }));
+  // Dry run on a scratch device with the same algorithms: a bad request fails here, changing nothing.
+  const probe = ZramDevice.create({ disksize: 0, pool: { maxBytes: 1 << 20 } });
+  try {
+    configure(probe);
+    probe.setAlgorithmParams(req);
+  } finally {
+    probe.close();
+  }
+  dev.reset();
+  configure(dev);
+  if (backing) dev.setBackingFile(backing);
+  if (memLimit) dev.setMemLimit(memLimit);
+  for (const k of kept) dev.setAlgorithmParams(k);
+  dev.setAlgorithmParams(req);
+  dev.setDisksize(size);
+  return dev.algorithmParams();
+}
+
+/** Up to n stored pages picked evenly at random (reservoir sampling) from the whole device, skipping empty and same-filled ones (base64). */
+function samplePages(dev: ZramDevice, n: number): string {
+  if (!Number.isInteger(n) || n < 1 || n > 65536) throw new ZsError('EINVAL', 'pages must be 1..65536');
+  const picked: number[] = [];
+  let seen = 0;
+  let rnd = 0x2545f491;
+  const total = dev.pages;
+  for (let i = 0; i < total; i++) {
+    const s = dev.slotState(i);
+    if (!s.allocated || s.same) continue;
+    seen++;
+    if (picked.length < n) picked.push(i);
+    else {
+      rnd = (Math.imul(rnd, 1103515245) + 12345) >>> 0;
+      const j = rnd % seen;
+      if (j < n) picked[j] = i;
+    }
+  }
+  const out = Buffer.alloc(picked.length * 4096);
+  picked.sort((a, b) => a - b);
+  picked.forEach((idx, k) => {
+    dev.readPage(idx, out.subarray(k * 4096, (k + 1) * 4096));
+  });
+  return out.toString('base64');
+}
+
+async function trainDict(v: Values, positionals: string[]): Promise<void> {
+  noPositionals(positionals);
+  const out = str(v, 'out');
+  if (out === undefined) throw new UsageError('train-dict needs --out FILE');
+  const dictSize = sizeFlag(v, 'dict-size', DEFAULT_DICT_SIZE);
+  const sample = str(v, 'sample');
+  let bytes: Uint8Array;
+  if (sample !== undefined) bytes = fs.readFileSync(sample);
+  else if (str(v, 'pages') !== undefined)
+    bytes = Buffer.from(
+      String(await controlRequest(controlPath(v), 'sample-pages', { pages: intFlag(v, 'pages', 1024, 1, 65536) })),
+      'base64',
+    );
+  else throw new UsageError('train-dict needs --sample FILE or --pages N');
+  const pages = pagesOf(bytes);
+  const dict = trainZstdDictionary(pages, { dictSize });
+  checkZstdDictionary(dict);
+  // a new file only (no following a planted symlink, no clobbering), owner-only
+  const fd = fs.openSync(
+    out,
+    fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
+    0o600,
+  );
+  try {
+    fs.writeSync(fd, dict);
+  } finally {
+    fs.closeSync(fd);
+  }
+  console.log(`${out}: ${dict.length} bytes from ${pages.length} sample pages`);
+}
+
 async function serve(v: Values, positionals: string[]): Promise<void> {
   noPositionals(positionals);
   const lockMode = str(v, 'lock-mode') ?? 'class';
@@ -219,9 +338,13 @@ async function serve(v: Values, positionals: string[]): Promise<void> {
   const perConnection = maxConnectionBytes ?? minConnectionBytes(NBD_MAX_PAYLOAD) + (1 << 20);
   if (maxServerBytes !== undefined && maxServerBytes < perConnection)
     throw new UsageError(`--max-server-bytes must be at least the per-connection cap (${perConnection})`);
+  const params: string[] = [];
+  if (str(v, 'level') !== undefined) params.push(`level=${intFlag(v, 'level', 3, -(2 ** 31), 2 ** 31 - 1)}`);
+  if (str(v, 'dict') !== undefined) params.push(`dict="${str(v, 'dict')}"`);
   const svc = await ZramService.start({
     disksize: size,
     algorithm: str(v, 'algorithm') ?? 'lz4',
+    algorithmParams: params.length > 0 ? params.join(' ') : undefined,
     memLimit: sizeFlag(v, 'mem-limit', 0),
     backingFile: str(v, 'backing-file'),
     compressionWorkers: str(v, 'workers') !== undefined ? intFlag(v, 'workers', 1, 1, 256) : undefined,
@@ -296,6 +419,7 @@ async function controlCommand(
       return {
         name: 'zram0',
         algorithm: dev.algorithm,
+        algorithmParams: dev.algorithmParams(),
         disksize: dev.disksize,
         data: v.origDataSize,
         compr: v.comprDataSize,
@@ -317,6 +441,10 @@ async function controlCommand(
       return svc.writeback(String(args.mode));
     case 'recompress':
       return svc.recompress(args as never);
+    case 'algorithm-params':
+      return reinitWithParams(dev, String(args.params ?? ''));
+    case 'sample-pages':
+      return samplePages(dev, Number(args.pages));
     case 'reset':
       await svc.discard(0, dev.disksize);
       dev.resetMemUsedMax();
@@ -357,6 +485,8 @@ const COMMANDS: Record<string, Command> = {
       'chain-size': { type: 'string' },
       'lock-stat': { type: 'boolean' },
       'recomp-algorithm': { type: 'string' },
+      level: { type: 'string' },
+      dict: { type: 'string' },
       host: { type: 'string' },
       port: { type: 'string' },
       unix: { type: 'string' },
@@ -385,6 +515,7 @@ const COMMANDS: Record<string, Command> = {
     (r) => {
       const s = r as StatReply;
       process.stdout.write(statTable(s));
+      process.stdout.write(`\nalgorithm_params:\n${s.algorithmParams}`);
       process.stdout.write(
         `\nmm_stat:    ${s.mmStat}io_stat:    ${s.ioStat}bd_stat:    ${s.bdStat}debug_stat:\n${s.debugStat}`,
       );
@@ -436,6 +567,32 @@ const COMMANDS: Record<string, Command> = {
       return { cmd: 'recompress', args: req };
     },
   ),
+  'algorithm-params': clientCommand(
+    `usage: zram algorithm-params [priority=N] [algo=NAME] [level=L] [dict=PATH] ${TARGET_HELP}\n\n` +
+      "  As the kernel's algorithm_params. The device must hold no data (zram reset first): it is\n" +
+      '  re-initialized at the same size with its algorithms, mem_limit and backing file kept.',
+    {},
+    (_v, p) => {
+      if (p.length === 0) throw new UsageError('algorithm-params needs key=value parameters');
+      parseAlgorithmParams(p.join(' ')); // malformed: EINVAL here, before anything is sent
+      return { cmd: 'algorithm-params', args: { params: p.join(' ') } };
+    },
+  ),
+  'train-dict': {
+    help:
+      `usage: zram train-dict --out FILE [--dict-size 16K] (--sample FILE | --pages N ${TARGET_HELP})\n\n` +
+      '  Builds a raw-content zstd dictionary from 4 KiB sample pages: the pages of FILE, or N pages\n' +
+      '  read back (picked at random, skipping empty and same-filled ones) from a running device.\n' +
+      '  FILE is created new, mode 0600.',
+    options: {
+      ...TARGET_OPTIONS,
+      out: { type: 'string' },
+      'dict-size': { type: 'string' },
+      sample: { type: 'string' },
+      pages: { type: 'string' },
+    },
+    run: trainDict,
+  },
   reset: clientCommand(
     `usage: zram reset ${TARGET_HELP}\n\n  Frees every page (the device keeps its size, as a reset followed by the same disksize).`,
     {},
@@ -456,6 +613,8 @@ commands:
   writeback    write pages back to the backing file: zram writeback MODE
   recompress   recompress with the secondary algorithm
   reset        free every page of the running device
+  algorithm-params  set a level or dictionary: priority=N algo=NAME level=L dict=PATH
+  train-dict   build a zstd dictionary from sample pages (a file, or a running device)
 
 Run 'zram <command> --help' for a command's options.`;
 

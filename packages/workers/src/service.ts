@@ -32,6 +32,8 @@ export interface CompactionOptions {
 export interface ServiceOptions {
   disksize?: number;
   algorithm?: string;
+  /** algorithm_params of the primary algorithm ("level=L dict=PATH"; zstd). */
+  algorithmParams?: string;
   /** Compression workers (default: available cores). */
   compressionWorkers?: number;
   memLimit?: number;
@@ -136,6 +138,7 @@ export class ZramService {
     this.device = ZramDevice.create({
       disksize,
       algorithm: opts.algorithm ?? 'lz4',
+      algorithmParams: opts.algorithmParams,
       memLimit: opts.memLimit ?? 0,
       backingFile: opts.backingFile,
       backingFileExclusive: opts.backingFileExclusive,

@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import { ZsError } from '@zsmalloc/core';
 import { ZramError } from './errors.js';
-import { S } from './stats.js';
+import { C, S, dec64, inc64 } from './stats.js';
 
 const PAGE = 4096;
 export const MAX_PATH_BYTES = 4096;
@@ -64,6 +64,7 @@ export class BackingStore {
     readonly bitmap: SharedArrayBuffer,
     readonly pathBuffer: SharedArrayBuffer,
     private readonly st: Int32Array,
+    private readonly c64: BigInt64Array,
   ) {
     this.bits = new Int32Array(bitmap);
     this.pathBytes = new Uint8Array(pathBuffer);
@@ -164,7 +165,7 @@ export class BackingStore {
         if ((old & m) !== 0) continue;
         if ((Atomics.or(bits, w, m) & m) === 0) {
           Atomics.store(this.st, S.BACKING_HINT, b + 1);
-          Atomics.add(this.st, S.BD_COUNT, 1);
+          inc64(this.c64, C.BD_COUNT);
           return b;
         }
       }
@@ -176,7 +177,7 @@ export class BackingStore {
     const m = 1 << (block & 31);
     const old = Atomics.and(this.bits, block >>> 5, ~m);
     if ((old & m) === 0) throw new Error(`zram: backing block ${block} freed twice`);
-    Atomics.sub(this.st, S.BD_COUNT, 1);
+    dec64(this.c64, C.BD_COUNT);
   }
 
   blockUsed(block: number): boolean {

@@ -3,8 +3,8 @@ import { ALGORITHMS, algorithmId, algorithmListing, createCodec } from './codec.
 import { PAGE_KINDS, fillPage } from './pages.js';
 
 describe('codecs', () => {
-  it('knows lz4, deflate and brotli, lz4 first', () => {
-    expect([...ALGORITHMS]).toEqual(['lz4', 'deflate', 'brotli']);
+  it('knows lz4, deflate, brotli and zstd, lz4 first', () => {
+    expect([...ALGORITHMS]).toEqual(['lz4', 'deflate', 'brotli', 'zstd']);
   });
 
   for (const name of ALGORITHMS) {
@@ -48,17 +48,17 @@ describe('codecs', () => {
   });
 
   it('unknown algorithm names the known ones', () => {
-    expect(() => algorithmId('zstd')).toThrow(/zstd.*lz4, deflate, brotli/);
-    expect(() => createCodec('lzo-rle')).toThrow(/known algorithms: lz4, deflate, brotli/);
+    expect(() => algorithmId('lz4hc')).toThrow(/lz4hc.*lz4, deflate, brotli, zstd/);
+    expect(() => createCodec('lzo-rle')).toThrow(/known algorithms: lz4, deflate, brotli, zstd/);
     try {
-      algorithmId('zstd');
+      algorithmId('lz4hc');
     } catch (e) {
       expect((e as { code?: string }).code).toBe('EINVAL');
     }
   });
 
   it('lists algorithms in the kernel layout', () => {
-    expect(algorithmListing('lz4')).toBe('[lz4] deflate brotli \n');
-    expect(algorithmListing('brotli')).toBe('lz4 deflate [brotli] \n');
+    expect(algorithmListing('lz4')).toBe('[lz4] deflate brotli zstd \n');
+    expect(algorithmListing('brotli')).toBe('lz4 deflate [brotli] zstd \n');
   });
 });

@@ -1,7 +1,7 @@
 // Compression codecs for zram ("zcomp" in the kernel): one small interface,
-// the three backends (lz4 from lz4-wasm-nodejs, deflate and brotli from
-// node:zlib), the registry of known algorithm names, and the kernel-style
-// listing text ("[lz4] deflate brotli \n").
+// the backends (lz4 from lz4-wasm-nodejs, deflate and brotli from node:zlib,
+// zstd in codecs/zstd.ts), the per-algorithm parameters, the registry of
+// known algorithm names, and the kernel-style listing text ("[lz4] deflate brotli zstd \n").
 //
 // A codec instance is thread-local (like a per-CPU zcomp stream): it may keep
 // scratch state between calls. Devices keep the algorithm *id* (its index in
@@ -10,6 +10,7 @@
 import lz4 from 'lz4-wasm-nodejs';
 import zlib from 'node:zlib';
 import { ZsError } from '@zsmalloc/core';
+import { ZstdCodec } from './codecs/zstd.js';
 
 export interface Codec {
   readonly name: string;
@@ -172,10 +173,26 @@ function brotliCodec(): Codec {
 }
 
 /** Known algorithms, in listing order. The index is the id kept in shared memory. */
-export const ALGORITHMS: readonly string[] = Object.freeze(['lz4', 'deflate', 'brotli']);
+export const ALGORITHMS: readonly string[] = Object.freeze(['lz4', 'deflate', 'brotli', 'zstd']);
 export const DEFAULT_ALGORITHM = 'lz4';
 
-const FACTORIES: ReadonlyArray<() => Codec> = [() => new Lz4Codec(), deflateCodec, brotliCodec];
+/** algorithm_params of one algorithm: a compression level and a dictionary (zstd only here). */
+export interface CodecParams {
+  level?: number;
+  dict?: Uint8Array;
+}
+
+const FACTORIES: ReadonlyArray<(p: CodecParams) => Codec> = [
+  () => new Lz4Codec(),
+  deflateCodec,
+  brotliCodec,
+  (p) => new ZstdCodec(p),
+];
+
+/** Algorithms that take a level and a dictionary; the others take neither (EINVAL). */
+export function algorithmTakesParams(name: string): boolean {
+  return name === 'zstd';
+}
 
 /** The id of a known algorithm; an unknown name throws ZsError('EINVAL') naming the known ones. */
 export function algorithmId(name: string): number {
@@ -195,12 +212,12 @@ export function algorithmName(id: number): string {
   return name;
 }
 
-/** A new thread-local codec instance for a known algorithm (by name or id). */
-export function createCodec(nameOrId: string | number): Codec {
+/** A new thread-local codec instance for a known algorithm (by name or id), with its parameters. */
+export function createCodec(nameOrId: string | number, params: CodecParams = {}): Codec {
   const id = typeof nameOrId === 'number' ? nameOrId : algorithmId(nameOrId);
   const make = FACTORIES[id];
   if (make === undefined) throw new RangeError(`no compression algorithm with id ${id}`);
-  return make();
+  return make(params);
 }
 
 /** The kernel's comp_algorithm layout: every known name followed by a space, the current one in brackets, then "\n". */

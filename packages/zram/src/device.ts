@@ -17,8 +17,23 @@
 
 import { SITE_IDLE, SITE_RECOMPRESS, SITE_WRITEBACK, ZsError, ZsPool } from '@zsmalloc/core';
 import type { PoolOptions, ZsPoolShared } from '@zsmalloc/core';
+import {
+  AlgorithmParamsStore,
+  PARAM_PRIORITIES,
+  parseAlgorithmParams,
+  type AlgorithmParamsRequest,
+} from './algorithm-params.js';
 import { BackingStore, type BackingOpenOptions } from './backing.js';
-import { DEFAULT_ALGORITHM, algorithmId, algorithmListing, algorithmName, createCodec, type Codec } from './codec.js';
+import {
+  DEFAULT_ALGORITHM,
+  algorithmId,
+  algorithmListing,
+  algorithmName,
+  algorithmTakesParams,
+  createCodec,
+  type Codec,
+} from './codec.js';
+import { checkZstdLevel, loadZstdDictionary } from './codecs/zstd.js';
 import { ZramError } from './errors.js';
 import {
   PRIO_SHIFT,
@@ -34,7 +49,16 @@ import {
 } from './slots.js';
 import {
   S,
+  STATS_BYTES,
   STATS_WORDS,
+  C,
+  add64,
+  dec64,
+  get64,
+  inc64,
+  max64,
+  statsViews,
+  sub64,
   bdStatText,
   debugStatText,
   ioStatText,
@@ -47,8 +71,12 @@ import {
 } from './stats.js';
 
 const PAGE = 4096;
-/** Largest disksize: keeps every byte counter (compr_data_size <= disksize) inside 32 bits. */
-export const MAX_DISKSIZE = 2 ** 32 - PAGE;
+/** Largest disksize: 1 TiB (2^28 slots; the counters are 64-bit, slot indexes stay below 2^31). */
+export const MAX_DISKSIZE = 2 ** 40;
+/** maxDisksize when none is given: the slot-table address space reserved for a later disksize. */
+export const DEFAULT_MAX_DISKSIZE = 16 * 2 ** 30;
+/** Largest pool a device sizes for itself (the pool's own limit is lower on some builds). */
+const DEFAULT_POOL_CAP = 2 ** 32 - 2 ** 20;
 /** Compression priorities: 0 is the primary algorithm, 1..3 the recompression ones. */
 export const MAX_COMPS = 4;
 
@@ -59,6 +87,8 @@ export interface ZramOptions {
   disksize: number;
   /** Primary compression algorithm (default 'lz4'). */
   algorithm?: string;
+  /** algorithm_params of the primary algorithm, as "level=L dict=PATH" or an object (zstd only). */
+  algorithmParams?: string | AlgorithmParamsRequest;
   /** mem_limit in bytes (0 = none). */
   memLimit?: number;
   /** Path of the writeback backing file (created if missing, extended to disksize + 4 KiB). */
@@ -67,7 +97,11 @@ export interface ZramOptions {
   backingFileExclusive?: boolean;
   /** An existing pool to store into, or options for a new one (default: sized from maxDisksize/disksize). */
   pool?: ZsPool | PoolOptions;
-  /** Largest disksize this device may ever be given (reserves slot-table address space). Default MAX_DISKSIZE. */
+  /**
+   * Largest disksize this device may ever be given: reserves slot-table address space
+   * (16 bytes per page; memory is only used for slots that are touched). Default:
+   * disksize or DEFAULT_MAX_DISKSIZE, whichever is larger.
+   */
   maxDisksize?: number;
   name?: string;
 }
@@ -79,6 +113,8 @@ export interface ZramShared {
   readonly stats: SharedArrayBuffer;
   readonly bitmap: SharedArrayBuffer;
   readonly backingPath: SharedArrayBuffer;
+  /** algorithm_params of every priority (levels, dictionaries). */
+  readonly params: SharedArrayBuffer;
   readonly maxPages: number;
   readonly name: string;
   /** The slot table's lock-array id in the pool (held-lock records name it). */
@@ -145,7 +181,10 @@ export class ZramDevice {
 
   private readonly slots: SlotTable;
   private readonly st: Int32Array;
+  /** The 64-bit statistics (stats.ts). */
+  private readonly c64: BigInt64Array;
   private readonly backing: BackingStore;
+  private readonly params: AlgorithmParamsStore;
   private readonly maxPages: number;
   /** This object made its ZsPool object (create() from options, or attach()): close() detaches it. */
   private readonly ownsPool: boolean;
@@ -157,7 +196,9 @@ export class ZramDevice {
   // the same-filled test reads the caller's page in place, as 32-bit words when it is aligned
   private sameBuf: ArrayBufferLike | null = null;
   private sameView: Int32Array<ArrayBufferLike> = new Int32Array(0);
+  /** This thread's codec per priority, valid while its generation matches S.PARAMS_GEN. */
   private readonly codecCache: (Codec | undefined)[] = [];
+  private codecGen = -1;
   // the access-time clock: read once per batch (beginBatch) instead of once per page
   private batchDepth = 0;
   private batchNow = 0;
@@ -177,8 +218,11 @@ export class ZramDevice {
     this.pool = pool;
     this.ownsPool = ownsPool;
     this.slots = new SlotTable(shared.table, pool, shared.lockArrayId);
-    this.st = new Int32Array(shared.stats);
-    this.backing = new BackingStore(shared.bitmap, shared.backingPath, this.st);
+    const views = statsViews(shared.stats);
+    this.st = views.st;
+    this.c64 = views.c64;
+    this.backing = new BackingStore(shared.bitmap, shared.backingPath, this.st, this.c64);
+    this.params = new AlgorithmParamsStore(shared.params);
     this.maxPages = shared.maxPages;
   }
 
@@ -188,7 +232,7 @@ export class ZramDevice {
     if (!isNonNegInt(disksize) || disksize > MAX_DISKSIZE) {
       throw new ZsError('EINVAL', `disksize must be an integer in 0..${MAX_DISKSIZE}, got ${disksize}`);
     }
-    const maxDisksize = opts.maxDisksize ?? MAX_DISKSIZE;
+    const maxDisksize = opts.maxDisksize ?? Math.max(disksize, DEFAULT_MAX_DISKSIZE);
     if (!isNonNegInt(maxDisksize) || maxDisksize > MAX_DISKSIZE) {
       throw new ZsError('EINVAL', `maxDisksize must be an integer in 0..${MAX_DISKSIZE}`);
     }
@@ -204,7 +248,7 @@ export class ZramDevice {
     } else {
       const sizing = disksize || Math.min(maxDisksize, 1 << 30);
       const poolOpts: PoolOptions = opts.pool ?? {
-        maxBytes: Math.ceil((sizing * 1.25 + (1 << 20)) / PAGE) * PAGE,
+        maxBytes: Math.min(DEFAULT_POOL_CAP, Math.ceil((sizing * 1.25 + (1 << 20)) / PAGE) * PAGE),
         name: opts.name ?? 'zram',
       };
       pool = ZsPool.create(poolOpts);
@@ -213,9 +257,10 @@ export class ZramDevice {
     const shared: ZramShared = {
       pool: pool.shared,
       table: SlotTable.allocate(Math.ceil(disksize / PAGE), maxPages),
-      stats: new SharedArrayBuffer(STATS_WORDS * 4),
+      stats: new SharedArrayBuffer(STATS_BYTES),
       bitmap: BackingStore.allocateBitmap(maxPages + 1),
       backingPath: new SharedArrayBuffer(4096),
+      params: AlgorithmParamsStore.allocate(),
       maxPages,
       name: opts.name ?? 'zram0',
       lockArrayId: pool.newLockArrayId(),
@@ -224,6 +269,11 @@ export class ZramDevice {
     const st = dev.st;
     Atomics.store(st, S.EPOCH_SEC, Math.floor(Date.now() / 1000));
     Atomics.store(st, S.COMP_ID0, algId + 1);
+    if (opts.algorithmParams !== undefined) {
+      const req =
+        typeof opts.algorithmParams === 'string' ? parseAlgorithmParams(opts.algorithmParams) : opts.algorithmParams;
+      dev.setAlgorithmParams({ ...req, priority: req.priority ?? 0 });
+    }
     if (opts.backingFile !== undefined)
       dev.setBackingFile(opts.backingFile, { exclusive: opts.backingFileExclusive === true });
     if (opts.memLimit) dev.setMemLimit(opts.memLimit);
@@ -270,8 +320,8 @@ export class ZramDevice {
     if (pages > this.maxPages) {
       throw new ZsError('ENOMEM', `disksize ${bytes} exceeds this device's maxDisksize ${this.maxPages * PAGE}`);
     }
+    // The table is all zeros here (new, or cleared by reset()): growing it touches no memory.
     this.slots.ensure(pages);
-    this.slots.clear(pages);
     if (this.backing.configured()) this.backing.prepare(pages);
     Atomics.store(this.st, S.DISKSIZE_PAGES, pages);
   }
@@ -290,6 +340,7 @@ export class ZramDevice {
     const id = algorithmId(name);
     if (this.initialized) throw new ZsError('EBUSY', "can't change the algorithm of an initialized device");
     Atomics.store(this.st, S.COMP_ID0, id + 1);
+    Atomics.add(this.st, S.PARAMS_GEN, 1);
   }
 
   /**
@@ -307,6 +358,7 @@ export class ZramDevice {
     if (cur !== 0 && this.initialized)
       throw new ZsError('EBUSY', `priority ${priority} already uses ${algorithmName(cur - 1)}`);
     Atomics.store(this.st, S.COMP_ID0 + priority, id + 1);
+    Atomics.add(this.st, S.PARAMS_GEN, 1);
   }
 
   /** recomp_algorithm show: "#N: " and the listing for every configured priority. */
@@ -315,6 +367,55 @@ export class ZramDevice {
     for (let prio = 1; prio < MAX_COMPS; prio++) {
       const id = Atomics.load(this.st, S.COMP_ID0 + prio);
       if (id !== 0) s += `#${prio}: ${algorithmListing(algorithmName(id - 1))}`;
+    }
+    return s;
+  }
+
+  /**
+   * algorithm_params store: "priority=N algo=NAME level=L dict=PATH" (or the parsed
+   * object). Replaces every parameter of that priority (unset ones return to the
+   * algorithm's default, as in the kernel). EINVAL for a malformed string, a priority
+   * without an algorithm, or a level or dictionary the algorithm does not take;
+   * ZramError ENOENT/EINVAL for a missing or unusable dictionary file; EBUSY once
+   * initialized. A rejected call changes nothing.
+   */
+  setAlgorithmParams(request: string | AlgorithmParamsRequest): void {
+    const req = typeof request === 'string' ? parseAlgorithmParams(request) : request;
+    if (req === null || typeof req !== 'object')
+      throw new ZsError('EINVAL', 'algorithm_params: expected a string or object');
+    let prio = req.priority ?? 0;
+    if (req.algo !== undefined) {
+      const id = algorithmId(req.algo);
+      prio = -1;
+      for (let p = 0; p < MAX_COMPS; p++)
+        if (Atomics.load(this.st, S.COMP_ID0 + p) === id + 1) {
+          prio = p;
+          break;
+        }
+      if (prio < 0) throw new ZsError('EINVAL', `algorithm_params: no priority uses ${req.algo}`);
+    }
+    if (!Number.isInteger(prio) || prio < 0 || prio >= MAX_COMPS || prio >= PARAM_PRIORITIES)
+      throw new ZsError('EINVAL', `algorithm_params: priority must be 0..${MAX_COMPS - 1}, got ${String(prio)}`);
+    const algId = Atomics.load(this.st, S.COMP_ID0 + prio) - 1;
+    if (algId < 0) throw new ZsError('EINVAL', `algorithm_params: no algorithm at priority ${prio}`);
+    const name = algorithmName(algId);
+    if ((req.level !== undefined || req.dict !== undefined) && !algorithmTakesParams(name))
+      throw new ZsError('EINVAL', `algorithm_params: ${name} takes no level or dictionary here (zstd does)`);
+    if (this.initialized) throw new ZsError('EBUSY', "can't change algorithm_params of an initialized device");
+    if (req.level !== undefined) checkZstdLevel(req.level);
+    const dict = req.dict !== undefined ? loadZstdDictionary(req.dict) : undefined;
+    this.params.set(prio, req.level, req.dict, dict);
+    Atomics.add(this.st, S.PARAMS_GEN, 1);
+  }
+
+  /** Every configured priority's algorithm and parameters: "#N: NAME level=L dict=PATH" lines. */
+  algorithmParams(): string {
+    let s = '';
+    for (let prio = 0; prio < MAX_COMPS; prio++) {
+      const id = Atomics.load(this.st, S.COMP_ID0 + prio);
+      if (id === 0) continue;
+      const p = this.params.describe(prio);
+      s += `#${prio}: ${algorithmName(id - 1)}${p ? ` ${p}` : ''}\n`;
     }
     return s;
   }
@@ -340,12 +441,12 @@ export class ZramDevice {
   }
 
   get memUsedMax(): number {
-    return u32(this.st, S.MAX_USED_PAGES) * PAGE;
+    return get64(this.c64, C.MAX_USED_PAGES) * PAGE;
   }
 
   /** mem_used_max store of "0": restart the high-water mark from current usage. */
   resetMemUsedMax(): void {
-    Atomics.store(this.st, S.MAX_USED_PAGES, this.pagesUsed());
+    Atomics.store(this.c64, C.MAX_USED_PAGES, BigInt(this.pagesUsed()));
   }
 
   get backingFile(): string {
@@ -407,6 +508,7 @@ export class ZramDevice {
     Atomics.store(this.st, S.DISKSIZE_PAGES, 0);
     this.slots.refresh();
     for (let i = 0; i < pages; i++) {
+      if (this.slots.flags(i) === 0) continue; // empty: nothing to free (and no lock to take)
       this.slots.lock(i);
       try {
         this.freeSlotLocked(i);
@@ -417,12 +519,15 @@ export class ZramDevice {
     this.slots.clear(pages);
     this.backing.detach();
     const st = this.st;
-    const keep = [S.EPOCH_SEC, S.BACKING_GEN] as const;
+    const keep = [S.EPOCH_SEC, S.BACKING_GEN, S.PARAMS_GEN] as const;
     const saved = keep.map((i) => Atomics.load(st, i));
     for (let i = 0; i < STATS_WORDS; i++) Atomics.store(st, i, 0);
+    for (let i = 0; i < C.COUNT; i++) Atomics.store(this.c64, i, 0n);
     for (const [k, i] of keep.entries()) Atomics.store(st, i, saved[k]!);
-    Atomics.store(st, S.COMPACTED_BASE, this.pool.stats().pagesCompacted);
+    Atomics.store(this.c64, C.COMPACTED_BASE, BigInt(this.pool.stats().pagesCompacted));
     Atomics.store(st, S.COMP_ID0, algorithmId(DEFAULT_ALGORITHM) + 1);
+    for (let prio = 0; prio < PARAM_PRIORITIES; prio++) this.params.clear(prio);
+    Atomics.add(st, S.PARAMS_GEN, 1);
   }
 
   /**
@@ -509,7 +614,7 @@ export class ZramDevice {
       } finally {
         this.slots.unlock(index);
       }
-      Atomics.add(this.st, S.NOTIFY_FREE, 1);
+      inc64(this.c64, C.NOTIFY_FREE);
       index++;
       n -= PAGE;
     }
@@ -519,7 +624,7 @@ export class ZramDevice {
   slotFreeNotify(index: number): boolean {
     this.checkIndex(index);
     if (!this.slots.trylock(index)) {
-      Atomics.add(this.st, S.MISS_FREE, 1);
+      inc64(this.c64, C.MISS_FREE);
       return false;
     }
     try {
@@ -527,7 +632,7 @@ export class ZramDevice {
     } finally {
       this.slots.unlock(index);
     }
-    Atomics.add(this.st, S.NOTIFY_FREE, 1);
+    inc64(this.c64, C.NOTIFY_FREE);
     return true;
   }
 
@@ -631,7 +736,7 @@ export class ZramDevice {
           prio = this.loadPrio;
         } catch (e) {
           slots.clearFlag(i, ZRAM_PP_SLOT);
-          Atomics.add(st, S.FAILED_READS, 1);
+          inc64(this.c64, C.FAILED_READS);
           failure = new ZramError('EIO', `writeback: reading page ${i} failed: ${(e as Error).message}`, written);
           break;
         }
@@ -656,14 +761,14 @@ export class ZramDevice {
         const oh = slots.handle(i);
         slots.setHandle(i, blk);
         slots.setOwned(i, ZRAM_WB);
-        Atomics.add(st, S.PAGES_STORED, 1);
+        inc64(this.c64, C.PAGES_STORED);
         this.releaseContent(of, oh); // after the block is in: killed between, the object leaks
       } finally {
         slots.unlock(i);
       }
       blk = 0;
       written++;
-      Atomics.add(st, S.BD_WRITES, 1);
+      inc64(this.c64, C.BD_WRITES);
       this.consumeWritebackLimit();
     }
     if (blk !== 0) this.backing.freeBlock(blk);
@@ -822,14 +927,14 @@ export class ZramDevice {
         changed++;
       }
     }
-    const set = (k: S, v: number) => {
-      if (Atomics.exchange(this.st, k, v) !== v) changed++;
+    const set = (k: C, v: number) => {
+      if (Atomics.exchange(this.c64, k, BigInt(v)) !== BigInt(v)) changed++;
     };
-    set(S.PAGES_STORED, stored);
-    set(S.SAME_PAGES, same);
-    set(S.HUGE_PAGES, huge);
-    set(S.COMPR_DATA_SIZE, compr);
-    set(S.BD_COUNT, wb);
+    set(C.PAGES_STORED, stored);
+    set(C.SAME_PAGES, same);
+    set(C.HUGE_PAGES, huge);
+    set(C.COMPR_DATA_SIZE, compr);
+    set(C.BD_COUNT, wb);
     return changed;
   }
 
@@ -880,11 +985,11 @@ export class ZramDevice {
     const check = (name: string, counter: number, actual: number) => {
       if (counter !== actual) fail(`${name} is ${counter}, slots say ${actual}`);
     };
-    check('pages_stored', u32(st, S.PAGES_STORED), stored);
-    check('same_pages', u32(st, S.SAME_PAGES), same);
-    check('huge_pages', u32(st, S.HUGE_PAGES), huge);
-    check('compr_data_size', u32(st, S.COMPR_DATA_SIZE), compr);
-    check('bd_count', u32(st, S.BD_COUNT), wb);
+    check('pages_stored', get64(this.c64, C.PAGES_STORED), stored);
+    check('same_pages', get64(this.c64, C.SAME_PAGES), same);
+    check('huge_pages', get64(this.c64, C.HUGE_PAGES), huge);
+    check('compr_data_size', get64(this.c64, C.COMPR_DATA_SIZE), compr);
+    check('bd_count', get64(this.c64, C.BD_COUNT), wb);
     let bits = 0;
     const nblocks = Atomics.load(st, S.BACKING_BLOCKS);
     for (let b = 0; b < nblocks; b++) if (this.backing.blockUsed(b)) bits++;
@@ -899,24 +1004,28 @@ export class ZramDevice {
     const ps = init ? this.pool.stats() : undefined;
     return {
       mm: {
-        origDataSize: u32(st, S.PAGES_STORED) * PAGE,
-        comprDataSize: u32(st, S.COMPR_DATA_SIZE),
+        origDataSize: get64(this.c64, C.PAGES_STORED) * PAGE,
+        comprDataSize: get64(this.c64, C.COMPR_DATA_SIZE),
         memUsedTotal: ps ? ps.pagesUsed * PAGE : 0,
         memLimit: u32(st, S.LIMIT_PAGES) * PAGE,
-        memUsedMax: u32(st, S.MAX_USED_PAGES) * PAGE,
-        samePages: u32(st, S.SAME_PAGES),
-        pagesCompacted: ps ? Math.max(0, ps.pagesCompacted - u32(st, S.COMPACTED_BASE)) : 0,
-        hugePages: u32(st, S.HUGE_PAGES),
-        hugePagesSince: u32(st, S.HUGE_PAGES_SINCE),
+        memUsedMax: get64(this.c64, C.MAX_USED_PAGES) * PAGE,
+        samePages: get64(this.c64, C.SAME_PAGES),
+        pagesCompacted: ps ? Math.max(0, ps.pagesCompacted - get64(this.c64, C.COMPACTED_BASE)) : 0,
+        hugePages: get64(this.c64, C.HUGE_PAGES),
+        hugePagesSince: get64(this.c64, C.HUGE_PAGES_SINCE),
       },
       io: {
-        failedReads: u32(st, S.FAILED_READS),
-        failedWrites: u32(st, S.FAILED_WRITES),
-        invalidIo: u32(st, S.INVALID_IO),
-        notifyFree: u32(st, S.NOTIFY_FREE),
+        failedReads: get64(this.c64, C.FAILED_READS),
+        failedWrites: get64(this.c64, C.FAILED_WRITES),
+        invalidIo: get64(this.c64, C.INVALID_IO),
+        notifyFree: get64(this.c64, C.NOTIFY_FREE),
       },
-      bd: { bdCount: u32(st, S.BD_COUNT), bdReads: u32(st, S.BD_READS), bdWrites: u32(st, S.BD_WRITES) },
-      debug: { writestall: u32(st, S.WRITESTALL), missFree: u32(st, S.MISS_FREE) },
+      bd: {
+        bdCount: get64(this.c64, C.BD_COUNT),
+        bdReads: get64(this.c64, C.BD_READS),
+        bdWrites: get64(this.c64, C.BD_WRITES),
+      },
+      debug: { writestall: get64(this.c64, C.WRITESTALL), missFree: get64(this.c64, C.MISS_FREE) },
     };
   }
 
@@ -1060,24 +1169,25 @@ export class ZramDevice {
   }
 
   private codecFor(prio: number): Codec {
-    const id = Atomics.load(this.st, S.COMP_ID0 + prio) - 1;
-    if (id < 0) throw new ZramError('EIO', `no compression algorithm at priority ${prio}`);
-    let c = this.codecCache[id];
+    const gen = Atomics.load(this.st, S.PARAMS_GEN);
+    if (gen !== this.codecGen) {
+      this.codecCache.length = 0;
+      this.codecGen = gen;
+    }
+    let c = this.codecCache[prio];
     if (c === undefined) {
-      c = createCodec(id);
-      this.codecCache[id] = c;
+      const id = Atomics.load(this.st, S.COMP_ID0 + prio) - 1;
+      if (id < 0) throw new ZramError('EIO', `no compression algorithm at priority ${prio}`);
+      c = createCodec(id, this.params.codecParams(prio));
+      this.codecCache[prio] = c;
     }
     return c;
   }
 
   private updateMaxUsed(used: number): void {
-    const st = this.st;
-    // a plain read first: the high-water mark rarely moves, and an atomic read costs a call per page
-    if (used <= st[S.MAX_USED_PAGES]!) return;
-    for (;;) {
-      const cur = Atomics.load(st, S.MAX_USED_PAGES);
-      if (used <= cur || Atomics.compareExchange(st, S.MAX_USED_PAGES, cur, used) === cur) return;
-    }
+    // a plain read first: the high-water mark rarely moves, and an atomic update costs more per page
+    if (BigInt(used) <= this.c64[C.MAX_USED_PAGES]!) return;
+    max64(this.c64, C.MAX_USED_PAGES, used);
   }
 
   private consumeWritebackLimit(): void {
@@ -1151,7 +1261,7 @@ export class ZramDevice {
       // allocated and filled in one step (the only copy between the codec and the pool)
       handle = pool.mallocWrite(huge ? page : out);
     } catch (e) {
-      Atomics.add(st, S.FAILED_WRITES, 1);
+      inc64(this.c64, C.FAILED_WRITES);
       throw e;
     }
     const used = this.pagesUsed();
@@ -1159,7 +1269,7 @@ export class ZramDevice {
     const limit = st[S.LIMIT_PAGES]!; // plain read: a new limit applies from the next page on
     if (limit !== 0 && used > limit) {
       pool.free(handle);
-      Atomics.add(st, S.FAILED_WRITES, 1);
+      inc64(this.c64, C.FAILED_WRITES);
       throw new ZsError('ENOMEM', `zram: mem_limit ${limit * PAGE} reached (pool uses ${used * PAGE})`);
     }
     this.pHandle = handle;
@@ -1170,22 +1280,21 @@ export class ZramDevice {
   /** Installs what prepare() made into a slot whose old content was freed (slot lock held). */
   private installLocked(index: number): void {
     const slots = this.slots;
-    const st = this.st;
     if (this.pSame) {
       slots.setHandle(index, this.pLo);
       slots.setFillHigh(index, this.pHi);
       slots.setOwned(index, ZRAM_SAME);
-      Atomics.add(st, S.SAME_PAGES, 1);
+      inc64(this.c64, C.SAME_PAGES);
     } else {
       slots.setHandle(index, this.pHandle);
       slots.setOwned(index, this.pSize | (this.pHuge ? ZRAM_HUGE : 0));
-      Atomics.add(st, S.COMPR_DATA_SIZE, this.pSize);
+      add64(this.c64, C.COMPR_DATA_SIZE, this.pSize);
       if (this.pHuge) {
-        Atomics.add(st, S.HUGE_PAGES, 1);
-        Atomics.add(st, S.HUGE_PAGES_SINCE, 1);
+        inc64(this.c64, C.HUGE_PAGES);
+        inc64(this.c64, C.HUGE_PAGES_SINCE);
       }
     }
-    Atomics.add(st, S.PAGES_STORED, 1);
+    inc64(this.c64, C.PAGES_STORED);
     slots.setAccessTime(index, this.now());
   }
 
@@ -1206,18 +1315,17 @@ export class ZramDevice {
 
   /** Frees what a slot held (flags f, handle word h) and uncounts it; the slot no longer names it. */
   private releaseContent(f: number, h: number): void {
-    const st = this.st;
-    if (f & ZRAM_HUGE) Atomics.sub(st, S.HUGE_PAGES, 1);
+    if (f & ZRAM_HUGE) dec64(this.c64, C.HUGE_PAGES);
     if (f & ZRAM_WB) {
       this.backing.freeBlock(h);
-      Atomics.sub(st, S.PAGES_STORED, 1);
+      dec64(this.c64, C.PAGES_STORED);
     } else if (f & ZRAM_SAME) {
-      Atomics.sub(st, S.SAME_PAGES, 1);
-      Atomics.sub(st, S.PAGES_STORED, 1);
+      dec64(this.c64, C.SAME_PAGES);
+      dec64(this.c64, C.PAGES_STORED);
     } else if ((f & SIZE_MASK) !== 0) {
       this.pool.free(h);
-      Atomics.sub(st, S.COMPR_DATA_SIZE, f & SIZE_MASK);
-      Atomics.sub(st, S.PAGES_STORED, 1);
+      sub64(this.c64, C.COMPR_DATA_SIZE, f & SIZE_MASK);
+      dec64(this.c64, C.PAGES_STORED);
     }
   }
 
@@ -1230,7 +1338,7 @@ export class ZramDevice {
     const f = slots.flags(index);
     if (f & ZRAM_WB) {
       this.backing.readBlock(slots.handle(index), dst);
-      Atomics.add(this.st, S.BD_READS, 1);
+      inc64(this.c64, C.BD_READS);
       return 0;
     }
     if (f & ZRAM_SAME) {
@@ -1272,7 +1380,7 @@ export class ZramDevice {
       prio = this.loadPrio;
       if (SlotTable.allocated(slots.flags(index))) this.accessedLocked(index);
     } catch (e) {
-      Atomics.add(this.st, S.FAILED_READS, 1);
+      inc64(this.c64, C.FAILED_READS);
       throw e;
     } finally {
       slots.unlock(index);
@@ -1281,7 +1389,7 @@ export class ZramDevice {
       try {
         this.decompress(n, prio, dst);
       } catch (e) {
-        Atomics.add(this.st, S.FAILED_READS, 1);
+        inc64(this.c64, C.FAILED_READS);
         throw e;
       }
     }
@@ -1319,7 +1427,7 @@ export class ZramDevice {
       }
     } catch (e) {
       if (!this.pSame) this.pool.free(this.pHandle);
-      Atomics.add(this.st, S.FAILED_WRITES, 1);
+      inc64(this.c64, C.FAILED_WRITES);
       throw e;
     }
     // the new content goes in first, then the old one is freed: a thread killed in
@@ -1359,7 +1467,7 @@ export class ZramDevice {
         const cn = this.loadLocked(index, page);
         if (cn !== 0) this.decompress(cn, this.loadPrio, page);
       } catch (e) {
-        Atomics.add(this.st, S.FAILED_WRITES, 1);
+        inc64(this.c64, C.FAILED_WRITES);
         throw e;
       }
       page.set(src.subarray(pos, pos + n), off);
@@ -1425,8 +1533,8 @@ export class ZramDevice {
     const oh = slots.handle(index);
     slots.setHandle(index, handle);
     slots.setOwned(index, out.length | (prio << PRIO_SHIFT));
-    Atomics.add(st, S.COMPR_DATA_SIZE, out.length);
-    Atomics.add(st, S.PAGES_STORED, 1);
+    add64(this.c64, C.COMPR_DATA_SIZE, out.length);
+    inc64(this.c64, C.PAGES_STORED);
     this.releaseContent(of, oh); // after the new object is in: killed between, the old one leaks
     slots.setAccessTime(index, acTime); // recompression is not an access
     return 1;

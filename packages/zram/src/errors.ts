@@ -1,10 +1,11 @@
 // Errors zram raises that are not allocator errors: I/O on the backing device
 // (EIO, also for an exhausted writeback_limit) and operations that need a
-// backing device when none is set (ENODEV). Allocator-style errors (EINVAL,
-// ENOSPC, ENOMEM, EBUSY) are ZsError from @zsmalloc/core; offsets outside the
-// device are RangeError.
+// backing device when none is set (ENODEV), and compression dictionary files
+// that are missing (ENOENT) or unusable (EINVAL). Other argument errors
+// (EINVAL, ENOSPC, ENOMEM, EBUSY) are ZsError from @zsmalloc/core; offsets
+// outside the device are RangeError.
 
-export type ZramErrorCode = 'EIO' | 'ENODEV';
+export type ZramErrorCode = 'EIO' | 'ENODEV' | 'ENOENT' | 'EINVAL';
 
 export class ZramError extends Error {
   readonly code: ZramErrorCode;

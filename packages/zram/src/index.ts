@@ -2,6 +2,7 @@
 export {
   ZramDevice,
   MAX_DISKSIZE,
+  DEFAULT_MAX_DISKSIZE,
   MAX_COMPS,
   type ZramOptions,
   type ZramShared,
@@ -20,8 +21,22 @@ export {
   algorithmName,
   algorithmListing,
   createCodec,
+  algorithmTakesParams,
   type Codec,
+  type CodecParams,
 } from './codec.js';
+export {
+  ZstdCodec,
+  checkZstdDictionary,
+  checkZstdLevel,
+  loadZstdDictionary,
+  ZSTD_DEFAULT_LEVEL,
+  ZSTD_MAX_LEVEL,
+  ZSTD_MIN_LEVEL,
+  ZSTD_MAX_DICT_BYTES,
+} from './codecs/zstd.js';
+export { trainZstdDictionary, pagesOf, DEFAULT_DICT_SIZE, type TrainOptions } from './codecs/zstd-dict.js';
+export { parseAlgorithmParams, type AlgorithmParamsRequest } from './algorithm-params.js';
 export { ZramError, type ZramErrorCode } from './errors.js';
 export type { BackingOpenOptions } from './backing.js';
 export {
@@ -37,6 +52,10 @@ export {
   PRIO_SHIFT,
 } from './slots.js';
 export {
+  C,
+  add64,
+  inc64,
+  get64,
   mmStatText,
   ioStatText,
   bdStatText,

@@ -52,7 +52,7 @@ export class SlotTable {
     private readonly pool: ZsPool,
     lockArrayId: number,
   ) {
-    this.words = new Int32Array(buffer, 0, buffer.byteLength >>> 2);
+    this.words = new Int32Array(buffer, 0, buffer.byteLength / 4);
     this.lockClass = pool.lockClassId(SLOT_LOCK_CLASS);
     pool.nameLockArray(buffer, lockArrayId);
   }
@@ -70,8 +70,8 @@ export class SlotTable {
 
   /** Re-creates the view over the whole buffer (another thread may have grown it). */
   refresh(): void {
-    if (this.words.length !== this.buffer.byteLength >>> 2)
-      this.words = new Int32Array(this.buffer, 0, this.buffer.byteLength >>> 2);
+    if (this.words.length !== this.buffer.byteLength / 4)
+      this.words = new Int32Array(this.buffer, 0, this.buffer.byteLength / 4);
   }
 
   /** Makes sure slot `index` is inside this thread's view. */
@@ -157,8 +157,13 @@ export class SlotTable {
     return (flags & PRIO_MASK) >>> PRIO_SHIFT;
   }
 
-  /** Zeroes entries [0, slots) (control plane only: no I/O may run meanwhile). */
+  /**
+   * Zeroes entries [0, slots) (control plane only: no I/O may run meanwhile). Writes
+   * only words that are not zero already, so table pages never touched stay unbacked.
+   */
   clear(slots: number): void {
-    this.words.fill(0, 0, Math.min(this.words.length, slots * SLOT_WORDS));
+    const w = this.words;
+    const end = Math.min(w.length, slots * SLOT_WORDS);
+    for (let i = 0; i < end; i++) if (w[i] !== 0) w[i] = 0;
   }
 }

@@ -1,13 +1,17 @@
 // The device's shared control words and statistics ("struct zram_stats" and
-// the knobs next to it), one Int32Array over a SharedArrayBuffer so every
-// attached thread updates the same numbers with Atomics, plus the kernel's
-// text layouts of mm_stat, io_stat, bd_stat and debug_stat.
+// the knobs next to it) in one SharedArrayBuffer, so every attached thread
+// updates the same numbers with Atomics, plus the kernel's text layouts of
+// mm_stat, io_stat, bd_stat and debug_stat.
 //
-// Widths: every counter is a 32-bit word read as unsigned. Byte counts are
-// kept only where they are bounded by the device size (compr_data_size <=
-// disksize <= MAX_DISKSIZE < 4 GiB); everything else counts pages or events.
+// Widths: every statistic is a 64-bit counter (the kernel's atomic64_t), kept
+// in a BigInt64Array at the start of the buffer and changed with
+// Atomics.add/sub/compareExchange on it, so each update is one atomic
+// read-modify-write and every read is a consistent 64-bit value (no torn
+// low/high halves). The knobs after it are 32-bit words (page counts and
+// ids). Byte and page counts past 4 GiB / 2^32 pages are therefore exact.
 
-export enum S {
+/** 64-bit counters, indexes into the BigInt64Array. */
+export enum C {
   // mm_stat
   PAGES_STORED = 0,
   COMPR_DATA_SIZE, // bytes
@@ -28,8 +32,12 @@ export enum S {
   // debug_stat
   WRITESTALL,
   MISS_FREE,
-  // knobs
-  DISKSIZE_PAGES,
+  COUNT,
+}
+
+/** 32-bit knobs, indexes into the Int32Array that follows the counters. */
+export enum S {
+  DISKSIZE_PAGES = 0,
   LIMIT_PAGES,
   WB_LIMIT_ENABLE,
   WB_LIMIT, // 4 KiB units
@@ -44,10 +52,49 @@ export enum S {
   BACKING_HINT, // where the next block search starts
   BACKING_FD, // the backing file's descriptor + 1 (0: none); descriptors are process-wide
   FENCED, // 1 once a thread's death left damage repair could not undo: all I/O refused
+  PARAMS_GEN, // bumped whenever an algorithm or its parameters change (threads rebuild codecs)
   COUNT,
 }
 
 export const STATS_WORDS = 32;
+/** Bytes of the counters; the knob words start here. */
+export const COUNTERS_BYTES = 32 * 8;
+export const STATS_BYTES = COUNTERS_BYTES + STATS_WORDS * 4;
+
+/** The two views of a stats buffer. */
+export function statsViews(sab: SharedArrayBuffer): { c64: BigInt64Array; st: Int32Array } {
+  return { c64: new BigInt64Array(sab, 0, COUNTERS_BYTES / 8), st: new Int32Array(sab, COUNTERS_BYTES, STATS_WORDS) };
+}
+
+export function add64(c: BigInt64Array, i: C, n: number): void {
+  Atomics.add(c, i, BigInt(n));
+}
+
+export function sub64(c: BigInt64Array, i: C, n: number): void {
+  Atomics.sub(c, i, BigInt(n));
+}
+
+export function inc64(c: BigInt64Array, i: C): void {
+  Atomics.add(c, i, 1n);
+}
+
+export function dec64(c: BigInt64Array, i: C): void {
+  Atomics.sub(c, i, 1n);
+}
+
+/** A counter as a number (exact below 2^53). */
+export function get64(c: BigInt64Array, i: C): number {
+  return Number(Atomics.load(c, i));
+}
+
+/** Raises counter i to v if it is lower (a lock-free maximum). */
+export function max64(c: BigInt64Array, i: C, v: number): void {
+  const nv = BigInt(v);
+  for (;;) {
+    const cur = Atomics.load(c, i);
+    if (nv <= cur || Atomics.compareExchange(c, i, cur, nv) === cur) return;
+  }
+}
 
 /** C's "%8llu" for a non-negative integer. */
 export function u8(v: number): string {

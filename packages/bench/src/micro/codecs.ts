@@ -1,14 +1,15 @@
 // Codec micro-benchmarks: compress and decompress of the same swap-like stream
 // of 4 KiB pages (the zram benchmark's: zero, same-filled, text, binary,
 // random) with lz4-wasm-nodejs (zram's lz4 codec, the baseline of every row),
-// lz4-napi (native lz4_flex, for comparison), deflate and brotli (zram's
-// codecs). MB/s counts uncompressed bytes, both ways; each compressor row notes
+// lz4-napi (native lz4_flex, for comparison), deflate, brotli and zstd at
+// levels 1, 3 and 7 and at level 3 with a dictionary trained (by zram's
+// trainer) on a disjoint sample of the same kind of stream (zram's codecs). MB/s counts uncompressed bytes, both ways; each compressor row notes
 // the stream's compression ratio (lz4 sizes without the 4-byte length prefix
 // both libraries put in front). Every codec's round trip of every page is
 // checked byte for byte outside the timed part.
 
 import { PAGE_SIZE } from '@zsmalloc/core';
-import { createCodec, type Codec } from '@zsmalloc/zram';
+import { createCodec, trainZstdDictionary, type Codec, type CodecParams } from '@zsmalloc/zram';
 import { compressSync as napiCompress, uncompressSync as napiUncompress } from 'lz4-napi';
 import { measure, type Case, type MicroConfig } from '../measure.js';
 import { linkBaselines, type BenchRow } from '../report.js';
@@ -28,8 +29,8 @@ interface CodecUnderTest {
   size: (c: Uint8Array) => number;
 }
 
-function zramCodec(name: string, label: string, share: number): CodecUnderTest {
-  const codec: Codec = createCodec(name);
+function zramCodec(name: string, label: string, share: number, params: CodecParams = {}): CodecUnderTest {
+  const codec: Codec = createCodec(name, params);
   return {
     label,
     share,
@@ -53,6 +54,12 @@ function napiCodec(): CodecUnderTest {
   };
 }
 
+/** A 32 KiB dictionary trained on a sample of the same kind of stream with another seed (disjoint pages). */
+function trainingDictionary(n: number): Uint8Array {
+  const sample = swapLikeStream(Math.max(256, n), 7).pages;
+  return trainZstdDictionary(sample, { dictSize: 32 * 1024, segmentSize: 128 });
+}
+
 const BASE = 'lz4-wasm';
 const compressName = (label: string): string => `${label} compress 4KiB`;
 const decompressName = (label: string): string => `${label} decompress 4KiB`;
@@ -67,6 +74,10 @@ export async function benchCodecs(cfg: MicroConfig): Promise<BenchRow[]> {
     napiCodec(),
     zramCodec('deflate', 'deflate', 1 / 4),
     zramCodec('brotli', 'brotli', 1 / 8),
+    zramCodec('zstd', 'zstd-1', 1 / 4, { level: 1 }),
+    zramCodec('zstd', 'zstd-3', 1 / 4, { level: 3 }),
+    zramCodec('zstd', 'zstd-7', 1 / 8, { level: 7 }),
+    zramCodec('zstd', 'zstd-3+dict', 1 / 4, { level: 3, dict: trainingDictionary(n) }),
   ];
   // every codec's compressed form of every page (decompress input), made once
   const compressed = codecs.map((k) => pages.map((p) => k.compress(p)));

@@ -13,6 +13,7 @@ import { benchContended } from './contended.js';
 import { benchLocks } from './locks.js';
 import { benchMapping } from './mapping.js';
 import { benchMigration } from './migration.js';
+import { benchStats64 } from './stats64.js';
 import { benchZram } from './zram.js';
 
 export interface MicroBenchmark {
@@ -31,6 +32,7 @@ export const MICRO_BENCHMARKS: readonly MicroBenchmark[] = [
   { name: 'migration', run: benchMigration },
   { name: 'zram', run: benchZram },
   { name: 'codecs', run: benchCodecs },
+  { name: 'stats64', run: benchStats64 },
 ];
 
 export interface RunMicroOptions {
