@@ -1106,6 +1106,16 @@ export class ZramDevice {
       if (!this.slots.trylock(i)) continue; // in use by a live thread
       try {
         const f = this.slots.flags(i);
+        if (!SlotTable.allocated(f) && (f & ~ZRAM_ENTRY_LOCK) === 0) {
+          // a thread killed inside installLocked (handle written, flags not yet): the
+          // slot is empty and reads as zeros; its words are cleared, the object leaks
+          if (this.slots.handle(i) !== 0 || this.slots.fillHigh(i) !== 0) {
+            this.slots.setHandle(i, 0);
+            this.slots.setFillHigh(i, 0);
+            this.slots.setAccessTime(i, 0);
+          }
+          continue;
+        }
         if (f & ZRAM_PP_SLOT || !SlotTable.allocated(f) || f & (ZRAM_SAME | ZRAM_WB)) continue;
         const size = f & SIZE_MASK;
         const h = this.slots.handle(i);
