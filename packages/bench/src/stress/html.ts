@@ -9,7 +9,7 @@
 // external resources.
 
 import { PAGE_SIZE } from '@zsmalloc/core';
-import type { StressReport } from './suite.js';
+import type { StressReport } from './report-shape.js';
 import { armsHtml, lockWaitOverTimeHtml, pageHtml, runContentionHtml, tableHtml as table } from './html-stats.js';
 import { esc, frameGrid, groupedBars, lineChart, type Series } from './svg.js';
 

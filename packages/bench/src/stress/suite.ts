@@ -10,32 +10,16 @@ import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { PAGE_SIZE } from '@zsmalloc/core';
 import { defaultResultsDir, writeJson } from '../report.js';
-import { runBaselines, type BaselinesResult } from './baselines.js';
+import { runBaselines } from './baselines.js';
 import { renderHtml } from './html.js';
-import { configKey, type KindMix, type RunConfig, type RwMix, type StressOptions } from './options.js';
+import type { StressReport } from './report-shape.js';
+import { configKey, type RunConfig, type StressOptions } from './options.js';
 import { runOne, type RunResult } from './run.js';
-import { runSeeds, type SeedsResult } from './seeds.js';
-import { plannedConfigs, summarize, type SweepSummary } from './sweeps.js';
+import { runSeeds } from './seeds.js';
+import { plannedConfigs, summarize } from './sweeps.js';
 import { PageBank } from './workload.js';
 
-export interface StressReport {
-  kind: 'stress';
-  smoke: boolean;
-  date: string;
-  node: string;
-  cpus: number;
-  cpuModel: string;
-  command: string;
-  wallSeconds: number;
-  /** Runs per arm, interleaved. */
-  repeat: number;
-  workload: { seconds: number; workingSet: number; requestPages: number; streams: number; mix: KindMix; rw: RwMix };
-  baseKey: string;
-  runs: RunResult[];
-  sweeps: SweepSummary[];
-  seeds: SeedsResult;
-  baselines: BaselinesResult;
-}
+export type { StressReport } from './report-shape.js';
 
 export interface StressOutcome {
   report: StressReport;
