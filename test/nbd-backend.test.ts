@@ -61,6 +61,8 @@ class FakeBackend implements BlockBackend {
   readonly mem = new Uint8Array(this.size);
   readonly events: string[] = [];
   writeDelayMs = 0;
+  /** When set, every write waits for this promise (the test decides when writes finish). */
+  writeGate: Promise<void> | null = null;
   failRead: unknown = null;
   failWrite: unknown = null;
   shortRead = false;
@@ -72,6 +74,7 @@ class FakeBackend implements BlockBackend {
   async write(offset: number, data: Uint8Array): Promise<void> {
     this.events.push(`write ${offset} start`);
     if (this.writeDelayMs) await new Promise((r) => setTimeout(r, this.writeDelayMs));
+    if (this.writeGate) await this.writeGate;
     if (this.failWrite) throw this.failWrite;
     this.mem.set(data, offset);
     this.events.push(`write ${offset} done`);
@@ -129,10 +132,16 @@ describe('NbdServer over a fault-injecting backend', () => {
 
   it('answers requests as they finish: a fast READ overtakes a slow WRITE', async () => {
     await withServer(async (be, c) => {
-      be.writeDelayMs = 150;
+      // the WRITE cannot finish until the READ's reply has arrived: a server that
+      // answered in order (or ran one request at a time) never sends that reply
+      let release = (): void => {};
+      be.writeGate = new Promise<void>((r) => {
+        release = r;
+      });
       c.request({ type: nbd.NBD_CMD_WRITE, offset: 4096, length: 4, cookie: 1, data: Buffer.from([1, 2, 3, 4]) });
       c.request({ type: nbd.NBD_CMD_READ, offset: 0, length: 4, cookie: 2 });
       const first = await c.reply(new Map([[2, 4]]));
+      release();
       const second = await c.reply(new Map([[2, 4]]));
       expect([first.cookie, second.cookie]).toEqual([2, 1]);
     });
