@@ -1,21 +1,7 @@
 // The control block shared by the two-thread allocator benchmark
-// (allocator-threads.ts) and its workers (allocator-threads-worker.ts).
+// (allocator-threads.ts) and its workers (allocator-threads-worker.ts); the
+// control block is the batch protocol's alone (batch-threads.ts); the modes follow MODE_EXIT.
 
-/** Bumped by the main thread to start a batch (workers Atomics.wait on it). */
-export const A_SEQ = 0;
-/** malloc+free pairs per worker in this batch. */
-export const A_N = 1;
-/** Which pool: MODE_*. */
-export const A_MODE = 2;
-/** Workers done with the batch. */
-export const A_DONE = 3;
-/** Start barrier. */
-export const A_START = 4;
-/** Set by a worker that failed. */
-export const A_ERR = 5;
-export const A_WORDS = 16;
-
-export const MODE_EXIT = 0;
 export const MODE_CACHES_OFF = 1;
 export const MODE_CACHES_ON = 2;
 

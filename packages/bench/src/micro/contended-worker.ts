@@ -3,23 +3,10 @@
 // lock_stat, or a bare compareExchange spinlock), incrementing a shared counter
 // non-atomically inside each critical section.
 
-import { workerData, parentPort } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
 import { SITE_BENCH, ZsPool, type ZsPoolShared } from '@zsmalloc/core';
-import {
-  CONTENDED_THREADS,
-  MODE_EXIT,
-  MODE_MUTEX,
-  W_DONE,
-  W_ERR,
-  W_MODE,
-  W_MUTEX,
-  W_MUTEX_COUNT,
-  W_N,
-  W_SEQ,
-  W_SPIN,
-  W_SPIN_COUNT,
-  W_START,
-} from './contended-shared.js';
+import { serveBatches } from './batch-threads.js';
+import { CONTENDED_THREADS, MODE_MUTEX, W_MUTEX, W_MUTEX_COUNT, W_SPIN, W_SPIN_COUNT } from './contended-shared.js';
 
 interface ContendedWorkerData {
   pool: ZsPoolShared;
@@ -51,26 +38,13 @@ function spinLoop(n: number): void {
   }
 }
 
-let seen = 0;
-parentPort!.postMessage({ ready: true, cpu: pool.cpu });
-for (;;) {
-  Atomics.wait(c, W_SEQ, seen);
-  seen = Atomics.load(c, W_SEQ);
-  const mode = Atomics.load(c, W_MODE);
-  if (mode === MODE_EXIT) break;
-  try {
-    const n = Atomics.load(c, W_N);
-    Atomics.add(c, W_START, 1);
-    while (Atomics.load(c, W_START) < CONTENDED_THREADS) {
-      /* start together */
-    }
+serveBatches(
+  c,
+  CONTENDED_THREADS,
+  (mode, n) => {
     if (mode === MODE_MUTEX) mutexLoop(n);
     else spinLoop(n);
-  } catch (e) {
-    Atomics.store(c, W_ERR, 1);
-    parentPort!.postMessage({ error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
-  }
-  Atomics.add(c, W_DONE, 1);
-  Atomics.notify(c, W_DONE);
-}
+  },
+  { cpu: pool.cpu },
+);
 pool.detach();

@@ -11,92 +11,34 @@
 // at a start barrier), and blocks until both are done; the wake-up (a few µs)
 // is amortised over 2·N acquisitions.
 
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { ZsPool } from '@zsmalloc/core';
 import { measure, type Case, type MicroConfig } from '../measure.js';
 import { linkBaselines, type BenchRow } from '../report.js';
-import {
-  CONTENDED_THREADS,
-  MODE_EXIT,
-  MODE_MUTEX,
-  MODE_SPIN,
-  W_DONE,
-  W_ERR,
-  W_MODE,
-  W_MUTEX_COUNT,
-  W_N,
-  W_SEQ,
-  W_SPIN_COUNT,
-  W_START,
-  W_WORDS,
-} from './contended-shared.js';
+import { BatchThreads, builtWorkerUrl } from './batch-threads.js';
+import { CONTENDED_THREADS, MODE_MUTEX, MODE_SPIN, W_MUTEX_COUNT, W_SPIN_COUNT, W_WORDS } from './contended-shared.js';
 
 const SPIN = 'spinlock CAS+store, 2 threads (bare)';
 const MUTEX = 'mutex lock+unlock, 2 threads (lock_stat on)';
 const CLASS = 'bench_contended_mutex';
-/** Longest a batch may take before the benchmark gives up (a worker died holding a lock). */
-const BATCH_TIMEOUT_MS = 60_000;
-
-/** The worker's JavaScript: next to this file when built; from dist when this runs as TypeScript (vitest). */
-function workerUrl(): URL {
-  const here = new URL('./contended-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(here))) return here;
-  const built = new URL('../../dist/micro/contended-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(built))) return built;
-  throw new Error(`contended: no built worker at ${fileURLToPath(here)} or ${fileURLToPath(built)} (run tsc -b first)`);
-}
 
 export async function benchContended(cfg: MicroConfig): Promise<BenchRow[]> {
   const pool = ZsPool.create({ maxBytes: 1 << 20, lockStat: true, name: 'bench_contended' });
   const cls = pool.lockClassId(CLASS);
-  const ctlSab = new SharedArrayBuffer(W_WORDS * 4);
-  const c = new Int32Array(ctlSab);
-  const errors: string[] = [];
-  const url = workerUrl();
-  const workers: Worker[] = [];
-  const ready: Promise<void>[] = [];
-  const exited: Promise<void>[] = [];
-  for (let t = 0; t < CONTENDED_THREADS; t++) {
-    const w = new Worker(url, { workerData: { pool: pool.shared, ctl: ctlSab, cls } });
-    workers.push(w);
-    ready.push(
-      new Promise<void>((resolve, reject) => {
-        w.on('message', (m: { ready?: boolean; error?: string }) => {
-          if (m.ready === true) resolve();
-          if (m.error !== undefined) errors.push(m.error);
-        });
-        w.once('error', reject);
-      }),
-    );
-    exited.push(
-      new Promise<void>((resolve) => {
-        w.once('exit', () => resolve());
-      }),
-    );
-  }
+  const threads = new BatchThreads(
+    'contended',
+    builtWorkerUrl(import.meta.url, 'contended-worker.js'),
+    CONTENDED_THREADS,
+    new SharedArrayBuffer(W_WORDS * 4),
+    { pool: pool.shared, cls },
+  );
+  const c = threads.c;
 
   // every acquisition, warm-up included (what the in-section counters must show)
   let mutexOps = 0;
   let spinOps = 0;
   /** One batch: both workers do n acquisitions of the mode's lock. */
   function batch(mode: number, n: number): number {
-    Atomics.store(c, W_N, n);
-    Atomics.store(c, W_MODE, mode);
-    Atomics.store(c, W_DONE, 0);
-    Atomics.store(c, W_START, 0);
-    Atomics.add(c, W_SEQ, 1);
-    Atomics.notify(c, W_SEQ);
-    const deadline = performance.now() + BATCH_TIMEOUT_MS;
-    for (let d = Atomics.load(c, W_DONE); d < CONTENDED_THREADS; d = Atomics.load(c, W_DONE)) {
-      Atomics.wait(c, W_DONE, d, 100);
-      if (performance.now() > deadline)
-        throw new Error(`contended: batch of ${n} x ${CONTENDED_THREADS} did not finish in ${BATCH_TIMEOUT_MS} ms`);
-    }
-    if (Atomics.load(c, W_ERR) !== 0)
-      throw new Error(`contended: a worker failed${errors.length > 0 ? `: ${errors[0]}` : ''}`);
-    const done = n * CONTENDED_THREADS;
+    const done = threads.run(mode, n);
     if (mode === MODE_MUTEX) mutexOps += done;
     else spinOps += done;
     return done;
@@ -104,7 +46,7 @@ export async function benchContended(cfg: MicroConfig): Promise<BenchRow[]> {
 
   let rows: BenchRow[];
   try {
-    await Promise.all(ready);
+    await threads.ready;
     const cases: Case[] = [
       {
         name: SPIN,
@@ -127,11 +69,7 @@ export async function benchContended(cfg: MicroConfig): Promise<BenchRow[]> {
     // Case.batch is per worker here; a batch measures CONTENDED_THREADS times as many acquisitions
     rows = linkBaselines(await measure(cases, cfg, 'contended'));
   } finally {
-    Atomics.store(c, W_MODE, MODE_EXIT);
-    Atomics.add(c, W_SEQ, 1);
-    Atomics.notify(c, W_SEQ);
-    await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 5_000))]);
-    for (const w of workers) await w.terminate();
+    await threads.stop();
   }
 
   // outside the timed part: every critical section ran alone (no lost increment)
