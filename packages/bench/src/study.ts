@@ -19,7 +19,7 @@ import {
 } from './study/experiments.js';
 import { ProcReadError } from './study/proc-pages.js';
 import { studyReport, verdictLines, writeStudy } from './study/report.js';
-import { intFlag } from './stress/options.js';
+import { REPORT_FLAGS, intFlag } from './stress/options.js';
 
 const USAGE = `usage: study.js <experiment> [options]
 experiments:
@@ -54,15 +54,7 @@ function parseStudyArgs(argv: string[]): {
       workers: { type: 'string' },
       pid: { type: 'string' },
       'max-pages': { type: 'string' },
-      'no-kernel': { type: 'boolean' },
-      lockdep: { type: 'boolean' },
-      smoke: { type: 'boolean' },
-      json: { type: 'string' },
-      'no-json': { type: 'boolean' },
-      html: { type: 'string' },
-      'no-html': { type: 'boolean' },
-      'no-progress': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
+      ...REPORT_FLAGS,
     },
     strict: true,
     allowPositionals: true,

@@ -129,8 +129,21 @@ function parseShares<K extends string>(text: string, keys: readonly K[], flag: s
   return out;
 }
 
-const STRESS_FLAGS = {
+/** Flags every study-style command shares: the kernel side, lockdep, tiny sizes, where the reports go, progress, help. */
+export const REPORT_FLAGS = {
+  'no-kernel': { type: 'boolean' },
+  lockdep: { type: 'boolean' },
   smoke: { type: 'boolean' },
+  json: { type: 'string' },
+  'no-json': { type: 'boolean' },
+  html: { type: 'string' },
+  'no-html': { type: 'boolean' },
+  'no-progress': { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const STRESS_FLAGS = {
+  ...REPORT_FLAGS,
   seconds: { type: 'string' },
   repeat: { type: 'string' },
   workers: { type: 'string' },
@@ -149,15 +162,7 @@ const STRESS_FLAGS = {
   'seeds-pages': { type: 'string' },
   'seeds-rounds': { type: 'string' },
   'baseline-pages': { type: 'string' },
-  'no-kernel': { type: 'boolean' },
   'percpu-cache': { type: 'boolean' },
-  lockdep: { type: 'boolean' },
-  json: { type: 'string' },
-  'no-json': { type: 'boolean' },
-  html: { type: 'string' },
-  'no-html': { type: 'boolean' },
-  'no-progress': { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
 } as const;
 
 /** An integer flag value in lo..hi, or a clear error naming the flag. */
