@@ -17,7 +17,7 @@
 //   ZSTD_MAX_DICT_BYTES area per priority (committed only when a dictionary is set).
 
 import { ZsError } from '@zsmalloc/core';
-import type { CodecParams } from './codec.js';
+import type { CodecParams } from './codecs/zcomp.js';
 
 export const PARAM_PRIORITIES = 4;
 const HEADER_WORDS = 4 * PARAM_PRIORITIES;

@@ -1,7 +1,7 @@
-// Compression codecs for zram ("zcomp" in the kernel): one small interface,
-// the backends (lz4 from lz4-wasm-nodejs, deflate and brotli from node:zlib,
-// zstd in codecs/zstd.ts), the per-algorithm parameters, the registry of
-// known algorithm names, and the kernel-style listing text ("[lz4] deflate brotli zstd \n").
+// Compression codecs for zram ("zcomp" in the kernel): the backends (lz4 from
+// lz4-wasm-nodejs, deflate and brotli from node:zlib, zstd in codecs/zstd.ts;
+// the interface they implement is codecs/zcomp.ts), the registry of known
+// algorithm names, and the kernel-style listing text ("[lz4] deflate brotli zstd \n").
 //
 // A codec instance is thread-local (like a per-CPU zcomp stream): it may keep
 // scratch state between calls. Devices keep the algorithm *id* (its index in
@@ -11,14 +11,9 @@ import lz4 from 'lz4-wasm-nodejs';
 import zlib from 'node:zlib';
 import { ZsError } from '@zsmalloc/core';
 import { ZstdCodec } from './codecs/zstd.js';
+import type { Codec, CodecParams } from './codecs/zcomp.js';
 
-export interface Codec {
-  readonly name: string;
-  /** Compresses src; the returned bytes are valid until the next call on this instance. */
-  compress(src: Uint8Array): Uint8Array;
-  /** Decompresses src[0, srcLen) into dst; returns the number of bytes produced (throws on corrupt input). */
-  decompress(src: Uint8Array, srcLen: number, dst: Uint8Array): number;
-}
+export type { Codec, CodecParams } from './codecs/zcomp.js';
 
 /** The wasm exports of lz4-wasm-nodejs (its bindings expose them as `__wasm`). */
 interface Lz4Wasm {
@@ -175,12 +170,6 @@ function brotliCodec(): Codec {
 /** Known algorithms, in listing order. The index is the id kept in shared memory. */
 export const ALGORITHMS: readonly string[] = Object.freeze(['lz4', 'deflate', 'brotli', 'zstd']);
 export const DEFAULT_ALGORITHM = 'lz4';
-
-/** algorithm_params of one algorithm: a compression level and a dictionary (zstd only here). */
-export interface CodecParams {
-  level?: number;
-  dict?: Uint8Array;
-}
 
 const FACTORIES: ReadonlyArray<(p: CodecParams) => Codec> = [
   () => new Lz4Codec(),

@@ -21,7 +21,7 @@ import { createRequire } from 'node:module';
 import zstdWasm from '@bokuweb/zstd-wasm';
 import { ZsError } from '@zsmalloc/core';
 import { ZramError } from '../errors.js';
-import type { Codec } from '../codec.js';
+import type { Codec } from './zcomp.js';
 
 interface NativeEncoder {
   encodeSync(data: Buffer): Buffer;
