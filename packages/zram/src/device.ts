@@ -1,11 +1,16 @@
-// ZramDevice: the zram block device model on a zsmalloc pool. Owns the I/O
-// paths (page and byte-granular read/write, discard, slot free notify), the
-// knobs (disksize, comp_algorithm, mem_limit, mem_used_max, reset, compact,
-// idle, writeback, writeback_limit, recomp_algorithm, recompress) and the stat
-// texts. All device state is in SharedArrayBuffers (slot table, counters,
-// backing bitmap, backing path); a ZramDevice object is views over them plus
-// this thread's scratch buffers and codec instances, so any thread can
-// `ZramDevice.attach(dev.shared)` and do I/O on the same device.
+// ZramDevice: the zram block device model on a zsmalloc pool, as one facade.
+// It owns the I/O entry points (page and byte-granular read/write, discard,
+// slot free notify, swap-in), the knobs (disksize, comp_algorithm, mem_limit,
+// mem_used_max, reset, compact, idle, writeback, writeback_limit,
+// recomp_algorithm, recompress), the stat texts and the after-death checks; the
+// work is done by module functions over narrow types: slot-store.ts (into and
+// out of a slot), postprocess.ts (idle, writeback, recompression), inspect.ts
+// (slot state, statistics, verify), settings.ts (compression settings),
+// options.ts (create options) and range.ts (byte ranges). All device state is
+// in SharedArrayBuffers (slot table, counters, backing bitmap, backing path); a
+// ZramDevice object is views over them plus this thread's scratch buffers and
+// codec instances, so any thread can `ZramDevice.attach(dev.shared)` and do I/O
+// on the same device.
 //
 // Locking: the per-slot ENTRY_LOCK bit (slots.ts). Writes compress and
 // allocate outside it and take it only to swap the old content for the new;
@@ -15,245 +20,93 @@
 // Control-plane calls (setDisksize, setAlgorithm, setBackingFile, reset) must
 // not race with I/O, as in the kernel, where they need the device unused.
 
-import { SITE_IDLE, SITE_RECOMPRESS, SITE_WRITEBACK, ZsError, ZsPool } from '@zsmalloc/core';
-import type { PoolOptions, ZsPoolShared } from '@zsmalloc/core';
-import {
-  AlgorithmParamsStore,
-  PARAM_PRIORITIES,
-  parseAlgorithmParams,
-  type AlgorithmParamsRequest,
-} from './algorithm-params.js';
+import { ZsError, ZsPool } from '@zsmalloc/core';
+import { AlgorithmParamsStore, parseAlgorithmParams, type AlgorithmParamsRequest } from './algorithm-params.js';
 import { BackingStore, type BackingOpenOptions } from './backing.js';
+import { DEFAULT_ALGORITHM, algorithmId, algorithmListing } from './codec.js';
+import { PAGE, checkByteRange, checkIndex, devicePages, type ZramShared } from './device-state.js';
+import * as inspect from './inspect.js';
+import type { SlotState, ZramStatValues } from './inspect.js';
+import { checkOptions, poolFor, type ZramOptions } from './options.js';
+import * as pp from './postprocess.js';
+import type { RecompressRequest, WritebackMode, WritebackRequest } from './postprocess.js';
+import { isNonNegInt, newPageSpan, pageSpan } from './range.js';
+import * as settings from './settings.js';
+import * as store from './slot-store.js';
+import { SlotTable } from './slots.js';
 import {
-  DEFAULT_ALGORITHM,
-  algorithmId,
-  algorithmListing,
-  algorithmName,
-  algorithmTakesParams,
-  createCodec,
-  type Codec,
-} from './codec.js';
-import { checkZstdLevel, loadZstdDictionary } from './codecs/zstd.js';
-import { ZramError } from './errors.js';
-import {
-  PRIO_SHIFT,
-  SIZE_MASK,
-  SlotTable,
-  ZRAM_ENTRY_LOCK,
-  ZRAM_HUGE,
-  ZRAM_IDLE,
-  ZRAM_INCOMPRESSIBLE,
-  ZRAM_PP_SLOT,
-  ZRAM_SAME,
-  ZRAM_WB,
-} from './slots.js';
-import {
+  C,
   S,
   STATS_BYTES,
   STATS_WORDS,
-  C,
-  add64,
-  dec64,
-  get64,
-  inc64,
-  max64,
-  statsViews,
-  sub64,
   bdStatText,
   debugStatText,
+  get64,
+  inc64,
   ioStatText,
   mmStatText,
+  statsViews,
   u32,
-  type BdStat,
-  type DebugStat,
-  type IoStat,
-  type MmStat,
 } from './stats.js';
 
-const PAGE = 4096;
-/** Largest disksize: 1 TiB (2^28 slots; the counters are 64-bit, slot indexes stay below 2^31). */
-export const MAX_DISKSIZE = 2 ** 40;
-/** maxDisksize when none is given: the slot-table address space reserved for a later disksize. */
-export const DEFAULT_MAX_DISKSIZE = 16 * 2 ** 30;
-/** Largest pool a device sizes for itself (the pool's own limit is lower on some builds). */
-const DEFAULT_POOL_CAP = 2 ** 32 - 2 ** 20;
-/** Compression priorities: 0 is the primary algorithm, 1..3 the recompression ones. */
-export const MAX_COMPS = 4;
-
-export type PoolShared = ZsPoolShared;
-
-export interface ZramOptions {
-  /** Bytes; rounded up to a page multiple. 0 leaves the device uninitialized (see setDisksize). */
-  disksize: number;
-  /** Primary compression algorithm (default 'lz4'). */
-  algorithm?: string;
-  /** algorithm_params of the primary algorithm, as "level=L dict=PATH" or an object (zstd only). */
-  algorithmParams?: string | AlgorithmParamsRequest;
-  /** mem_limit in bytes (0 = none). */
-  memLimit?: number;
-  /** Path of the writeback backing file (created if missing, extended to disksize + 4 KiB). */
-  backingFile?: string;
-  /** The backing file's name was generated by the caller: create it with O_EXCL (never reuse what is there). */
-  backingFileExclusive?: boolean;
-  /** An existing pool to store into, or options for a new one (default: sized from maxDisksize/disksize). */
-  pool?: ZsPool | PoolOptions;
-  /**
-   * Largest disksize this device may ever be given: reserves slot-table address space
-   * (16 bytes per page; memory is only used for slots that are touched). Default:
-   * disksize or DEFAULT_MAX_DISKSIZE, whichever is larger.
-   */
-  maxDisksize?: number;
-  name?: string;
-}
-
-/** Structured-clonable description of a device: post it to a worker and ZramDevice.attach() it there. */
-export interface ZramShared {
-  readonly pool: PoolShared;
-  readonly table: SharedArrayBuffer;
-  readonly stats: SharedArrayBuffer;
-  readonly bitmap: SharedArrayBuffer;
-  readonly backingPath: SharedArrayBuffer;
-  /** algorithm_params of every priority (levels, dictionaries). */
-  readonly params: SharedArrayBuffer;
-  readonly maxPages: number;
-  readonly name: string;
-  /** The slot table's lock-array id in the pool (held-lock records name it). */
-  readonly lockArrayId: number;
-}
-
-export type WritebackMode = 'idle' | 'huge' | 'huge_idle' | 'incompressible' | 'page_index' | 'page_indexes';
-export interface WritebackRequest {
-  mode: WritebackMode;
-  /** page_index: the page to write back. */
-  index?: number;
-  /** page_indexes: first and last page (inclusive). */
-  first?: number;
-  last?: number;
-}
-
-export type RecompressType = 'idle' | 'huge' | 'huge_idle';
-export interface RecompressRequest {
-  /** Which slots: idle ones, huge ones, or both; all slots when absent. */
-  type?: RecompressType;
-  /** Only objects of at least this many bytes, and keep only results below it (must be < hugeClassSize). */
-  threshold?: number;
-  /** Stop after this many attempted slots (0 or absent = no limit). */
-  maxPages?: number;
-  /** Use only this secondary algorithm (it must be set with setRecompAlgorithm). */
-  algorithm?: string;
-  /** Use only the secondary algorithm of this priority (1..3). */
-  priority?: number;
-}
-
-export interface SlotState {
-  allocated: boolean;
-  /** Stored object size in bytes (4096 for huge; 0 for same-filled and written-back pages). */
-  size: number;
-  same: boolean;
-  writtenBack: boolean;
-  huge: boolean;
-  idle: boolean;
-  incompressible: boolean;
-  /** Compression priority: 0 primary, 1..3 recompressed with that secondary algorithm. */
-  priority: number;
-  /** Seconds since the device epoch of the last access (0 = never). */
-  accessTime: number;
-}
-
-export interface ZramStatValues {
-  mm: MmStat;
-  io: IoStat;
-  bd: BdStat;
-  debug: DebugStat;
-}
+export { DEFAULT_MAX_DISKSIZE, MAX_DISKSIZE, type ZramOptions } from './options.js';
+export { MAX_COMPS } from './settings.js';
+export type { PoolShared, ZramShared } from './device-state.js';
+export type { SlotState, ZramStatValues } from './inspect.js';
+export type { RecompressRequest, RecompressType, WritebackMode, WritebackRequest } from './postprocess.js';
 
 function isUint8Array(x: unknown): x is Uint8Array {
   return x instanceof Uint8Array;
 }
 
-function isNonNegInt(x: unknown): x is number {
-  return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+function checkPageBuffer(buf: Uint8Array, name: string): void {
+  if (!isUint8Array(buf)) throw new TypeError(`${name} must be a Uint8Array of ${PAGE} bytes`);
+  if (buf.length !== PAGE) throw new RangeError(`${name} must be exactly ${PAGE} bytes, got ${buf.length}`);
 }
 
 export class ZramDevice {
   readonly pool: ZsPool;
   readonly shared: ZramShared;
 
+  /** The shared state's views plus this thread's codecs, clock and scratch (slot-store.ts). */
+  private readonly s: store.SlotStore;
+  /** The slot table (also this.s.slots). */
   private readonly slots: SlotTable;
   private readonly st: Int32Array;
-  /** The 64-bit statistics (stats.ts). */
   private readonly c64: BigInt64Array;
-  private readonly backing: BackingStore;
-  private readonly params: AlgorithmParamsStore;
   private readonly maxPages: number;
+  /** This thread's cut of a byte range into pages (read, write, discard): reused, never allocated per call. */
+  private readonly span = newPageSpan();
   /** This object made its ZsPool object (create() from options, or attach()): close() detaches it. */
   private readonly ownsPool: boolean;
   private closed = false;
-
-  // Thread-local scratch (the kernel's per-CPU buffers): no allocation per page.
-  private readonly page = new Uint8Array(PAGE); // read-modify-write, writeback, recompression
-  private readonly cbuf = new Uint8Array(PAGE); // a compressed object copied out of the pool
-  // the same-filled test reads the caller's page in place, as 32-bit words when it is aligned
-  private sameBuf: ArrayBufferLike | null = null;
-  private sameView: Int32Array<ArrayBufferLike> = new Int32Array(0);
-  /** This thread's codec per priority, valid while its generation matches S.PARAMS_GEN. */
-  private readonly codecCache: (Codec | undefined)[] = [];
-  private codecGen = -1;
-  // the access-time clock: read once per batch (beginBatch) instead of once per page
-  private batchDepth = 0;
-  private batchNow = 0;
-
-  // Result of prepare(), consumed by installLocked().
-  private pSame = false;
-  private pHandle = 0;
-  private pSize = 0;
-  private pHuge = false;
-  private pLo = 0;
-  private pHi = 0;
-  // Result of loadLocked() for compressed slots.
-  private loadPrio = 0;
 
   private constructor(shared: ZramShared, pool: ZsPool, ownsPool: boolean) {
     this.shared = shared;
     this.pool = pool;
     this.ownsPool = ownsPool;
-    this.slots = new SlotTable(shared.table, pool, shared.lockArrayId);
-    const views = statsViews(shared.stats);
-    this.st = views.st;
-    this.c64 = views.c64;
-    this.backing = new BackingStore(shared.bitmap, shared.backingPath, this.st, this.c64);
-    this.params = new AlgorithmParamsStore(shared.params);
+    const { st, c64 } = statsViews(shared.stats);
+    this.st = st;
+    this.c64 = c64;
     this.maxPages = shared.maxPages;
+    this.slots = new SlotTable(shared.table, pool, shared.lockArrayId);
+    this.s = store.newSlotStore(
+      {
+        name: shared.name,
+        pool,
+        slots: this.slots,
+        st,
+        c64,
+        backing: new BackingStore(shared.bitmap, shared.backingPath, st, c64),
+      },
+      new AlgorithmParamsStore(shared.params),
+    );
   }
 
   static create(opts: ZramOptions): ZramDevice {
-    if (opts === null || typeof opts !== 'object') throw new TypeError('ZramDevice.create: options object required');
-    const disksize = opts.disksize ?? 0;
-    if (!isNonNegInt(disksize) || disksize > MAX_DISKSIZE) {
-      throw new ZsError('EINVAL', `disksize must be an integer in 0..${MAX_DISKSIZE}, got ${disksize}`);
-    }
-    const maxDisksize = opts.maxDisksize ?? Math.max(disksize, DEFAULT_MAX_DISKSIZE);
-    if (!isNonNegInt(maxDisksize) || maxDisksize > MAX_DISKSIZE) {
-      throw new ZsError('EINVAL', `maxDisksize must be an integer in 0..${MAX_DISKSIZE}`);
-    }
-    const maxPages = Math.max(Math.ceil(maxDisksize / PAGE), Math.ceil(disksize / PAGE));
-    const algId = algorithmId(opts.algorithm ?? DEFAULT_ALGORITHM);
-    if (opts.memLimit !== undefined && !isNonNegInt(opts.memLimit))
-      throw new ZsError('EINVAL', 'memLimit must be a non-negative integer');
-
-    let pool: ZsPool;
-    const ownsPool = !(opts.pool instanceof ZsPool);
-    if (opts.pool instanceof ZsPool) {
-      pool = opts.pool;
-    } else {
-      const sizing = disksize || Math.min(maxDisksize, 1 << 30);
-      const poolOpts: PoolOptions = opts.pool ?? {
-        maxBytes: Math.min(DEFAULT_POOL_CAP, Math.ceil((sizing * 1.25 + (1 << 20)) / PAGE) * PAGE),
-        name: opts.name ?? 'zram',
-      };
-      pool = ZsPool.create(poolOpts);
-    }
-
+    const checked = checkOptions(opts);
+    const { disksize, maxPages, algId } = checked;
+    const { pool, ownsPool } = poolFor(opts, checked);
     const shared: ZramShared = {
       pool: pool.shared,
       table: SlotTable.allocate(Math.ceil(disksize / PAGE), maxPages),
@@ -295,16 +148,16 @@ export class ZramDevice {
 
   /** Device size in bytes (0 while uninitialized). */
   get disksize(): number {
-    return Atomics.load(this.st, S.DISKSIZE_PAGES) * PAGE;
+    return devicePages(this.s) * PAGE;
   }
 
   /** Number of 4 KiB pages. */
   get pages(): number {
-    return Atomics.load(this.st, S.DISKSIZE_PAGES);
+    return devicePages(this.s);
   }
 
   get initialized(): boolean {
-    return Atomics.load(this.st, S.DISKSIZE_PAGES) !== 0;
+    return devicePages(this.s) !== 0;
   }
 
   get hugeClassSize(): number {
@@ -322,7 +175,7 @@ export class ZramDevice {
     }
     // The table is all zeros here (new, or cleared by reset()): growing it touches no memory.
     this.slots.ensure(pages);
-    if (this.backing.configured()) this.backing.prepare(pages);
+    if (this.s.backing.configured()) this.s.backing.prepare(pages);
     Atomics.store(this.st, S.DISKSIZE_PAGES, pages);
   }
 
@@ -332,15 +185,12 @@ export class ZramDevice {
   }
 
   get algorithm(): string {
-    return algorithmName(Atomics.load(this.st, S.COMP_ID0) - 1);
+    return settings.primaryAlgorithm(this.st);
   }
 
   /** comp_algorithm store: unknown names fail with the list of known ones; EBUSY once initialized. */
   setAlgorithm(name: string): void {
-    const id = algorithmId(name);
-    if (this.initialized) throw new ZsError('EBUSY', "can't change the algorithm of an initialized device");
-    Atomics.store(this.st, S.COMP_ID0, id + 1);
-    Atomics.add(this.st, S.PARAMS_GEN, 1);
+    settings.setAlgorithm(this.st, name);
   }
 
   /**
@@ -349,26 +199,12 @@ export class ZramDevice {
    * since slots recompressed with it must still decompress.
    */
   setRecompAlgorithm(name: string, priority: number): void {
-    const id = algorithmId(name);
-    if (!Number.isInteger(priority) || priority < 1 || priority >= MAX_COMPS) {
-      throw new ZsError('EINVAL', `recompression priority must be 1..${MAX_COMPS - 1}, got ${priority}`);
-    }
-    const cur = Atomics.load(this.st, S.COMP_ID0 + priority);
-    if (cur === id + 1) return;
-    if (cur !== 0 && this.initialized)
-      throw new ZsError('EBUSY', `priority ${priority} already uses ${algorithmName(cur - 1)}`);
-    Atomics.store(this.st, S.COMP_ID0 + priority, id + 1);
-    Atomics.add(this.st, S.PARAMS_GEN, 1);
+    settings.setRecompAlgorithm(this.st, name, priority);
   }
 
   /** recomp_algorithm show: "#N: " and the listing for every configured priority. */
   recompAlgorithm(): string {
-    let s = '';
-    for (let prio = 1; prio < MAX_COMPS; prio++) {
-      const id = Atomics.load(this.st, S.COMP_ID0 + prio);
-      if (id !== 0) s += `#${prio}: ${algorithmListing(algorithmName(id - 1))}`;
-    }
-    return s;
+    return settings.recompAlgorithmText(this.st);
   }
 
   /**
@@ -380,54 +216,17 @@ export class ZramDevice {
    * initialized. A rejected call changes nothing.
    */
   setAlgorithmParams(request: string | AlgorithmParamsRequest): void {
-    const req = typeof request === 'string' ? parseAlgorithmParams(request) : request;
-    if (req === null || typeof req !== 'object')
-      throw new ZsError('EINVAL', 'algorithm_params: expected a string or object');
-    let prio = req.priority ?? 0;
-    if (req.algo !== undefined) {
-      const id = algorithmId(req.algo);
-      prio = -1;
-      for (let p = 0; p < MAX_COMPS; p++)
-        if (Atomics.load(this.st, S.COMP_ID0 + p) === id + 1) {
-          prio = p;
-          break;
-        }
-      if (prio < 0) throw new ZsError('EINVAL', `algorithm_params: no priority uses ${req.algo}`);
-    }
-    if (!Number.isInteger(prio) || prio < 0 || prio >= MAX_COMPS || prio >= PARAM_PRIORITIES)
-      throw new ZsError('EINVAL', `algorithm_params: priority must be 0..${MAX_COMPS - 1}, got ${String(prio)}`);
-    const algId = Atomics.load(this.st, S.COMP_ID0 + prio) - 1;
-    if (algId < 0) throw new ZsError('EINVAL', `algorithm_params: no algorithm at priority ${prio}`);
-    const name = algorithmName(algId);
-    if ((req.level !== undefined || req.dict !== undefined) && !algorithmTakesParams(name))
-      throw new ZsError('EINVAL', `algorithm_params: ${name} takes no level or dictionary here (zstd does)`);
-    if (this.initialized) throw new ZsError('EBUSY', "can't change algorithm_params of an initialized device");
-    if (req.level !== undefined) checkZstdLevel(req.level);
-    const dict = req.dict !== undefined ? loadZstdDictionary(req.dict) : undefined;
-    this.params.set(prio, req.level, req.dict, dict);
-    Atomics.add(this.st, S.PARAMS_GEN, 1);
+    settings.setAlgorithmParams(this.s, request);
   }
 
   /** Every configured priority's algorithm and parameters: "#N: NAME level=L dict=PATH" lines. */
   algorithmParams(): string {
-    let s = '';
-    for (let prio = 0; prio < MAX_COMPS; prio++) {
-      const id = Atomics.load(this.st, S.COMP_ID0 + prio);
-      if (id === 0) continue;
-      const p = this.params.describe(prio);
-      s += `#${prio}: ${algorithmName(id - 1)}${p ? ` ${p}` : ''}\n`;
-    }
-    return s;
+    return settings.algorithmParamsText(this.s);
   }
 
   /** The algorithm of each priority (undefined where unset). */
   algorithms(): (string | undefined)[] {
-    const out: (string | undefined)[] = [];
-    for (let prio = 0; prio < MAX_COMPS; prio++) {
-      const id = Atomics.load(this.st, S.COMP_ID0 + prio);
-      out.push(id ? algorithmName(id - 1) : undefined);
-    }
-    return out;
+    return settings.algorithmsByPriority(this.st);
   }
 
   get memLimit(): number {
@@ -446,11 +245,11 @@ export class ZramDevice {
 
   /** mem_used_max store of "0": restart the high-water mark from current usage. */
   resetMemUsedMax(): void {
-    Atomics.store(this.c64, C.MAX_USED_PAGES, BigInt(this.pagesUsed()));
+    Atomics.store(this.c64, C.MAX_USED_PAGES, BigInt(this.pool.pagesUsed()));
   }
 
   get backingFile(): string {
-    return this.backing.path();
+    return this.s.backing.path();
   }
 
   /** backing_dev store: only while uninitialized (EBUSY otherwise). */
@@ -458,7 +257,7 @@ export class ZramDevice {
     if (typeof path !== 'string' || path.length === 0)
       throw new ZsError('EINVAL', 'backing file path must be a non-empty string');
     if (this.initialized) throw new ZsError('EBUSY', "can't change the backing file of an initialized device");
-    this.backing.setPath(path, opts);
+    this.s.backing.setPath(path, opts);
   }
 
   get writebackLimitEnabled(): boolean {
@@ -480,7 +279,6 @@ export class ZramDevice {
     Atomics.store(this.st, S.WB_LIMIT, units4k | 0);
   }
 
-  /** compact store: compacts the pool; returns pages freed. */
   /**
    * After a thread attached to this device died (its CPU marked dead with
    * pool.markThreadDead), releases the slot locks it held in this device's table
@@ -494,6 +292,7 @@ export class ZramDevice {
     return n;
   }
 
+  /** compact store: compacts the pool; returns pages freed. */
   compact(): number {
     return this.pool.compact();
   }
@@ -504,6 +303,7 @@ export class ZramDevice {
    * default algorithm and leaves the device uninitialized (disksize 0), as the kernel does.
    */
   reset(): void {
+    const s = this.s;
     const pages = Atomics.load(this.st, S.DISKSIZE_PAGES);
     Atomics.store(this.st, S.DISKSIZE_PAGES, 0);
     this.slots.refresh();
@@ -511,13 +311,13 @@ export class ZramDevice {
       if (this.slots.flags(i) === 0) continue; // empty: nothing to free (and no lock to take)
       this.slots.lock(i);
       try {
-        this.freeSlotLocked(i);
+        store.freeSlotLocked(s, i);
       } finally {
         this.slots.unlock(i);
       }
     }
     this.slots.clear(pages);
-    this.backing.detach();
+    s.backing.detach();
     const st = this.st;
     const keep = [S.EPOCH_SEC, S.BACKING_GEN, S.PARAMS_GEN] as const;
     const saved = keep.map((i) => Atomics.load(st, i));
@@ -525,9 +325,7 @@ export class ZramDevice {
     for (let i = 0; i < C.COUNT; i++) Atomics.store(this.c64, i, 0n);
     for (const [k, i] of keep.entries()) Atomics.store(st, i, saved[k]!);
     Atomics.store(this.c64, C.COMPACTED_BASE, BigInt(this.pool.stats().pagesCompacted));
-    Atomics.store(st, S.COMP_ID0, algorithmId(DEFAULT_ALGORITHM) + 1);
-    for (let prio = 0; prio < PARAM_PRIORITIES; prio++) this.params.clear(prio);
-    Atomics.add(st, S.PARAMS_GEN, 1);
+    settings.resetCompSettings(s, algorithmId(DEFAULT_ALGORITHM));
   }
 
   /**
@@ -538,7 +336,7 @@ export class ZramDevice {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.backing.close();
+    this.s.backing.close();
     if (this.ownsPool) this.pool.detach();
   }
 
@@ -546,89 +344,70 @@ export class ZramDevice {
 
   /** Writes one whole page (src.length === 4096). */
   writePage(index: number, src: Uint8Array): void {
-    this.checkIndex(index);
-    this.checkPageBuffer(src, 'src');
-    this.storePage(index, src);
+    checkIndex(this.s, index);
+    checkPageBuffer(src, 'src');
+    store.storeSlot(this.s, index, src);
   }
 
   /** Reads one whole page into dst (dst.length === 4096). */
   readPage(index: number, dst: Uint8Array): void {
-    this.checkIndex(index);
-    this.checkPageBuffer(dst, 'dst');
-    this.readInto(index, dst);
+    checkIndex(this.s, index);
+    checkPageBuffer(dst, 'dst');
+    store.readSlot(this.s, index, dst);
   }
 
   /** Writes any byte range inside the device; partial pages are read-modify-written under the slot lock. */
   write(offset: number, src: Uint8Array): void {
     if (!isUint8Array(src)) throw new TypeError('write: src must be a Uint8Array');
-    this.checkRange(offset, src.length, 'write');
-    const len = src.length;
-    let pos = 0;
-    while (pos < len) {
-      const abs = offset + pos;
-      const index = Math.floor(abs / PAGE);
-      const off = abs - index * PAGE;
-      const n = Math.min(PAGE - off, len - pos);
-      if (n === PAGE) this.storePage(index, src.subarray(pos, pos + PAGE));
-      else this.writePartial(index, off, src, pos, n);
-      pos += n;
-    }
+    const s = this.s;
+    checkByteRange(s, offset, src.length, 'write');
+    const { head, first, pages, tail } = pageSpan(offset, src.length, this.span);
+    if (head > 0) store.writePartial(s, first - 1, offset % PAGE, src, 0, head);
+    let pos = head;
+    for (let index = first; index < first + pages; index++, pos += PAGE)
+      store.storeSlot(s, index, src.subarray(pos, pos + PAGE));
+    if (tail > 0) store.writePartial(s, first + pages, 0, src, pos, tail);
   }
 
   /** Reads any byte range inside the device. */
   read(offset: number, dst: Uint8Array): void {
     if (!isUint8Array(dst)) throw new TypeError('read: dst must be a Uint8Array');
-    this.checkRange(offset, dst.length, 'read');
-    const len = dst.length;
-    let pos = 0;
-    while (pos < len) {
-      const abs = offset + pos;
-      const index = Math.floor(abs / PAGE);
-      const off = abs - index * PAGE;
-      const n = Math.min(PAGE - off, len - pos);
-      if (n === PAGE) {
-        this.readInto(index, dst.subarray(pos, pos + PAGE));
-      } else {
-        this.readInto(index, this.page);
-        dst.set(this.page.subarray(off, off + n), pos);
-      }
-      pos += n;
-    }
+    const s = this.s;
+    checkByteRange(s, offset, dst.length, 'read');
+    const { head, first, pages, tail } = pageSpan(offset, dst.length, this.span);
+    if (head > 0) store.readPartial(s, first - 1, offset % PAGE, dst, 0, head);
+    let pos = head;
+    for (let index = first; index < first + pages; index++, pos += PAGE)
+      store.readSlot(s, index, dst.subarray(pos, pos + PAGE));
+    if (tail > 0) store.readPartial(s, first + pages, 0, dst, pos, tail);
   }
 
   /** Frees whole pages inside [offset, offset + length); partial pages are skipped. Each page counts as notify_free. */
   discard(offset: number, length: number): void {
-    this.checkRange(offset, length, 'discard');
-    let index = Math.floor(offset / PAGE);
-    const off = offset - index * PAGE;
-    let n = length;
-    if (off !== 0) {
-      if (n <= PAGE - off) return;
-      n -= PAGE - off;
-      index++;
-    }
-    while (n >= PAGE) {
+    const s = this.s;
+    checkByteRange(s, offset, length, 'discard');
+    const { first, pages } = pageSpan(offset, length, this.span);
+    for (let index = first; index < first + pages; index++) {
       this.slots.lock(index);
       try {
-        this.freeSlotLocked(index);
+        store.freeSlotLocked(s, index);
       } finally {
         this.slots.unlock(index);
       }
       inc64(this.c64, C.NOTIFY_FREE);
-      index++;
-      n -= PAGE;
     }
   }
 
   /** swap_slot_free_notify: frees one page if its slot lock is free at once; otherwise counts miss_free. */
   slotFreeNotify(index: number): boolean {
-    this.checkIndex(index);
+    const s = this.s;
+    checkIndex(s, index);
     if (!this.slots.trylock(index)) {
       inc64(this.c64, C.MISS_FREE);
       return false;
     }
     try {
-      this.freeSlotLocked(index);
+      store.freeSlotLocked(s, index);
     } finally {
       this.slots.unlock(index);
     }
@@ -636,34 +415,34 @@ export class ZramDevice {
     return true;
   }
 
+  /**
+   * Swap-in of a written-back page: reads it from the backing file and stores it in
+   * memory again, all under the slot lock, so a concurrent write cannot be lost.
+   * Returns false when the slot is not (or no longer) written back.
+   */
+  swapIn(index: number): boolean {
+    checkIndex(this.s, index);
+    return store.swapIn(this.s, index);
+  }
+
+  /**
+   * Starts a batch of page I/O on this thread: access times stamped until the
+   * matching endBatch() all use the time read here, once (access times are kept
+   * in whole seconds, coarse as the kernel's). Batches nest.
+   */
+  beginBatch(): void {
+    store.beginBatch(this.s);
+  }
+
+  endBatch(): void {
+    store.endBatch(this.s);
+  }
+
   // ---------------------------------------------------------------- idle, writeback, recompression
 
   /** idle store: mark every stored page idle ('all'), or those not accessed for at least `ageSeconds`. Returns pages marked. */
   markIdle(arg: 'all' | number): number {
-    const all = arg === 'all';
-    if (!all && !isNonNegInt(arg))
-      throw new ZsError('EINVAL', `idle: expected "all" or an age in seconds, got ${String(arg)}`);
-    const age = all ? 0 : (arg as number);
-    const now = this.now();
-    const pages = this.pages;
-    const slots = this.slots;
-    let marked = 0;
-    this.slots.refresh();
-    for (let i = 0; i < pages; i++) {
-      if (!SlotTable.allocated(slots.flags(i))) continue;
-      slots.lock(i, SITE_IDLE);
-      const f = slots.flags(i);
-      if (SlotTable.allocated(f) && (f & (ZRAM_WB | ZRAM_SAME)) === 0) {
-        if (all || now - slots.accessTime(i) >= age) {
-          slots.setFlag(i, ZRAM_IDLE);
-          marked++;
-        } else {
-          slots.clearFlag(i, ZRAM_IDLE);
-        }
-      }
-      slots.unlock(i);
-    }
-    return marked;
+    return pp.markIdle(this.s, arg);
   }
 
   /**
@@ -672,108 +451,7 @@ export class ZramDevice {
    * ZramError('EIO') when writeback_limit runs out, ZsError('ENOSPC') when the file is full.
    */
   writeback(request: WritebackRequest | WritebackMode | string): number {
-    const req = parseWriteback(request);
-    let filter = 0;
-    let lo = 0;
-    let hi = this.pages - 1;
-    switch (req.mode) {
-      case 'idle':
-        filter = ZRAM_IDLE;
-        break;
-      case 'huge':
-        filter = ZRAM_HUGE;
-        break;
-      case 'huge_idle':
-        filter = ZRAM_HUGE | ZRAM_IDLE;
-        break;
-      case 'incompressible':
-        filter = ZRAM_INCOMPRESSIBLE;
-        break;
-      case 'page_index':
-        this.checkIndex(req.index as number);
-        lo = hi = req.index as number;
-        break;
-      case 'page_indexes':
-        this.checkIndex(req.first as number);
-        this.checkIndex(req.last as number);
-        if ((req.last as number) < (req.first as number)) throw new ZsError('EINVAL', 'page_indexes: last < first');
-        lo = req.first as number;
-        hi = req.last as number;
-        break;
-      default:
-        throw new ZsError('EINVAL', `unknown writeback mode ${JSON.stringify((req as { mode: unknown }).mode)}`);
-    }
-    if (!this.backing.configured()) throw new ZramError('ENODEV', 'writeback: no backing file');
-
-    const slots = this.slots;
-    const st = this.st;
-    const page = this.page;
-    let written = 0;
-    let blk = 0;
-    let failure: Error | undefined;
-    slots.refresh();
-    for (let i = lo; i <= hi; i++) {
-      if (!this.writebackCandidate(slots.flags(i), filter)) continue;
-      slots.lock(i, SITE_WRITEBACK);
-      let n = 0;
-      let prio = 0;
-      try {
-        if (!this.writebackCandidate(slots.flags(i), filter)) continue;
-        if (Atomics.load(st, S.WB_LIMIT_ENABLE) !== 0 && Atomics.load(st, S.WB_LIMIT) === 0) {
-          failure = new ZramError('EIO', 'writeback_limit exhausted', written);
-          break;
-        }
-        if (blk === 0) {
-          blk = this.backing.allocBlock();
-          if (blk === 0) {
-            failure = new ZsError('ENOSPC', 'writeback: backing file is full');
-            break;
-          }
-        }
-        slots.setFlag(i, ZRAM_PP_SLOT);
-        try {
-          n = this.loadLocked(i, page);
-          prio = this.loadPrio;
-        } catch (e) {
-          slots.clearFlag(i, ZRAM_PP_SLOT);
-          inc64(this.c64, C.FAILED_READS);
-          failure = new ZramError('EIO', `writeback: reading page ${i} failed: ${(e as Error).message}`, written);
-          break;
-        }
-      } finally {
-        slots.unlock(i);
-      }
-      try {
-        if (n !== 0) this.decompress(n, prio, page);
-        this.backing.writeBlock(blk, page);
-      } catch (e) {
-        slots.lock(i, SITE_WRITEBACK);
-        slots.clearFlag(i, ZRAM_PP_SLOT);
-        slots.unlock(i);
-        failure = new ZramError('EIO', `writeback of page ${i} failed: ${(e as Error).message}`, written);
-        break;
-      }
-      slots.lock(i, SITE_WRITEBACK);
-      try {
-        // Accessed, rewritten or freed meanwhile: PP_SLOT is gone; keep the block for the next page.
-        if ((slots.flags(i) & ZRAM_PP_SLOT) === 0) continue;
-        const of = slots.flags(i);
-        const oh = slots.handle(i);
-        slots.setHandle(i, blk);
-        slots.setOwned(i, ZRAM_WB);
-        inc64(this.c64, C.PAGES_STORED);
-        this.releaseContent(of, oh); // after the block is in: killed between, the object leaks
-      } finally {
-        slots.unlock(i);
-      }
-      blk = 0;
-      written++;
-      inc64(this.c64, C.BD_WRITES);
-      this.consumeWritebackLimit();
-    }
-    if (blk !== 0) this.backing.freeBlock(blk);
-    if (failure) throw failure;
-    return written;
+    return pp.writeback(this.s, request);
   }
 
   /**
@@ -783,250 +461,34 @@ export class ZramDevice {
    * Returns the number of slots recompressed.
    */
   recompress(request: RecompressRequest = {}): number {
-    const { type, algorithm } = request;
-    const threshold = request.threshold ?? 0;
-    const maxPages = request.maxPages ?? 0;
-    let filter = 0;
-    if (type === 'idle') filter = ZRAM_IDLE;
-    else if (type === 'huge') filter = ZRAM_HUGE;
-    else if (type === 'huge_idle') filter = ZRAM_IDLE | ZRAM_HUGE;
-    else if (type !== undefined)
-      throw new ZsError('EINVAL', `recompress: type must be idle, huge or huge_idle, got ${JSON.stringify(type)}`);
-    if (!isNonNegInt(threshold) || threshold >= this.pool.hugeClassSize) {
-      throw new ZsError('EINVAL', `recompress: threshold must be an integer below ${this.pool.hugeClassSize}`);
-    }
-    if (!isNonNegInt(maxPages)) throw new ZsError('EINVAL', 'recompress: maxPages must be a non-negative integer');
-
-    let numActive = 1;
-    for (let prio = 1; prio < MAX_COMPS; prio++)
-      if (Atomics.load(this.st, S.COMP_ID0 + prio) !== 0) numActive = prio + 1;
-    let prioStart = 1;
-    let prioMax = numActive;
-    if (algorithm !== undefined) {
-      const id = algorithmId(algorithm);
-      let found = 0;
-      for (let prio = 1; prio < MAX_COMPS; prio++)
-        if (Atomics.load(this.st, S.COMP_ID0 + prio) === id + 1) found = prio;
-      if (found === 0)
-        throw new ZsError('EINVAL', `recompress: ${algorithm} is not a recompression algorithm of this device`);
-      prioStart = found;
-      prioMax = found + 1;
-    }
-    if (request.priority !== undefined) {
-      const prio = request.priority;
-      if (!Number.isInteger(prio) || prio < 1 || prio >= MAX_COMPS || Atomics.load(this.st, S.COMP_ID0 + prio) === 0) {
-        throw new ZsError('EINVAL', `recompress: no recompression algorithm at priority ${String(prio)}`);
-      }
-      prioStart = Math.max(prioStart, prio);
-      prioMax = Math.min(prioMax, prio + 1);
-      if (prioStart >= prioMax) throw new ZsError('EINVAL', 'recompress: algorithm and priority disagree');
-    }
-    if (prioMax <= 1) throw new ZsError('EINVAL', 'recompress: no recompression algorithm set (setRecompAlgorithm)');
-
-    const slots = this.slots;
-    const pages = this.pages;
-    let left = maxPages;
-    let done = 0;
-    this.slots.refresh();
-    for (let i = 0; i < pages; i++) {
-      if (maxPages !== 0 && left === 0) break;
-      if (!this.recompressCandidate(slots.flags(i), filter, prioMax)) continue;
-      slots.lock(i, SITE_RECOMPRESS);
-      try {
-        const f = slots.flags(i);
-        if (!this.recompressCandidate(f, filter, prioMax)) continue;
-        const r = this.recompressLocked(i, f, threshold, prioStart, prioMax, numActive);
-        if (r < 0) continue; // below threshold: not attempted
-        if (left > 0) left--;
-        if (r > 0) done++;
-      } finally {
-        slots.unlock(i);
-      }
-    }
-    return done;
+    return pp.recompress(this.s, request);
   }
 
-  // ---------------------------------------------------------------- slot inspection
+  // ---------------------------------------------------------------- inspection and statistics
 
   /** One slot's state (a lock-free snapshot). */
   slotState(index: number): SlotState {
-    this.checkIndex(index);
-    const f = this.slots.flags(index);
-    return {
-      allocated: SlotTable.allocated(f),
-      size: f & SIZE_MASK,
-      same: (f & ZRAM_SAME) !== 0,
-      writtenBack: (f & ZRAM_WB) !== 0,
-      huge: (f & ZRAM_HUGE) !== 0,
-      idle: (f & ZRAM_IDLE) !== 0,
-      incompressible: (f & ZRAM_INCOMPRESSIBLE) !== 0,
-      priority: (f >>> PRIO_SHIFT) & 3,
-      accessTime: this.slots.accessTime(index),
-    };
+    checkIndex(this.s, index);
+    return inspect.slotState(this.s, index);
   }
 
-  /**
-   * debugfs block_state: one line per stored page, "%12zd %12lld.%06lu %c%c%c%c%c%c\n":
-   * index, access time (seconds since the device epoch), then s(ame) w(ritten back)
-   * h(uge) i(dle) r(ecompressed) n (incompressible), '.' where unset.
-   */
+  /** debugfs block_state; see inspect.blockState. */
   blockState(): string {
-    let s = '';
-    const pages = this.pages;
-    this.slots.refresh();
-    for (let i = 0; i < pages; i++) {
-      const f = this.slots.flags(i);
-      if (!SlotTable.allocated(f)) continue;
-      s +=
-        `${String(i).padStart(12, ' ')} ${String(this.slots.accessTime(i)).padStart(12, ' ')}.000000 ` +
-        `${f & ZRAM_SAME ? 's' : '.'}${f & ZRAM_WB ? 'w' : '.'}${f & ZRAM_HUGE ? 'h' : '.'}${f & ZRAM_IDLE ? 'i' : '.'}` +
-        `${(f >>> PRIO_SHIFT) & 3 ? 'r' : '.'}${f & ZRAM_INCOMPRESSIBLE ? 'n' : '.'}\n`;
-    }
-    return s;
+    return inspect.blockState(this.s);
   }
 
-  /**
-   * Full consistency check (run it while no I/O is in flight): the pool's own verify(),
-   * then every slot against the counters (pages_stored, same_pages, huge_pages,
-   * compr_data_size, bd_count), every object's size against the pool, and every
-   * written-back slot against the backing bitmap. Throws on the first broken invariant.
-   */
-  /**
-   * Recounts pages_stored, same_pages, huge_pages, compr_data_size and bd_count
-   * from the slots: the repair for counters a thread killed between a slot update
-   * and its counter update left off by one; and frees backing blocks no slot names
-   * (a writeback killed between taking a block and installing it). Only while no
-   * I/O runs (it would race with live updates). Returns how many counters changed
-   * plus blocks freed.
-   */
+  /** Recounts the page counters from the slots and frees unnamed backing blocks; see inspect.recountStats. */
   recountStats(): number {
-    const slots = this.slots;
-    slots.refresh();
-    const named = new Set<number>();
-    let stored = 0;
-    let same = 0;
-    let huge = 0;
-    let compr = 0;
-    let wb = 0;
-    for (let i = 0; i < this.pages; i++) {
-      const f = slots.flags(i);
-      if (!SlotTable.allocated(f)) continue;
-      stored++;
-      if (f & ZRAM_HUGE) huge++;
-      if (f & ZRAM_SAME) same++;
-      else if (f & ZRAM_WB) {
-        wb++;
-        named.add(slots.handle(i));
-      } else compr += f & SIZE_MASK;
-    }
-    let changed = 0;
-    const nblocks = Atomics.load(this.st, S.BACKING_BLOCKS);
-    for (let blk = 1; blk < nblocks; blk++) {
-      if (this.backing.blockUsed(blk) && !named.has(blk)) {
-        this.backing.freeBlock(blk);
-        changed++;
-      }
-    }
-    const set = (k: C, v: number) => {
-      if (Atomics.exchange(this.c64, k, BigInt(v)) !== BigInt(v)) changed++;
-    };
-    set(C.PAGES_STORED, stored);
-    set(C.SAME_PAGES, same);
-    set(C.HUGE_PAGES, huge);
-    set(C.COMPR_DATA_SIZE, compr);
-    set(C.BD_COUNT, wb);
-    return changed;
+    return inspect.recountStats(this.s);
   }
 
+  /** Full consistency check while no I/O is in flight; throws on the first broken invariant (inspect.verify). */
   verify(): void {
-    this.pool.verify();
-    const slots = this.slots;
-    const st = this.st;
-    const pages = this.pages;
-    let stored = 0;
-    let same = 0;
-    let huge = 0;
-    let compr = 0;
-    let wb = 0;
-    const blocks = new Set<number>();
-    const fail = (msg: string): never => {
-      throw new Error(`zram verify: ${msg}`);
-    };
-    this.slots.refresh();
-    for (let i = 0; i < pages; i++) {
-      const f = slots.flags(i);
-      if (f & ZRAM_ENTRY_LOCK) fail(`slot ${i} is locked`);
-      if (f & ZRAM_PP_SLOT) fail(`slot ${i} still marked for post-processing`);
-      if (!SlotTable.allocated(f)) {
-        if (f & ~ZRAM_ENTRY_LOCK) fail(`empty slot ${i} has flags ${f.toString(16)}`);
-        if (slots.handle(i) !== 0) fail(`empty slot ${i} has a handle`);
-        continue;
-      }
-      stored++;
-      const kinds = (f & ZRAM_SAME ? 1 : 0) + (f & ZRAM_WB ? 1 : 0) + (f & SIZE_MASK ? 1 : 0);
-      if (kinds !== 1) fail(`slot ${i} is more than one of same/written back/stored (flags ${f.toString(16)})`);
-      if (f & ZRAM_HUGE) huge++;
-      if (f & ZRAM_SAME) {
-        same++;
-      } else if (f & ZRAM_WB) {
-        const b = slots.handle(i);
-        if (b <= 0 || !this.backing.blockUsed(b)) fail(`slot ${i} points to free backing block ${b}`);
-        if (blocks.has(b)) fail(`backing block ${b} used twice`);
-        blocks.add(b);
-        wb++;
-      } else {
-        const size = f & SIZE_MASK;
-        const objSize = this.pool.objSize(slots.handle(i));
-        if (objSize !== size) fail(`slot ${i}: size ${size}, pool object ${objSize}`);
-        if (((f & ZRAM_HUGE) !== 0) !== (size === PAGE)) fail(`slot ${i}: huge flag and size ${size} disagree`);
-        compr += size;
-      }
-    }
-    const check = (name: string, counter: number, actual: number) => {
-      if (counter !== actual) fail(`${name} is ${counter}, slots say ${actual}`);
-    };
-    check('pages_stored', get64(this.c64, C.PAGES_STORED), stored);
-    check('same_pages', get64(this.c64, C.SAME_PAGES), same);
-    check('huge_pages', get64(this.c64, C.HUGE_PAGES), huge);
-    check('compr_data_size', get64(this.c64, C.COMPR_DATA_SIZE), compr);
-    check('bd_count', get64(this.c64, C.BD_COUNT), wb);
-    let bits = 0;
-    const nblocks = Atomics.load(st, S.BACKING_BLOCKS);
-    for (let b = 0; b < nblocks; b++) if (this.backing.blockUsed(b)) bits++;
-    check('backing bitmap population', bits, wb);
+    inspect.verify(this.s);
   }
-
-  // ---------------------------------------------------------------- statistics
 
   statValues(): ZramStatValues {
-    const st = this.st;
-    const init = this.initialized;
-    const ps = init ? this.pool.stats() : undefined;
-    return {
-      mm: {
-        origDataSize: get64(this.c64, C.PAGES_STORED) * PAGE,
-        comprDataSize: get64(this.c64, C.COMPR_DATA_SIZE),
-        memUsedTotal: ps ? ps.pagesUsed * PAGE : 0,
-        memLimit: u32(st, S.LIMIT_PAGES) * PAGE,
-        memUsedMax: get64(this.c64, C.MAX_USED_PAGES) * PAGE,
-        samePages: get64(this.c64, C.SAME_PAGES),
-        pagesCompacted: ps ? Math.max(0, ps.pagesCompacted - get64(this.c64, C.COMPACTED_BASE)) : 0,
-        hugePages: get64(this.c64, C.HUGE_PAGES),
-        hugePagesSince: get64(this.c64, C.HUGE_PAGES_SINCE),
-      },
-      io: {
-        failedReads: get64(this.c64, C.FAILED_READS),
-        failedWrites: get64(this.c64, C.FAILED_WRITES),
-        invalidIo: get64(this.c64, C.INVALID_IO),
-        notifyFree: get64(this.c64, C.NOTIFY_FREE),
-      },
-      bd: {
-        bdCount: get64(this.c64, C.BD_COUNT),
-        bdReads: get64(this.c64, C.BD_READS),
-        bdWrites: get64(this.c64, C.BD_WRITES),
-      },
-      debug: { writestall: get64(this.c64, C.WRITESTALL), missFree: get64(this.c64, C.MISS_FREE) },
-    };
+    return inspect.statValues(this.s);
   }
 
   /** mm_stat: orig_data_size compr_data_size mem_used_total mem_limit mem_used_max same_pages pages_compacted huge_pages huge_pages_since */
@@ -1049,18 +511,11 @@ export class ZramDevice {
     return debugStatText(this.statValues().debug);
   }
 
-  // ---------------------------------------------------------------- internals
+  // ---------------------------------------------------------------- after a thread's death
 
-  /** The device refuses I/O once fenced (see repairAfterDeath). */
+  /** The device refuses I/O once fenced (see checkAfterDeath). */
   get fenced(): boolean {
     return Atomics.load(this.st, S.FENCED) !== 0;
-  }
-
-  private fencedError(): ZramError {
-    return new ZramError(
-      'EIO',
-      `zram ${this.shared.name}: fenced after a thread died mid-update; I/O refused so nothing reads back wrong${this.fenceReason ? ` (${this.fenceReason})` : ''}`,
-    );
   }
 
   /**
@@ -1086,477 +541,12 @@ export class ZramDevice {
     this.releaseAfterDeath();
     if (this.fenced) return false;
     try {
-      this.verifyQuiet();
+      inspect.verifyQuiet(this.s);
       return true;
     } catch (e) {
-      this.fenceReason = e instanceof Error ? e.message : String(e);
+      this.s.fenceReason = e instanceof Error ? e.message : String(e);
       Atomics.store(this.st, S.FENCED, 1);
       return false;
     }
   }
-
-  /**
-   * verify() for a device other threads may be using: a slot that is locked or
-   * marked for post-processing is in use, not damage; counter drift is recounted.
-   */
-  private verifyQuiet(): void {
-    this.pool.verify();
-    this.slots.refresh();
-    for (let i = 0; i < this.pages; i++) {
-      if (!this.slots.trylock(i)) continue; // in use by a live thread
-      try {
-        const f = this.slots.flags(i);
-        if (!SlotTable.allocated(f) && (f & ~ZRAM_ENTRY_LOCK) === 0) {
-          // a thread killed inside installLocked (handle written, flags not yet): the
-          // slot is empty and reads as zeros; its words are cleared, the object leaks
-          if (this.slots.handle(i) !== 0 || this.slots.fillHigh(i) !== 0) {
-            this.slots.setHandle(i, 0);
-            this.slots.setFillHigh(i, 0);
-            this.slots.setAccessTime(i, 0);
-          }
-          continue;
-        }
-        if (f & ZRAM_PP_SLOT || !SlotTable.allocated(f) || f & (ZRAM_SAME | ZRAM_WB)) continue;
-        const size = f & SIZE_MASK;
-        const h = this.slots.handle(i);
-        let obj = -1;
-        try {
-          obj = this.pool.objSize(h);
-        } catch {
-          // a freed handle
-        }
-        if (obj !== size) throw new Error(`slot ${i} points to handle ${h} (object size ${obj}, slot says ${size})`);
-      } finally {
-        this.slots.unlock(i);
-      }
-    }
-  }
-
-  private fenceReason = '';
-
-  private checkIndex(index: number): void {
-    if (Atomics.load(this.st, S.FENCED) !== 0) throw this.fencedError();
-    const pages = Atomics.load(this.st, S.DISKSIZE_PAGES);
-    if (!(typeof index === 'number' && Number.isInteger(index) && index >= 0 && index < pages)) {
-      throw new RangeError(`page index ${String(index)} outside the device (${pages} pages)`);
-    }
-    this.slots.cover(index);
-  }
-
-  private checkRange(offset: number, length: number, op: string): void {
-    if (Atomics.load(this.st, S.FENCED) !== 0) throw this.fencedError();
-    const size = Atomics.load(this.st, S.DISKSIZE_PAGES) * PAGE;
-    if (!isNonNegInt(offset) || !isNonNegInt(length) || offset + length > size) {
-      throw new RangeError(`${op}: range [${String(offset)}, +${String(length)}) outside the device (${size} bytes)`);
-    }
-  }
-
-  private checkPageBuffer(buf: Uint8Array, name: string): void {
-    if (!isUint8Array(buf)) throw new TypeError(`${name} must be a Uint8Array of ${PAGE} bytes`);
-    if (buf.length !== PAGE) throw new RangeError(`${name} must be exactly ${PAGE} bytes, got ${buf.length}`);
-  }
-
-  private now(): number {
-    if (this.batchDepth > 0) return this.batchNow;
-    return Math.floor(Date.now() / 1000) - Atomics.load(this.st, S.EPOCH_SEC) + 1;
-  }
-
-  /**
-   * Starts a batch of page I/O on this thread: access times stamped until the
-   * matching endBatch() all use the time read here, once (access times are kept
-   * in whole seconds, coarse as the kernel's). Batches nest.
-   */
-  beginBatch(): void {
-    if (this.batchDepth++ === 0) this.batchNow = Math.floor(Date.now() / 1000) - Atomics.load(this.st, S.EPOCH_SEC) + 1;
-  }
-
-  endBatch(): void {
-    if (this.batchDepth > 0) this.batchDepth--;
-  }
-
-  private pagesUsed(): number {
-    return this.pool.pagesUsed();
-  }
-
-  private codecFor(prio: number): Codec {
-    const gen = Atomics.load(this.st, S.PARAMS_GEN);
-    if (gen !== this.codecGen) {
-      this.codecCache.length = 0;
-      this.codecGen = gen;
-    }
-    let c = this.codecCache[prio];
-    if (c === undefined) {
-      const id = Atomics.load(this.st, S.COMP_ID0 + prio) - 1;
-      if (id < 0) throw new ZramError('EIO', `no compression algorithm at priority ${prio}`);
-      c = createCodec(id, this.params.codecParams(prio));
-      this.codecCache[prio] = c;
-    }
-    return c;
-  }
-
-  private updateMaxUsed(used: number): void {
-    // a plain read first: the high-water mark rarely moves, and an atomic update costs more per page
-    if (BigInt(used) <= this.c64[C.MAX_USED_PAGES]!) return;
-    max64(this.c64, C.MAX_USED_PAGES, used);
-  }
-
-  private consumeWritebackLimit(): void {
-    const st = this.st;
-    if (Atomics.load(st, S.WB_LIMIT_ENABLE) === 0) return;
-    for (;;) {
-      const cur = Atomics.load(st, S.WB_LIMIT);
-      if (cur === 0 || Atomics.compareExchange(st, S.WB_LIMIT, cur, cur - 1) === cur) return;
-    }
-  }
-
-  /** Every 8-byte word of the page equal? Leaves the word in pLo/pHi. Reads the page in place. */
-  private sameFilled(page: Uint8Array): boolean {
-    for (let k = 0; k < 8; k++) if (page[PAGE - 8 + k] !== page[k]) return false;
-    if ((page.byteOffset & 3) === 0) {
-      // 32-bit words of the page's own buffer (a view made once per buffer, not per page)
-      if (page.buffer !== this.sameBuf || (page.byteOffset + PAGE) >>> 2 > this.sameView.length) {
-        this.sameBuf = page.buffer;
-        this.sameView = new Int32Array(page.buffer, 0, page.buffer.byteLength >>> 2);
-      }
-      const w = this.sameView;
-      const base = page.byteOffset >>> 2;
-      const a = w[base]!;
-      const b = w[base + 1]!;
-      for (let i = base + 2; i < base + PAGE / 4; i += 2) if (w[i] !== a || w[i + 1] !== b) return false;
-    } else {
-      for (let i = 8; i < PAGE; i++) if (page[i] !== page[i & 7]) return false;
-    }
-    this.pLo = page[0]! | (page[1]! << 8) | (page[2]! << 16) | (page[3]! << 24);
-    this.pHi = page[4]! | (page[5]! << 8) | (page[6]! << 16) | (page[7]! << 24);
-    return true;
-  }
-
-  private static fillWord(dst: Uint8Array, lo: number, hi: number): void {
-    const b0 = lo & 0xff;
-    if (lo === hi && lo === ((b0 * 0x01010101) | 0)) {
-      dst.fill(b0);
-      return;
-    }
-    dst[0] = b0;
-    dst[1] = (lo >>> 8) & 0xff;
-    dst[2] = (lo >>> 16) & 0xff;
-    dst[3] = (lo >>> 24) & 0xff;
-    dst[4] = hi & 0xff;
-    dst[5] = (hi >>> 8) & 0xff;
-    dst[6] = (hi >>> 16) & 0xff;
-    dst[7] = (hi >>> 24) & 0xff;
-    for (let len = 8; len < PAGE; len <<= 1) dst.copyWithin(len, 0, len);
-  }
-
-  /**
-   * Compresses and allocates the new content of a page (no slot lock needed).
-   * On failure counts failed_writes and throws; nothing stored changes.
-   */
-  private prepare(page: Uint8Array): void {
-    if (this.sameFilled(page)) {
-      this.pSame = true;
-      return;
-    }
-    this.pSame = false;
-    const pool = this.pool;
-    const st = this.st;
-    let out: Uint8Array;
-    let handle: number;
-    let huge: boolean;
-    let size: number;
-    try {
-      out = this.codecFor(0).compress(page);
-      huge = out.length >= pool.hugeClassSize;
-      size = huge ? PAGE : out.length;
-      // allocated and filled in one step (the only copy between the codec and the pool)
-      handle = pool.mallocWrite(huge ? page : out);
-    } catch (e) {
-      inc64(this.c64, C.FAILED_WRITES);
-      throw e;
-    }
-    const used = this.pagesUsed();
-    this.updateMaxUsed(used);
-    const limit = st[S.LIMIT_PAGES]!; // plain read: a new limit applies from the next page on
-    if (limit !== 0 && used > limit) {
-      pool.free(handle);
-      inc64(this.c64, C.FAILED_WRITES);
-      throw new ZsError('ENOMEM', `zram: mem_limit ${limit * PAGE} reached (pool uses ${used * PAGE})`);
-    }
-    this.pHandle = handle;
-    this.pSize = size;
-    this.pHuge = huge;
-  }
-
-  /** Installs what prepare() made into a slot whose old content was freed (slot lock held). */
-  private installLocked(index: number): void {
-    const slots = this.slots;
-    if (this.pSame) {
-      slots.setHandle(index, this.pLo);
-      slots.setFillHigh(index, this.pHi);
-      slots.setOwned(index, ZRAM_SAME);
-      inc64(this.c64, C.SAME_PAGES);
-    } else {
-      slots.setHandle(index, this.pHandle);
-      slots.setOwned(index, this.pSize | (this.pHuge ? ZRAM_HUGE : 0));
-      add64(this.c64, C.COMPR_DATA_SIZE, this.pSize);
-      if (this.pHuge) {
-        inc64(this.c64, C.HUGE_PAGES);
-        inc64(this.c64, C.HUGE_PAGES_SINCE);
-      }
-    }
-    inc64(this.c64, C.PAGES_STORED);
-    slots.setAccessTime(index, this.now());
-  }
-
-  /** zram_free_page: releases whatever the slot holds and clears it (slot lock held). */
-  private freeSlotLocked(index: number): void {
-    const slots = this.slots;
-    const f = slots.flags(index);
-    if ((f & ~ZRAM_ENTRY_LOCK) === 0) return; // never written, or already freed: nothing to clear
-    const h = slots.handle(index);
-    // the slot lets go first, then its content: a thread killed in between leaks the
-    // content, and the slot never names something freed
-    slots.setHandle(index, 0);
-    slots.setFillHigh(index, 0);
-    slots.setAccessTime(index, 0);
-    slots.setOwned(index, 0);
-    this.releaseContent(f, h);
-  }
-
-  /** Frees what a slot held (flags f, handle word h) and uncounts it; the slot no longer names it. */
-  private releaseContent(f: number, h: number): void {
-    if (f & ZRAM_HUGE) dec64(this.c64, C.HUGE_PAGES);
-    if (f & ZRAM_WB) {
-      this.backing.freeBlock(h);
-      dec64(this.c64, C.PAGES_STORED);
-    } else if (f & ZRAM_SAME) {
-      dec64(this.c64, C.SAME_PAGES);
-      dec64(this.c64, C.PAGES_STORED);
-    } else if ((f & SIZE_MASK) !== 0) {
-      this.pool.free(h);
-      sub64(this.c64, C.COMPR_DATA_SIZE, f & SIZE_MASK);
-      dec64(this.c64, C.PAGES_STORED);
-    }
-  }
-
-  /**
-   * Loads a slot's content (slot lock held). Fills dst and returns 0, or, for a compressed
-   * object, copies it into cbuf, sets loadPrio and returns its length (decompress after unlocking).
-   */
-  private loadLocked(index: number, dst: Uint8Array): number {
-    const slots = this.slots;
-    const f = slots.flags(index);
-    if (f & ZRAM_WB) {
-      this.backing.readBlock(slots.handle(index), dst);
-      inc64(this.c64, C.BD_READS);
-      return 0;
-    }
-    if (f & ZRAM_SAME) {
-      ZramDevice.fillWord(dst, slots.handle(index), slots.fillHigh(index));
-      return 0;
-    }
-    const size = f & SIZE_MASK;
-    if (size === 0) {
-      dst.fill(0);
-      return 0;
-    }
-    if (f & ZRAM_HUGE) {
-      this.pool.read(slots.handle(index), dst);
-      return 0;
-    }
-    this.pool.read(slots.handle(index), this.cbuf);
-    this.loadPrio = (f >>> PRIO_SHIFT) & 3;
-    return size;
-  }
-
-  private decompress(n: number, prio: number, dst: Uint8Array): void {
-    const got = this.codecFor(prio).decompress(this.cbuf, n, dst);
-    if (got !== PAGE) throw new ZramError('EIO', `decompression produced ${got} bytes`);
-  }
-
-  /** zram_accessed: clears IDLE and PP_SLOT, stamps the access time (slot lock held). */
-  private accessedLocked(index: number): void {
-    this.slots.clearFlag(index, ZRAM_IDLE | ZRAM_PP_SLOT);
-    this.slots.setAccessTime(index, this.now());
-  }
-
-  private readInto(index: number, dst: Uint8Array): void {
-    const slots = this.slots;
-    let n = 0;
-    let prio = 0;
-    slots.lock(index);
-    try {
-      n = this.loadLocked(index, dst);
-      prio = this.loadPrio;
-      if (SlotTable.allocated(slots.flags(index))) this.accessedLocked(index);
-    } catch (e) {
-      inc64(this.c64, C.FAILED_READS);
-      throw e;
-    } finally {
-      slots.unlock(index);
-    }
-    if (n !== 0) {
-      try {
-        this.decompress(n, prio, dst);
-      } catch (e) {
-        inc64(this.c64, C.FAILED_READS);
-        throw e;
-      }
-    }
-  }
-
-  /** Full-page store: compress and allocate first, then swap under the slot lock. */
-  private storePage(index: number, src: Uint8Array): void {
-    this.prepare(src);
-    this.slots.lock(index);
-    try {
-      this.replaceLocked(index);
-    } finally {
-      this.slots.unlock(index);
-    }
-  }
-
-  /**
-   * Frees a slot's old content before the prepared page goes in. If that fails
-   * (the slot names an object that is gone), the prepared object is freed again,
-   * the write counts as failed and the error propagates: the pool's object count
-   * is what it was and nothing leaks.
-   */
-  private replaceLocked(index: number): void {
-    const f = this.slots.flags(index);
-    const h = this.slots.handle(index);
-    try {
-      if ((f & (ZRAM_WB | ZRAM_SAME)) === 0 && (f & SIZE_MASK) !== 0) {
-        // the slot must still name its own object: not one freed (objSize throws),
-        // nor a freed handle malloc has since given to this very write, nor one of another size
-        if ((!this.pSame && h === this.pHandle) || this.pool.objSize(h) !== (f & SIZE_MASK))
-          throw new ZsError(
-            'EINVAL',
-            `zram: slot ${index} names handle ${h}, which is not its object (freed or reused)`,
-          );
-      }
-    } catch (e) {
-      if (!this.pSame) this.pool.free(this.pHandle);
-      inc64(this.c64, C.FAILED_WRITES);
-      throw e;
-    }
-    // the new content goes in first, then the old one is freed: a thread killed in
-    // between leaks the old content, and the page never reads as neither
-    this.installLocked(index);
-    this.releaseContent(f, h);
-  }
-
-  /**
-   * Swap-in of a written-back page: reads it from the backing file and stores it in
-   * memory again, all under the slot lock, so a concurrent write cannot be lost.
-   * Returns false when the slot is not (or no longer) written back.
-   */
-  swapIn(index: number): boolean {
-    this.checkIndex(index);
-    const page = this.page;
-    const slots = this.slots;
-    slots.lock(index);
-    try {
-      if ((slots.flags(index) & ZRAM_WB) === 0) return false;
-      this.loadLocked(index, page);
-      this.prepare(page);
-      this.replaceLocked(index);
-      return true;
-    } finally {
-      slots.unlock(index);
-    }
-  }
-
-  /** Read-modify-write of part of one page, all under its slot lock. */
-  private writePartial(index: number, off: number, src: Uint8Array, pos: number, n: number): void {
-    const page = this.page;
-    const slots = this.slots;
-    slots.lock(index);
-    try {
-      try {
-        const cn = this.loadLocked(index, page);
-        if (cn !== 0) this.decompress(cn, this.loadPrio, page);
-      } catch (e) {
-        inc64(this.c64, C.FAILED_WRITES);
-        throw e;
-      }
-      page.set(src.subarray(pos, pos + n), off);
-      this.prepare(page);
-      this.replaceLocked(index);
-    } finally {
-      slots.unlock(index);
-    }
-  }
-
-  private writebackCandidate(f: number, filter: number): boolean {
-    return SlotTable.allocated(f) && (f & (ZRAM_WB | ZRAM_SAME | ZRAM_PP_SLOT)) === 0 && (f & filter) === filter;
-  }
-
-  private recompressCandidate(f: number, filter: number, prioMax: number): boolean {
-    return (
-      SlotTable.allocated(f) &&
-      (f & (ZRAM_WB | ZRAM_SAME | ZRAM_INCOMPRESSIBLE | ZRAM_PP_SLOT)) === 0 &&
-      (f & filter) === filter &&
-      ((f >>> PRIO_SHIFT) & 3) + 1 < prioMax
-    );
-  }
-
-  /**
-   * recompress_slot (slot lock held). Returns 1 if recompressed, 0 if attempted without
-   * gain (possibly marking INCOMPRESSIBLE), -1 if skipped as already below threshold.
-   */
-  private recompressLocked(
-    index: number,
-    f: number,
-    threshold: number,
-    prioStart: number,
-    prioMax: number,
-    numActive: number,
-  ): number {
-    const slots = this.slots;
-    const pool = this.pool;
-    const st = this.st;
-    const oldSize = f & SIZE_MASK;
-    if (oldSize < threshold) return -1;
-    const page = this.page;
-    const cn = this.loadLocked(index, page);
-    if (cn !== 0) this.decompress(cn, this.loadPrio, page);
-    slots.clearFlag(index, ZRAM_IDLE);
-    const oldClass = pool.classIndexFor(oldSize);
-    let prio = Math.max(prioStart, ((f >>> PRIO_SHIFT) & 3) + 1);
-    let out: Uint8Array | undefined;
-    for (; prio < prioMax; prio++) {
-      if (Atomics.load(st, S.COMP_ID0 + prio) === 0) continue;
-      const c = this.codecFor(prio).compress(page);
-      if (pool.classIndexFor(c.length) >= oldClass || (threshold !== 0 && c.length >= threshold)) continue;
-      out = c;
-      break;
-    }
-    if (out === undefined) {
-      if (prio >= numActive) slots.setFlag(index, ZRAM_INCOMPRESSIBLE);
-      return 0;
-    }
-    const handle = pool.malloc(out.length); // ENOMEM: keep the old object, stop
-    pool.write(handle, out);
-    const acTime = slots.accessTime(index);
-    const of = slots.flags(index);
-    const oh = slots.handle(index);
-    slots.setHandle(index, handle);
-    slots.setOwned(index, out.length | (prio << PRIO_SHIFT));
-    add64(this.c64, C.COMPR_DATA_SIZE, out.length);
-    inc64(this.c64, C.PAGES_STORED);
-    this.releaseContent(of, oh); // after the new object is in: killed between, the old one leaks
-    slots.setAccessTime(index, acTime); // recompression is not an access
-    return 1;
-  }
-}
-
-function parseWriteback(request: WritebackRequest | WritebackMode | string): WritebackRequest {
-  if (typeof request === 'object' && request !== null) return request;
-  if (typeof request !== 'string') throw new ZsError('EINVAL', 'writeback: expected a mode');
-  let m = /^page_index=(\d+)$/.exec(request);
-  if (m) return { mode: 'page_index', index: Number(m[1]) };
-  m = /^page_indexes=(\d+)-(\d+)$/.exec(request);
-  if (m) return { mode: 'page_indexes', first: Number(m[1]), last: Number(m[2]) };
-  return { mode: request as WritebackMode };
 }

@@ -1,19 +1,11 @@
 // @zsmalloc/zram public API: the zram device model, its codecs and stat layouts.
-export {
-  ZramDevice,
-  MAX_DISKSIZE,
-  DEFAULT_MAX_DISKSIZE,
-  MAX_COMPS,
-  type ZramOptions,
-  type ZramShared,
-  type ZramStatValues,
-  type SlotState,
-  type WritebackMode,
-  type WritebackRequest,
-  type RecompressType,
-  type RecompressRequest,
-  type PoolShared,
-} from './device.js';
+export { ZramDevice } from './device.js';
+export { MAX_DISKSIZE, DEFAULT_MAX_DISKSIZE, type ZramOptions } from './options.js';
+export { MAX_COMPS } from './settings.js';
+export type { ZramShared, PoolShared } from './device-state.js';
+export type { ZramStatValues, SlotState } from './inspect.js';
+export type { WritebackMode, WritebackRequest, RecompressType, RecompressRequest } from './postprocess.js';
+export { checkRange, pageSpan, newPageSpan, type PageSpan } from './range.js';
 export {
   ALGORITHMS,
   DEFAULT_ALGORITHM,
@@ -22,9 +14,8 @@ export {
   algorithmListing,
   createCodec,
   algorithmTakesParams,
-  type Codec,
-  type CodecParams,
 } from './codec.js';
+export type { Codec, CodecParams } from './codecs/zcomp.js';
 export {
   ZstdCodec,
   checkZstdDictionary,
@@ -37,7 +28,7 @@ export {
 } from './codecs/zstd.js';
 export { trainZstdDictionary, pagesOf, DEFAULT_DICT_SIZE, type TrainOptions } from './codecs/zstd-dict.js';
 export { parseAlgorithmParams, type AlgorithmParamsRequest } from './algorithm-params.js';
-export { ZramError, type ZramErrorCode } from './errors.js';
+export { ZramError, ZramRangeError, type ZramErrorCode } from './errors.js';
 export type { BackingOpenOptions } from './backing.js';
 export {
   SLOT_LOCK_CLASS,
