@@ -7,7 +7,7 @@
 // zero writes for the partial pages at either end. FLUSH has nothing to do:
 // data lives in (shared) memory once a write returns.
 
-import type { ZramDevice } from '@zsmalloc/zram';
+import { checkRange, newPageSpan, pageSpan, type ZramDevice } from '@zsmalloc/zram';
 import type { BlockBackend } from './backend.js';
 
 const PAGE = 4096;
@@ -16,6 +16,7 @@ const ZERO_CHUNK = 1 << 20;
 export class ZramDeviceBackend implements BlockBackend {
   readonly device: ZramDevice;
   private zeroes: Uint8Array | null = null;
+  private readonly span = newPageSpan();
 
   constructor(device: ZramDevice) {
     this.device = device;
@@ -68,26 +69,15 @@ export class ZramDeviceBackend implements BlockBackend {
 
   private zeroRange(offset: number, length: number): void {
     const dev = this.device;
-    const size = this.size;
-    if (
-      !Number.isSafeInteger(offset) ||
-      !Number.isSafeInteger(length) ||
-      offset < 0 ||
-      length < 0 ||
-      offset + length > size
-    ) {
-      throw new RangeError(`writeZeroes: range [${offset}, +${length}) outside the device (${size} bytes)`);
-    }
-    const end = offset + length;
-    const firstFull = Math.ceil(offset / PAGE) * PAGE;
-    const lastFull = Math.floor(end / PAGE) * PAGE;
-    if (firstFull >= lastFull) {
+    checkRange(offset, length, this.size, 'writeZeroes');
+    const { head, first, pages, tail } = pageSpan(offset, length, this.span);
+    if (pages === 0) {
       this.writeZeroBytes(offset, length); // inside one page, or two partial pages
       return;
     }
-    if (firstFull > offset) this.writeZeroBytes(offset, firstFull - offset);
-    dev.discard(firstFull, lastFull - firstFull);
-    if (end > lastFull) this.writeZeroBytes(lastFull, end - lastFull);
+    if (head > 0) this.writeZeroBytes(offset, head);
+    dev.discard(first * PAGE, pages * PAGE);
+    if (tail > 0) this.writeZeroBytes((first + pages) * PAGE, tail);
   }
 
   private writeZeroBytes(offset: number, length: number): void {

@@ -5,6 +5,7 @@
 // done here on the device itself, whose byte-range write is a read-modify-write
 // under the slot lock, so neighbouring sub-page writes never lose each other.
 
+import { checkRange, newPageSpan, pageSpan, type PageSpan } from '@zsmalloc/zram';
 import type { ZramService } from '../service.js';
 import type { PageCallback, PageCallbackBackend } from './backend.js';
 
@@ -12,6 +13,8 @@ const PAGE = 4096;
 
 export class ServiceBackend implements PageCallbackBackend {
   readonly service: ZramService;
+  /** Reused by span(): each caller takes its fields before its first await. */
+  private readonly spanOut = newPageSpan();
 
   constructor(service: ZramService) {
     this.service = service;
@@ -34,72 +37,55 @@ export class ServiceBackend implements PageCallbackBackend {
     this.service.readPagesCb(offset / PAGE, length / PAGE, done, ctx);
   }
 
-  private check(offset: number, length: number): void {
-    if (
-      !Number.isSafeInteger(offset) ||
-      !Number.isSafeInteger(length) ||
-      offset < 0 ||
-      length < 0 ||
-      offset + length > this.size
-    ) {
-      throw new RangeError(`range [${offset}, +${length}) outside the device (${this.size} bytes)`);
-    }
-  }
-
-  /**
-   * Splits [offset, offset+length) into whole pages [first, end) and the partial
-   * pages around them: `head` bytes before `first`, a tail from `end` on. With no
-   * whole page inside, end <= first and the caller treats the range as one piece.
-   */
-  private span(offset: number, length: number): { first: number; end: number; head: number; tail: number } {
-    this.check(offset, length);
-    const first = Math.ceil(offset / PAGE);
-    const end = Math.floor((offset + length) / PAGE);
-    return { first, end, head: first * PAGE - offset, tail: end * PAGE };
+  /** The range checked against the device, cut into a partial head page, whole pages and a partial tail page. */
+  private span(offset: number, length: number, op: string): PageSpan {
+    checkRange(offset, length, this.size, op);
+    return pageSpan(offset, length, this.spanOut);
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
-    const { first, end, head, tail } = this.span(offset, length);
+    const { head, first, pages, tail } = this.span(offset, length, 'read');
     const dev = this.service.device;
     const out = new Uint8Array(length);
-    if (end <= first) {
+    if (pages === 0) {
       dev.read(offset, out);
       return out;
     }
     if (head > 0) dev.read(offset, out.subarray(0, head));
-    if (tail < offset + length) dev.read(tail, out.subarray(tail - offset));
-    await this.service.readPagesInto(first, out.subarray(head, head + (end - first) * PAGE));
+    if (tail > 0) dev.read((first + pages) * PAGE, out.subarray(length - tail));
+    await this.service.readPagesInto(first, out.subarray(head, head + pages * PAGE));
     return out;
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
-    const { first, end, head, tail } = this.span(offset, data.length);
+    const length = data.length;
+    const { head, first, pages, tail } = this.span(offset, length, 'write');
     const dev = this.service.device;
-    if (end <= first) {
+    if (pages === 0) {
       dev.write(offset, data);
       return;
     }
     if (head > 0) dev.write(offset, data.subarray(0, head));
-    if (tail < offset + data.length) dev.write(tail, data.subarray(tail - offset));
-    await this.service.writePages(first, data.subarray(head, head + (end - first) * PAGE));
+    if (tail > 0) dev.write((first + pages) * PAGE, data.subarray(length - tail));
+    await this.service.writePages(first, data.subarray(head, head + pages * PAGE));
   }
 
   async trim(offset: number, length: number): Promise<void> {
-    this.check(offset, length);
+    checkRange(offset, length, this.size, 'trim');
     await this.service.discard(offset, length);
   }
 
   async writeZeroes(offset: number, length: number): Promise<void> {
-    const { first, end, head, tail } = this.span(offset, length);
+    const { head, first, pages, tail } = this.span(offset, length, 'writeZeroes');
     const dev = this.service.device;
-    if (end <= first) {
+    if (pages === 0) {
       dev.write(offset, new Uint8Array(length));
       return;
     }
     if (head > 0) dev.write(offset, new Uint8Array(head));
-    if (tail < offset + length) dev.write(tail, new Uint8Array(offset + length - tail));
+    if (tail > 0) dev.write((first + pages) * PAGE, new Uint8Array(tail));
     // a discarded slot reads as zeroes, as zram handles REQ_OP_WRITE_ZEROES
-    dev.discard(first * PAGE, (end - first) * PAGE);
+    dev.discard(first * PAGE, pages * PAGE);
   }
 
   async flush(): Promise<void> {
