@@ -4,7 +4,8 @@
 // answered as they finish (out of order), a misbehaving backend, and
 // ZramDeviceBackend's write-zeroes at unaligned edges.
 import { ZsError } from '@zsmalloc/core';
-import { ZramDevice, ZramError } from '@zsmalloc/zram';
+import { ZramDevice, ZramError, ZramRangeError } from '@zsmalloc/zram';
+import { ServiceBackend, ZramService } from '@zsmalloc/workers';
 import { NbdServer, ZramDeviceBackend, nbdErrorOf, type BlockBackend } from '@zsmalloc/workers/nbd';
 import { describe, expect, it } from 'vitest';
 import { RawClient, nbd, randomBytes } from './nbd-helpers.js';
@@ -52,6 +53,65 @@ describe('ZramDeviceBackend', () => {
     expect((await be.read(0, 4096)).every((x) => x === 0)).toBe(true);
     dev.verify();
     dev.close();
+  });
+});
+
+describe('both zram backends share the range check and the page span', () => {
+  /** Unaligned edges, a range inside one page, two partial pages, whole pages; then refused ranges. */
+  async function exercise(be: BlockBackend, size: number): Promise<void> {
+    const flat = randomBytes(size, 9);
+    await be.write(0, flat);
+    const edits: [number, number][] = [
+      [100, 200],
+      [4000, 200],
+      [4095, 8194],
+      [3 * 4096, 2 * 4096],
+      [size - 4096 - 7, 4096 + 7],
+    ];
+    for (const [o, l] of edits) {
+      const src = randomBytes(l, o);
+      await be.write(o, src);
+      flat.set(src, o);
+      expect(Buffer.from(await be.read(o, l)).equals(Buffer.from(src)), `[${o}, +${l})`).toBe(true);
+    }
+    await be.writeZeroes(4095, 4098);
+    flat.fill(0, 4095, 4095 + 4098);
+    await be.write(size, new Uint8Array(0)); // zero length at the very end is inside
+    expect(Buffer.from(await be.read(0, size)).equals(Buffer.from(flat))).toBe(true);
+    const refused: [string, () => Promise<unknown>][] = [
+      ['read', () => be.read(size, 1)],
+      ['read', () => be.read(Number.NaN, 1)],
+      ['write', () => be.write(size - 1, new Uint8Array(2))],
+      ['write', () => be.write(-1, new Uint8Array(1))],
+      ['writeZeroes', () => be.writeZeroes(0, size + 1)],
+      ['writeZeroes', () => be.writeZeroes(1.5, 1)],
+    ];
+    for (const [op, call] of refused) {
+      const err = await call().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(ZramRangeError);
+      expect((err as ZramRangeError).op).toBe(op);
+    }
+    expect(Buffer.from(await be.read(0, size)).equals(Buffer.from(flat))).toBe(true); // refused requests changed nothing
+  }
+
+  it('ZramDeviceBackend', async () => {
+    const dev = ZramDevice.create({ disksize: 64 * 4096 });
+    await exercise(new ZramDeviceBackend(dev), dev.disksize);
+    dev.verify();
+    dev.close();
+  });
+
+  it('ServiceBackend', async () => {
+    const svc = await ZramService.start({ disksize: 64 * 4096, compressionWorkers: 1, compaction: false });
+    try {
+      await exercise(new ServiceBackend(svc), svc.disksize);
+      svc.device.verify();
+    } finally {
+      await svc.close();
+    }
   });
 });
 
