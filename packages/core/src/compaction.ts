@@ -7,12 +7,16 @@
 // a mapped or read zspage stops the class's compaction, as in the kernel).
 
 import { PAGE_SHIFT, PAGE_SIZE, ZS_HANDLE_SIZE, ZS_INUSE_RATIO_10, ZS_INUSE_RATIO_99 } from './constants.js';
-import { OBJ_INDEX_BITS } from './handles.js';
-import { FD_NEXT, FD_PRIVATE, FD_WORDS } from './phys-mem.js';
+
 import { P_COMPACTING, P_PAGES_COMPACTED, P_ZS_COMPACT_RUNS } from './pool-layout.js';
+
 import type { ZsPool } from './pool.js';
+
 import { CL_MOVED, CL_WORDS, RESERVED_HEADER, ZD_FIRST, ZD_FREE_NEXT, ZD_INUSE, ZD_WORDS } from './zspage.js';
+
 import { SITE_COMPACT_ISOLATE, SITE_COMPACT_MIGRATE } from './lock-classes.js';
+import { getNextPfn, getPagePrivate } from './page-desc.js';
+import { objToIdx, objToPfn } from './location.js';
 
 const yieldWord = new Int32Array(new SharedArrayBuffer(4));
 
@@ -120,7 +124,7 @@ function migrateObjects(pool: ZsPool, c: number, src: number, dst: number): void
     if (zd[src * ZD_WORDS + ZD_INUSE] === 0 || zd[dst * ZD_WORDS + ZD_INUSE] === objs) break;
     const off = idx * size;
     while (off >>> PAGE_SHIFT > frameIdx) {
-      pfn = fd[pfn * FD_WORDS + FD_NEXT]!;
+      pfn = getNextPfn(fd, pfn);
       frameIdx++;
     }
     const addr = pfn * PAGE_SIZE + (off & (PAGE_SIZE - 1));
@@ -130,9 +134,9 @@ function migrateObjects(pool: ZsPool, c: number, src: number, dst: number): void
     const len = words[(addr >>> 2) + 1]!;
     // copy, then publish: killed before the handle moves, the old copy stays valid
     const loc = pool.objMalloc(dst, c, h, len, false);
-    const dpfn = loc >>> OBJ_INDEX_BITS;
-    const didx = loc & ((1 << OBJ_INDEX_BITS) - 1);
-    const doff = didx * size - fd[dpfn * FD_WORDS + FD_PRIVATE]! * PAGE_SIZE;
+    const dpfn = objToPfn(loc);
+    const didx = objToIdx(loc);
+    const doff = didx * size - getPagePrivate(fd, dpfn) * PAGE_SIZE;
     copyAcross(pool, addr + ZS_HANDLE_SIZE, dpfn * PAGE_SIZE + doff + ZS_HANDLE_SIZE, len);
     pool.publishHandle(h, loc);
     pool.objFree(src, c, pfn, idx);

@@ -8,9 +8,8 @@
 import type { LockContext } from './locks.js';
 import { SITE_HANDLE_ALLOC, SITE_HANDLE_FREE } from './lock-classes.js';
 
-/** Object index bits in a location word: up to 2048 objects per zspage (16 pages of 32 B). */
-export const OBJ_INDEX_BITS = 11;
-export const OBJ_INDEX_MASK = (1 << OBJ_INDEX_BITS) - 1;
+// the location word's encoding lives in location.ts
+export { OBJ_INDEX_BITS, OBJ_INDEX_MASK } from './location.js';
 
 // control words (Int32, in the pool's control block at `base`)
 export const H_LOCK = 0;

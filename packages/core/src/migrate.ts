@@ -11,19 +11,7 @@
 // Locks: pool lock (write) -> class lock -> zspage lock (write, trylock) -> zone lock.
 
 import { PAGE_SIZE } from './constants.js';
-import { OBJ_INDEX_BITS } from './handles.js';
-import {
-  FD_FIRST_OBJ,
-  FD_FLAGS,
-  FD_NEXT,
-  FD_PRIVATE,
-  FD_WORDS,
-  FD_ZSPAGE,
-  PG_BUDDY,
-  PG_HUGE,
-  PG_ISOLATED,
-  PG_ZSPAGE,
-} from './phys-mem.js';
+
 import {
   P_KC_FAIL,
   P_KC_RUNS,
@@ -33,10 +21,34 @@ import {
   P_MIG_ENOMEM,
   P_MIG_GONE,
 } from './pool-layout.js';
+
 import type { ZsPool } from './pool.js';
+
 import { entryOf } from './percpu-cache.js';
+
 import { RESERVED_HEADER, ZD_CLASS, ZD_FIRST, ZD_ISOLATED, ZD_WORDS } from './zspage.js';
+
 import { SITE_FRAME_MIGRATION } from './lock-classes.js';
+import {
+  PG_BUDDY,
+  PG_HUGE,
+  PG_ISOLATED,
+  PG_ZSPAGE,
+  frameBase,
+  frameByte,
+  frameWord,
+  getFirstObjOffset,
+  getFlags,
+  getNextPfn,
+  getPagePrivate,
+  getZspageOf,
+  setFirstObjOffset,
+  setFlags,
+  setNextPfn,
+  setPagePrivate,
+  setZspageOf,
+} from './page-desc.js';
+import { locationToObj } from './location.js';
 
 export const MIGRATE_OK = 0;
 export const MIGRATE_EBUSY = 1;
@@ -45,7 +57,7 @@ export const MIGRATE_GONE = 3;
 
 /** Is the frame movable right now (a zspage frame not already isolated)? Unlocked hint. */
 export function isMovable(pool: ZsPool, pfn: number): boolean {
-  const f = pool.phys.fd[pfn * FD_WORDS + FD_FLAGS]!;
+  const f = getFlags(pool.phys.fd, pfn);
   return (f & PG_ZSPAGE) !== 0 && (f & PG_ISOLATED) === 0;
 }
 
@@ -58,14 +70,13 @@ export function isMovable(pool: ZsPool, pfn: number): boolean {
  */
 function lockFrameOwner(pool: ZsPool, pfn: number): number {
   const fd = pool.phys.fd;
-  const b = pfn * FD_WORDS;
   pool.poolWriteLock(SITE_FRAME_MIGRATION);
   for (;;) {
-    if ((fd[b + FD_FLAGS]! & PG_ZSPAGE) === 0) return 0;
-    const zs = fd[b + FD_ZSPAGE]!;
+    if ((getFlags(fd, pfn) & PG_ZSPAGE) === 0) return 0;
+    const zs = getZspageOf(fd, pfn);
     const c = pool.zd[zs * ZD_WORDS + ZD_CLASS]!;
     pool.classLock(c, SITE_FRAME_MIGRATION);
-    if ((fd[b + FD_FLAGS]! & PG_ZSPAGE) !== 0 && fd[b + FD_ZSPAGE] === zs && pool.zd[zs * ZD_WORDS + ZD_CLASS] === c)
+    if ((getFlags(fd, pfn) & PG_ZSPAGE) !== 0 && getZspageOf(fd, pfn) === zs && pool.zd[zs * ZD_WORDS + ZD_CLASS] === c)
       return zs;
     pool.classUnlock(c);
   }
@@ -79,8 +90,8 @@ function unlockFrameOwner(pool: ZsPool, zs: number): void {
 /** Frees a frame left isolated by a zspage that died meanwhile (pool lock held). */
 function takeOrphan(pool: ZsPool, pfn: number): boolean {
   const fd = pool.phys.fd;
-  if (fd[pfn * FD_WORDS + FD_FLAGS] !== PG_ISOLATED) return false;
-  fd[pfn * FD_WORDS + FD_FLAGS] = 0;
+  if (getFlags(fd, pfn) !== PG_ISOLATED) return false;
+  setFlags(fd, pfn, 0);
   return true;
 }
 
@@ -89,8 +100,8 @@ export function isolateFrame(pool: ZsPool, pfn: number): boolean {
   const fd = pool.phys.fd;
   const zs = lockFrameOwner(pool, pfn);
   let ok = false;
-  if (zs !== 0 && (fd[pfn * FD_WORDS + FD_FLAGS]! & PG_ISOLATED) === 0) {
-    fd[pfn * FD_WORDS + FD_FLAGS]! |= PG_ISOLATED;
+  if (zs !== 0 && (getFlags(fd, pfn) & PG_ISOLATED) === 0) {
+    setFlags(fd, pfn, getFlags(fd, pfn) | PG_ISOLATED);
     pool.zd[zs * ZD_WORDS + ZD_ISOLATED]!++;
     ok = true;
   }
@@ -104,8 +115,8 @@ export function putbackFrame(pool: ZsPool, pfn: number): void {
   const zs = lockFrameOwner(pool, pfn);
   let orphan = false;
   if (zs !== 0) {
-    if ((fd[pfn * FD_WORDS + FD_FLAGS]! & PG_ISOLATED) !== 0) {
-      fd[pfn * FD_WORDS + FD_FLAGS]! &= ~PG_ISOLATED;
+    if ((getFlags(fd, pfn) & PG_ISOLATED) !== 0) {
+      setFlags(fd, pfn, getFlags(fd, pfn) & ~PG_ISOLATED);
       pool.zd[zs * ZD_WORDS + ZD_ISOLATED]!--;
     }
   } else {
@@ -122,7 +133,6 @@ export function putbackFrame(pool: ZsPool, pfn: number): void {
  */
 export function migrateFrame(pool: ZsPool, pfn: number, target: number): number {
   const fd = pool.phys.fd;
-  const b = pfn * FD_WORDS;
   const zs = lockFrameOwner(pool, pfn);
   if (zs === 0) {
     // The zspage was freed while the frame was isolated: nothing to move.
@@ -149,43 +159,40 @@ export function migrateFrame(pool: ZsPool, pfn: number, target: number): number 
   }
   pool.phys.ensure(Math.max(target, pfn));
   // copy the whole frame
-  pool.phys.bytes.copyWithin(target * PAGE_SIZE, pfn * PAGE_SIZE, pfn * PAGE_SIZE + PAGE_SIZE);
-  const tb = target * FD_WORDS;
-  const wasIsolated = (fd[b + FD_FLAGS]! & PG_ISOLATED) !== 0;
-  const f = fd[b + FD_FLAGS]! & ~PG_ISOLATED;
-  fd[tb + FD_FLAGS] = f;
-  fd[tb + FD_ZSPAGE] = zs;
-  fd[tb + FD_FIRST_OBJ] = fd[b + FD_FIRST_OBJ]!;
-  fd[tb + FD_NEXT] = fd[b + FD_NEXT]!;
-  fd[tb + FD_PRIVATE] = fd[b + FD_PRIVATE]!;
+  pool.phys.bytes.copyWithin(frameBase(target), frameBase(pfn), frameByte(pfn, PAGE_SIZE));
+  const wasIsolated = (getFlags(fd, pfn) & PG_ISOLATED) !== 0;
+  const f = getFlags(fd, pfn) & ~PG_ISOLATED;
+  setFlags(fd, target, f);
+  setZspageOf(fd, target, zs);
+  setFirstObjOffset(fd, target, getFirstObjOffset(fd, pfn));
+  setNextPfn(fd, target, getNextPfn(fd, pfn));
+  setPagePrivate(fd, target, getPagePrivate(fd, pfn));
   // relink the chain
   const z = zs * ZD_WORDS;
   if (pool.zd[z + ZD_FIRST] === pfn) pool.zd[z + ZD_FIRST] = target;
   else {
     let p = pool.zd[z + ZD_FIRST]!;
-    while (fd[p * FD_WORDS + FD_NEXT] !== pfn) p = fd[p * FD_WORDS + FD_NEXT]!;
-    fd[p * FD_WORDS + FD_NEXT] = target;
+    while (getNextPfn(fd, p) !== pfn) p = getNextPfn(fd, p);
+    setNextPfn(fd, p, target);
   }
   // rewrite the handles of objects that start in this frame
-  const unit = 1 << OBJ_INDEX_BITS;
   if ((f & PG_HUGE) !== 0) {
-    const h = fd[b + FD_PRIVATE]!;
+    const h = getPagePrivate(fd, pfn);
     if (h !== 0) {
       pool.handles.inRange(h);
-      pool.handles.words[h] = target * unit;
+      pool.handles.words[h] = locationToObj(target, 0);
     }
   } else {
     const size = pool.table.size[c]!;
     const words = pool.phys.words;
     const objs = pool.table.objsPerZspage[c]!;
-    const off0 = fd[b + FD_FIRST_OBJ]!;
+    const off0 = getFirstObjOffset(fd, pfn);
     // objects that start in this frame, by index (no division per object); the
     // tail of the last frame is waste, not objects
-    const first = (fd[b + FD_PRIVATE]! * PAGE_SIZE + off0) / size;
-    let a = (target * PAGE_SIZE + off0) >>> 2;
-    const step = size >>> 2;
-    let loc = target * unit + first;
-    for (let off = off0, idx = first; off < PAGE_SIZE && idx < objs; off += size, idx++, a += step, loc++) {
+    const first = (getPagePrivate(fd, pfn) * PAGE_SIZE + off0) / size;
+    for (let off = off0, idx = first; off < PAGE_SIZE && idx < objs; off += size, idx++) {
+      const a = frameWord(target, off);
+      const loc = locationToObj(target, idx);
       const w = words[a]!;
       if ((w & 1) === 0) continue;
       if (w === RESERVED_HEADER) {
@@ -200,8 +207,8 @@ export function migrateFrame(pool: ZsPool, pfn: number, target: number): number 
     }
   }
   if (wasIsolated) pool.zd[z + ZD_ISOLATED]!--;
-  fd[b + FD_FLAGS] = 0;
-  fd[b + FD_ZSPAGE] = 0;
+  setFlags(fd, pfn, 0);
+  setZspageOf(fd, pfn, 0);
   pool.zspageWriteUnlock(zs);
   unlockFrameOwner(pool, zs);
   pool.phys.freeBlock(pfn, 0);
@@ -250,7 +257,7 @@ export function compactFrames(pool: ZsPool, order: number): FrameCompactResult {
     let target = -1;
     phys.zoneLock();
     for (; free < mig; free++) {
-      if ((fd[free * FD_WORDS + FD_FLAGS]! & ~PG_BUDDY) === 0 && phys.isolateFreeFrameLocked(free)) {
+      if ((getFlags(fd, free) & ~PG_BUDDY) === 0 && phys.isolateFreeFrameLocked(free)) {
         target = free++;
         break;
       }

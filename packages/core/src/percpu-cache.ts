@@ -28,11 +28,14 @@
 // of one class, so the owner and a drainer never touch one magazine together.
 
 import { CPU_DEAD, cpuState } from './cpu-registry.js';
+
 import { PAGE_SIZE, ZS_INUSE_RATIO_99, ZS_SIZE_CLASSES } from './constants.js';
-import { OBJ_INDEX_BITS, OBJ_INDEX_MASK } from './handles.js';
-import { FD_PRIVATE, FD_WORDS, FD_ZSPAGE } from './phys-mem.js';
+
 import type { ZsPool } from './pool.js';
+
 import { CL_OBJ_USED, CL_WORDS, RESERVED_HEADER } from './zspage.js';
+import { getPagePrivate, getZspageOf } from './page-desc.js';
+import { objToIdx, objToPfn } from './location.js';
 
 /** CPUs that get caches; threads with a higher CPU id take the locked path. */
 export const PCP_MAX_CPUS = 64;
@@ -93,13 +96,13 @@ export function entryOf(ref: number, c: number): number {
 
 /** Word address of the object a location word names (its frame is in the views). */
 function objectWord(pool: ZsPool, c: number, loc: number): number {
-  const pfn = loc >>> OBJ_INDEX_BITS;
+  const pfn = objToPfn(loc);
   pool.phys.ensure(pfn);
-  const off = (loc & OBJ_INDEX_MASK) * pool.table.size[c]! - pool.phys.fd[pfn * FD_WORDS + FD_PRIVATE]! * PAGE_SIZE;
+  const off = objToIdx(loc) * pool.table.size[c]! - getPagePrivate(pool.phys.fd, pfn) * PAGE_SIZE;
   return (pfn * PAGE_SIZE + off) >>> 2;
 }
 function zspageOfLoc(pool: ZsPool, loc: number): number {
-  return pool.phys.fd[(loc >>> OBJ_INDEX_BITS) * FD_WORDS + FD_ZSPAGE]!;
+  return getZspageOf(pool.phys.fd, objToPfn(loc));
 }
 
 /** One CPU's view of the caches: its magazines and the entry/exit protocol. */
@@ -217,7 +220,7 @@ function returnLocked(pool: ZsPool, words: Int32Array, cpu: number, c: number, n
     count--;
     words[s + MG_COUNT] = count;
     const zs = zspageOfLoc(pool, e);
-    pool.objUnreserve(zs, c, e & OBJ_INDEX_MASK);
+    pool.objUnreserve(zs, c, objToIdx(e));
     if (pool.fixFullness(c, zs) === 0) {
       pool.listRemove(c, zs);
       pool.freeZspage(c, zs);

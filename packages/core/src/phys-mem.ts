@@ -6,34 +6,50 @@
 //
 // The zone lock is innermost (the lock order is written in lock-classes.ts).
 
-import { MAX_ORDER, NR_ORDERS, PAGE_SHIFT, PAGE_SIZE } from './constants.js';
+import { MAX_ORDER, NR_ORDERS } from './constants.js';
 import { ZsError } from './errors.js';
 import type { LockContext } from './locks.js';
 import { SITE_UNKNOWN, SITE_ZONE_ALLOC, SITE_ZONE_FREE } from './lock-classes.js';
+import {
+  PG_BUDDY,
+  byteToPfn,
+  byteToWord,
+  clearPageDesc,
+  frameBase,
+  getBuddyNext,
+  getBuddyPrev,
+  getFlags,
+  getOrder,
+  pageDescBytes,
+  setBuddyNext,
+  setBuddyPrev,
+  setFirstObjOffset,
+  setFlags,
+  setNextPfn,
+  setOrder,
+  setPagePrivate,
+  setZspageOf,
+} from './page-desc.js';
 
-// ---- frame descriptor ("struct page"): Int32 fields, FD_WORDS per frame
-export const FD_WORDS = 8;
-export const FD_FLAGS = 0;
-export const FD_ORDER = 1;
-/** zspage id owning the frame (zspage frames). */
-export const FD_ZSPAGE = 2;
-/** Offset in this frame of the first object that starts in it. */
-export const FD_FIRST_OBJ = 3;
-/** Next frame of the zspage chain, -1 at the end. */
-export const FD_NEXT = 4;
-/** Buddy free-list links (free block heads). */
-export const FD_LPREV = 5;
-export const FD_LNEXT = 6;
-/** Huge zspage: the handle of its single object. Otherwise the frame's index in the chain. */
-export const FD_PRIVATE = 7;
-
-export const PG_BUDDY = 1; // head of a free buddy block
-export const PG_ZSPAGE = 2; // frame of a zspage (movable)
-export const PG_ISOLATED = 4; // isolated for migration
-export const PG_RESERVED = 8; // head of a block handed out by allocPages (unmovable)
-export const PG_HUGE = 16; // zspage frame holding one huge object
-export const PG_TAIL = 32; // non-head frame of an allocPages block
-export const PG_NEW = 64; // frame of a zspage being built: not yet movable (not on any list)
+// The frame descriptors' layout, flags and accessors live in page-desc.ts.
+export {
+  FD_FIRST_OBJ,
+  FD_FLAGS,
+  FD_LNEXT,
+  FD_LPREV,
+  FD_NEXT,
+  FD_ORDER,
+  FD_PRIVATE,
+  FD_WORDS,
+  FD_ZSPAGE,
+  PG_BUDDY,
+  PG_HUGE,
+  PG_ISOLATED,
+  PG_NEW,
+  PG_RESERVED,
+  PG_TAIL,
+  PG_ZSPAGE,
+} from './page-desc.js';
 
 // ---- zone control block: Int32 words
 export const Z_LOCK = 0;
@@ -60,8 +76,8 @@ export interface PhysMemShared {
 }
 
 export function createPhysMemShared(maxFrames: number, cmaFrames: number): PhysMemShared {
-  const mem = new SharedArrayBuffer(0, { maxByteLength: maxFrames * PAGE_SIZE });
-  const frames = new SharedArrayBuffer(maxFrames * FD_WORDS * 4);
+  const mem = new SharedArrayBuffer(0, { maxByteLength: frameBase(maxFrames) });
+  const frames = new SharedArrayBuffer(pageDescBytes(maxFrames));
   const zone = new SharedArrayBuffer(ZONE_WORDS * 4);
   const z = new Int32Array(zone);
   z[Z_MAX] = maxFrames;
@@ -112,9 +128,9 @@ export class PhysMem {
   /** Re-creates the views after the SAB grew (another thread may have grown it). */
   refresh(): void {
     const len = this.shared.mem.byteLength;
-    this.viewFrames = len >>> PAGE_SHIFT;
+    this.viewFrames = byteToPfn(len);
     this.bytes = new Uint8Array(this.shared.mem, 0, len);
-    this.words = new Int32Array(this.shared.mem, 0, len >>> 2);
+    this.words = new Int32Array(this.shared.mem, 0, byteToWord(len));
   }
 
   /** Makes sure frame `pfn` is inside this thread's views. */
@@ -140,12 +156,11 @@ export class PhysMem {
     const z = this.zone;
     const h = Z_HEADS + mt * NR_ORDERS + order;
     const head = z[h]!;
-    const b = pfn * FD_WORDS;
-    fd[b + FD_FLAGS] = PG_BUDDY;
-    fd[b + FD_ORDER] = order;
-    fd[b + FD_LPREV] = -1;
-    fd[b + FD_LNEXT] = head;
-    if (head >= 0) fd[head * FD_WORDS + FD_LPREV] = pfn;
+    setFlags(fd, pfn, PG_BUDDY);
+    setOrder(fd, pfn, order);
+    setBuddyPrev(fd, pfn, -1);
+    setBuddyNext(fd, pfn, head);
+    if (head >= 0) setBuddyPrev(fd, head, pfn);
     z[h] = pfn;
     z[Z_COUNTS + mt * NR_ORDERS + order]!++;
   }
@@ -153,15 +168,14 @@ export class PhysMem {
   private listDel(pfn: number, order: number, mt: number): void {
     const fd = this.fd;
     const z = this.zone;
-    const b = pfn * FD_WORDS;
-    const prev = fd[b + FD_LPREV]!;
-    const next = fd[b + FD_LNEXT]!;
-    if (prev >= 0) fd[prev * FD_WORDS + FD_LNEXT] = next;
+    const prev = getBuddyPrev(fd, pfn);
+    const next = getBuddyNext(fd, pfn);
+    if (prev >= 0) setBuddyNext(fd, prev, next);
     else z[Z_HEADS + mt * NR_ORDERS + order] = next;
-    if (next >= 0) fd[next * FD_WORDS + FD_LPREV] = prev;
-    fd[b + FD_FLAGS] = 0;
-    fd[b + FD_LPREV] = -1;
-    fd[b + FD_LNEXT] = -1;
+    if (next >= 0) setBuddyPrev(fd, next, prev);
+    setFlags(fd, pfn, 0);
+    setBuddyPrev(fd, pfn, -1);
+    setBuddyNext(fd, pfn, -1);
     z[Z_COUNTS + mt * NR_ORDERS + order]!--;
   }
 
@@ -174,12 +188,11 @@ export class PhysMem {
     while (order < MAX_ORDER) {
       const buddy = pfn ^ (1 << order);
       if (buddy + (1 << order) > present) break;
-      const bb = buddy * FD_WORDS;
-      if (fd[bb + FD_FLAGS] !== PG_BUDDY || fd[bb + FD_ORDER] !== order || this.migratetypeOf(buddy) !== mt) break;
+      if (getFlags(fd, buddy) !== PG_BUDDY || getOrder(fd, buddy) !== order || this.migratetypeOf(buddy) !== mt) break;
       this.listDel(buddy, order, mt);
-      fd[bb + FD_ORDER] = 0;
+      setOrder(fd, buddy, 0);
       if (buddy < pfn) {
-        fd[pfn * FD_WORDS + FD_ORDER] = 0;
+        setOrder(fd, pfn, 0);
         pfn = buddy;
       }
       order++;
@@ -194,15 +207,14 @@ export class PhysMem {
     const max = z[Z_MAX]!;
     if (present >= max) return false;
     const target = Math.min(max, present + GROW_FRAMES);
-    this.shared.mem.grow(target * PAGE_SIZE);
+    this.shared.mem.grow(frameBase(target));
     Atomics.store(z, Z_PRESENT, target);
     z[Z_GROWS]!++;
     let pfn = present;
     while (pfn < target) {
       let order = MAX_ORDER;
       while (order > 0 && ((pfn & ((1 << order) - 1)) !== 0 || pfn + (1 << order) > target)) order--;
-      const b = pfn * FD_WORDS;
-      for (let k = 0; k < FD_WORDS; k++) this.fd[b + k] = 0;
+      clearPageDesc(this.fd, pfn);
       this.freeBlockLocked(pfn, order);
       pfn += 1 << order;
     }
@@ -221,8 +233,7 @@ export class PhysMem {
         cur--;
         this.listAdd(pfn + (1 << cur), cur, mt);
       }
-      const b = pfn * FD_WORDS;
-      this.fd[b + FD_ORDER] = order;
+      setOrder(this.fd, pfn, order);
       z[Z_FREE_PAGES]! -= 1 << order;
       return pfn;
     }
@@ -248,11 +259,10 @@ export class PhysMem {
       let pfn = movable ? this.takeLocked(order, MT_CMA) : -1;
       if (pfn < 0) pfn = this.takeLocked(order, MT_NORMAL);
       if (pfn >= 0) {
-        const b = pfn * FD_WORDS;
-        this.fd[b + FD_FLAGS] = 0;
-        this.fd[b + FD_NEXT] = -1;
-        this.fd[b + FD_LPREV] = -1;
-        this.fd[b + FD_LNEXT] = -1;
+        setFlags(this.fd, pfn, 0);
+        setNextPfn(this.fd, pfn, -1);
+        setBuddyPrev(this.fd, pfn, -1);
+        setBuddyNext(this.fd, pfn, -1);
         return pfn;
       }
       if (!this.growLocked()) return -1;
@@ -309,13 +319,12 @@ export class PhysMem {
   private releaseLocked(pfn: number, order: number): void {
     const fd = this.fd;
     for (let k = 0; k < 1 << order; k++) {
-      const b = (pfn + k) * FD_WORDS;
-      fd[b + FD_FLAGS] = 0;
-      fd[b + FD_ZSPAGE] = 0;
-      fd[b + FD_FIRST_OBJ] = 0;
-      fd[b + FD_NEXT] = -1;
-      fd[b + FD_PRIVATE] = 0;
-      fd[b + FD_ORDER] = 0;
+      setFlags(fd, pfn + k, 0);
+      setZspageOf(fd, pfn + k, 0);
+      setFirstObjOffset(fd, pfn + k, 0);
+      setNextPfn(fd, pfn + k, -1);
+      setPagePrivate(fd, pfn + k, 0);
+      setOrder(fd, pfn + k, 0);
     }
     this.freeBlockLocked(pfn, order);
   }
@@ -330,8 +339,7 @@ export class PhysMem {
     const fd = this.fd;
     for (let order = 0; order <= MAX_ORDER; order++) {
       const head = pfn & ~((1 << order) - 1);
-      const hb = head * FD_WORDS;
-      if (fd[hb + FD_FLAGS] === PG_BUDDY && fd[hb + FD_ORDER] === order) {
+      if (getFlags(fd, head) === PG_BUDDY && getOrder(fd, head) === order) {
         const mt = this.migratetypeOf(head);
         this.listDel(head, order, mt);
         this.zone[Z_FREE_PAGES]! -= 1 << order;
@@ -350,9 +358,9 @@ export class PhysMem {
             base += half;
           }
         }
-        fd[pfn * FD_WORDS + FD_FLAGS] = 0;
-        fd[pfn * FD_WORDS + FD_ORDER] = 0;
-        fd[pfn * FD_WORDS + FD_NEXT] = -1;
+        setFlags(fd, pfn, 0);
+        setOrder(fd, pfn, 0);
+        setNextPfn(fd, pfn, -1);
         return true;
       }
     }
@@ -399,12 +407,12 @@ export class PhysMem {
       for (let o = 0; o <= MAX_ORDER; o++) {
         let n = 0;
         let prev = -1;
-        for (let pfn = z[Z_HEADS + mt * NR_ORDERS + o]!; pfn >= 0; pfn = fd[pfn * FD_WORDS + FD_LNEXT]!) {
-          const b = pfn * FD_WORDS;
-          if (fd[b + FD_FLAGS] !== PG_BUDDY)
+        for (let pfn = z[Z_HEADS + mt * NR_ORDERS + o]!; pfn >= 0; pfn = getBuddyNext(fd, pfn)) {
+          if (getFlags(fd, pfn) !== PG_BUDDY)
             throw new Error(`buddy: frame ${pfn} on free list order ${o} lacks PG_BUDDY`);
-          if (fd[b + FD_ORDER] !== o) throw new Error(`buddy: frame ${pfn} on list ${o} has order ${fd[b + FD_ORDER]}`);
-          if (fd[b + FD_LPREV] !== prev) throw new Error(`buddy: frame ${pfn} has a broken back link`);
+          if (getOrder(fd, pfn) !== o)
+            throw new Error(`buddy: frame ${pfn} on list ${o} has order ${getOrder(fd, pfn)}`);
+          if (getBuddyPrev(fd, pfn) !== prev) throw new Error(`buddy: frame ${pfn} has a broken back link`);
           if ((pfn & ((1 << o) - 1)) !== 0) throw new Error(`buddy: block ${pfn} misaligned for order ${o}`);
           if (this.migratetypeOf(pfn) !== mt) throw new Error(`buddy: block ${pfn} on the wrong migratetype list`);
           for (let k = 0; k < 1 << o; k++) {

@@ -35,7 +35,9 @@
 // lock-free cache operation, and makes new ones take the locked path meanwhile.
 
 import { threadId } from 'node:worker_threads';
+
 import { compactPool } from './compaction.js';
+
 import {
   NR_FULLNESS_GROUPS,
   PAGE_SHIFT,
@@ -47,6 +49,7 @@ import {
   ZS_INUSE_RATIO_99,
   ZS_SIZE_CLASSES,
 } from './constants.js';
+
 import {
   ARRAY_CTL,
   ARRAY_ID_FIRST_DYNAMIC,
@@ -59,8 +62,10 @@ import {
   markThreadDead,
   releaseCpu,
 } from './cpu-registry.js';
+
 import { ZsError } from './errors.js';
-import { HandleTable, OBJ_INDEX_BITS, OBJ_INDEX_MASK, createHandleTable } from './handles.js';
+
+import { HandleTable, createHandleTable } from './handles.js';
 import {
   LOCK_KIND_BIT,
   LOCK_KIND_MUTEX,
@@ -72,6 +77,7 @@ import {
   registerLockClass,
   type LockClassStats,
 } from './lock-stat.js';
+
 import {
   LC_CLASS,
   LC_HANDLE,
@@ -88,7 +94,9 @@ import {
   SITE_ZSPAGE_ID_ALLOC,
   SITE_ZSPAGE_ID_FREE,
 } from './lock-classes.js';
+
 import { LockContext } from './locks.js';
+
 import {
   P_CHAIN,
   P_COMPACTING,
@@ -116,7 +124,9 @@ import {
   P_ZS_HIGH,
   P_ZS_LOCK,
 } from './pool-layout.js';
+
 import { compactFrames } from './migrate.js';
+
 import {
   MG_COUNT,
   MG_ENTRIES,
@@ -133,26 +143,10 @@ import {
   refillMagazine,
   type PerCpuCacheShared,
 } from './percpu-cache.js';
-import {
-  FD_FIRST_OBJ,
-  FD_FLAGS,
-  FD_NEXT,
-  FD_ORDER,
-  FD_PRIVATE,
-  FD_WORDS,
-  FD_ZSPAGE,
-  PG_HUGE,
-  PG_ISOLATED,
-  PG_NEW,
-  PG_RESERVED,
-  PG_TAIL,
-  PG_ZSPAGE,
-  PhysMem,
-  assertOrder,
-  createPhysMemShared,
-  type PhysMemShared,
-} from './phys-mem.js';
+
+import { PhysMem, assertOrder, createPhysMemShared, type PhysMemShared } from './phys-mem.js';
 import { buildSizeClasses, classIndexFor, type ChainRule, type SizeClassTable } from './size-class.js';
+
 import {
   CLF_WORDS,
   CL_COUNT,
@@ -186,6 +180,27 @@ import {
   encodeHeader,
   fullnessGroup,
 } from './zspage.js';
+import {
+  PG_HUGE,
+  PG_ISOLATED,
+  PG_NEW,
+  PG_RESERVED,
+  PG_TAIL,
+  PG_ZSPAGE,
+  getFirstObjOffset,
+  getFlags,
+  getNextPfn,
+  getOrder,
+  getPagePrivate,
+  getZspageOf,
+  setFirstObjOffset,
+  setFlags,
+  setNextPfn,
+  setOrder,
+  setPagePrivate,
+  setZspageOf,
+} from './page-desc.js';
+import { LOCATION_PFN_LIMIT, locationToObj, objToIdx, objToPfn } from './location.js';
 
 export type LockMode = 'class' | 'pool';
 export type MapMode = 'ro' | 'wo' | 'rw';
@@ -256,8 +271,6 @@ export interface MigrationStats {
   objectsMoved: number; // objects moved by zspage compaction (memcpy calls)
   zsCompactRuns: number;
 }
-
-const LOCATION_PFN_LIMIT = 1 << (31 - OBJ_INDEX_BITS);
 
 export class ZsPool {
   readonly shared: ZsPoolShared;
@@ -556,7 +569,7 @@ export class ZsPool {
   /** @internal frame holding byte `offset` of zspage `zs` (walks the chain). */
   frameAt(zs: number, offset: number): number {
     let pfn = this.zd[zs * ZD_WORDS + ZD_FIRST]!;
-    for (let k = offset >>> PAGE_SHIFT; k > 0; k--) pfn = this.phys.fd[pfn * FD_WORDS + FD_NEXT]!;
+    for (let k = offset >>> PAGE_SHIFT; k > 0; k--) pfn = getNextPfn(this.phys.fd, pfn);
     // another thread may have grown memory to allocate this frame
     this.phys.ensure(pfn);
     return pfn;
@@ -642,7 +655,7 @@ export class ZsPool {
     let pfn: number;
     if (this.table.huge[c]) {
       pfn = zd[z + ZD_FIRST]!;
-      this.phys.fd[pfn * FD_WORDS + FD_PRIVATE] = h;
+      setPagePrivate(this.phys.fd, pfn, h);
       zd[z + ZD_HUGE_SIZE] = size;
       zd[z + ZD_FREEOBJ] = -1;
     } else {
@@ -658,7 +671,7 @@ export class ZsPool {
     const cb = c * CL_WORDS;
     this.cls[cb + CL_OBJ_USED]!++;
     this.clsBytes[c] = this.clsBytes[c]! + size;
-    const loc = pfn * (1 << OBJ_INDEX_BITS) + idx;
+    const loc = locationToObj(pfn, idx);
     if (publish) this.publishHandle(h, loc);
     return loc;
   }
@@ -679,11 +692,11 @@ export class ZsPool {
     let size: number;
     if (this.table.huge[c]) {
       size = zd[z + ZD_HUGE_SIZE]!;
-      this.phys.fd[pfn * FD_WORDS + FD_PRIVATE] = 0;
+      setPagePrivate(this.phys.fd, pfn, 0);
       zd[z + ZD_HUGE_SIZE] = 0;
     } else {
       this.phys.ensure(pfn);
-      const off = idx * this.table.size[c]! - this.phys.fd[pfn * FD_WORDS + FD_PRIVATE]! * PAGE_SIZE;
+      const off = idx * this.table.size[c]! - getPagePrivate(this.phys.fd, pfn) * PAGE_SIZE;
       const w = (pfn * PAGE_SIZE + off) >>> 2;
       const words = this.phys.words;
       size = words[w + 1]!;
@@ -712,7 +725,7 @@ export class ZsPool {
     words[w] = RESERVED_HEADER;
     words[w + 1] = 0;
     zd[z + ZD_INUSE]!++;
-    return this.startPfn * (1 << OBJ_INDEX_BITS) + idx;
+    return locationToObj(this.startPfn, idx);
   }
 
   /** @internal gives a reserved object back to its zspage's free list. */
@@ -792,16 +805,15 @@ export class ZsPool {
     const first = pfns[0]!;
     for (let i = 0; i < k; i++) {
       const pfn = pfns[i]!;
-      const b = pfn * FD_WORDS;
       // Not movable until it is on a fullness list (the kernel's SetZsPageMovable).
-      fd[b + FD_FLAGS] = PG_NEW | (huge ? PG_HUGE : 0);
-      fd[b + FD_ZSPAGE] = id;
-      fd[b + FD_NEXT] = -1;
-      fd[b + FD_PRIVATE] = huge ? 0 : i;
+      setFlags(fd, pfn, PG_NEW | (huge ? PG_HUGE : 0));
+      setZspageOf(fd, pfn, id);
+      setNextPfn(fd, pfn, -1);
+      setPagePrivate(fd, pfn, huge ? 0 : i);
       // offset in this frame of the first object that starts in it
       const firstIdx = Math.ceil((i * PAGE_SIZE) / size);
-      fd[b + FD_FIRST_OBJ] = firstIdx * size - i * PAGE_SIZE;
-      if (i > 0) fd[pfns[i - 1]! * FD_WORDS + FD_NEXT] = pfn;
+      setFirstObjOffset(fd, pfn, firstIdx * size - i * PAGE_SIZE);
+      if (i > 0) setNextPfn(fd, pfns[i - 1]!, pfn);
     }
     const zd = this.zd;
     const z = id * ZD_WORDS;
@@ -830,8 +842,8 @@ export class ZsPool {
   /** Makes a new zspage's frames movable; class lock held, as it goes on a list. */
   private setMovable(zs: number): void {
     const fd = this.phys.fd;
-    for (let pfn = this.zd[zs * ZD_WORDS + ZD_FIRST]!; pfn >= 0; pfn = fd[pfn * FD_WORDS + FD_NEXT]!) {
-      fd[pfn * FD_WORDS + FD_FLAGS] = (fd[pfn * FD_WORDS + FD_FLAGS]! & ~PG_NEW) | PG_ZSPAGE;
+    for (let pfn = this.zd[zs * ZD_WORDS + ZD_FIRST]!; pfn >= 0; pfn = getNextPfn(fd, pfn)) {
+      setFlags(fd, pfn, (getFlags(fd, pfn) & ~PG_NEW) | PG_ZSPAGE);
     }
   }
 
@@ -849,12 +861,11 @@ export class ZsPool {
     let n = 0;
     let pfn = zd[z + ZD_FIRST]!;
     while (pfn >= 0) {
-      const b = pfn * FD_WORDS;
-      const next = fd[b + FD_NEXT]!;
-      if ((fd[b + FD_FLAGS]! & PG_ISOLATED) !== 0) {
-        fd[b + FD_FLAGS] = PG_ISOLATED; // orphan: no longer PG_ZSPAGE
-        fd[b + FD_ZSPAGE] = 0;
-        fd[b + FD_NEXT] = -1;
+      const next = getNextPfn(fd, pfn);
+      if ((getFlags(fd, pfn) & PG_ISOLATED) !== 0) {
+        setFlags(fd, pfn, PG_ISOLATED); // orphan: no longer PG_ZSPAGE
+        setZspageOf(fd, pfn, 0);
+        setNextPfn(fd, pfn, -1);
       } else {
         pfns[n++] = pfn;
       }
@@ -879,17 +890,16 @@ export class ZsPool {
     if (!this.handles.inRange(h)) return -1;
     const loc = this.handles.words[h]!;
     if (loc < 0) return -1;
-    const pfn = loc >>> OBJ_INDEX_BITS;
-    const idx = loc & OBJ_INDEX_MASK;
+    const pfn = objToPfn(loc);
+    const idx = objToIdx(loc);
     if (pfn >= this.maxFrames) return -1;
     this.phys.ensure(pfn);
     const fd = this.phys.fd;
-    const b = pfn * FD_WORDS;
-    if ((fd[b + FD_FLAGS]! & PG_ZSPAGE) === 0) return -1;
-    const zs = fd[b + FD_ZSPAGE]!;
+    if ((getFlags(fd, pfn) & PG_ZSPAGE) === 0) return -1;
+    const zs = getZspageOf(fd, pfn);
     const c = this.zd[zs * ZD_WORDS + ZD_CLASS]!;
-    if (this.table.huge[c]) return fd[b + FD_PRIVATE] === h ? loc : -1;
-    const off = idx * this.table.size[c]! - fd[b + FD_PRIVATE]! * PAGE_SIZE;
+    if (this.table.huge[c]) return getPagePrivate(fd, pfn) === h ? loc : -1;
+    const off = idx * this.table.size[c]! - getPagePrivate(fd, pfn) * PAGE_SIZE;
     if (off < 0 || off >= PAGE_SIZE) return -1;
     return this.phys.words[(pfn * PAGE_SIZE + off) >>> 2] === encodeHeader(h) ? loc : -1;
   }
@@ -942,9 +952,9 @@ export class ZsPool {
 
   /** Byte address of the data of the object at location loc of class c (its frame in the views). */
   private dataAddrOf(loc: number, c: number): number {
-    const pfn = loc >>> OBJ_INDEX_BITS;
+    const pfn = objToPfn(loc);
     if (this.table.huge[c] !== 0) return pfn * PAGE_SIZE;
-    const off = (loc & OBJ_INDEX_MASK) * this.table.size[c]! - this.phys.fd[pfn * FD_WORDS + FD_PRIVATE]! * PAGE_SIZE;
+    const off = objToIdx(loc) * this.table.size[c]! - getPagePrivate(this.phys.fd, pfn) * PAGE_SIZE;
     return pfn * PAGE_SIZE + off + ZS_HANDLE_SIZE;
   }
 
@@ -965,9 +975,9 @@ export class ZsPool {
       return false;
     }
     const loc = w[s + MG_ENTRIES + n - 1]!;
-    const pfn = loc >>> OBJ_INDEX_BITS;
+    const pfn = objToPfn(loc);
     this.phys.ensure(pfn);
-    const off = (loc & OBJ_INDEX_MASK) * this.table.size[c]! - this.phys.fd[pfn * FD_WORDS + FD_PRIVATE]! * PAGE_SIZE;
+    const off = objToIdx(loc) * this.table.size[c]! - getPagePrivate(this.phys.fd, pfn) * PAGE_SIZE;
     const a = (pfn * PAGE_SIZE + off) >>> 2;
     const words = this.phys.words;
     words[a] = encodeHeader(h);
@@ -995,16 +1005,15 @@ export class ZsPool {
       if (!pcp.enter()) return false;
       // resolve the handle (movers are out while this CPU is busy)
       const loc = hw.words[handle]!;
-      const pfn = loc >>> OBJ_INDEX_BITS;
+      const pfn = objToPfn(loc);
       const fd = this.phys.fd;
-      const b = pfn * FD_WORDS;
-      if (loc < 0 || pfn >= this.phys.viewFrames || (fd[b + FD_FLAGS]! & PG_ZSPAGE) === 0) {
+      if (loc < 0 || pfn >= this.phys.viewFrames || (getFlags(fd, pfn) & PG_ZSPAGE) === 0) {
         pcp.exit();
         return false;
       }
-      const zs = fd[b + FD_ZSPAGE]!;
+      const zs = getZspageOf(fd, pfn);
       const c = this.zd[zs * ZD_WORDS + ZD_CLASS]!;
-      const off = (loc & OBJ_INDEX_MASK) * this.table.size[c]! - fd[b + FD_PRIVATE]! * PAGE_SIZE;
+      const off = objToIdx(loc) * this.table.size[c]! - getPagePrivate(fd, pfn) * PAGE_SIZE;
       const a = (pfn * PAGE_SIZE + off) >>> 2;
       const words = this.phys.words;
       if (this.table.huge[c] !== 0 || off < 0 || off >= PAGE_SIZE || words[a] !== encodeHeader(handle)) {
@@ -1050,7 +1059,7 @@ export class ZsPool {
           loc = this.resolveLocked(handle);
           if (loc < 0) throw this.badHandle(handle, 'free');
         }
-        zs = this.phys.fd[(loc >>> OBJ_INDEX_BITS) * FD_WORDS + FD_ZSPAGE]!;
+        zs = getZspageOf(this.phys.fd, objToPfn(loc));
         c = this.zd[zs * ZD_WORDS + ZD_CLASS]!;
         if (c < 0 || c >= ZS_SIZE_CLASSES) continue; // a descriptor being reused: read again
         this.classLock(c, SITE_FREE);
@@ -1064,11 +1073,11 @@ export class ZsPool {
         this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX);
         throw this.badHandle(handle, 'free');
       }
-      zs = this.phys.fd[(loc >>> OBJ_INDEX_BITS) * FD_WORDS + FD_ZSPAGE]!;
+      zs = getZspageOf(this.phys.fd, objToPfn(loc));
       c = this.zd[zs * ZD_WORDS + ZD_CLASS]!;
       this.handles.words[handle] = -1;
     }
-    this.objFree(zs, c, loc >>> OBJ_INDEX_BITS, loc & OBJ_INDEX_MASK);
+    this.objFree(zs, c, objToPfn(loc), objToIdx(loc));
     const fg = this.fixFullness(c, zs);
     if (fg === 0) {
       this.listRemove(c, zs);
@@ -1085,15 +1094,14 @@ export class ZsPool {
    * Then claims the handle word (compare-and-swap to -1), so only one free wins.
    */
   private stillAt(handle: number, loc: number, zs: number, c: number): boolean {
-    const pfn = loc >>> OBJ_INDEX_BITS;
+    const pfn = objToPfn(loc);
     const fd = this.phys.fd;
-    const b = pfn * FD_WORDS;
-    if ((fd[b + FD_FLAGS]! & PG_ZSPAGE) === 0 || fd[b + FD_ZSPAGE] !== zs) return false;
+    if ((getFlags(fd, pfn) & PG_ZSPAGE) === 0 || getZspageOf(fd, pfn) !== zs) return false;
     if (this.zd[zs * ZD_WORDS + ZD_CLASS] !== c || this.zd[zs * ZD_WORDS + ZD_STATE] !== ZS_STATE_LIVE) return false;
     if (this.table.huge[c] !== 0) {
-      if (fd[b + FD_PRIVATE] !== handle) return false;
+      if (getPagePrivate(fd, pfn) !== handle) return false;
     } else {
-      const off = (loc & OBJ_INDEX_MASK) * this.table.size[c]! - fd[b + FD_PRIVATE]! * PAGE_SIZE;
+      const off = objToIdx(loc) * this.table.size[c]! - getPagePrivate(fd, pfn) * PAGE_SIZE;
       if (off < 0 || off >= PAGE_SIZE || this.phys.words[(pfn * PAGE_SIZE + off) >>> 2] !== encodeHeader(handle))
         return false;
     }
@@ -1124,12 +1132,12 @@ export class ZsPool {
       this.poolReadUnlock();
       throw this.badHandle(handle, what);
     }
-    const pfn = loc >>> OBJ_INDEX_BITS;
-    const zs = this.phys.fd[pfn * FD_WORDS + FD_ZSPAGE]!;
+    const pfn = objToPfn(loc);
+    const zs = getZspageOf(this.phys.fd, pfn);
     this.zspageReadLock(zs, SITE_ACCESS);
     this.poolReadUnlock();
     this.accPfn = pfn;
-    this.accIdx = loc & OBJ_INDEX_MASK;
+    this.accIdx = objToIdx(loc);
     return zs;
   }
   private accPfn = 0;
@@ -1143,7 +1151,7 @@ export class ZsPool {
       this.accLen = this.zd[zs * ZD_WORDS + ZD_HUGE_SIZE]!;
       return pfn * PAGE_SIZE;
     }
-    const off = this.accIdx * this.table.size[c]! - this.phys.fd[pfn * FD_WORDS + FD_PRIVATE]! * PAGE_SIZE;
+    const off = this.accIdx * this.table.size[c]! - getPagePrivate(this.phys.fd, pfn) * PAGE_SIZE;
     const addr = pfn * PAGE_SIZE + off;
     this.accLen = this.phys.words[(addr >>> 2) + 1]!;
     return addr + ZS_HANDLE_SIZE;
@@ -1215,7 +1223,7 @@ export class ZsPool {
    * holding byte `addr` (an object crossing a frame boundary continues there).
    */
   nextFrameBase(addr: number): number {
-    const next = this.phys.fd[(addr >>> PAGE_SHIFT) * FD_WORDS + FD_NEXT]!;
+    const next = getNextPfn(this.phys.fd, addr >>> PAGE_SHIFT);
     this.phys.ensure(next);
     return next * PAGE_SIZE;
   }
@@ -1410,11 +1418,11 @@ export class ZsPool {
     if (pfn < 0) throw new ZsError('ENOMEM', `no free block of order ${order}, even after frame compaction`);
     this.phys.ensure(pfn + (1 << order) - 1);
     const fd = this.phys.fd;
-    fd[pfn * FD_WORDS + FD_FLAGS] = PG_RESERVED;
-    fd[pfn * FD_WORDS + FD_ORDER] = order;
+    setFlags(fd, pfn, PG_RESERVED);
+    setOrder(fd, pfn, order);
     for (let k = 1; k < 1 << order; k++) {
-      fd[(pfn + k) * FD_WORDS + FD_FLAGS] = PG_TAIL;
-      fd[(pfn + k) * FD_WORDS + FD_ORDER] = 0;
+      setFlags(fd, pfn + k, PG_TAIL);
+      setOrder(fd, pfn + k, 0);
     }
     return pfn;
   }
@@ -1425,8 +1433,8 @@ export class ZsPool {
       throw new ZsError('EINVAL', `freePages: ${String(pfn)} is not a frame number`);
     const fd = this.phys.fd;
     this.phys.zoneLock();
-    const ok = fd[pfn * FD_WORDS + FD_FLAGS] === PG_RESERVED && fd[pfn * FD_WORDS + FD_ORDER] === order;
-    if (ok) fd[pfn * FD_WORDS + FD_FLAGS] = 0;
+    const ok = getFlags(fd, pfn) === PG_RESERVED && getOrder(fd, pfn) === order;
+    if (ok) setFlags(fd, pfn, 0);
     this.phys.zoneUnlock();
     if (!ok)
       throw new ZsError('EINVAL', `freePages: frame ${pfn} is not the head of an allocated order-${order} block`);
@@ -1439,7 +1447,7 @@ export class ZsPool {
     const out = new Uint8Array(n);
     const fd = this.phys.fd;
     for (let pfn = 0; pfn < n; pfn++) {
-      const f = fd[pfn * FD_WORDS + FD_FLAGS]!;
+      const f = getFlags(fd, pfn);
       out[pfn] = f & PG_ISOLATED ? 3 : f & PG_HUGE ? 2 : f & PG_ZSPAGE ? 1 : f & (PG_RESERVED | PG_TAIL) ? 4 : 0;
     }
     return out;
@@ -1521,20 +1529,20 @@ function verifyLocked(pool: ZsPool): void {
         if (zd[z + ZD_NRPAGES] !== k) throw new Error(`${where}: ${zd[z + ZD_NRPAGES]} pages, class wants ${k}`);
         // frames of the chain
         const chain: number[] = [];
-        for (let pfn = zd[z + ZD_FIRST]!; pfn >= 0; pfn = fd[pfn * FD_WORDS + FD_NEXT]!) {
+        for (let pfn = zd[z + ZD_FIRST]!; pfn >= 0; pfn = getNextPfn(fd, pfn)) {
           if (pfn >= present) throw new Error(`${where}: frame ${pfn} beyond present memory`);
-          const b = pfn * FD_WORDS;
-          if ((fd[b + FD_FLAGS]! & PG_ZSPAGE) === 0) throw new Error(`${where}: frame ${pfn} lacks PG_ZSPAGE`);
-          if (fd[b + FD_ZSPAGE] !== zs) throw new Error(`${where}: frame ${pfn} names zspage ${fd[b + FD_ZSPAGE]}`);
+          if ((getFlags(fd, pfn) & PG_ZSPAGE) === 0) throw new Error(`${where}: frame ${pfn} lacks PG_ZSPAGE`);
+          if (getZspageOf(fd, pfn) !== zs)
+            throw new Error(`${where}: frame ${pfn} names zspage ${getZspageOf(fd, pfn)}`);
           if (owner[pfn] !== 0) throw new Error(`${where}: frame ${pfn} also owned by ${owner[pfn]}`);
           owner[pfn] = zs;
           const i = chain.length;
           if (!t.huge[c]) {
-            if (fd[b + FD_PRIVATE] !== i)
-              throw new Error(`${where}: frame ${pfn} chain index ${fd[b + FD_PRIVATE]} != ${i}`);
+            if (getPagePrivate(fd, pfn) !== i)
+              throw new Error(`${where}: frame ${pfn} chain index ${getPagePrivate(fd, pfn)} != ${i}`);
             const first = Math.ceil((i * PAGE_SIZE) / size) * size - i * PAGE_SIZE;
-            if (fd[b + FD_FIRST_OBJ] !== first)
-              throw new Error(`${where}: frame ${pfn} first_obj_offset ${fd[b + FD_FIRST_OBJ]} != ${first}`);
+            if (getFirstObjOffset(fd, pfn) !== first)
+              throw new Error(`${where}: frame ${pfn} first_obj_offset ${getFirstObjOffset(fd, pfn)} != ${first}`);
           }
           chain.push(pfn);
           if (chain.length > k) throw new Error(`${where}: chain longer than ${k}`);
@@ -1546,8 +1554,8 @@ function verifyLocked(pool: ZsPool): void {
         let freeCount = 0;
         if (t.huge[c]) {
           if (inuse !== 1) throw new Error(`${where}: huge zspage with inuse ${inuse}`);
-          const h = fd[chain[0]! * FD_WORDS + FD_PRIVATE]!;
-          const loc = chain[0]! * (1 << OBJ_INDEX_BITS);
+          const h = getPagePrivate(fd, chain[0]!);
+          const loc = locationToObj(chain[0]!, 0);
           if (!pool.handles.inRange(h) || pool.handles.words[h] !== loc)
             throw new Error(`${where}: huge object's handle ${h} does not point back`);
           bytes += zd[z + ZD_HUGE_SIZE]!;
@@ -1574,14 +1582,14 @@ function verifyLocked(pool: ZsPool): void {
             if ((w & 1) !== 1) throw new Error(`${where}: object ${idx} neither free nor allocated`);
             if (w === RESERVED_HEADER) {
               if (pool.pcpWords === null) throw new Error(`${where}: object ${idx} reserved in a pool without caches`);
-              const loc = pfn * (1 << OBJ_INDEX_BITS) + idx;
+              const loc = locationToObj(pfn, idx);
               if (pool.pcpWords[entryOf(phys.words[(addr >>> 2) + 1]!, c)] !== loc)
                 throw new Error(`${where}: reserved object ${idx}'s magazine position does not name it`);
               reserved.add(loc);
               continue;
             }
             const h = w >>> 1;
-            if (!pool.handles.inRange(h) || pool.handles.words[h] !== pfn * (1 << OBJ_INDEX_BITS) + idx) {
+            if (!pool.handles.inRange(h) || pool.handles.words[h] !== locationToObj(pfn, idx)) {
               throw new Error(`${where}: object ${idx}'s handle ${h} does not point back to it`);
             }
             const osize = phys.words[(addr >>> 2) + 1]!;
@@ -1621,13 +1629,13 @@ function verifyLocked(pool: ZsPool): void {
   }
   // allocPages blocks
   for (let pfn = 0; pfn < present; pfn++) {
-    const f = fd[pfn * FD_WORDS + FD_FLAGS]!;
+    const f = getFlags(fd, pfn);
     if (f === PG_RESERVED) {
-      const order = fd[pfn * FD_WORDS + FD_ORDER]!;
+      const order = getOrder(fd, pfn);
       for (let k = 0; k < 1 << order; k++) {
         if (owner[pfn + k] !== 0)
           throw new Error(`allocPages block ${pfn} overlaps frame ${pfn + k} owned by ${owner[pfn + k]}`);
-        if (k > 0 && fd[(pfn + k) * FD_WORDS + FD_FLAGS] !== PG_TAIL)
+        if (k > 0 && getFlags(fd, pfn + k) !== PG_TAIL)
           throw new Error(`allocPages block ${pfn}: frame ${pfn + k} is not a tail`);
         owner[pfn + k] = -2;
       }
@@ -1635,9 +1643,9 @@ function verifyLocked(pool: ZsPool): void {
   }
   for (let pfn = 0; pfn < present; pfn++) {
     // a frame isolated for migration whose zspage was freed meanwhile: the migrator frees it
-    if (owner[pfn] === 0 && fd[pfn * FD_WORDS + FD_FLAGS] === PG_ISOLATED) owner[pfn] = -3;
+    if (owner[pfn] === 0 && getFlags(fd, pfn) === PG_ISOLATED) owner[pfn] = -3;
     // a frame of a zspage another thread is building right now (no lock covers that)
-    if (owner[pfn] === 0 && (fd[pfn * FD_WORDS + FD_FLAGS]! & PG_NEW) !== 0) owner[pfn] = -4;
+    if (owner[pfn] === 0 && (getFlags(fd, pfn) & PG_NEW) !== 0) owner[pfn] = -4;
     if (owner[pfn] === 0) throw new Error(`frame ${pfn} is neither free, nor in a zspage, nor allocated (leaked)`);
   }
   // every live handle was matched by exactly one object

@@ -1,0 +1,126 @@
+// Frame descriptors (the kernel's struct page) and frame addressing. Owns the
+// layout of a frame's descriptor in shared memory (FD_WORDS Int32 fields per
+// frame), the page flags, one-line getters and setters for every field, and the
+// arithmetic that turns a frame number and an offset into an address in the
+// memory views. Nothing else in the package spells out `pfn * FD_WORDS + F` or
+// `pfn * PAGE_SIZE`: a wider address space changes these functions only.
+// They are tiny and monomorphic (Int32Array, numbers) so V8 inlines them.
+
+import { PAGE_SHIFT, PAGE_SIZE } from './constants.js';
+
+// ---- frame descriptor ("struct page"): Int32 fields, FD_WORDS per frame
+export const FD_WORDS = 8;
+export const FD_FLAGS = 0;
+export const FD_ORDER = 1;
+/** zspage id owning the frame (zspage frames). */
+export const FD_ZSPAGE = 2;
+/** Offset in this frame of the first object that starts in it. */
+export const FD_FIRST_OBJ = 3;
+/** Next frame of the zspage chain, -1 at the end. */
+export const FD_NEXT = 4;
+/** Buddy free-list links (free block heads). */
+export const FD_LPREV = 5;
+export const FD_LNEXT = 6;
+/** Huge zspage: the handle of its single object. Otherwise the frame's index in the chain. */
+export const FD_PRIVATE = 7;
+
+export const PG_BUDDY = 1; // head of a free buddy block
+export const PG_ZSPAGE = 2; // frame of a zspage (movable)
+export const PG_ISOLATED = 4; // isolated for migration
+export const PG_RESERVED = 8; // head of a block handed out by allocPages (unmovable)
+export const PG_HUGE = 16; // zspage frame holding one huge object
+export const PG_TAIL = 32; // non-head frame of an allocPages block
+export const PG_NEW = 64; // frame of a zspage being built: not yet movable (not on any list)
+
+// ---- fields (page->flags, buddy order, get_zspage, first_obj_offset, get_next_page, lru links, page_private)
+
+export function getFlags(fd: Int32Array, pfn: number): number {
+  return fd[pfn * FD_WORDS + FD_FLAGS]!;
+}
+export function setFlags(fd: Int32Array, pfn: number, v: number): void {
+  fd[pfn * FD_WORDS + FD_FLAGS] = v;
+}
+export function getOrder(fd: Int32Array, pfn: number): number {
+  return fd[pfn * FD_WORDS + FD_ORDER]!;
+}
+export function setOrder(fd: Int32Array, pfn: number, v: number): void {
+  fd[pfn * FD_WORDS + FD_ORDER] = v;
+}
+/** The zspage that owns a zspage frame. */
+export function getZspageOf(fd: Int32Array, pfn: number): number {
+  return fd[pfn * FD_WORDS + FD_ZSPAGE]!;
+}
+export function setZspageOf(fd: Int32Array, pfn: number, zs: number): void {
+  fd[pfn * FD_WORDS + FD_ZSPAGE] = zs;
+}
+export function getFirstObjOffset(fd: Int32Array, pfn: number): number {
+  return fd[pfn * FD_WORDS + FD_FIRST_OBJ]!;
+}
+export function setFirstObjOffset(fd: Int32Array, pfn: number, v: number): void {
+  fd[pfn * FD_WORDS + FD_FIRST_OBJ] = v;
+}
+/** The next frame of a zspage's chain, -1 after the last. */
+export function getNextPfn(fd: Int32Array, pfn: number): number {
+  return fd[pfn * FD_WORDS + FD_NEXT]!;
+}
+export function setNextPfn(fd: Int32Array, pfn: number, next: number): void {
+  fd[pfn * FD_WORDS + FD_NEXT] = next;
+}
+export function getBuddyPrev(fd: Int32Array, pfn: number): number {
+  return fd[pfn * FD_WORDS + FD_LPREV]!;
+}
+export function setBuddyPrev(fd: Int32Array, pfn: number, v: number): void {
+  fd[pfn * FD_WORDS + FD_LPREV] = v;
+}
+export function getBuddyNext(fd: Int32Array, pfn: number): number {
+  return fd[pfn * FD_WORDS + FD_LNEXT]!;
+}
+export function setBuddyNext(fd: Int32Array, pfn: number, v: number): void {
+  fd[pfn * FD_WORDS + FD_LNEXT] = v;
+}
+/** A huge zspage frame: its object's handle; any other zspage frame: its index in the chain. */
+export function getPagePrivate(fd: Int32Array, pfn: number): number {
+  return fd[pfn * FD_WORDS + FD_PRIVATE]!;
+}
+export function setPagePrivate(fd: Int32Array, pfn: number, v: number): void {
+  fd[pfn * FD_WORDS + FD_PRIVATE] = v;
+}
+/** Zeroes every field of a frame's descriptor (a frame new to the pool). */
+export function clearPageDesc(fd: Int32Array, pfn: number): void {
+  fd.fill(0, pfn * FD_WORDS, pfn * FD_WORDS + FD_WORDS);
+}
+/** Bytes of shared memory the descriptors of `frames` frames take. */
+export function pageDescBytes(frames: number): number {
+  return frames * FD_WORDS * 4;
+}
+
+// ---- frame addressing (the memory views: bytes and Int32 words)
+
+/** Byte address of the first byte of frame pfn. */
+export function frameBase(pfn: number): number {
+  return pfn * PAGE_SIZE;
+}
+/** Byte address of byte `off` of frame pfn. */
+export function frameByte(pfn: number, off: number): number {
+  return pfn * PAGE_SIZE + off;
+}
+/** Word address (index in the Int32 view) of byte `off` (a multiple of 4) of frame pfn. */
+export function frameWord(pfn: number, off: number): number {
+  return (pfn * PAGE_SIZE + off) >>> 2;
+}
+/** Word address of a byte address (a multiple of 4). */
+export function byteToWord(addr: number): number {
+  return addr >>> 2;
+}
+/** Byte address of a word address. */
+export function wordToByte(w: number): number {
+  return w * 4;
+}
+/** The frame holding byte address addr. */
+export function byteToPfn(addr: number): number {
+  return addr >>> PAGE_SHIFT;
+}
+/** Offset of byte address addr inside its frame. */
+export function offsetInFrame(addr: number): number {
+  return addr & (PAGE_SIZE - 1);
+}
