@@ -22,11 +22,22 @@ import {
   P_MIG_GONE,
 } from './pool-layout.js';
 
-import type { ZsPool } from './pool.js';
-
 import { entryOf } from './percpu-cache.js';
 
-import { RESERVED_HEADER, ZD_CLASS, ZD_FIRST, ZD_ISOLATED, ZD_WORDS } from './zspage.js';
+import {
+  RESERVED_HEADER,
+  ZD_CLASS,
+  ZD_FIRST,
+  ZD_ISOLATED,
+  ZD_WORDS,
+  zspageWriteTrylock,
+  zspageWriteUnlock,
+} from './zspage.js';
+import type { HandleTable } from './handles.js';
+import type { PoolLockPolicy } from './lock-policy.js';
+import type { LockContext } from './locks.js';
+import type { PhysMem } from './phys-mem.js';
+import type { SizeClassTable } from './size-class.js';
 
 import { SITE_FRAME_MIGRATION } from './lock-classes.js';
 import {
@@ -50,14 +61,27 @@ import {
 } from './page-desc.js';
 import { locationToObj } from './location.js';
 
+/** What migration works on: memory, the zspages, the handles, the locks and the counters. */
+export interface MigrationSpace {
+  readonly phys: PhysMem;
+  readonly zd: Int32Array;
+  readonly table: SizeClassTable;
+  readonly handles: HandleTable;
+  readonly locks: LockContext;
+  readonly lock: PoolLockPolicy;
+  readonly ctl: Int32Array;
+  /** The per-CPU caches' words (null without caches): a reserved object's magazine entry moves with it. */
+  readonly pcpWords: Int32Array | null;
+}
+
 export const MIGRATE_OK = 0;
 export const MIGRATE_EBUSY = 1;
 export const MIGRATE_ENOMEM = 2;
 export const MIGRATE_GONE = 3;
 
 /** Is the frame movable right now (a zspage frame not already isolated)? Unlocked hint. */
-export function isMovable(pool: ZsPool, pfn: number): boolean {
-  const f = getFlags(pool.phys.fd, pfn);
+export function isMovable(s: MigrationSpace, pfn: number): boolean {
+  const f = getFlags(s.phys.fd, pfn);
   return (f & PG_ZSPAGE) !== 0 && (f & PG_ISOLATED) === 0;
 }
 
@@ -68,62 +92,62 @@ export function isMovable(pool: ZsPool, pfn: number): boolean {
  * id with both locks held, or 0 with only the pool lock held when the frame is
  * no longer part of a zspage.
  */
-function lockFrameOwner(pool: ZsPool, pfn: number): number {
-  const fd = pool.phys.fd;
-  pool.poolWriteLock(SITE_FRAME_MIGRATION);
+function lockFrameOwner(s: MigrationSpace, pfn: number): number {
+  const fd = s.phys.fd;
+  s.lock.poolWriteLock(SITE_FRAME_MIGRATION);
   for (;;) {
     if ((getFlags(fd, pfn) & PG_ZSPAGE) === 0) return 0;
     const zs = getZspageOf(fd, pfn);
-    const c = pool.zd[zs * ZD_WORDS + ZD_CLASS]!;
-    pool.classLock(c, SITE_FRAME_MIGRATION);
-    if ((getFlags(fd, pfn) & PG_ZSPAGE) !== 0 && getZspageOf(fd, pfn) === zs && pool.zd[zs * ZD_WORDS + ZD_CLASS] === c)
+    const c = s.zd[zs * ZD_WORDS + ZD_CLASS]!;
+    s.lock.classLock(c, SITE_FRAME_MIGRATION);
+    if ((getFlags(fd, pfn) & PG_ZSPAGE) !== 0 && getZspageOf(fd, pfn) === zs && s.zd[zs * ZD_WORDS + ZD_CLASS] === c)
       return zs;
-    pool.classUnlock(c);
+    s.lock.classUnlock(c);
   }
 }
 
-function unlockFrameOwner(pool: ZsPool, zs: number): void {
-  if (zs !== 0) pool.classUnlock(pool.zd[zs * ZD_WORDS + ZD_CLASS]!);
-  pool.poolWriteUnlock();
+function unlockFrameOwner(s: MigrationSpace, zs: number): void {
+  if (zs !== 0) s.lock.classUnlock(s.zd[zs * ZD_WORDS + ZD_CLASS]!);
+  s.lock.poolWriteUnlock();
 }
 
 /** Frees a frame left isolated by a zspage that died meanwhile (pool lock held). */
-function takeOrphan(pool: ZsPool, pfn: number): boolean {
-  const fd = pool.phys.fd;
+function takeOrphan(s: MigrationSpace, pfn: number): boolean {
+  const fd = s.phys.fd;
   if (getFlags(fd, pfn) !== PG_ISOLATED) return false;
   setFlags(fd, pfn, 0);
   return true;
 }
 
 /** isolate: marks a zspage frame isolated for migration. False if it is not (or no longer) one. */
-export function isolateFrame(pool: ZsPool, pfn: number): boolean {
-  const fd = pool.phys.fd;
-  const zs = lockFrameOwner(pool, pfn);
+export function isolateFrame(s: MigrationSpace, pfn: number): boolean {
+  const fd = s.phys.fd;
+  const zs = lockFrameOwner(s, pfn);
   let ok = false;
   if (zs !== 0 && (getFlags(fd, pfn) & PG_ISOLATED) === 0) {
     setFlags(fd, pfn, getFlags(fd, pfn) | PG_ISOLATED);
-    pool.zd[zs * ZD_WORDS + ZD_ISOLATED]!++;
+    s.zd[zs * ZD_WORDS + ZD_ISOLATED]!++;
     ok = true;
   }
-  unlockFrameOwner(pool, zs);
+  unlockFrameOwner(s, zs);
   return ok;
 }
 
 /** putback: a frame whose migration failed goes back to its zspage (or is freed if orphaned). */
-export function putbackFrame(pool: ZsPool, pfn: number): void {
-  const fd = pool.phys.fd;
-  const zs = lockFrameOwner(pool, pfn);
+export function putbackFrame(s: MigrationSpace, pfn: number): void {
+  const fd = s.phys.fd;
+  const zs = lockFrameOwner(s, pfn);
   let orphan = false;
   if (zs !== 0) {
     if ((getFlags(fd, pfn) & PG_ISOLATED) !== 0) {
       setFlags(fd, pfn, getFlags(fd, pfn) & ~PG_ISOLATED);
-      pool.zd[zs * ZD_WORDS + ZD_ISOLATED]!--;
+      s.zd[zs * ZD_WORDS + ZD_ISOLATED]!--;
     }
   } else {
-    orphan = takeOrphan(pool, pfn);
+    orphan = takeOrphan(s, pfn);
   }
-  unlockFrameOwner(pool, zs);
-  if (orphan) pool.phys.freeBlock(pfn, 0);
+  unlockFrameOwner(s, zs);
+  if (orphan) s.phys.freeBlock(pfn, 0);
 }
 
 /**
@@ -131,35 +155,35 @@ export function putbackFrame(pool: ZsPool, pfn: number): void {
  * lists by the caller, or -1 to take any free frame). On failure the caller still
  * owns `target` and the frame stays isolated (putback it).
  */
-export function migrateFrame(pool: ZsPool, pfn: number, target: number): number {
-  const fd = pool.phys.fd;
-  const zs = lockFrameOwner(pool, pfn);
+export function migrateFrame(s: MigrationSpace, pfn: number, target: number): number {
+  const fd = s.phys.fd;
+  const zs = lockFrameOwner(s, pfn);
   if (zs === 0) {
     // The zspage was freed while the frame was isolated: nothing to move.
-    const orphan = takeOrphan(pool, pfn);
-    pool.poolWriteUnlock();
-    if (orphan) pool.phys.freeBlock(pfn, 0);
-    pool.bump(P_MIG_GONE);
+    const orphan = takeOrphan(s, pfn);
+    s.lock.poolWriteUnlock();
+    if (orphan) s.phys.freeBlock(pfn, 0);
+    Atomics.add(s.ctl, P_MIG_GONE, 1);
     return MIGRATE_GONE;
   }
-  const c = pool.zd[zs * ZD_WORDS + ZD_CLASS]!;
-  if (!pool.zspageWriteTrylock(zs, SITE_FRAME_MIGRATION)) {
-    unlockFrameOwner(pool, zs);
-    pool.bump(P_MIG_EBUSY);
+  const c = s.zd[zs * ZD_WORDS + ZD_CLASS]!;
+  if (!zspageWriteTrylock(s.locks, s.zd, zs, SITE_FRAME_MIGRATION)) {
+    unlockFrameOwner(s, zs);
+    Atomics.add(s.ctl, P_MIG_EBUSY, 1);
     return MIGRATE_EBUSY;
   }
   if (target < 0) {
-    target = pool.phys.allocBlock(0, true);
+    target = s.phys.allocBlock(0, true);
     if (target < 0) {
-      pool.zspageWriteUnlock(zs);
-      unlockFrameOwner(pool, zs);
-      pool.bump(P_MIG_ENOMEM);
+      zspageWriteUnlock(s.locks, s.zd, zs);
+      unlockFrameOwner(s, zs);
+      Atomics.add(s.ctl, P_MIG_ENOMEM, 1);
       return MIGRATE_ENOMEM;
     }
   }
-  pool.phys.ensure(Math.max(target, pfn));
+  s.phys.ensure(Math.max(target, pfn));
   // copy the whole frame
-  pool.phys.bytes.copyWithin(frameBase(target), frameBase(pfn), frameByte(pfn, PAGE_SIZE));
+  s.phys.bytes.copyWithin(frameBase(target), frameBase(pfn), frameByte(pfn, PAGE_SIZE));
   const wasIsolated = (getFlags(fd, pfn) & PG_ISOLATED) !== 0;
   const f = getFlags(fd, pfn) & ~PG_ISOLATED;
   setFlags(fd, target, f);
@@ -169,9 +193,9 @@ export function migrateFrame(pool: ZsPool, pfn: number, target: number): number 
   setPagePrivate(fd, target, getPagePrivate(fd, pfn));
   // relink the chain
   const z = zs * ZD_WORDS;
-  if (pool.zd[z + ZD_FIRST] === pfn) pool.zd[z + ZD_FIRST] = target;
+  if (s.zd[z + ZD_FIRST] === pfn) s.zd[z + ZD_FIRST] = target;
   else {
-    let p = pool.zd[z + ZD_FIRST]!;
+    let p = s.zd[z + ZD_FIRST]!;
     while (getNextPfn(fd, p) !== pfn) p = getNextPfn(fd, p);
     setNextPfn(fd, p, target);
   }
@@ -179,13 +203,13 @@ export function migrateFrame(pool: ZsPool, pfn: number, target: number): number 
   if ((f & PG_HUGE) !== 0) {
     const h = getPagePrivate(fd, pfn);
     if (h !== 0) {
-      pool.handles.inRange(h);
-      pool.handles.words[h] = locationToObj(target, 0);
+      s.handles.inRange(h);
+      s.handles.words[h] = locationToObj(target, 0);
     }
   } else {
-    const size = pool.table.size[c]!;
-    const words = pool.phys.words;
-    const objs = pool.table.objsPerZspage[c]!;
+    const size = s.table.size[c]!;
+    const words = s.phys.words;
+    const objs = s.table.objsPerZspage[c]!;
     const off0 = getFirstObjOffset(fd, pfn);
     // objects that start in this frame, by index (no division per object); the
     // tail of the last frame is waste, not objects
@@ -197,22 +221,22 @@ export function migrateFrame(pool: ZsPool, pfn: number, target: number): number 
       if ((w & 1) === 0) continue;
       if (w === RESERVED_HEADER) {
         // reserved by a per-CPU cache (its owner is quiesced): move its magazine entry
-        pool.pcpWords![entryOf(words[a + 1]!, c)] = loc;
+        s.pcpWords![entryOf(words[a + 1]!, c)] = loc;
         continue;
       }
       const h = w >>> 1;
-      if (!pool.handles.inRange(h))
+      if (!s.handles.inRange(h))
         throw new Error(`migrate: object at offset ${off} of frame ${pfn} has handle ${h} out of range`);
-      pool.handles.words[h] = loc;
+      s.handles.words[h] = loc;
     }
   }
-  if (wasIsolated) pool.zd[z + ZD_ISOLATED]!--;
+  if (wasIsolated) s.zd[z + ZD_ISOLATED]!--;
   setFlags(fd, pfn, 0);
   setZspageOf(fd, pfn, 0);
-  pool.zspageWriteUnlock(zs);
-  unlockFrameOwner(pool, zs);
-  pool.phys.freeBlock(pfn, 0);
-  pool.bump(P_MIGRATED);
+  zspageWriteUnlock(s.locks, s.zd, zs);
+  unlockFrameOwner(s, zs);
+  s.phys.freeBlock(pfn, 0);
+  Atomics.add(s.ctl, P_MIGRATED, 1);
   return MIGRATE_OK;
 }
 
@@ -220,12 +244,12 @@ export function migrateFrame(pool: ZsPool, pfn: number, target: number): number 
  * Migrates one zspage frame to any free frame, isolating it for the duration of
  * one hold of the locks (the frame compactor isolates first and migrates later).
  */
-export function migratePage(pool: ZsPool, pfn: number): number {
-  return migrateFrame(pool, pfn, -1);
+export function migratePage(s: MigrationSpace, pfn: number): number {
+  return migrateFrame(s, pfn, -1);
 }
 
-function hasFreeBlock(pool: ZsPool, order: number): boolean {
-  const info = pool.phys.buddyinfo();
+function hasFreeBlock(s: MigrationSpace, order: number): boolean {
+  const info = s.phys.buddyinfo();
   for (let o = order; o < info.length; o++) if (info[o]! > 0) return true;
   return false;
 }
@@ -242,16 +266,16 @@ export interface FrameCompactResult {
  * first move into free frames found by the second, until a free block of `order`
  * appears or the scanners meet.
  */
-export function compactFrames(pool: ZsPool, order: number): FrameCompactResult {
-  pool.bump(P_KC_RUNS);
-  const phys = pool.phys;
+export function compactFrames(s: MigrationSpace, order: number): FrameCompactResult {
+  Atomics.add(s.ctl, P_KC_RUNS, 1);
+  const phys = s.phys;
   const fd = phys.fd;
   let mig = phys.presentFrames - 1;
   let free = 0;
   let migrated = 0;
   let failed = 0;
-  while (mig > free && !hasFreeBlock(pool, order)) {
-    while (mig > free && !isMovable(pool, mig)) mig--;
+  while (mig > free && !hasFreeBlock(s, order)) {
+    while (mig > free && !isMovable(s, mig)) mig--;
     if (mig <= free) break;
     // free scanner: take the lowest free frame below the migration scanner
     let target = -1;
@@ -265,9 +289,9 @@ export function compactFrames(pool: ZsPool, order: number): FrameCompactResult {
     phys.zoneUnlock();
     if (target < 0) break;
     let r = MIGRATE_GONE;
-    if (isolateFrame(pool, mig)) {
-      r = migrateFrame(pool, mig, target);
-      if (r !== MIGRATE_OK && r !== MIGRATE_GONE) putbackFrame(pool, mig);
+    if (isolateFrame(s, mig)) {
+      r = migrateFrame(s, mig, target);
+      if (r !== MIGRATE_OK && r !== MIGRATE_GONE) putbackFrame(s, mig);
     }
     if (r === MIGRATE_OK) migrated++;
     else {
@@ -276,7 +300,7 @@ export function compactFrames(pool: ZsPool, order: number): FrameCompactResult {
     }
     mig--;
   }
-  const success = hasFreeBlock(pool, order);
-  pool.bump(success ? P_KC_SUCCESS : P_KC_FAIL);
+  const success = hasFreeBlock(s, order);
+  Atomics.add(s.ctl, success ? P_KC_SUCCESS : P_KC_FAIL, 1);
   return { migrated, failed, success };
 }

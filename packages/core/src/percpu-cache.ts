@@ -29,13 +29,15 @@
 
 import { CPU_DEAD, cpuState } from './cpu-registry.js';
 
-import { PAGE_SIZE, ZS_INUSE_RATIO_99, ZS_SIZE_CLASSES } from './constants.js';
-
-import type { ZsPool } from './pool.js';
+import { ZS_SIZE_CLASSES } from './constants.js';
+import { type ClassLists, findZspage, fixFullness } from './fullness.js';
+import type { HandleTable } from './handles.js';
+import type { MoverGate } from './lock-policy.js';
 
 import { CL_OBJ_USED, CL_WORDS, RESERVED_HEADER } from './zspage.js';
-import { getPagePrivate, getZspageOf } from './page-desc.js';
-import { objToIdx, objToPfn } from './location.js';
+import { objToIdx } from './location.js';
+import { objHeaderWord, objReserve, objUnreserve, zspageOfObj } from './objects.js';
+import { type ZspageSpace, newZspageLocked, putbackOrFree } from './zspage-alloc.js';
 
 /** CPUs that get caches; threads with a higher CPU id take the locked path. */
 export const PCP_MAX_CPUS = 64;
@@ -94,15 +96,34 @@ export function entryOf(ref: number, c: number): number {
   return slotOf((ref / PCP_CAPACITY) | 0, c) + MG_ENTRIES + (ref % PCP_CAPACITY);
 }
 
-/** Word address of the object a location word names (its frame is in the views). */
-function objectWord(pool: ZsPool, c: number, loc: number): number {
-  const pfn = objToPfn(loc);
-  pool.phys.ensure(pfn);
-  const off = objToIdx(loc) * pool.table.size[c]! - getPagePrivate(pool.phys.fd, pfn) * PAGE_SIZE;
-  return (pfn * PAGE_SIZE + off) >>> 2;
+/** The gates of every CPU, as the pool lock for writing stops them (lock-policy.ts). */
+export class CacheGates implements MoverGate {
+  private readonly words: Int32Array;
+  private readonly reg: Int32Array;
+  private readonly regBase: number;
+
+  constructor(words: Int32Array, reg: Int32Array, regBase: number) {
+    this.words = words;
+    this.reg = reg;
+    this.regBase = regBase;
+  }
+  quiesce(): void {
+    PerCpuCache.quiesce(this.words, this.reg, this.regBase);
+  }
+  unquiesce(): void {
+    PerCpuCache.unquiesce(this.words);
+  }
 }
-function zspageOfLoc(pool: ZsPool, loc: number): number {
-  return getZspageOf(pool.phys.fd, objToPfn(loc));
+
+/** What refill, flush, drain and reclaim work on: the lists, zspages, counters, handles and the caches. */
+export interface CacheSpace extends ClassLists, ZspageSpace {
+  readonly clsBytes: Float64Array;
+  readonly handles: HandleTable;
+  /** This thread's caches (null when off, or for a CPU id past PCP_MAX_CPUS). */
+  readonly pcp: PerCpuCache | null;
+  /** Every CPU's caches (null when the pool has none). */
+  readonly pcpWords: Int32Array | null;
+  readonly pcpBytes: Float64Array | null;
 }
 
 /** One CPU's view of the caches: its magazines and the entry/exit protocol. */
@@ -189,42 +210,39 @@ export class PerCpuCache {
   /** Calls fn(entry) for every entry of every CPU's magazine of class c (movers only). */
   static forEachEntry(w: Int32Array, c: number, fn: (entry: number, cpu: number) => void): void {
     for (let cpu = 0; cpu < PCP_MAX_CPUS; cpu++) {
-      const s = slotOf(cpu, c);
-      const n = w[s + MG_COUNT]!;
-      for (let k = 0; k < n; k++) fn(w[s + MG_ENTRIES + k]!, cpu);
+      const m = slotOf(cpu, c);
+      const n = w[m + MG_COUNT]!;
+      for (let k = 0; k < n; k++) fn(w[m + MG_ENTRIES + k]!, cpu);
     }
   }
 }
 
 /** Folds one magazine's unfolded counts into class c (class lock held). */
-function foldLocked(pool: ZsPool, words: Int32Array, bytes: Float64Array, cpu: number, c: number): void {
-  const s = slotOf(cpu, c);
-  const used = words[s + MG_USED]!;
+function foldLocked(s: CacheSpace, words: Int32Array, bytes: Float64Array, cpu: number, c: number): void {
+  const m = slotOf(cpu, c);
+  const used = words[m + MG_USED]!;
   const b = bytes[cpu * ZS_SIZE_CLASSES + c]!;
   if (used !== 0) {
-    pool.cls[c * CL_WORDS + CL_OBJ_USED]! += used;
-    words[s + MG_USED] = 0;
+    s.cls[c * CL_WORDS + CL_OBJ_USED]! += used;
+    words[m + MG_USED] = 0;
   }
   if (b !== 0) {
-    pool.clsBytes[c] = pool.clsBytes[c]! + b;
+    s.clsBytes[c] = s.clsBytes[c]! + b;
     bytes[cpu * ZS_SIZE_CLASSES + c] = 0;
   }
 }
 
 /** Gives the top `n` objects of a magazine back to their zspages (class lock held). */
-function returnLocked(pool: ZsPool, words: Int32Array, cpu: number, c: number, n: number): void {
-  const s = slotOf(cpu, c);
-  let count = words[s + MG_COUNT]!;
+function returnLocked(s: CacheSpace, words: Int32Array, cpu: number, c: number, n: number): void {
+  const m = slotOf(cpu, c);
+  let count = words[m + MG_COUNT]!;
   for (; n > 0 && count > 0; n--) {
-    const e = words[s + MG_ENTRIES + count - 1]!;
+    const e = words[m + MG_ENTRIES + count - 1]!;
     count--;
-    words[s + MG_COUNT] = count;
-    const zs = zspageOfLoc(pool, e);
-    pool.objUnreserve(zs, c, objToIdx(e));
-    if (pool.fixFullness(c, zs) === 0) {
-      pool.listRemove(c, zs);
-      pool.freeZspage(c, zs);
-    }
+    words[m + MG_COUNT] = count;
+    const zs = zspageOfObj(s.phys.fd, e);
+    objUnreserve(s, zs, c, objToIdx(e));
+    putbackOrFree(s, c, zs);
   }
 }
 
@@ -235,62 +253,62 @@ function returnLocked(pool: ZsPool, words: Int32Array, cpu: number, c: number, n
  * get the very objects the locked path would have given them, in the same order.
  * False if nothing could be reserved (out of memory; the locked path reports it).
  */
-export function refillMagazine(pool: ZsPool, c: number): boolean {
-  const pcp = pool.pcp!;
+export function refillMagazine(s: CacheSpace, c: number): boolean {
+  const pcp = s.pcp!;
   const words = pcp.words;
-  const s = pcp.slot(c);
-  pool.mallocLock(c);
-  foldLocked(pool, words, pcp.bytes, pcp.cpu, c);
-  let count = words[s + MG_COUNT]!;
+  const m = pcp.slot(c);
+  s.lock.mallocLock(c);
+  foldLocked(s, words, pcp.bytes, pcp.cpu, c);
+  let count = words[m + MG_COUNT]!;
   let start = count;
   while (count < PCP_BATCH) {
-    let zs = pool.firstInGroups(c, ZS_INUSE_RATIO_99, 0);
+    let zs = findZspage(s, c);
     if (zs === 0) {
-      pool.mallocUnlock(c);
-      zs = pool.newZspageLocked(c);
+      s.lock.mallocUnlock(c);
+      zs = newZspageLocked(s, c);
       if (zs === 0) {
         // out of memory: keep what was reserved (in pop order) if anything
-        pool.mallocLock(c);
-        count = words[s + MG_COUNT]!;
-        stackBatch(pool, c, words, s, Math.min(start, count), count);
-        pool.mallocUnlock(c);
+        s.lock.mallocLock(c);
+        count = words[m + MG_COUNT]!;
+        stackBatch(s, c, words, m, Math.min(start, count), count);
+        s.lock.mallocUnlock(c);
         return count > 0;
       }
-      count = words[s + MG_COUNT]!; // a drain may have run while the lock was dropped
+      count = words[m + MG_COUNT]!; // a drain may have run while the lock was dropped
       if (count < start) start = count;
     }
-    const loc = pool.objReserve(zs, c);
-    pool.fixFullness(c, zs);
-    words[s + MG_ENTRIES + count] = loc;
+    const loc = objReserve(s, zs, c);
+    fixFullness(s, c, zs);
+    words[m + MG_ENTRIES + count] = loc;
     // named at once: migration may move it while the lock is dropped to build a zspage
-    pool.phys.words[objectWord(pool, c, loc) + 1] = backRef(pcp.cpu, count);
+    s.phys.words[objHeaderWord(s, c, loc) + 1] = backRef(pcp.cpu, count);
     count++;
-    words[s + MG_COUNT] = count;
+    words[m + MG_COUNT] = count;
   }
-  stackBatch(pool, c, words, s, start, count);
-  pool.mallocUnlock(c);
+  stackBatch(s, c, words, m, start, count);
+  s.lock.mallocUnlock(c);
   return true;
 }
 
 /** Reverses a new batch (first reserved on top) and points each object at its position. */
-function stackBatch(pool: ZsPool, c: number, words: Int32Array, s: number, from: number, to: number): void {
-  for (let i = s + MG_ENTRIES + from, j = s + MG_ENTRIES + to - 1; i < j; i++, j--) {
+function stackBatch(s: CacheSpace, c: number, words: Int32Array, m: number, from: number, to: number): void {
+  for (let i = m + MG_ENTRIES + from, j = m + MG_ENTRIES + to - 1; i < j; i++, j--) {
     const t = words[i]!;
     words[i] = words[j]!;
     words[j] = t;
   }
-  const cpu = pool.pcp!.cpu;
-  const phys = pool.phys.words;
-  for (let k = from; k < to; k++) phys[objectWord(pool, c, words[s + MG_ENTRIES + k]!) + 1] = backRef(cpu, k);
+  const cpu = s.pcp!.cpu;
+  const phys = s.phys.words;
+  for (let k = from; k < to; k++) phys[objHeaderWord(s, c, words[m + MG_ENTRIES + k]!) + 1] = backRef(cpu, k);
 }
 
 /** Gives the top half of this CPU's full magazine of class c back to the zspages. */
-export function flushMagazine(pool: ZsPool, c: number): void {
-  const pcp = pool.pcp!;
-  pool.mallocLock(c);
-  foldLocked(pool, pcp.words, pcp.bytes, pcp.cpu, c);
-  returnLocked(pool, pcp.words, pcp.cpu, c, PCP_CAPACITY - PCP_BATCH);
-  pool.mallocUnlock(c);
+export function flushMagazine(s: CacheSpace, c: number): void {
+  const pcp = s.pcp!;
+  s.lock.mallocLock(c);
+  foldLocked(s, pcp.words, pcp.bytes, pcp.cpu, c);
+  returnLocked(s, pcp.words, pcp.cpu, c, PCP_CAPACITY - PCP_BATCH);
+  s.lock.mallocUnlock(c);
 }
 
 /**
@@ -299,48 +317,47 @@ export function flushMagazine(pool: ZsPool, c: number): void {
  * may have stopped inside an operation: an entry whose object already names a
  * handle that points back at it was handed out, and stays allocated and used.
  */
-function drainLocked(pool: ZsPool, words: Int32Array, bytes: Float64Array, cpu: number, c: number): number {
-  const s = slotOf(cpu, c);
-  const n = words[s + MG_COUNT]!;
-  foldLocked(pool, words, bytes, cpu, c);
+function drainLocked(s: CacheSpace, words: Int32Array, bytes: Float64Array, cpu: number, c: number): number {
+  const m = slotOf(cpu, c);
+  const n = words[m + MG_COUNT]!;
+  foldLocked(s, words, bytes, cpu, c);
   if (n === 0) return 0;
   // entries whose object was handed out by an interrupted malloc: drop them from the stack first
   let keep = 0;
   for (let k = 0; k < n; k++) {
-    const e = words[s + MG_ENTRIES + k]!;
-    if (reservedObject(pool, c, e)) words[s + MG_ENTRIES + keep++] = e;
-    else pool.cls[c * CL_WORDS + CL_OBJ_USED]!++;
+    const e = words[m + MG_ENTRIES + k]!;
+    if (reservedObject(s, c, e)) words[m + MG_ENTRIES + keep++] = e;
+    else s.cls[c * CL_WORDS + CL_OBJ_USED]!++;
   }
-  words[s + MG_COUNT] = keep;
-  returnLocked(pool, words, cpu, c, keep);
+  words[m + MG_COUNT] = keep;
+  returnLocked(s, words, cpu, c, keep);
   return keep;
 }
 
 /** Is the object an entry names still reserved (its header RESERVED_HEADER)? */
-function reservedObject(pool: ZsPool, c: number, e: number): boolean {
-  const w = pool.phys.words[objectWord(pool, c, e)]!;
+function reservedObject(s: CacheSpace, c: number, e: number): boolean {
+  const w = s.phys.words[objHeaderWord(s, c, e)]!;
   if (w === RESERVED_HEADER) return true;
   const h = w >>> 1;
-  if ((w & 1) === 0 || !pool.handles.inRange(h)) return true; // not a live object: give it back
-  return pool.handles.words[h] !== e;
+  if ((w & 1) === 0 || !s.handles.inRange(h)) return true; // not a live object: give it back
+  return s.handles.words[h] !== e;
 }
 
 /** Drains every CPU's magazines (a mover: pool lock for writing, then each class lock). */
-export function drainAllCaches(pool: ZsPool): number {
-  const shared = pool.shared.percpu!;
-  const words = new Int32Array(shared.words);
-  const bytes = new Float64Array(shared.bytes);
+export function drainAllCaches(s: CacheSpace): number {
+  const words = s.pcpWords!;
+  const bytes = s.pcpBytes!;
   let n = 0;
-  pool.poolWriteLock();
+  s.lock.poolWriteLock();
   try {
-    for (const c of pool.table.distinct) {
-      if (pool.table.huge[c] !== 0) continue;
-      pool.classLock(c);
-      for (let cpu = 0; cpu < PCP_MAX_CPUS; cpu++) n += drainLocked(pool, words, bytes, cpu, c);
-      pool.classUnlock(c);
+    for (const c of s.table.distinct) {
+      if (s.table.huge[c] !== 0) continue;
+      s.lock.classLock(c);
+      for (let cpu = 0; cpu < PCP_MAX_CPUS; cpu++) n += drainLocked(s, words, bytes, cpu, c);
+      s.lock.classUnlock(c);
     }
   } finally {
-    pool.poolWriteUnlock();
+    s.lock.poolWriteUnlock();
   }
   return n;
 }
@@ -349,24 +366,23 @@ export function drainAllCaches(pool: ZsPool): number {
  * Drains one CPU's magazines, class by class under the class lock: a thread
  * detaching (its own) or a dead thread's (it can no longer run). Returns objects returned.
  */
-export function reclaimCpuCaches(pool: ZsPool, cpu: number): number {
-  if (cpu >= PCP_MAX_CPUS || pool.shared.percpu === undefined) return 0;
-  const shared = pool.shared.percpu;
-  const words = new Int32Array(shared.words);
-  const bytes = new Float64Array(shared.bytes);
+export function reclaimCpuCaches(s: CacheSpace, cpu: number): number {
+  if (cpu >= PCP_MAX_CPUS || s.pcpWords === null || s.pcpBytes === null) return 0;
+  const words = s.pcpWords;
+  const bytes = s.pcpBytes;
   let n = 0;
-  for (const c of pool.table.distinct) {
-    if (pool.table.huge[c] !== 0) continue;
-    const s = slotOf(cpu, c);
+  for (const c of s.table.distinct) {
+    if (s.table.huge[c] !== 0) continue;
+    const m = slotOf(cpu, c);
     if (
-      Atomics.load(words, s + MG_COUNT) === 0 &&
-      Atomics.load(words, s + MG_USED) === 0 &&
+      Atomics.load(words, m + MG_COUNT) === 0 &&
+      Atomics.load(words, m + MG_USED) === 0 &&
       bytes[cpu * ZS_SIZE_CLASSES + c] === 0
     )
       continue;
-    pool.mallocLock(c);
-    n += drainLocked(pool, words, bytes, cpu, c);
-    pool.mallocUnlock(c);
+    s.lock.mallocLock(c);
+    n += drainLocked(s, words, bytes, cpu, c);
+    s.lock.mallocUnlock(c);
   }
   // the slot may be claimed again by a new thread: it starts with empty magazines and no busy mark
   if (Atomics.load(words, cpuBase(cpu) + CPU_BUSY) === GATE_BUSY)

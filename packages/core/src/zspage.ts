@@ -1,9 +1,13 @@
 // zspage descriptors and size-class state in shared memory, and the fullness
 // groups. A zspage is a chain of order-0 frames holding objects of one class;
 // its descriptor holds its rw lock, class, in-use count, free-object list head,
-// first frame and its links on the class's fullness list.
+// first frame and its links on the class's fullness list. The zspage lock
+// (readers: object access and mapping; writer: compaction and migration, by
+// trylock only) is taken through the four functions here.
 
 import { NR_FULLNESS_GROUPS, ZS_INUSE_RATIO_0, ZS_INUSE_RATIO_100 } from './constants.js';
+import { LC_ZSPAGE, SITE_UNKNOWN } from './lock-classes.js';
+import type { LockContext } from './locks.js';
 
 // ---- zspage descriptor: Int32 fields
 export const ZD_WORDS = 16;
@@ -89,3 +93,18 @@ export function encodeHeader(handle: number): number {
  * no handle (0 is never a handle). Compaction and migration skip such objects.
  */
 export const RESERVED_HEADER = encodeHeader(0);
+
+// ---- the zspage lock (an rwlock in the descriptor)
+
+export function zspageReadLock(locks: LockContext, zd: Int32Array, zs: number, site = SITE_UNKNOWN): void {
+  locks.readLock(zd, zs * ZD_WORDS + ZD_LOCK, LC_ZSPAGE, site);
+}
+export function zspageReadUnlock(locks: LockContext, zd: Int32Array, zs: number): void {
+  locks.readUnlock(zd, zs * ZD_WORDS + ZD_LOCK);
+}
+export function zspageWriteTrylock(locks: LockContext, zd: Int32Array, zs: number, site = SITE_UNKNOWN): boolean {
+  return locks.writeTrylock(zd, zs * ZD_WORDS + ZD_LOCK, LC_ZSPAGE, site);
+}
+export function zspageWriteUnlock(locks: LockContext, zd: Int32Array, zs: number): void {
+  locks.writeUnlock(zd, zs * ZD_WORDS + ZD_LOCK);
+}

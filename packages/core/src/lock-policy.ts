@@ -1,0 +1,245 @@
+// The pool's lock policy, chosen once when a thread's pool object is built:
+// class mode (kernel 4.x-6.1 and 6.11+: a pool rwlock plus one mutex per size
+// class; malloc and free take only the class lock) or pool mode (6.2-6.10: one
+// pool mutex stands for the rwlock and every class lock). Owns which lock word
+// each operation takes, free's way of locking the object it frees, and the
+// per-CPU caches' quiesce that comes with the pool lock for writing. The order
+// of the locks is written once, in lock-classes.ts.
+//
+// Why free needs no pool lock (class mode). An object's location (its handle word,
+// its frame's zspage, the zspage's class, the header naming the handle) is written
+// only by malloc and free of that object, and by compaction and migration; all of
+// them hold the object's class lock while they write it (compaction and migration
+// also hold the pool lock for writing). free reads the location without locks,
+// which may give a stale answer, takes the class lock the answer names, and then
+// checks again under that lock that the handle word still holds the location, the
+// frame still belongs to the zspage, the zspage is still of that class and the
+// header still names the handle. Any change to one of those after the check would
+// need the class lock we hold, so the object cannot move or be freed under us. If
+// the check fails, the object moved (or was freed) between the read and the lock:
+// free drops the lock and starts again. Two racing frees of one handle are
+// serialised by the class lock; with per-CPU caches, whose frees take no class
+// lock, the handle word is claimed by compare-and-swap instead. An unlocked
+// read that finds no live object is repeated under the pool lock before EINVAL,
+// so a free racing a move never reports a live handle as bad.
+
+import { PAGE_SIZE, ZS_SIZE_CLASSES } from './constants.js';
+import { LC_CLASS, LC_POOL, SITE_FREE, SITE_MALLOC, SITE_UNKNOWN } from './lock-classes.js';
+import type { LockContext } from './locks.js';
+import { objToIdx, objToPfn } from './location.js';
+import { type HandleSpace, objOffset, resolveHandle, zspageClass } from './objects.js';
+import { PG_ZSPAGE, frameWord, getFlags, getPagePrivate, getZspageOf } from './page-desc.js';
+import { P_LOCK, P_POOL_MUTEX } from './pool-layout.js';
+import { CL_LOCK, CL_WORDS, ZD_CLASS, ZD_STATE, ZD_WORDS, ZS_STATE_LIVE, encodeHeader } from './zspage.js';
+
+export type LockMode = 'class' | 'pool';
+
+/** Whatever must be stopped while objects move (the per-CPU caches' gates, percpu-cache.ts). */
+export interface MoverGate {
+  quiesce(): void;
+  unquiesce(): void;
+}
+
+/** What free's locking needs: resolving handles, and whether lock-free frees may race for a handle word. */
+export interface FreeSpace extends HandleSpace {
+  readonly pcpWords: Int32Array | null;
+}
+
+export interface PoolLockPolicy {
+  readonly mode: LockMode;
+  /** The pool lock for reading (class mode) or the pool mutex (pool mode). */
+  poolReadLock(site?: number): void;
+  poolReadUnlock(): void;
+  /** The pool lock for writing (in pool mode it covers every class); stops the per-CPU caches' lock-free paths. */
+  poolWriteLock(site?: number): void;
+  poolWriteUnlock(): void;
+  /** The class lock (class mode; in pool mode the pool mutex covers it, so nothing). */
+  classLock(c: number, site?: number): void;
+  classUnlock(c: number): void;
+  /** The lock malloc takes: the class lock, or in pool mode the one pool lock. */
+  mallocLock(c: number, site?: number): void;
+  mallocUnlock(c: number): void;
+  /** Does anyone wait for the locks a compactor holds on class c? */
+  compactionContended(c: number): boolean;
+  /**
+   * free's lock: takes the lock that covers the object `handle` names and claims
+   * the handle word (sets it to -1). Returns the object's location, or -1 (nothing
+   * held) when the handle names no live object.
+   */
+  lockForFree(s: FreeSpace, handle: number): number;
+  /** Drops what lockForFree took (c: the object's class). */
+  unlockAfterFree(c: number): void;
+  /** The pool lock for writing, then every class lock of `classes` (ascending). */
+  lockAllClasses(classes: readonly number[], site: number): void;
+  unlockAllClasses(classes: readonly number[]): void;
+}
+
+/**
+ * free's check under class lock c: the handle still names location loc, whose
+ * frame is still in zspage zs, still of class c, with the handle in its header.
+ * Then claims the handle word (compare-and-swap to -1), so only one free wins.
+ */
+function stillAt(s: FreeSpace, handle: number, loc: number, zs: number, c: number): boolean {
+  const pfn = objToPfn(loc);
+  const fd = s.phys.fd;
+  if ((getFlags(fd, pfn) & PG_ZSPAGE) === 0 || getZspageOf(fd, pfn) !== zs) return false;
+  if (s.zd[zs * ZD_WORDS + ZD_CLASS] !== c || s.zd[zs * ZD_WORDS + ZD_STATE] !== ZS_STATE_LIVE) return false;
+  if (s.table.huge[c] !== 0) {
+    if (getPagePrivate(fd, pfn) !== handle) return false;
+  } else {
+    const off = objOffset(fd, pfn, objToIdx(loc), s.table.size[c]!);
+    if (off < 0 || off >= PAGE_SIZE || s.phys.words[frameWord(pfn, off)] !== encodeHeader(handle)) return false;
+  }
+  // with per-CPU caches a lock-free free may race for the handle: claim it atomically
+  if (s.pcpWords !== null) return Atomics.compareExchange(s.handles.words, handle, loc, -1) === loc;
+  if (s.handles.words[handle] !== loc) return false;
+  s.handles.words[handle] = -1;
+  return true;
+}
+
+/** Class mode: pool rwlock, one mutex per class. */
+class ClassLocking implements PoolLockPolicy {
+  readonly mode: LockMode = 'class';
+  private readonly locks: LockContext;
+  private readonly ctl: Int32Array;
+  private readonly cls: Int32Array;
+  private readonly gate: MoverGate | null;
+
+  constructor(locks: LockContext, ctl: Int32Array, cls: Int32Array, gate: MoverGate | null) {
+    this.locks = locks;
+    this.ctl = ctl;
+    this.cls = cls;
+    this.gate = gate;
+  }
+
+  poolReadLock(site = SITE_UNKNOWN): void {
+    this.locks.readLock(this.ctl, P_LOCK, LC_POOL, site);
+  }
+  poolReadUnlock(): void {
+    this.locks.readUnlock(this.ctl, P_LOCK);
+  }
+  poolWriteLock(site = SITE_UNKNOWN): void {
+    this.locks.writeLock(this.ctl, P_LOCK, LC_POOL, site);
+    // no CPU may be inside a lock-free cache operation while objects move
+    if (this.gate !== null) this.gate.quiesce();
+  }
+  poolWriteUnlock(): void {
+    if (this.gate !== null) this.gate.unquiesce();
+    this.locks.writeUnlock(this.ctl, P_LOCK);
+  }
+  classLock(c: number, site = SITE_UNKNOWN): void {
+    this.locks.mutexLock(this.cls, c * CL_WORDS + CL_LOCK, LC_CLASS, site);
+  }
+  classUnlock(c: number): void {
+    this.locks.mutexUnlock(this.cls, c * CL_WORDS + CL_LOCK);
+  }
+  mallocLock(c: number, site = SITE_MALLOC): void {
+    this.locks.mutexLock(this.cls, c * CL_WORDS + CL_LOCK, LC_CLASS, site);
+  }
+  mallocUnlock(c: number): void {
+    this.locks.mutexUnlock(this.cls, c * CL_WORDS + CL_LOCK);
+  }
+  compactionContended(c: number): boolean {
+    return this.locks.rwContended(this.ctl, P_LOCK) || this.locks.mutexContended(this.cls, c * CL_WORDS + CL_LOCK);
+  }
+  lockForFree(s: FreeSpace, handle: number): number {
+    // No pool lock: see the block at the top of this file.
+    for (;;) {
+      let loc = resolveHandle(s, handle);
+      if (loc < 0) {
+        // the authoritative answer, under the pool read lock
+        this.poolReadLock(SITE_FREE);
+        loc = resolveHandle(s, handle);
+        this.poolReadUnlock();
+        if (loc < 0) return -1;
+      }
+      const zs = getZspageOf(s.phys.fd, objToPfn(loc));
+      const c = zspageClass(s.zd, zs);
+      if (c < 0 || c >= ZS_SIZE_CLASSES) continue; // a descriptor being reused: read again
+      this.classLock(c, SITE_FREE);
+      if (stillAt(s, handle, loc, zs, c)) return loc;
+      this.classUnlock(c);
+    }
+  }
+  unlockAfterFree(c: number): void {
+    this.classUnlock(c);
+  }
+  lockAllClasses(classes: readonly number[], site: number): void {
+    this.poolWriteLock(site);
+    for (const c of classes) this.classLock(c, site);
+  }
+  unlockAllClasses(classes: readonly number[]): void {
+    for (const c of classes) this.classUnlock(c);
+    this.poolWriteUnlock();
+  }
+}
+
+/** Pool mode: one pool mutex for everything the rwlock and the class locks cover in class mode. */
+class PoolLocking implements PoolLockPolicy {
+  readonly mode: LockMode = 'pool';
+  private readonly locks: LockContext;
+  private readonly ctl: Int32Array;
+  private readonly gate: MoverGate | null;
+
+  constructor(locks: LockContext, ctl: Int32Array, gate: MoverGate | null) {
+    this.locks = locks;
+    this.ctl = ctl;
+    this.gate = gate;
+  }
+
+  poolReadLock(site = SITE_UNKNOWN): void {
+    this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL, site);
+  }
+  poolReadUnlock(): void {
+    this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX);
+  }
+  poolWriteLock(site = SITE_UNKNOWN): void {
+    this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL, site);
+    if (this.gate !== null) this.gate.quiesce();
+  }
+  poolWriteUnlock(): void {
+    if (this.gate !== null) this.gate.unquiesce();
+    this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX);
+  }
+  classLock(_c: number, _site?: number): void {}
+  classUnlock(_c: number): void {}
+  mallocLock(_c: number, site = SITE_MALLOC): void {
+    this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL, site);
+  }
+  mallocUnlock(_c: number): void {
+    this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX);
+  }
+  compactionContended(_c: number): boolean {
+    return this.locks.mutexContended(this.ctl, P_POOL_MUTEX);
+  }
+  lockForFree(s: FreeSpace, handle: number): number {
+    this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL, SITE_FREE);
+    const loc = resolveHandle(s, handle);
+    if (loc < 0) {
+      this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX);
+      return -1;
+    }
+    s.handles.words[handle] = -1;
+    return loc;
+  }
+  unlockAfterFree(_c: number): void {
+    this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX);
+  }
+  lockAllClasses(_classes: readonly number[], site: number): void {
+    this.poolWriteLock(site);
+  }
+  unlockAllClasses(_classes: readonly number[]): void {
+    this.poolWriteUnlock();
+  }
+}
+
+/** The policy for `mode`, over this thread's lock context and views of the pool's lock words. */
+export function createLockPolicy(
+  mode: LockMode,
+  locks: LockContext,
+  ctl: Int32Array,
+  cls: Int32Array,
+  gate: MoverGate | null,
+): PoolLockPolicy {
+  return mode === 'class' ? new ClassLocking(locks, ctl, cls, gate) : new PoolLocking(locks, ctl, gate);
+}

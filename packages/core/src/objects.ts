@@ -1,0 +1,297 @@
+// Objects inside zspages: where object idx of a zspage lies (its frame, its
+// header word, its data), taking and giving back one object of a zspage (the
+// kernel's obj_malloc and obj_free, and the per-CPU caches' reserve), pointing
+// a handle at an object, turning a handle into a checked location, and copying
+// bytes into, out of and between objects that may cross into the next frame of
+// their chain. Callers hold the locks the lock order asks for (class lock for
+// anything that changes a zspage); these functions take none.
+
+import { PAGE_SIZE, ZS_HANDLE_SIZE } from './constants.js';
+import type { HandleTable } from './handles.js';
+import { locationToObj, objToIdx, objToPfn } from './location.js';
+import {
+  PG_ZSPAGE,
+  byteToPfn,
+  byteToWord,
+  frameBase,
+  frameByte,
+  frameWord,
+  getFlags,
+  getNextPfn,
+  getPagePrivate,
+  getZspageOf,
+  offsetInFrame,
+  setPagePrivate,
+} from './page-desc.js';
+import type { PhysMem } from './phys-mem.js';
+import type { SizeClassTable } from './size-class.js';
+import {
+  CL_OBJ_USED,
+  CL_WORDS,
+  RESERVED_HEADER,
+  ZD_CLASS,
+  ZD_FIRST,
+  ZD_FREEOBJ,
+  ZD_HUGE_SIZE,
+  ZD_INUSE,
+  ZD_WORDS,
+  decodeFreeLink,
+  encodeFreeLink,
+  encodeHeader,
+} from './zspage.js';
+
+/** What finding an object needs: the class table, memory and the zspage descriptors. */
+export interface ObjectSpace {
+  readonly table: SizeClassTable;
+  readonly phys: PhysMem;
+  readonly zd: Int32Array;
+}
+
+/** What taking or giving back an object needs besides: the class counters and the handles. */
+export interface ObjectStore extends ObjectSpace {
+  readonly cls: Int32Array;
+  readonly clsBytes: Float64Array;
+  readonly handles: HandleTable;
+}
+
+/** What resolving a handle needs. */
+export interface HandleSpace extends ObjectSpace {
+  readonly handles: HandleTable;
+  readonly maxFrames: number;
+}
+
+/** The zspage that owns the frame a location names. */
+export function zspageOfObj(fd: Int32Array, loc: number): number {
+  return getZspageOf(fd, objToPfn(loc));
+}
+
+/** The class of zspage zs. */
+export function zspageClass(zd: Int32Array, zs: number): number {
+  return zd[zs * ZD_WORDS + ZD_CLASS]!;
+}
+
+/** Frame holding byte `offset` of zspage zs (walks the chain; the frame is made visible in the views). */
+export function frameAt(s: ObjectSpace, zs: number, offset: number): number {
+  const fd = s.phys.fd;
+  let pfn = s.zd[zs * ZD_WORDS + ZD_FIRST]!;
+  for (let k = byteToPfn(offset); k > 0; k--) pfn = getNextPfn(fd, pfn);
+  // another thread may have grown memory to allocate this frame
+  s.phys.ensure(pfn);
+  return pfn;
+}
+
+/**
+ * Offset in frame pfn of object idx of class size `size`, the object starting in
+ * that frame (negative or past the frame if it does not: a stale location).
+ */
+export function objOffset(fd: Int32Array, pfn: number, idx: number, size: number): number {
+  return idx * size - getPagePrivate(fd, pfn) * PAGE_SIZE;
+}
+
+/** Word address of the header of the (non-huge) object at location loc of class c; its frame is made visible. */
+export function objHeaderWord(s: ObjectSpace, c: number, loc: number): number {
+  const pfn = objToPfn(loc);
+  s.phys.ensure(pfn);
+  return frameWord(pfn, objOffset(s.phys.fd, pfn, objToIdx(loc), s.table.size[c]!));
+}
+
+/** Byte address of the data of the object at location loc of class c (its frame is in the views). */
+export function objDataAddr(s: ObjectSpace, c: number, loc: number): number {
+  const pfn = objToPfn(loc);
+  if (s.table.huge[c] !== 0) return frameBase(pfn);
+  return frameByte(pfn, objOffset(s.phys.fd, pfn, objToIdx(loc), s.table.size[c]!)) + ZS_HANDLE_SIZE;
+}
+
+/** Length of the object of zspage zs of class c whose data starts at byte address `data` (objDataAddr). */
+export function objDataLen(s: ObjectSpace, zs: number, c: number, data: number): number {
+  if (s.table.huge[c] !== 0) return s.zd[zs * ZD_WORDS + ZD_HUGE_SIZE]!;
+  return s.phys.words[byteToWord(data - ZS_HANDLE_SIZE) + 1]!; // the header's second word
+}
+
+/** Word address of the header of object idx of zspage zs of class c (walks the chain). */
+function objWordAt(s: ObjectSpace, zs: number, c: number, idx: number): number {
+  const off = idx * s.table.size[c]!;
+  return frameWord(frameAt(s, zs, off), offsetInFrame(off));
+}
+
+/** Writes the free-object list of a new (non-huge) zspage: every object free, in index order. */
+export function initFreeObjects(s: ObjectSpace, zs: number, c: number): void {
+  const objs = s.table.objsPerZspage[c]!;
+  const words = s.phys.words;
+  for (let idx = 0; idx < objs; idx++) {
+    const w = objWordAt(s, zs, c, idx);
+    words[w] = encodeFreeLink(idx + 1 < objs ? idx + 1 : -1);
+    words[w + 1] = 0;
+  }
+}
+
+/**
+ * Takes a free object in zspage zs for handle h (class lock held); returns its
+ * location word. With `publish` false the handle is left alone (compaction
+ * publishes after the copy).
+ */
+export function objMalloc(s: ObjectStore, zs: number, c: number, h: number, size: number, publish: boolean): number {
+  const zd = s.zd;
+  const z = zs * ZD_WORDS;
+  const idx = zd[z + ZD_FREEOBJ]!;
+  let loc: number;
+  if (s.table.huge[c]) {
+    const pfn = zd[z + ZD_FIRST]!;
+    setPagePrivate(s.phys.fd, pfn, h);
+    zd[z + ZD_HUGE_SIZE] = size;
+    zd[z + ZD_FREEOBJ] = -1;
+    loc = locationToObj(pfn, idx);
+  } else {
+    const off = idx * s.table.size[c]!;
+    const pfn = frameAt(s, zs, off);
+    loc = locationToObj(pfn, idx);
+    const words = s.phys.words;
+    const w = frameWord(pfn, offsetInFrame(off));
+    zd[z + ZD_FREEOBJ] = decodeFreeLink(words[w]!);
+    words[w] = encodeHeader(h);
+    words[w + 1] = size;
+  }
+  zd[z + ZD_INUSE]!++;
+  s.cls[c * CL_WORDS + CL_OBJ_USED]!++;
+  s.clsBytes[c] = s.clsBytes[c]! + size;
+  if (publish) publishHandle(s.handles, h, loc);
+  return loc;
+}
+
+/**
+ * Points handle h at location loc. Compaction publishes only after the copy, so
+ * a compactor killed midway leaves the handle on the old, intact copy.
+ */
+export function publishHandle(handles: HandleTable, h: number, loc: number): void {
+  handles.inRange(h); // the handle may be newer than this thread's view of the table
+  handles.words[h] = loc;
+}
+
+/** Frees object idx (starting in frame pfn) of zspage zs (class lock held; its handle is the caller's). */
+export function objFree(s: ObjectStore, zs: number, c: number, pfn: number, idx: number): void {
+  const zd = s.zd;
+  const z = zs * ZD_WORDS;
+  let size: number;
+  if (s.table.huge[c]) {
+    size = zd[z + ZD_HUGE_SIZE]!;
+    setPagePrivate(s.phys.fd, pfn, 0);
+    zd[z + ZD_HUGE_SIZE] = 0;
+  } else {
+    s.phys.ensure(pfn);
+    const w = frameWord(pfn, objOffset(s.phys.fd, pfn, idx, s.table.size[c]!));
+    const words = s.phys.words;
+    size = words[w + 1]!;
+    words[w] = encodeFreeLink(zd[z + ZD_FREEOBJ]!);
+    words[w + 1] = 0;
+  }
+  zd[z + ZD_FREEOBJ] = idx;
+  zd[z + ZD_INUSE]!--;
+  s.cls[c * CL_WORDS + CL_OBJ_USED]!--;
+  s.clsBytes[c] = s.clsBytes[c]! - size;
+}
+
+/**
+ * Takes a free object of (non-huge) zspage zs for a per-CPU cache (class lock
+ * held): counted in the zspage's in-use count (it is allocated) but not in
+ * obj_used; its header says reserved, so compaction leaves it alone. Returns its
+ * location word (the caller records its magazine position in its second word).
+ */
+export function objReserve(s: ObjectSpace, zs: number, c: number): number {
+  const zd = s.zd;
+  const z = zs * ZD_WORDS;
+  const idx = zd[z + ZD_FREEOBJ]!;
+  const off = idx * s.table.size[c]!;
+  const pfn = frameAt(s, zs, off);
+  const w = frameWord(pfn, offsetInFrame(off));
+  const words = s.phys.words;
+  zd[z + ZD_FREEOBJ] = decodeFreeLink(words[w]!);
+  words[w] = RESERVED_HEADER;
+  words[w + 1] = 0;
+  zd[z + ZD_INUSE]!++;
+  return locationToObj(pfn, idx);
+}
+
+/** Gives a reserved object back to its zspage's free list (class lock held). */
+export function objUnreserve(s: ObjectSpace, zs: number, c: number, idx: number): void {
+  const zd = s.zd;
+  const z = zs * ZD_WORDS;
+  const w = objWordAt(s, zs, c, idx);
+  const words = s.phys.words;
+  words[w] = encodeFreeLink(zd[z + ZD_FREEOBJ]!);
+  words[w + 1] = 0;
+  zd[z + ZD_FREEOBJ] = idx;
+  zd[z + ZD_INUSE]!--;
+}
+
+/**
+ * Resolves a handle to its location word, checking that it names a live object;
+ * -1 if not. Without the pool lock the answer may be stale (see free).
+ */
+export function resolveHandle(s: HandleSpace, h: number): number {
+  if (!s.handles.inRange(h)) return -1;
+  const loc = s.handles.words[h]!;
+  if (loc < 0) return -1;
+  const pfn = objToPfn(loc);
+  if (pfn >= s.maxFrames) return -1;
+  s.phys.ensure(pfn);
+  const fd = s.phys.fd;
+  if ((getFlags(fd, pfn) & PG_ZSPAGE) === 0) return -1;
+  const c = zspageClass(s.zd, getZspageOf(fd, pfn));
+  if (s.table.huge[c]) return getPagePrivate(fd, pfn) === h ? loc : -1;
+  const off = objOffset(fd, pfn, objToIdx(loc), s.table.size[c]!);
+  if (off < 0 || off >= PAGE_SIZE) return -1;
+  return s.phys.words[frameWord(pfn, off)] === encodeHeader(h) ? loc : -1;
+}
+
+/**
+ * Byte address of the frame that follows, in its zspage chain, the frame holding
+ * byte `addr` (an object crossing a frame boundary continues there).
+ */
+export function nextFrameBase(phys: PhysMem, addr: number): number {
+  const next = getNextPfn(phys.fd, byteToPfn(addr));
+  phys.ensure(next);
+  return frameBase(next);
+}
+
+/** Copies `len` bytes of src to byte address addr, crossing into the next frame of the chain if needed. */
+export function copyIn(phys: PhysMem, addr: number, src: Uint8Array, len: number): void {
+  const room = PAGE_SIZE - offsetInFrame(addr);
+  if (len <= room) {
+    phys.bytes.set(len === src.length ? src : src.subarray(0, len), addr);
+    return;
+  }
+  const next = nextFrameBase(phys, addr);
+  const all = phys.bytes;
+  all.set(src.subarray(0, room), addr);
+  all.set(src.subarray(room, len), next);
+}
+
+/** Copies `len` bytes from byte address addr into dst, crossing into the next frame if needed. */
+export function copyOut(phys: PhysMem, addr: number, dst: Uint8Array, len: number): void {
+  const room = PAGE_SIZE - offsetInFrame(addr);
+  if (len <= room) {
+    dst.set(phys.bytes.subarray(addr, addr + len));
+    return;
+  }
+  const next = nextFrameBase(phys, addr);
+  const all = phys.bytes;
+  dst.set(all.subarray(addr, addr + room));
+  dst.set(all.subarray(next, next + len - room), room);
+}
+
+/**
+ * Copies len bytes between two byte addresses, each of which may cross into the
+ * next frame of its zspage chain. copyWithin: no allocation.
+ */
+export function copyAcross(phys: PhysMem, from: number, to: number, len: number): void {
+  while (len > 0) {
+    const n = Math.min(len, PAGE_SIZE - offsetInFrame(from), PAGE_SIZE - offsetInFrame(to));
+    phys.bytes.copyWithin(to, from, from + n);
+    len -= n;
+    if (len === 0) return;
+    from += n;
+    to += n;
+    if (offsetInFrame(from) === 0) from = nextFrameBase(phys, from - 1);
+    if (offsetInFrame(to) === 0) to = nextFrameBase(phys, to - 1);
+  }
+}
