@@ -145,6 +145,8 @@ import {
   encodeHeader,
   zspageReadLock,
   zspageReadUnlock,
+  zspageWriteTrylock,
+  zspageWriteUnlock,
 } from './zspage.js';
 import { newZspageLocked, putbackOrFree } from './zspage-alloc.js';
 
@@ -442,6 +444,20 @@ export class ZsPool {
   }
   classUnlock(c: number): void {
     this.lock.classUnlock(c);
+  }
+
+  /** The zspage lock: readers are object access and mapping; compaction and migration only trylock it for writing. */
+  zspageReadLock(zs: number, site = SITE_UNKNOWN): void {
+    zspageReadLock(this.locks, this.zd, zs, site);
+  }
+  zspageReadUnlock(zs: number): void {
+    zspageReadUnlock(this.locks, this.zd, zs);
+  }
+  zspageWriteTrylock(zs: number, site = SITE_UNKNOWN): boolean {
+    return zspageWriteTrylock(this.locks, this.zd, zs, site);
+  }
+  zspageWriteUnlock(zs: number): void {
+    zspageWriteUnlock(this.locks, this.zd, zs);
   }
 
   /** Takes every lock of the pool, in order. */
