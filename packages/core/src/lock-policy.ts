@@ -147,22 +147,26 @@ class ClassLocking implements PoolLockPolicy {
     for (;;) {
       let loc = resolveHandle(s, handle);
       if (loc < 0) {
-        // the authoritative answer, under the pool read lock
-        this.poolReadLock(SITE_FREE);
-        loc = resolveHandle(s, handle);
-        this.poolReadUnlock();
+        loc = this.resolveLocked(s, handle);
         if (loc < 0) return -1;
       }
       const zs = getZspageOf(s.phys.fd, objToPfn(loc));
       const c = zspageClass(s.zd, zs);
       if (c < 0 || c >= ZS_SIZE_CLASSES) continue; // a descriptor being reused: read again
-      this.classLock(c, SITE_FREE);
+      this.locks.mutexLock(this.cls, c * CL_WORDS + CL_LOCK, LC_CLASS, SITE_FREE);
       if (stillAt(s, handle, loc, zs, c)) return loc;
-      this.classUnlock(c);
+      this.locks.mutexUnlock(this.cls, c * CL_WORDS + CL_LOCK);
     }
   }
+  /** The authoritative answer when the unlocked one says no: resolve under the pool read lock (kept out of line). */
+  private resolveLocked(s: FreeSpace, handle: number): number {
+    this.poolReadLock(SITE_FREE);
+    const loc = resolveHandle(s, handle);
+    this.poolReadUnlock();
+    return loc;
+  }
   unlockAfterFree(c: number): void {
-    this.classUnlock(c);
+    this.locks.mutexUnlock(this.cls, c * CL_WORDS + CL_LOCK);
   }
   lockAllClasses(classes: readonly number[], site: number): void {
     this.poolWriteLock(site);

@@ -86,6 +86,7 @@ import {
   getFlags,
   getOrder,
   getZspageOf,
+  offsetInFrame,
   setFlags,
   setOrder,
 } from './page-desc.js';
@@ -148,7 +149,7 @@ import {
   zspageWriteTrylock,
   zspageWriteUnlock,
 } from './zspage.js';
-import { newZspageLocked, putbackOrFree } from './zspage-alloc.js';
+import { freeEmptyZspage, newZspageLocked } from './zspage-alloc.js';
 
 export type { ClassStat, LockMode, MigrationStats, PoolStats };
 export type MapMode = 'ro' | 'wo' | 'rw';
@@ -187,6 +188,12 @@ export interface ZsPoolShared {
   lockNames: SharedArrayBuffer;
   /** The per-CPU object caches, when the pool was created with percpuCache. */
   percpu?: PerCpuCacheShared;
+}
+
+function mallocSizeError(size: number): ZsError {
+  if (!Number.isInteger(size) || size <= 0)
+    return new ZsError('EINVAL', `malloc size must be a positive integer, got ${String(size)}`);
+  return new ZsError('ENOSPC', `malloc size ${size} is larger than a page (${PAGE_SIZE})`);
 }
 
 export class ZsPool {
@@ -497,10 +504,10 @@ export class ZsPool {
     return this.mallocObject(src.length, src);
   }
 
+  // Kept small (V8 inlines functions of up to 460 bytecodes into malloc): the
+  // errors and the new-zspage path are out of line.
   private mallocObject(size: number, src: Uint8Array | null): number {
-    if (!Number.isInteger(size) || size <= 0)
-      throw new ZsError('EINVAL', `malloc size must be a positive integer, got ${String(size)}`);
-    if (size > PAGE_SIZE) throw new ZsError('ENOSPC', `malloc size ${size} is larger than a page (${PAGE_SIZE})`);
+    if (!Number.isInteger(size) || size <= 0 || size > PAGE_SIZE) throw mallocSizeError(size);
     const c = classIndexFor(this.table, size);
     const h = this.handles.alloc();
     if (h === 0) throw new ZsError('ENOMEM', 'handle table exhausted');
@@ -510,17 +517,21 @@ export class ZsPool {
     let zs = findZspage(this, c);
     if (zs === 0) {
       lock.mallocUnlock(c);
-      zs = newZspageLocked(this, c);
-      if (zs === 0) {
-        this.handles.release(h);
-        throw new ZsError('ENOMEM', `pool '${this.name}' is out of memory (cap ${this.maxFrames} frames)`);
-      }
+      zs = this.newZspageForMalloc(c, h);
     }
     const loc = objMalloc(this, zs, c, h, size, true);
     if (src !== null) copyIn(this.phys, objDataAddr(this, c, loc), src, size);
     fixFullness(this, c, zs);
     lock.mallocUnlock(c);
     return h;
+  }
+
+  /** A new zspage of class c, returned with the malloc lock held; ENOMEM (handle h given back) when none. */
+  private newZspageForMalloc(c: number, h: number): number {
+    const zs = newZspageLocked(this, c);
+    if (zs !== 0) return zs;
+    this.handles.release(h);
+    throw new ZsError('ENOMEM', `pool '${this.name}' is out of memory (cap ${this.maxFrames} frames)`);
   }
 
   /**
@@ -616,7 +627,7 @@ export class ZsPool {
     const zs = getZspageOf(this.phys.fd, pfn);
     const c = zspageClass(this.zd, zs);
     objFree(this, zs, c, pfn, objToIdx(loc));
-    putbackOrFree(this, c, zs);
+    if (fixFullness(this, c, zs) === 0) freeEmptyZspage(this, c, zs);
     lock.unlockAfterFree(c);
     this.handles.release(handle);
   }
@@ -702,7 +713,7 @@ export class ZsPool {
     this.mapOff = addr;
     this.mapLen = len;
     this.mapMode = mode;
-    const room = PAGE_SIZE - (addr & (PAGE_SIZE - 1));
+    const room = PAGE_SIZE - offsetInFrame(addr);
     if (len <= room) {
       this.mapCopied = false;
       return this.phys.bytes.subarray(addr, addr + len);

@@ -179,7 +179,12 @@ export function freeZspage(s: ZspageSpace, c: number, zs: number): void {
  */
 export function putbackOrFree(s: ZspageSpace & ClassLists, c: number, zs: number): boolean {
   if (fixFullness(s, c, zs) !== 0) return false;
+  freeEmptyZspage(s, c, zs);
+  return true;
+}
+
+/** Takes an empty zspage (group 0) off its list and frees it (class lock held). */
+export function freeEmptyZspage(s: ZspageSpace & ClassLists, c: number, zs: number): void {
   listRemove(s, c, zs);
   freeZspage(s, c, zs);
-  return true;
 }
