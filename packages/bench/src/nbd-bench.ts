@@ -20,6 +20,8 @@ const USAGE = `usage: nbd-bench.js [options]
   --size SIZE       export size for both servers, e.g. 256M (default 256M)
   --iodepth N       fio queue depth (default 16)
   --repeats N       rounds; arms alternate order each round (default 1)
+  --cpu-prof DIR    run zram serve under node --cpu-prof, profiles written to DIR
+                    (read them with packages/bench/dist/cpu-profile.js)
   --json PATH       where to write the JSON (default bench-results/nbd.json)
   --no-json         write no JSON
   -h, --help        this text
@@ -37,6 +39,7 @@ interface Args {
   size: string;
   iodepth: number;
   repeats: number;
+  cpuProf: string | null;
   json: string | null;
 }
 
@@ -50,6 +53,7 @@ function options(argv: string[]): Args {
       size: { type: 'string', default: '256M' },
       iodepth: { type: 'string', default: '16' },
       repeats: { type: 'string', default: '1' },
+      'cpu-prof': { type: 'string' },
       json: { type: 'string' },
       'no-json': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -75,6 +79,7 @@ function options(argv: string[]): Args {
     size: values.size.toUpperCase(),
     iodepth: int('iodepth', values.iodepth, 1),
     repeats: int('repeats', values.repeats, 1),
+    cpuProf: values['cpu-prof'] ?? null,
     json: values['no-json'] ? null : (values.json ?? join(defaultResultsDir(), 'nbd.json')),
   };
 }
@@ -122,9 +127,11 @@ function waitExit(p: ChildProcess): Promise<void> {
 
 async function startZram(a: Args, dir: string): Promise<Server> {
   const cli = new URL('../../workers/dist/cli.js', import.meta.url).pathname;
+  const prof = a.cpuProf === null ? [] : ['--cpu-prof', '--cpu-prof-dir', a.cpuProf];
   const proc = spawn(
     process.execPath,
     [
+      ...prof,
       cli,
       'serve',
       '--size',
