@@ -376,6 +376,23 @@ export class ZramService {
     this.submitter.readPagesCb(firstIndex, count, done, ctx);
   }
 
+  /**
+   * Holds page requests submitted until the matching unplug(), which starts
+   * them as one burst (plugs nest); see RingSubmitter.plug.
+   */
+  plug(): void {
+    this.submitter.plug();
+  }
+
+  unplug(): void {
+    this.submitter.unplug();
+  }
+
+  /** Runs `fn` after each batch of page callbacks delivered together; returns the unregister function. */
+  onCompletionBatch(fn: () => void): () => void {
+    return this.submitter.onCompletionBatch(fn);
+  }
+
   /** Frees whole pages in [offset, offset+length) (bytes); cheap, done on this thread. */
   async discard(offset: number, length: number): Promise<void> {
     this.checkOpen();

@@ -30,6 +30,20 @@ export interface PageCallbackBackend extends BlockBackend {
   readonly callbackReadMax: number;
   writePagesCb(offset: number, data: Uint8Array, done: PageCallback, ctx: unknown): void;
   readPagesCb(offset: number, length: number, done: PageCallback, ctx: unknown): void;
+  /**
+   * Plugging (as the kernel's blk_start_plug/blk_finish_plug): requests
+   * submitted between plug() and the matching unplug() are held and started
+   * together at unplug(), so a burst decoded from one socket read costs one
+   * dispatch decision and no scheduling per request. Plugs nest.
+   */
+  plug?(): void;
+  unplug?(): void;
+  /**
+   * Registers `fn` to run after each batch of callbacks the backend delivers
+   * together (the server writes the batch's replies in one go); returns the
+   * unregister function.
+   */
+  onCompletionBatch?(fn: () => void): () => void;
 }
 
 export type PageCallback = (ctx: unknown, err: Error | null, data: Uint8Array | null) => void;

@@ -11,9 +11,12 @@
 // in flight and queued for the client, the server-wide budget shared by all
 // connections, and the cap on options per handshake.
 // Page-aligned READ and WRITE requests to a backend with page callbacks take
-// the fast path: no promise, a pooled per-request record, the write payload
-// handed on as received, the reply (and a read's data) written into a reused
-// reply slab.
+// the fast path: the decoder fills a reused request record, a pooled record
+// carries the request while it is in flight, no promise, the write payload
+// handed on as received, requests decoded from one socket read are submitted
+// as one plugged burst, and the replies (a read's data copied in behind its
+// header) are built in a reused reply slab and leave in one socket write per
+// burst of completions.
 
 import type { Socket } from 'node:net';
 import * as nbd from './protocol.js';
@@ -30,9 +33,14 @@ import { socketErrorCode, upgradeToTls, type NbdTlsOptions } from './tls.js';
 
 const PAGE = 4096;
 
-/** A fast-path WRITE in flight (pooled per connection). */
-class FastWrite {
-  req: nbd.NbdRequest | null = null;
+/** A fast-path READ or WRITE in flight (pooled per connection): what its reply needs. */
+class FastOp {
+  type = 0;
+  cookieHi = 0;
+  cookieLo = 0;
+  offset = 0;
+  length = 0;
+  /** A WRITE's WriteTracker epoch. */
   epoch = 0;
 }
 
@@ -157,7 +165,6 @@ export class NbdConnection {
   private inflight = 0;
   private inflightBytes = 0;
   private needDrain = false;
-  private corked = false;
   private pumping = false;
   private readonly closed: Promise<void>;
   private killTimer: NodeJS.Timeout | null = null;
@@ -167,8 +174,11 @@ export class NbdConnection {
   private tlsUser: string | null = null;
   /** STARTTLS acknowledged, TLS handshake not done yet: nothing else is read. */
   private upgrading = false;
-  /** A decoded request waiting for room under maxConnectionBytes (its WRITE payload is held). */
-  private deferred: (nbd.ServerEvent & { kind: 'request' }) | null = null;
+  /** A decoded request waiting for room under maxConnectionBytes (its WRITE payload is held), when `hasDeferred`. */
+  private readonly deferred = new nbd.RequestRecord();
+  private hasDeferred = false;
+  /** A completion or a reply arrived while pump() ran: pump again before returning. */
+  private repump = false;
   /** Options received in the handshake (capped at MAX_OPTIONS). */
   private options = 0;
   /** Requests answered, for stats. */
@@ -176,7 +186,11 @@ export class NbdConnection {
   /** The backend's page-callback path, when it has one. */
   private readonly fast: PageCallbackBackend | null;
   private readonly slab = new ReplySlab();
-  private readonly spareWrites: FastWrite[] = [];
+  private readonly spareOps: FastOp[] = [];
+  /** Unregisters flushReplies from the backend's completion batches. */
+  private readonly unhook: (() => void) | null;
+  /** A flush of the reply slab is scheduled for the next tick (backends without completion batches). */
+  private flushScheduled = false;
 
   constructor(socket: Socket, id: number, cfg: ConnectionConfig) {
     this.socket = socket;
@@ -184,6 +198,7 @@ export class NbdConnection {
     this.cfg = cfg;
     this.decoder = new nbd.ServerDecoder({ maxPayload: cfg.maxPayload });
     this.fast = hasPageCallbacks(cfg.backend) ? cfg.backend : null;
+    this.unhook = this.fast?.onCompletionBatch?.(this.flushReplies) ?? null;
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });
@@ -218,6 +233,7 @@ export class NbdConnection {
       if (socket !== this.socket) this.socket.destroy();
       this.phase = 'closed';
       this.decoder.kill();
+      this.unhook?.();
       if (this.killTimer) clearTimeout(this.killTimer);
       if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
       this.resolveClosed();
@@ -253,7 +269,8 @@ export class NbdConnection {
 
   /** Input read and not yet dispatched: in the stream, in the decoder, a deferred WRITE's payload. */
   private inputBytes(): number {
-    return this.socket.readableLength + this.decoder.buffered + (this.deferred?.payload?.length ?? 0);
+    const held = this.hasDeferred ? (this.deferred.payload?.length ?? 0) : 0;
+    return this.socket.readableLength + this.decoder.buffered + held;
   }
 
   /**
@@ -262,8 +279,7 @@ export class NbdConnection {
    * flight or queued it always may, or the connection could never move
    * (minConnectionBytes makes that fit too).
    */
-  private fits(ev: nbd.ServerEvent & { kind: 'request' }): boolean {
-    const r = ev.request;
+  private fits(r: nbd.RequestRecord): boolean {
     // A READ over maxPayload is refused without data, so it takes no room.
     const data = r.type === nbd.NBD_CMD_READ && r.length <= this.cfg.maxPayload ? r.length : 0;
     // A READ waiting for server-wide room holds no payload, so waiting cannot deadlock.
@@ -305,38 +321,73 @@ export class NbdConnection {
 
   // ---------------------------------------------------------------- input
 
+  /**
+   * Decodes and starts requests until the input runs dry or a limit says
+   * wait. Requests started here reach a page backend as one plugged burst;
+   * completions and replies that arrive meanwhile (a request run inline)
+   * make it go round again, and the replies built leave in one write.
+   */
   private pump(): void {
-    if (this.pumping) return;
+    if (this.pumping) {
+      this.repump = true;
+      return;
+    }
     this.pumping = true;
+    const fast = this.fast;
     try {
-      while (this.phase === 'handshake' || this.phase === 'transmission') {
-        if (this.upgrading) return;
-        const waiting = this.deferred;
-        if (waiting !== null) {
-          if (!this.fits(waiting)) {
-            this.socket.pause();
-            return;
-          }
-          this.deferred = null;
-          this.handle(waiting);
-          continue;
+      do {
+        this.repump = false;
+        fast?.plug?.();
+        try {
+          this.pumpOnce();
+        } finally {
+          fast?.unplug?.();
         }
-        if (this.congested()) {
-          this.socket.pause();
-          return;
-        }
-        const ev = this.decoder.next();
-        if (ev === null) break;
-        if (ev.kind === 'request' && !this.fits(ev)) {
-          this.deferred = ev;
-          continue;
-        }
-        this.handle(ev);
-      }
-      if (this.phase === 'handshake' || this.phase === 'transmission') this.socket.resume();
+      } while (this.repump && (this.phase === 'handshake' || this.phase === 'transmission'));
     } finally {
       this.pumping = false;
     }
+    this.flushReplies();
+  }
+
+  private pumpOnce(): void {
+    while (this.phase === 'handshake' || this.phase === 'transmission') {
+      if (this.upgrading) return;
+      if (this.hasDeferred) {
+        if (!this.fits(this.deferred)) {
+          this.socket.pause();
+          return;
+        }
+        this.hasDeferred = false;
+        this.handleRequest(this.deferred);
+        this.deferred.payload = null;
+        continue;
+      }
+      if (this.congested()) {
+        this.socket.pause();
+        return;
+      }
+      if (this.phase === 'transmission') {
+        const r = this.decoder.decodeRequest();
+        if (r === nbd.DECODE_MORE) break;
+        if (r === nbd.DECODE_FATAL) {
+          this.protocolViolation(this.decoder.fatalReason);
+          continue;
+        }
+        const req = this.decoder.request;
+        if (!this.fits(req)) {
+          this.deferred.copyFrom(req);
+          this.hasDeferred = true;
+          continue;
+        }
+        this.handleRequest(req);
+        continue;
+      }
+      const ev = this.decoder.next();
+      if (ev === null) break;
+      this.handle(ev);
+    }
+    if (this.phase === 'handshake' || this.phase === 'transmission') this.socket.resume();
   }
 
   /**
@@ -367,8 +418,14 @@ export class NbdConnection {
       }
       case 'option':
         return this.handleOption(ev.option, ev.data);
-      case 'request':
-        return this.handleRequest(ev.request, ev.payload, ev.oversized === true);
+      case 'request': {
+        // a request queued behind the option that started transmission
+        const r = new nbd.RequestRecord();
+        Object.assign(r, ev.request);
+        r.payload = ev.payload ?? null;
+        r.oversized = ev.oversized === true;
+        return this.handleRequest(r);
+      }
       case 'fatal':
         return this.protocolViolation(ev.reason);
     }
@@ -477,10 +534,6 @@ export class NbdConnection {
     if (this.decoder.buffered > 0 || this.socket.readableLength > 0)
       return this.hardDisconnect('plaintext data after NBD_OPT_STARTTLS');
     const raw = this.socket;
-    if (this.corked) {
-      this.corked = false;
-      raw.uncork();
-    }
     raw.write(nbd.encodeOptionReply(option, nbd.NBD_REP_ACK));
     raw.removeAllListeners('data');
     raw.removeAllListeners('drain');
@@ -523,12 +576,15 @@ export class NbdConnection {
 
   // ---------------------------------------------------------------- transmission
 
-  private handleRequest(req: nbd.NbdRequest, payload: Buffer | undefined, oversized: boolean): void {
-    const { type, flags, offset, length } = req;
+  /** Starts (or refuses) one request; `rec` is reused after this returns, so whatever outlives the call is copied. */
+  private handleRequest(rec: nbd.RequestRecord): void {
+    const { type, flags, offset, length } = rec;
+    const payload = rec.payload;
+    const req = rec;
     if (type === nbd.NBD_CMD_DISC) return this.finish(this.cfg.debug ? 'client sent NBD_CMD_DISC' : null);
     const allowed = ALLOWED_FLAGS[type];
     if (allowed === undefined) return this.replyError(req, nbd.NBD_EINVAL, `unknown command ${type}`);
-    if (oversized) {
+    if (rec.oversized) {
       // The data of this WRITE was never read, so the stream has lost its framing:
       // answer, then close once everything in flight is answered.
       this.replyError(req, nbd.NBD_EINVAL, `request length ${length} exceeds the maximum ${this.cfg.maxPayload}`);
@@ -540,7 +596,7 @@ export class NbdConnection {
         nbd.NBD_EINVAL,
         `command flags 0x${flags.toString(16)} not valid for command ${type}`,
       );
-    if (type === nbd.NBD_CMD_FLUSH) return this.run(req, 0, this.doFlush());
+    if (type === nbd.NBD_CMD_FLUSH) return this.run(copyRequest(req), 0, this.doFlush());
     if (length > this.cfg.maxPayload && type !== nbd.NBD_CMD_TRIM && type !== nbd.NBD_CMD_WRITE_ZEROES) {
       return this.replyError(
         req,
@@ -556,13 +612,19 @@ export class NbdConnection {
         `range [${offset}, +${length}) is outside the export (${size} bytes)`,
       );
     }
-    const backend = this.cfg.backend;
     const fua = (flags & nbd.NBD_CMD_FLAG_FUA) !== 0;
     const fast = this.fast;
     if (fast !== null && length > 0 && offset % PAGE === 0 && length % PAGE === 0) {
       if (type === nbd.NBD_CMD_READ && length <= fast.callbackReadMax) return this.fastRead(fast, req);
       if (type === nbd.NBD_CMD_WRITE && !fua) return this.fastWrite(fast, req, payload!);
     }
+    this.general(copyRequest(req), payload, fua);
+  }
+
+  /** The promise path: everything but page-aligned READ/WRITE to a page backend. */
+  private general(req: nbd.NbdRequest, payload: Buffer | null, fua: boolean): void {
+    const { type, offset, length } = req;
+    const backend = this.cfg.backend;
     switch (type) {
       case nbd.NBD_CMD_READ:
         return this.run(
@@ -635,56 +697,69 @@ export class NbdConnection {
 
   // ---------------------------------------------------------------- fast path
 
-  private fastRead(fast: PageCallbackBackend, req: nbd.NbdRequest): void {
+  private fastOp(req: nbd.RequestRecord): FastOp {
+    const op = this.spareOps.pop() ?? new FastOp();
+    op.type = req.type;
+    op.cookieHi = req.cookieHi;
+    op.cookieLo = req.cookieLo;
+    op.offset = req.offset;
+    op.length = req.length;
     this.inflight++;
     this.inflightBytes += req.length;
+    return op;
+  }
+
+  private fastRead(fast: PageCallbackBackend, req: nbd.RequestRecord): void {
+    const op = this.fastOp(req);
     try {
-      fast.readPagesCb(req.offset, req.length, this.onFastRead, req);
+      fast.readPagesCb(op.offset, op.length, this.onFastRead, op);
     } catch (e) {
-      this.onFastRead(req, e instanceof Error ? e : new Error(String(e)), null);
+      this.onFastRead(op, e instanceof Error ? e : new Error(String(e)), null);
     }
   }
 
   private readonly onFastRead = (ctx: unknown, err: Error | null, data: Uint8Array | null): void => {
-    const req = ctx as nbd.NbdRequest;
-    if (err !== null || data === null) this.replyFailure(req, err ?? new Error('no data'));
-    else {
+    const op = ctx as FastOp;
+    if (err !== null || data === null) this.replyFailure(op, err ?? new Error('no data'));
+    else if (this.writable()) {
       this.requests++;
-      this.batch();
-      this.write(this.slab.readData(this.structured, req.cookieHi, req.cookieLo, req.offset, data));
+      this.reserve(ReplySlab.readSize(this.structured, data.length));
+      this.slab.readData(this.structured, op.cookieHi, op.cookieLo, op.offset, data);
+      this.repliesQueued();
     }
-    this.done(req.length);
+    this.fastDone(op);
   };
 
-  private fastWrite(fast: PageCallbackBackend, req: nbd.NbdRequest, payload: Buffer): void {
-    const op = this.spareWrites.pop() ?? new FastWrite();
-    op.req = req;
+  private fastWrite(fast: PageCallbackBackend, req: nbd.RequestRecord, payload: Buffer): void {
+    const op = this.fastOp(req);
     op.epoch = this.cfg.writes.begin();
-    this.inflight++;
-    this.inflightBytes += req.length;
     try {
-      fast.writePagesCb(req.offset, payload, this.onFastWrite, op);
+      fast.writePagesCb(op.offset, payload, this.onFastWrite, op);
     } catch (e) {
       this.onFastWrite(op, e instanceof Error ? e : new Error(String(e)));
     }
   }
 
   private readonly onFastWrite = (ctx: unknown, err: Error | null): void => {
-    const op = ctx as FastWrite;
-    const req = op.req!;
+    const op = ctx as FastOp;
     this.cfg.writes.end(op.epoch);
-    op.req = null;
-    this.spareWrites.push(op);
-    if (err !== null) this.replyFailure(req, err);
-    else {
+    if (err !== null) this.replyFailure(op, err);
+    else if (this.writable()) {
       this.requests++;
-      this.batch();
-      this.write(this.slab.simple(0, req.cookieHi, req.cookieLo));
+      this.reserve(nbd.SIMPLE_REPLY_SIZE);
+      this.slab.simple(0, op.cookieHi, op.cookieLo);
+      this.repliesQueued();
     }
-    this.done(req.length);
+    this.fastDone(op);
   };
 
-  private replyFailure(req: nbd.NbdRequest, err: unknown): void {
+  private fastDone(op: FastOp): void {
+    const bytes = op.length;
+    this.spareOps.push(op);
+    this.done(bytes);
+  }
+
+  private replyFailure(req: nbd.NbdRequest | FastOp, err: unknown): void {
     const error = nbdErrorOf(err);
     const msg = err instanceof Error ? err.message : String(err);
     if (error === nbd.NBD_EIO)
@@ -695,8 +770,10 @@ export class NbdConnection {
   private done(bytes: number): void {
     this.inflight--;
     this.inflightBytes -= bytes;
-    if (this.phase === 'closing') this.maybeEnd();
-    else this.pump();
+    if (this.phase === 'closing') {
+      this.flushReplies();
+      this.maybeEnd();
+    } else this.pump();
     this.cfg.budget.released();
   }
 
@@ -704,7 +781,15 @@ export class NbdConnection {
 
   private replyOk(req: nbd.NbdRequest): void {
     this.requests++;
-    this.send(nbd.encodeSimpleReply(0, req.cookieHi, req.cookieLo));
+    this.simpleReply(0, req);
+  }
+
+  /** A simple reply (no data) through the slab, leaving with its burst. */
+  private simpleReply(error: number, req: nbd.NbdRequest | FastOp): void {
+    if (!this.writable()) return;
+    this.reserve(nbd.SIMPLE_REPLY_SIZE);
+    this.slab.simple(error, req.cookieHi, req.cookieLo);
+    this.repliesQueued();
   }
 
   private replyData(req: nbd.NbdRequest, data: Uint8Array): void {
@@ -718,58 +803,68 @@ export class NbdConnection {
     }
   }
 
-  private replyError(req: nbd.NbdRequest, error: number, message: string): void {
+  private replyError(req: nbd.NbdRequest | FastOp, error: number, message: string): void {
     this.requests++;
     if (this.structured) {
       this.send(nbd.encodeErrorChunk(true, req.cookieHi, req.cookieLo, error, `${nbdErrorName(error)}: ${message}`));
     } else {
       // A simple error reply carries no data, not even for a READ.
-      this.send(nbd.encodeSimpleReply(error, req.cookieHi, req.cookieLo));
+      this.simpleReply(error, req);
     }
   }
 
-  /**
-   * Replies finished in the same turn of the event loop leave in one writev:
-   * the socket is corked at the first reply and uncorked on the next tick
-   * (which Node runs once the current microtasks are done). Each reply is
-   * written whole, so replies never interleave.
-   */
-  private batch(): void {
-    if (this.corked) return;
-    // everything sent before has left: the reply slab can start over
-    if (this.socket.writableLength === 0) this.slab.reset();
-    this.corked = true;
-    this.socket.cork();
-    process.nextTick(this.uncork);
+  private writable(): boolean {
+    const s = this.socket;
+    return !s.destroyed && !s.writableEnded;
   }
 
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.socket.uncork();
-    if (this.socket.writableNeedDrain) this.needDrain = true;
+  /** Room in the slab for a reply of n bytes, writing out the pending replies if they fill it. */
+  private reserve(n: number): void {
+    if (this.slab.reserve(n, this.socket.writableLength === 0)) return;
+    this.flushReplies();
+    this.slab.reserve(n, false);
+  }
+
+  /**
+   * A reply was built in the slab. It leaves with the others of its burst:
+   * at the end of pump(), at the end of the backend's completion batch, or
+   * (a backend without completion batches) on the next tick.
+   */
+  private repliesQueued(): void {
+    if (this.pumping) {
+      this.repump = true;
+      return;
+    }
+    if (this.unhook !== null || this.flushScheduled) return;
+    this.flushScheduled = true;
+    process.nextTick(this.flushReplies);
+  }
+
+  /** Writes every reply built in the slab since the last flush, in one socket write. */
+  private readonly flushReplies = (): void => {
+    this.flushScheduled = false;
+    const b = this.slab.flushed();
+    if (b === null || !this.writable()) return;
+    if (!this.socket.write(b)) this.needDrain = true;
   };
 
-  /** Writes a reply already in the slab (batch() was called before it was built). */
-  private write(buf: Uint8Array): void {
-    const s = this.socket;
-    if (s.destroyed || s.writableEnded) return;
-    if (!s.write(buf)) this.needDrain = true;
-  }
-
+  /** A reply built apart from the slab: the slab's pending replies go first, each reply stays whole. */
   private send(buf: Uint8Array): void {
-    const s = this.socket;
-    if (s.destroyed || s.writableEnded) return;
-    this.batch();
-    if (!s.write(buf)) this.needDrain = true;
+    if (!this.writable()) return;
+    this.flushReplies();
+    if (!this.socket.write(buf)) this.needDrain = true;
   }
 
   /** A header and its data as one reply: nothing can come between them. */
   private send2(header: Uint8Array, data: Uint8Array): void {
     const s = this.socket;
-    if (s.destroyed || s.writableEnded) return;
-    this.batch();
+    if (!this.writable()) return;
+    this.flushReplies();
+    s.cork();
     s.write(header);
-    if (!s.write(data)) this.needDrain = true;
+    const ok = s.write(data);
+    s.uncork();
+    if (!ok || s.writableNeedDrain) this.needDrain = true;
   }
 
   // ---------------------------------------------------------------- ending
@@ -802,6 +897,7 @@ export class NbdConnection {
 
   /** Stops reading, sends what is queued, closes; a peer that keeps its side open is cut off after 2 s. */
   private endSoon(): void {
+    this.flushReplies();
     this.phase = 'closing';
     this.decoder.kill();
     this.socket.resume();
@@ -842,6 +938,18 @@ function describeOption(p: nbd.ParsedOption): string {
     default:
       return '';
   }
+}
+
+/** A request's header fields, to keep past the decoder's next request. */
+function copyRequest(r: nbd.NbdRequest): nbd.NbdRequest {
+  return {
+    flags: r.flags,
+    type: r.type,
+    cookieHi: r.cookieHi,
+    cookieLo: r.cookieLo,
+    offset: r.offset,
+    length: r.length,
+  };
 }
 
 /** Runs a backend call, turning a synchronous throw into a rejection. */

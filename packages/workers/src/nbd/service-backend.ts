@@ -37,6 +37,18 @@ export class ServiceBackend implements PageCallbackBackend {
     this.service.readPagesCb(offset / PAGE, length / PAGE, done, ctx);
   }
 
+  plug(): void {
+    this.service.plug();
+  }
+
+  unplug(): void {
+    this.service.unplug();
+  }
+
+  onCompletionBatch(fn: () => void): () => void {
+    return this.service.onCompletionBatch(fn);
+  }
+
   /** The range checked against the device, cut into a partial head page, whole pages and a partial tail page. */
   private span(offset: number, length: number, op: string): PageSpan {
     checkRange(offset, length, this.size, op);

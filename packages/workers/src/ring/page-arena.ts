@@ -17,6 +17,8 @@ export class PageArena {
   readonly batchPages: number;
   /** One 4 KiB view per arena page. */
   readonly pages: Uint8Array[];
+  /** One view of each ring entry's whole run of pages. */
+  private readonly entries: Uint8Array[];
 
   private constructor(shared: PageArenaShared) {
     this.sab = shared.sab;
@@ -25,6 +27,11 @@ export class PageArena {
     this.pages = Array.from(
       { length: shared.sab.byteLength / PAGE_SIZE },
       (_, i) => new Uint8Array(shared.sab, i * PAGE_SIZE, PAGE_SIZE),
+    );
+    const run = this.batchPages * PAGE_SIZE;
+    this.entries = Array.from(
+      { length: shared.sab.byteLength / run },
+      (_, e) => new Uint8Array(shared.sab, e * run, run),
     );
   }
 
@@ -43,6 +50,16 @@ export class PageArena {
   /** First arena page of ring entry `slot`. */
   pageOf(slot: number): number {
     return slot * this.batchPages;
+  }
+
+  /**
+   * The same as view(), without allocating for one page or a whole entry (the
+   * views are built once): what a callback read hands its caller.
+   */
+  entryView(slot: number, count: number): Uint8Array {
+    if (count === 1) return this.pages[slot * this.batchPages]!;
+    if (count === this.batchPages) return this.entries[slot]!;
+    return this.view(slot, count);
   }
 
   /** Byte view of `count` pages of entry `slot` (for the submitter's copies in and out). */

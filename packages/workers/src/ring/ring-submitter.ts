@@ -12,6 +12,11 @@
 //     oldest one and runs it too, a bounded number per turn of the event loop.
 // Requests waiting for a free entry are served round-robin, one entry each, so
 // a small request behind large ones waits for a bounded number of entries.
+// A caller that submits a burst (the NBD server, per socket read) plugs the
+// submitter around it: the burst is decided on at unplug(), with no
+// scheduling per request; callback completions delivered in one pump are
+// followed by one call of each completion-batch hook (the server's reply
+// flush). The callback path allocates nothing per request once warm.
 
 import { PAGE_SIZE, ZsError } from '@zsmalloc/core';
 import { ZramError, type ZramDevice } from '@zsmalloc/zram';
@@ -117,7 +122,13 @@ export class RingSubmitter {
   private readonly spare: PageRequest[] = [];
   /** Where an inline callback read lands before its callback copies it out. */
   private readonly scratch: Uint8Array;
+  private readonly scratchPage: Uint8Array;
   private drainWaiters: (() => void)[] = [];
+  /** plug() depth: while > 0, enqueue() schedules nothing and unplug() pumps. */
+  private plugged = 0;
+  /** A callback completion was delivered since the hooks last ran. */
+  private delivered = false;
+  private batchHooks: (() => void)[] = [];
 
   constructor(ring: PageRing, arena: PageArena, dev: ZramDevice, opts: SubmitterOptions) {
     this.ring = ring;
@@ -127,6 +138,7 @@ export class RingSubmitter {
     this.entryReq = new Array<PageRequest | null>(ring.entries).fill(null);
     this.entryPos = new Int32Array(ring.entries);
     this.scratch = new Uint8Array(arena.batchPages * PAGE_SIZE);
+    this.scratchPage = this.scratch.subarray(0, PAGE_SIZE);
   }
 
   /** Entries on the ring plus requests waiting for one. */
@@ -192,8 +204,41 @@ export class RingSubmitter {
     return req;
   }
 
+  /** Holds requests submitted until the matching unplug() (plugs nest). */
+  plug(): void {
+    this.plugged++;
+  }
+
+  /** Ends a plug; the outermost one starts the held burst now, on this thread. */
+  unplug(): void {
+    if (this.plugged === 0) throw new Error('unplug() without plug()');
+    if (--this.plugged > 0 || this.queue.length === 0) return;
+    if (this.pumping) {
+      // submitted from a completion callback inside pump(): pump runs again
+      this.kick();
+      return;
+    }
+    this.pump();
+  }
+
+  /** Runs `fn` after each pump that delivered callback completions; returns the unregister function. */
+  onCompletionBatch(fn: () => void): () => void {
+    this.batchHooks = [...this.batchHooks, fn];
+    return () => {
+      this.batchHooks = this.batchHooks.filter((f) => f !== fn);
+    };
+  }
+
+  private runBatchHooks(): void {
+    if (!this.delivered) return;
+    this.delivered = false;
+    const hooks = this.batchHooks;
+    for (let i = 0; i < hooks.length; i++) hooks[i]!();
+  }
+
   private enqueue(req: PageRequest): void {
     this.queue.push(req);
+    if (this.plugged > 0) return;
     // Decide in a microtask, once the caller's burst of requests is queued: a
     // burst goes to the workers (and to this thread), a lone request may run here.
     if (!this.scheduled) {
@@ -218,6 +263,7 @@ export class RingSubmitter {
       req.ctx = null;
       req.buf = NO_BYTES;
       this.spare.push(req);
+      this.delivered = true;
       done(ctx, err, err === null ? data : null);
     } else if (req.error) req.reject!(req.error);
     else req.resolve!();
@@ -263,6 +309,7 @@ export class RingSubmitter {
     } finally {
       this.pumping = false;
     }
+    this.runBatchHooks();
     if (budget === 0 && this.busy) {
       // let the event loop run (sockets, timers), then carry on
       if (!this.scheduled) {
@@ -294,8 +341,11 @@ export class RingSubmitter {
       if (slot < 0) break;
       const req = q.shift()!;
       const take = Math.min(bp, req.count - req.next);
-      if (req.op === OP_WRITE)
-        this.arena.view(slot, take).set(req.buf.subarray(req.next * PAGE_SIZE, (req.next + take) * PAGE_SIZE));
+      if (req.op === OP_WRITE) {
+        const whole = req.next === 0 && take === req.count;
+        const src = whole ? req.buf : req.buf.subarray(req.next * PAGE_SIZE, (req.next + take) * PAGE_SIZE);
+        this.arena.bytes.set(src, this.arena.pageOf(slot) * PAGE_SIZE);
+      }
       this.entryReq[slot] = req;
       this.entryPos[slot] = req.next;
       ring.submit(slot, req.op, req.first + req.next, take, this.arena.pageOf(slot), this.tag);
@@ -346,7 +396,7 @@ export class RingSubmitter {
   private runInline(req: PageRequest): void {
     const write = req.op === OP_WRITE;
     // a callback read has no buffer of its own: it lands in the scratch pages
-    const buf = !write && req.done !== null ? this.scratch.subarray(0, req.count * PAGE_SIZE) : req.buf;
+    const buf = !write && req.done !== null ? this.scratchView(req.count) : req.buf;
     for (let k = 0; k < req.count; k++) {
       const page = req.count === 1 ? buf : buf.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE);
       try {
@@ -361,6 +411,12 @@ export class RingSubmitter {
     this.finishRequest(req, write ? null : buf);
   }
 
+  /** The first `count` pages of the scratch buffer (one page without allocating). */
+  private scratchView(count: number): Uint8Array {
+    if (count === 1) return this.scratchPage;
+    return count === this.arena.batchPages ? this.scratch : this.scratch.subarray(0, count * PAGE_SIZE);
+  }
+
   /** Settles one finished entry: its failure or its read data goes to the request. */
   private settle(slot: number): void {
     const req = this.entryReq[slot]!;
@@ -370,7 +426,7 @@ export class RingSubmitter {
     if (f) req.error ??= rebuildError(f.code, f.message);
     else if (req.op === OP_READ && !req.error) {
       // a callback read copies out of the arena in its callback, before the entry is reused
-      if (req.done !== null) data = this.arena.view(slot, count);
+      if (req.done !== null) data = this.arena.entryView(slot, count);
       else req.buf.set(this.arena.view(slot, count), this.entryPos[slot]! * PAGE_SIZE);
     }
     this.finishEntry(slot, req, count, data);
@@ -403,6 +459,7 @@ export class RingSubmitter {
       this.finishEntry(slot, req, this.ring.count(slot), null);
       failed++;
     }
+    this.runBatchHooks();
     this.kick();
     return failed;
   }

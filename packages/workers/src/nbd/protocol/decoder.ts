@@ -2,10 +2,13 @@
 // hands out views where it can) and ServerDecoder, which turns a byte stream
 // split or pipelined across TCP packets into events (client flags, options,
 // requests with their WRITE payloads, fatal violations) through the
-// client-flags, options and transmission phases.
+// client-flags, options and transmission phases. In the transmission phase
+// decodeRequest() fills one reused RequestRecord instead of building an event,
+// so a request costs no allocation beyond the view of a WRITE's payload.
 
 import { CLIENT_FLAGS_SIZE, NBD_CMD_WRITE, NBD_REQUEST_MAGIC, OPTION_HEADER_SIZE, REQUEST_SIZE } from './constants.js';
-import { decodeRequest, type NbdRequest } from './transmission.js';
+import type { NbdRequest } from './transmission.js';
+import { TWO32 } from './wire.js';
 
 const IHAVEOPT_BYTES = Buffer.from('IHAVEOPT', 'latin1');
 
@@ -68,6 +71,41 @@ export class ByteQueue {
     return out;
   }
 
+  /**
+   * The big-endian u32 at position i from the front (i + 4 <= length), read
+   * in place when it lies in the first chunk.
+   */
+  u32At(i: number): number {
+    const first = this.chunks[0]!;
+    const at = this.head + i;
+    if (at + 4 <= first.length) return first.readUInt32BE(at);
+    return ((this.byteAt(i) << 24) | (this.byteAt(i + 1) << 16) | (this.byteAt(i + 2) << 8) | this.byteAt(i + 3)) >>> 0;
+  }
+
+  /** The big-endian u16 at position i from the front (i + 2 <= length). */
+  u16At(i: number): number {
+    const first = this.chunks[0]!;
+    const at = this.head + i;
+    if (at + 2 <= first.length) return first.readUInt16BE(at);
+    return (this.byteAt(i) << 8) | this.byteAt(i + 1);
+  }
+
+  /** Drops the first n bytes (n <= length) without handing them out. */
+  skip(n: number): void {
+    if (n > this.total) throw new RangeError(`ByteQueue.skip(${n}) with ${this.total} bytes queued`);
+    this.total -= n;
+    while (n > 0) {
+      const c = this.chunks[0]!;
+      const m = Math.min(c.length - this.head, n);
+      n -= m;
+      this.head += m;
+      if (this.head === c.length) {
+        this.chunks.shift();
+        this.head = 0;
+      }
+    }
+  }
+
   /** Drops everything queued. */
   clear(): void {
     this.chunks = [];
@@ -75,6 +113,43 @@ export class ByteQueue {
     this.total = 0;
   }
 }
+
+/**
+ * A transmission request as the decoder fills it: the header fields, a
+ * WRITE's payload, and whether it was oversized. One record is reused for
+ * every request; whoever keeps a request past the next decode copies it.
+ */
+export class RequestRecord implements NbdRequest {
+  flags = 0;
+  type = 0;
+  cookieHi = 0;
+  cookieLo = 0;
+  offset = 0;
+  length = 0;
+  /** A WRITE's data (exactly `length` bytes), else null. */
+  payload: Buffer | null = null;
+  /**
+   * A WRITE longer than maxPayload: its data was not read and the stream
+   * cannot be resynchronized; the decoder is dead after it.
+   */
+  oversized = false;
+
+  copyFrom(r: RequestRecord): void {
+    this.flags = r.flags;
+    this.type = r.type;
+    this.cookieHi = r.cookieHi;
+    this.cookieLo = r.cookieLo;
+    this.offset = r.offset;
+    this.length = r.length;
+    this.payload = r.payload;
+    this.oversized = r.oversized;
+  }
+}
+
+/** What decodeRequest() found: more bytes needed, a request in `request`, or a fatal violation (`fatalReason`). */
+export const DECODE_MORE = 0;
+export const DECODE_REQUEST = 1;
+export const DECODE_FATAL = 2;
 
 /** What the server-side decoder yields. */
 export type ServerEvent =
@@ -116,8 +191,12 @@ export class ServerDecoder {
   readonly maxPayload: number;
   private readonly q = new ByteQueue();
   private _phase: DecoderPhase = 'client-flags';
-  /** A request header whose WRITE payload has not fully arrived yet. */
-  private pending: NbdRequest | null = null;
+  /** The transmission request decodeRequest() filled last (reused). */
+  readonly request = new RequestRecord();
+  /** Why decodeRequest() returned DECODE_FATAL. */
+  fatalReason = '';
+  /** `request` holds a WRITE header whose payload has not fully arrived yet. */
+  private pending = false;
 
   constructor(opts: ServerDecoderOptions = {}) {
     this.maxOptionLength = opts.maxOptionLength ?? 65536;
@@ -145,7 +224,8 @@ export class ServerDecoder {
   /** Stops decoding (after a fatal event, an abort or a disconnect). */
   kill(): void {
     this._phase = 'dead';
-    this.pending = null;
+    this.pending = false;
+    this.request.payload = null;
     this.q.clear();
   }
 
@@ -160,7 +240,7 @@ export class ServerDecoder {
       case 'options':
         return this.nextOption();
       case 'transmission':
-        return this.nextRequest();
+        return this.requestEvent(this.decodeRequest());
       case 'dead':
         return null;
     }
@@ -193,24 +273,62 @@ export class ServerDecoder {
     return true;
   }
 
-  private nextRequest(): ServerEvent | null {
+  /** The event form of a transmission decode (allocates: for tests and tools; the server uses decodeRequest()). */
+  private requestEvent(r: number): ServerEvent | null {
+    if (r === DECODE_MORE) return null;
+    if (r === DECODE_FATAL) return { kind: 'fatal', reason: this.fatalReason };
+    const q = this.request;
+    const request: NbdRequest = {
+      flags: q.flags,
+      type: q.type,
+      cookieHi: q.cookieHi,
+      cookieLo: q.cookieLo,
+      offset: q.offset,
+      length: q.length,
+    };
+    if (q.oversized) return { kind: 'request', request, oversized: true };
+    return q.payload === null ? { kind: 'request', request } : { kind: 'request', request, payload: q.payload };
+  }
+
+  /**
+   * Transmission phase: decodes the next request into `request` (reused; no
+   * allocation but a WRITE payload's view, or its copy when it spans
+   * received chunks). Returns DECODE_MORE, DECODE_REQUEST or DECODE_FATAL
+   * (then the decoder is dead and `fatalReason` says why).
+   */
+  decodeRequest(): number {
+    if (this._phase !== 'transmission') return DECODE_MORE;
     const q = this.q;
-    let req = this.pending;
-    if (req === null) {
-      if (q.length < 4) return null;
-      const magic = ((q.byteAt(0) << 24) | (q.byteAt(1) << 16) | (q.byteAt(2) << 8) | q.byteAt(3)) >>> 0;
-      if (magic !== NBD_REQUEST_MAGIC) return this.fatal(`bad request magic 0x${magic.toString(16).padStart(8, '0')}`);
-      if (q.length < REQUEST_SIZE) return null;
-      req = decodeRequest(q.take(REQUEST_SIZE));
-      if (req.type !== NBD_CMD_WRITE) return { kind: 'request', request: req };
+    const req = this.request;
+    if (!this.pending) {
+      if (q.length < 4) return DECODE_MORE;
+      const magic = q.u32At(0);
+      if (magic !== NBD_REQUEST_MAGIC) {
+        this.kill();
+        this.fatalReason = `bad request magic 0x${magic.toString(16).padStart(8, '0')}`;
+        return DECODE_FATAL;
+      }
+      if (q.length < REQUEST_SIZE) return DECODE_MORE;
+      req.flags = q.u16At(4);
+      req.type = q.u16At(6);
+      req.cookieHi = q.u32At(8);
+      req.cookieLo = q.u32At(12);
+      req.offset = q.u32At(16) * TWO32 + q.u32At(20);
+      req.length = q.u32At(24);
+      req.payload = null;
+      req.oversized = false;
+      q.skip(REQUEST_SIZE);
+      if (req.type !== NBD_CMD_WRITE) return DECODE_REQUEST;
       if (req.length > this.maxPayload) {
         this.kill();
-        return { kind: 'request', request: req, oversized: true };
+        req.oversized = true;
+        return DECODE_REQUEST;
       }
-      this.pending = req;
+      this.pending = true;
     }
-    if (q.length < req.length) return null;
-    this.pending = null;
-    return { kind: 'request', request: req, payload: q.take(req.length) };
+    if (q.length < req.length) return DECODE_MORE;
+    this.pending = false;
+    req.payload = q.take(req.length);
+    return DECODE_REQUEST;
   }
 }
