@@ -115,24 +115,33 @@ export function nbdErrorName(error: number): string {
  */
 export class WriteTracker {
   private readonly inflight = new Set<Promise<unknown>>();
-  /** Callback-path writes in flight, counted per epoch (a FLUSH starts a new epoch). */
+  /**
+   * Callback-path writes in flight, counted per epoch (a FLUSH starts a new
+   * epoch): those of the current epoch in `current` (no allocation per
+   * write), those of older epochs a FLUSH waits for in `counts`.
+   */
   private epoch = 0;
+  private current = 0;
   private readonly counts = new Map<number, number>();
   private epochWaiters: { epoch: number; resolve: () => void }[] = [];
 
   get size(): number {
-    let n = this.inflight.size;
+    let n = this.inflight.size + this.current;
     for (const c of this.counts.values()) n += c;
     return n;
   }
 
   /** A callback-path write starts; pass the returned epoch to end(). No allocation. */
   begin(): number {
-    this.counts.set(this.epoch, (this.counts.get(this.epoch) ?? 0) + 1);
+    this.current++;
     return this.epoch;
   }
 
   end(epoch: number): void {
+    if (epoch === this.epoch) {
+      this.current--;
+      return;
+    }
     const left = (this.counts.get(epoch) ?? 1) - 1;
     if (left > 0) {
       this.counts.set(epoch, left);
@@ -150,6 +159,8 @@ export class WriteTracker {
   /** Resolves once every callback-path write begun before the call has ended. */
   private drainCallbacks(): Promise<void> {
     const e = this.epoch++;
+    if (this.current > 0) this.counts.set(e, this.current);
+    this.current = 0;
     let pending = false;
     for (const k of this.counts.keys()) if (k <= e) pending = true;
     if (!pending) return Promise.resolve();

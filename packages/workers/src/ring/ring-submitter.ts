@@ -100,6 +100,38 @@ class PageRequest {
 
 const NO_BYTES = new Uint8Array(0);
 
+/** A FIFO of requests in a circular array that grows by doubling: push and shift allocate nothing once grown. */
+class RequestFifo {
+  private items: (PageRequest | null)[] = new Array<PageRequest | null>(16).fill(null);
+  private head = 0;
+  length = 0;
+
+  push(r: PageRequest): void {
+    if (this.length === this.items.length) {
+      const old = this.items;
+      this.items = new Array<PageRequest | null>(old.length * 2).fill(null);
+      for (let i = 0; i < this.length; i++) this.items[i] = old[(this.head + i) % old.length]!;
+      this.head = 0;
+    }
+    this.items[(this.head + this.length) % this.items.length] = r;
+    this.length++;
+  }
+
+  /** Removes and returns the oldest (length > 0). */
+  shift(): PageRequest {
+    const r = this.items[this.head]!;
+    this.items[this.head] = null;
+    this.head = (this.head + 1) % this.items.length;
+    this.length--;
+    return r;
+  }
+
+  /** The oldest (length > 0). */
+  first(): PageRequest {
+    return this.items[this.head]!;
+  }
+}
+
 export class RingSubmitter {
   readonly ring: PageRing;
   readonly arena: PageArena;
@@ -109,7 +141,7 @@ export class RingSubmitter {
   private readonly entryReq: (PageRequest | null)[];
   private readonly entryPos: Int32Array;
   /** Requests with pages not yet on the ring, round-robin. */
-  private readonly queue: PageRequest[] = [];
+  private readonly queue = new RequestFifo();
   private inflight = 0;
   private tag = 0;
   private pumping = false;
@@ -285,11 +317,11 @@ export class RingSubmitter {
       for (;;) {
         this.reapAll();
         if (policy === 'always') {
-          while (this.queue.length > 0) this.runInline(this.queue.shift()!);
+          while (this.queue.length > 0) this.runInline(this.queue.shift());
           break;
         }
         if (policy === 'adaptive' && this.loneSmallRequest()) {
-          this.runInline(this.queue.shift()!);
+          this.runInline(this.queue.shift());
           continue;
         }
         this.fill();
@@ -325,7 +357,7 @@ export class RingSubmitter {
     return (
       this.queue.length === 1 &&
       this.inflight === 0 &&
-      this.queue[0]!.count <= this.opts.inlinePages &&
+      this.queue.first().count <= this.opts.inlinePages &&
       this.ring.sleepers() >= this.opts.workers
     );
   }
@@ -339,7 +371,7 @@ export class RingSubmitter {
     while (q.length > 0) {
       const slot = ring.nextFree();
       if (slot < 0) break;
-      const req = q.shift()!;
+      const req = q.shift();
       const take = Math.min(bp, req.count - req.next);
       if (req.op === OP_WRITE) {
         const whole = req.next === 0 && take === req.count;
