@@ -236,3 +236,54 @@ describe.each<LockMode>(['class', 'pool'])('every thread does page work (lockMod
     svc.pool.verify();
   }, 120_000);
 });
+
+describe.each<RunToCompletion>(['adaptive', 'never', 'always'])('plugging (runToCompletion %s)', (policy) => {
+  it('requests submitted while plugged start at unplug as one burst; each batch of callbacks is followed by the hook', async () => {
+    const svc = await ZramService.start({
+      disksize: 1024 * PAGE,
+      compressionWorkers: 2,
+      runToCompletion: policy,
+      compaction: false,
+    });
+    const events: string[] = [];
+    const unhook = svc.onCompletionBatch(() => events.push('batch'));
+    const n = 24;
+    const src = pagesOf(100, n, 3);
+    let settled = 0;
+    const all = new Promise<void>((resolve, reject) => {
+      const done = (ctx: unknown, err: Error | null): void => {
+        if (err !== null) return reject(err);
+        events.push(`done ${ctx as number}`);
+        if (++settled === n) resolve();
+      };
+      svc.plug();
+      svc.plug(); // plugs nest
+      for (let i = 0; i < n; i++) svc.writePagesCb(100 + i, src.subarray(i * PAGE, (i + 1) * PAGE), done, i);
+      svc.unplug();
+      // still plugged: nothing started, not even in a microtask
+      queueMicrotask(() => {
+        expect(svc.ringStats().queued).toBe(n);
+        expect(settled).toBe(0);
+        svc.unplug();
+        expect(() => svc.unplug()).toThrow(/without plug/);
+      });
+    });
+    await all;
+    // let the batch that delivered the last callback end
+    await new Promise((r) => setImmediate(r));
+    expect(events.filter((e) => e.startsWith('done')).length).toBe(n);
+    expect(events.at(-1)).toBe('batch');
+    // every callback is followed, before the next batch's first callback, by a hook call
+    expect(events[0]).toMatch(/^done/);
+    unhook();
+    const back = await svc.readPages(100, n);
+    expect(Buffer.compare(Buffer.from(back), Buffer.from(src))).toBe(0);
+    const before = events.length;
+    await new Promise<void>((resolve, reject) =>
+      svc.writePagesCb(0, src.subarray(0, PAGE), (_c, err) => (err ? reject(err) : resolve()), null),
+    );
+    await new Promise((r) => setImmediate(r));
+    expect(events.length).toBe(before); // unhooked
+    await svc.close();
+  }, 60_000);
+});

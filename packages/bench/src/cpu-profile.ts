@@ -78,7 +78,9 @@ function main(): void {
       `${file}: ${(s.spanUs / 1e6).toFixed(1)} s sampled, busy ${(s.busyUs / 1e6).toFixed(2)} s (${((100 * s.busyUs) / Math.max(1, s.spanUs)).toFixed(0)}%)\n`,
     );
     for (const r of s.top)
-      process.stdout.write(`  ${(100 * r.share).toFixed(1).padStart(5)}%  ${(r.us / 1000).toFixed(0).padStart(6)} ms  ${r.name}\n`);
+      process.stdout.write(
+        `  ${(100 * r.share).toFixed(1).padStart(5)}%  ${(r.us / 1000).toFixed(0).padStart(6)} ms  ${r.name}\n`,
+      );
   }
 }
 

@@ -182,7 +182,8 @@ function sites(root: SamplingNode, top = 12): [string, number][] {
 async function measure(step: (next: () => void) => void, units: number, profile = false): Promise<Window> {
   for (let tries = 1; tries <= 5; tries++) {
     await tick();
-    if (profile && session !== null) await session.post('HeapProfiler.startSampling', {
+    if (profile && session !== null)
+      await session.post('HeapProfiler.startSampling', {
         samplingInterval: 64,
         includeObjectsCollectedByMajorGC: true,
         includeObjectsCollectedByMinorGC: true,
@@ -253,7 +254,10 @@ async function child(a: Args): Promise<void> {
   conn = new NbdConnection(sock as unknown as Socket, 1, cfg);
   const opts = [nbd.encodeClientOption(nbd.NBD_OPT_GO, nbd.encodeInfoRequestData('zram0'))];
   if (a.structured) opts.unshift(nbd.encodeClientOption(nbd.NBD_OPT_STRUCTURED_REPLY));
-  sock.emit('data', Buffer.concat([Buffer.from([0, 0, 0, nbd.NBD_FLAG_C_FIXED_NEWSTYLE | nbd.NBD_FLAG_C_NO_ZEROES]), ...opts]));
+  sock.emit(
+    'data',
+    Buffer.concat([Buffer.from([0, 0, 0, nbd.NBD_FLAG_C_FIXED_NEWSTYLE | nbd.NBD_FLAG_C_NO_ZEROES]), ...opts]),
+  );
   await tick();
   if (conn.stats().phase !== 'transmission') throw new Error(`handshake failed: ${JSON.stringify(conn.stats())}`);
 

@@ -194,3 +194,80 @@ describe('ServerDecoder', () => {
     }
   });
 });
+
+describe('ServerDecoder.decodeRequest (the server fast path)', () => {
+  function transmission(opts?: nbd.ServerDecoderOptions): nbd.ServerDecoder {
+    const dec = new nbd.ServerDecoder(opts);
+    dec.push(
+      Buffer.concat([Buffer.from([0, 0, 0, 3]), nbd.encodeClientOption(nbd.NBD_OPT_GO, nbd.encodeInfoRequestData(''))]),
+    );
+    dec.next();
+    dec.next();
+    dec.enterTransmission();
+    return dec;
+  }
+
+  it('fills one reused record per request, header fields read in place or across chunks', () => {
+    const dec = transmission();
+    const rec = dec.request;
+    const data = Buffer.alloc(4096, 7);
+    const w = Buffer.concat([
+      nbd.encodeRequest({
+        type: nbd.NBD_CMD_WRITE,
+        flags: 1,
+        offset: 2 ** 40 + 4096,
+        length: 4096,
+        cookieHi: 0xfeedface,
+        cookieLo: 0xdeadbeef,
+      }),
+      data,
+    ]);
+    const r = nbd.encodeRequest({ type: nbd.NBD_CMD_READ, offset: 8192, length: 4096, cookieLo: 9 });
+    // the WRITE whole in one chunk, the READ's header split 3 + 25
+    dec.push(Buffer.concat([w, r.subarray(0, 3)]));
+    expect(dec.decodeRequest()).toBe(nbd.DECODE_REQUEST);
+    expect(dec.request).toBe(rec);
+    expect(rec).toMatchObject({ type: nbd.NBD_CMD_WRITE, flags: 1, offset: 2 ** 40 + 4096, length: 4096 });
+    expect([rec.cookieHi, rec.cookieLo]).toEqual([0xfeedface, 0xdeadbeef]);
+    expect(rec.payload!.equals(data)).toBe(true);
+    expect(dec.decodeRequest()).toBe(nbd.DECODE_MORE);
+    dec.push(r.subarray(3));
+    expect(dec.decodeRequest()).toBe(nbd.DECODE_REQUEST);
+    expect(dec.request).toBe(rec);
+    expect(rec).toMatchObject({
+      type: nbd.NBD_CMD_READ,
+      offset: 8192,
+      length: 4096,
+      cookieHi: 0,
+      cookieLo: 9,
+      payload: null,
+    });
+    expect(dec.decodeRequest()).toBe(nbd.DECODE_MORE);
+    expect(dec.buffered).toBe(0);
+  });
+
+  it('a payload split across chunks arrives whole; a bad magic and an oversized WRITE end decoding', () => {
+    const dec = transmission({ maxPayload: 8192 });
+    const data = Buffer.from(Array.from({ length: 4096 }, (_, i) => i & 0xff));
+    const w = Buffer.concat([
+      nbd.encodeRequest({ type: nbd.NBD_CMD_WRITE, offset: 0, length: 4096, cookieLo: 1 }),
+      data,
+    ]);
+    dec.push(w.subarray(0, 1000));
+    expect(dec.decodeRequest()).toBe(nbd.DECODE_MORE);
+    dec.push(w.subarray(1000));
+    expect(dec.decodeRequest()).toBe(nbd.DECODE_REQUEST);
+    expect(dec.request.payload!.equals(data)).toBe(true);
+
+    dec.push(nbd.encodeRequest({ type: nbd.NBD_CMD_WRITE, offset: 0, length: 8193, cookieLo: 2 }));
+    expect(dec.decodeRequest()).toBe(nbd.DECODE_REQUEST);
+    expect(dec.request).toMatchObject({ oversized: true, length: 8193, payload: null });
+    expect(dec.phase).toBe('dead');
+
+    const bad = transmission();
+    bad.push(Buffer.from([0x25, 0x60, 0x95, 0x14]));
+    expect(bad.decodeRequest()).toBe(nbd.DECODE_FATAL);
+    expect(bad.fatalReason).toMatch(/magic 0x25609514/);
+    expect(bad.phase).toBe('dead');
+  });
+});
