@@ -53,6 +53,55 @@ describe('PageRing', () => {
     r.wake(4);
   });
 
+  it('wakes a sleeper only for entries beyond what the consumers awake will take, and for a dead one\'s share', async () => {
+    const r = PageRing.create(8, 3); // consumers 1 and 2
+    // consumer 1 runs in a thread: claims what it finds, else sleeps; consumer 2 is awake (busy, say)
+    const url = new URL('../../dist/ring/page-ring.js', import.meta.url).href;
+    const consumer = new Worker(
+      `const { workerData, parentPort } = require('node:worker_threads');
+      (async () => {
+        const { PageRing } = await import(workerData.url);
+        const r = PageRing.attach(workerData.ring);
+        while (!r.stopping()) {
+          const slot = r.claim(1);
+          if (slot >= 0) parentPort.postMessage(r.tag(slot));
+          else r.sleep(1, r.submitSeq(), 10_000);
+        }
+      })();`,
+      { eval: true, workerData: { url, ring: r.shared } },
+    );
+    const claimed: number[] = [];
+    consumer.on('message', (t: number) => claimed.push(t));
+    // counted asleep, then given time to be inside Atomics.wait (notify counts only those)
+    const asleep = async (): Promise<void> => {
+      while (r.sleepers() === 0) await new Promise((res) => setTimeout(res, 1));
+      await new Promise((res) => setTimeout(res, 20));
+    };
+    const claimedCount = async (n: number): Promise<void> => {
+      while (claimed.length < n) await new Promise((res) => setTimeout(res, 1));
+    };
+    const submit = (tag: number): void => {
+      r.submit(r.nextFree(), OP_WRITE, tag, 1, 0, tag);
+    };
+    await asleep();
+    submit(0);
+    expect(r.wake(1)).toBe(0); // one waiting, consumer 2 awake: it takes it
+    submit(1);
+    expect(r.wake(1)).toBe(1); // two waiting, one awake: the sleeper too
+    await claimedCount(2);
+    await asleep();
+    r.forgetOwner(2); // consumer 2 dies: its share needs the sleeper
+    submit(2);
+    expect(r.wake(1)).toBe(1);
+    await claimedCount(3);
+    await asleep();
+    r.setThread(2, 99); // a successor starts: counted awake again
+    submit(3);
+    expect(r.wake(1)).toBe(0);
+    r.stop();
+    await consumer.terminate();
+  });
+
   it('4 threads and this one racing to claim: every entry claimed exactly once and reaped once', async () => {
     const owners = 5;
     const r = PageRing.create(64, owners);

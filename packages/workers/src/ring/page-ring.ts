@@ -39,7 +39,8 @@ const C_STOP = 4;
 const C_WAITING = 5; // the submitter waits for completions (Atomics.waitAsync on C_CQSEQ)
 const C_CQSEQ = 6; // bumped per completion
 const C_SPINNERS = 7; // consumers awake and polling for work
-const CTL_WORDS = 8;
+const C_GONE = 8; // consumers that died and have no successor yet
+const CTL_WORDS = 9;
 
 // per-owner words: completion ring head/tail, thread id, then the ring itself
 const O_CQHEAD = 0;
@@ -49,6 +50,7 @@ const O_FLAGS = 3; // what the owner is counted as now: spinning, sleeping
 const O_WORDS = 4;
 const OF_SPIN = 1;
 const OF_SLEEP = 2;
+const OF_GONE = 4;
 
 // per-owner float counters
 const F_PAGES = 0;
@@ -154,13 +156,17 @@ export class PageRing {
   }
 
   /**
-   * Wakes sleeping consumers for `n` new entries, less those a polling consumer
-   * will take anyway: no system call when none sleeps or enough are polling.
+   * Wakes sleeping consumers for `n` new entries, but only as many as the
+   * entries waiting outnumber the consumers awake (polling, or busy with an
+   * entry: each looks for more before it sleeps): no system call when none
+   * sleeps or the awake ones will take the work anyway. Returns how many it woke.
    */
-  wake(n: number): void {
-    if (Atomics.load(this.ctl, C_SLEEPERS) === 0) return;
-    const more = n - Atomics.load(this.ctl, C_SPINNERS);
-    if (more > 0) Atomics.notify(this.ctl, C_SEQ, more);
+  wake(n: number): number {
+    const sleepers = Atomics.load(this.ctl, C_SLEEPERS);
+    if (sleepers === 0) return 0;
+    const awake = this.owners - 1 - sleepers - Atomics.load(this.ctl, C_GONE);
+    const more = Math.min(n, this.unclaimed() - awake, sleepers);
+    return more > 0 ? Atomics.notify(this.ctl, C_SEQ, more) : 0;
   }
 
   /** Consumer `owner` polls for work (counted so producers need not wake anyone for it). */
@@ -174,9 +180,12 @@ export class PageRing {
    * or producers would go on counting on a poller that is gone.
    */
   forgetOwner(owner: number): void {
-    const f = Atomics.exchange(this.own, owner * O_WORDS + O_FLAGS, 0);
+    const f = Atomics.exchange(this.own, owner * O_WORDS + O_FLAGS, OF_GONE);
+    if (f & OF_GONE) return;
     if (f & OF_SPIN) Atomics.sub(this.ctl, C_SPINNERS, 1);
     if (f & OF_SLEEP) Atomics.sub(this.ctl, C_SLEEPERS, 1);
+    // no longer counted awake: producers wake the sleepers for what it would have taken
+    Atomics.add(this.ctl, C_GONE, 1);
   }
 
   /** Entries submitted and not yet claimed (approximate while consumers run). */
@@ -329,8 +338,11 @@ export class PageRing {
 
   // ---------------------------------------------------------------- per-owner counters
 
+  /** A consumer starts as `owner` (a successor of a dead one is counted awake again). */
   setThread(owner: number, threadId: number): void {
     Atomics.store(this.own, owner * O_WORDS + O_THREAD, threadId);
+    if (Atomics.compareExchange(this.own, owner * O_WORDS + O_FLAGS, OF_GONE, 0) === OF_GONE)
+      Atomics.sub(this.ctl, C_GONE, 1);
   }
 
   threadOf(owner: number): number {

@@ -492,6 +492,8 @@ export class RingSubmitter {
       failed++;
     }
     this.runBatchHooks();
+    // the entries it would have taken: wake sleepers for them (it is no longer counted awake)
+    this.ring.wake(this.ring.unclaimed());
     this.kick();
     return failed;
   }
