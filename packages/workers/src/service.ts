@@ -388,8 +388,11 @@ export class ZramService {
     this.submitter.unplug();
   }
 
-  /** Runs `fn` after each batch of page callbacks delivered together; returns the unregister function. */
-  onCompletionBatch(fn: () => void): () => void {
+  /**
+   * Runs `fn(more)` after each batch of page callbacks delivered together
+   * (`more`: page requests are still in flight); returns the unregister function.
+   */
+  onCompletionBatch(fn: (more: boolean) => void): () => void {
     return this.submitter.onCompletionBatch(fn);
   }
 

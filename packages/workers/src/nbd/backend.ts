@@ -39,11 +39,12 @@ export interface PageCallbackBackend extends BlockBackend {
   plug?(): void;
   unplug?(): void;
   /**
-   * Registers `fn` to run after each batch of callbacks the backend delivers
-   * together (the server writes the batch's replies in one go); returns the
-   * unregister function.
+   * Registers `fn(more)` to run after each batch of callbacks the backend
+   * delivers together; `more` says other requests are still in flight, and
+   * fn is then called again when some of them complete (so the server may
+   * hold its replies for the next batch). Returns the unregister function.
    */
-  onCompletionBatch?(fn: () => void): () => void;
+  onCompletionBatch?(fn: (more: boolean) => void): () => void;
 }
 
 export type PageCallback = (ctx: unknown, err: Error | null, data: Uint8Array | null) => void;

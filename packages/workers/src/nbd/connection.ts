@@ -115,6 +115,8 @@ type Phase = 'handshake' | 'transmission' | 'closing' | 'closed';
 export const INPUT_SLACK = 128 * 1024;
 /** Options one connection may send before it is closed (nbdkit's limit). */
 export const MAX_OPTIONS = 32;
+/** Replies that leave together at most, when more completions are on their way (see onCompletionBatch). */
+const REPLY_BATCH = 8;
 /** Room kept per request for its reply's header and error message. */
 const REPLY_RESERVE = 1024;
 
@@ -191,6 +193,8 @@ export class NbdConnection {
   private readonly unhook: (() => void) | null;
   /** A flush of the reply slab is scheduled for the next tick (backends without completion batches). */
   private flushScheduled = false;
+  /** A fast-path completion callback is running (its batch end flushes the replies). */
+  private completing = false;
 
   constructor(socket: Socket, id: number, cfg: ConnectionConfig) {
     this.socket = socket;
@@ -198,7 +202,7 @@ export class NbdConnection {
     this.cfg = cfg;
     this.decoder = new nbd.ServerDecoder({ maxPayload: cfg.maxPayload });
     this.fast = hasPageCallbacks(cfg.backend) ? cfg.backend : null;
-    this.unhook = this.fast?.onCompletionBatch?.(this.flushReplies) ?? null;
+    this.unhook = this.fast?.onCompletionBatch?.(this.onCompletionBatch) ?? null;
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });
@@ -347,7 +351,8 @@ export class NbdConnection {
     } finally {
       this.pumping = false;
     }
-    this.flushReplies();
+    // inside a completion callback the backend's completion batch decides when replies leave
+    if (!this.completing) this.flushReplies();
   }
 
   private pumpOnce(): void {
@@ -756,7 +761,13 @@ export class NbdConnection {
   private fastDone(op: FastOp): void {
     const bytes = op.length;
     this.spareOps.push(op);
-    this.done(bytes);
+    const outer = this.completing;
+    this.completing = this.unhook !== null;
+    try {
+      this.done(bytes);
+    } finally {
+      this.completing = outer;
+    }
   }
 
   private replyFailure(req: nbd.NbdRequest | FastOp, err: unknown): void {
@@ -839,6 +850,18 @@ export class NbdConnection {
     this.flushScheduled = true;
     process.nextTick(this.flushReplies);
   }
+
+  /**
+   * The backend delivered a batch of completions. Their replies leave now,
+   * unless requests of this connection are still in flight in the backend
+   * and fewer than REPLY_BATCH replies wait: then a later batch takes them
+   * along (one socket write for several batches). A reply so waits at most
+   * until this connection's requests in flight complete or REPLY_BATCH
+   * replies are ready.
+   */
+  private readonly onCompletionBatch = (more: boolean): void => {
+    if (!more || this.inflight === 0 || this.slab.replies >= REPLY_BATCH) this.flushReplies();
+  };
 
   /** Writes every reply built in the slab since the last flush, in one socket write. */
   private readonly flushReplies = (): void => {

@@ -17,10 +17,8 @@ export class ReplySlab {
   private start = 0;
   private at = 0;
 
-  /** Bytes of replies built and not yet handed out. */
-  get pending(): number {
-    return this.at - this.start;
-  }
+  /** Replies built and not yet handed out. */
+  replies = 0;
 
   /**
    * Makes room for a reply of n bytes. `idle` says the socket has nothing
@@ -41,6 +39,7 @@ export class ReplySlab {
     if (this.at === this.start) return null;
     const b = this.buf.subarray(this.start, this.at);
     this.start = this.at;
+    this.replies = 0;
     return b;
   }
 
@@ -53,6 +52,7 @@ export class ReplySlab {
     b.writeUInt32BE(cookieHi >>> 0, at + 8);
     b.writeUInt32BE(cookieLo >>> 0, at + 12);
     this.at = at + nbd.SIMPLE_REPLY_SIZE;
+    this.replies++;
   }
 
   /** Bytes readData() needs for `length` bytes of data. */
@@ -75,6 +75,7 @@ export class ReplySlab {
       b.writeUInt32BE(cookieLo >>> 0, at + 12);
       b.set(data, at + nbd.SIMPLE_REPLY_SIZE);
       this.at = at + nbd.SIMPLE_REPLY_SIZE + data.length;
+      this.replies++;
       return;
     }
     b.writeUInt32BE(nbd.NBD_STRUCTURED_REPLY_MAGIC, at);
@@ -87,5 +88,6 @@ export class ReplySlab {
     b.writeUInt32BE(offset >>> 0, at + 24);
     b.set(data, at + OFFSET_DATA_HEADER);
     this.at = at + OFFSET_DATA_HEADER + data.length;
+    this.replies++;
   }
 }

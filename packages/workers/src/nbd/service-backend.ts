@@ -45,7 +45,7 @@ export class ServiceBackend implements PageCallbackBackend {
     this.service.unplug();
   }
 
-  onCompletionBatch(fn: () => void): () => void {
+  onCompletionBatch(fn: (more: boolean) => void): () => void {
     return this.service.onCompletionBatch(fn);
   }
 

@@ -15,8 +15,10 @@
 // A caller that submits a burst (the NBD server, per socket read) plugs the
 // submitter around it: the burst is decided on at unplug(), with no
 // scheduling per request; callback completions delivered in one pump are
-// followed by one call of each completion-batch hook (the server's reply
-// flush). The callback path allocates nothing per request once warm.
+// followed by one call of each completion-batch hook, told whether more
+// completions are still to come (the server then writes its replies now or
+// lets a few more join them). The callback path allocates nothing per
+// request once warm.
 
 import { PAGE_SIZE, ZsError } from '@zsmalloc/core';
 import { ZramError, type ZramDevice } from '@zsmalloc/zram';
@@ -160,7 +162,9 @@ export class RingSubmitter {
   private plugged = 0;
   /** A callback completion was delivered since the hooks last ran. */
   private delivered = false;
-  private batchHooks: (() => void)[] = [];
+  /** The hooks last heard `more`: they are owed a call once the work in flight settles. */
+  private owed = false;
+  private batchHooks: ((more: boolean) => void)[] = [];
 
   constructor(ring: PageRing, arena: PageArena, dev: ZramDevice, opts: SubmitterOptions) {
     this.ring = ring;
@@ -253,8 +257,12 @@ export class RingSubmitter {
     this.pump();
   }
 
-  /** Runs `fn` after each pump that delivered callback completions; returns the unregister function. */
-  onCompletionBatch(fn: () => void): () => void {
+  /**
+   * Runs `fn(more)` after each pump that delivered callback completions;
+   * `more` says requests are still queued or on the ring, and fn is then
+   * called again once some of them settle. Returns the unregister function.
+   */
+  onCompletionBatch(fn: (more: boolean) => void): () => void {
     this.batchHooks = [...this.batchHooks, fn];
     return () => {
       this.batchHooks = this.batchHooks.filter((f) => f !== fn);
@@ -262,10 +270,12 @@ export class RingSubmitter {
   }
 
   private runBatchHooks(): void {
-    if (!this.delivered) return;
+    if (!this.delivered && !this.owed) return;
     this.delivered = false;
+    const more = this.busy;
+    this.owed = more;
     const hooks = this.batchHooks;
-    for (let i = 0; i < hooks.length; i++) hooks[i]!();
+    for (let i = 0; i < hooks.length; i++) hooks[i]!(more);
   }
 
   private enqueue(req: PageRequest): void {
