@@ -11,9 +11,13 @@
 // used size across a window with no garbage collection in it is exactly the
 // bytes allocated on this thread. A window that saw a collection is retried.
 // The driver's own cost (one setImmediate and one emit per burst) is measured
-// alone and reported beside, not subtracted.
+// alone and reported beside, not subtracted. The same windows also give the
+// main thread's CPU time per request (the kernel's per-thread run time,
+// /proc/thread-self/schedstat): the server's own work without the socket's
+// system calls.
 
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { Session } from 'node:inspector/promises';
@@ -23,6 +27,8 @@ import v8 from 'node:v8';
 import {
   type ConnectionConfig,
   NbdConnection,
+  type PageCallback,
+  type PageCallbackBackend,
   ServiceBackend,
   WriteTracker,
   ZramService,
@@ -38,6 +44,9 @@ const USAGE = `usage: nbd-alloc.js [options]
   --qd N            requests per burst (queue depth; default 16)
   --workers N       compression workers (default 2)
   --rtc MODE        run-to-completion policy: adaptive (default), never, always
+  --backend B       service (default: ServiceBackend over ZramService) or null (a
+                    backend that completes every request at once, storing nothing:
+                    what the NBD protocol code alone costs)
   --structured      negotiate structured replies
   --sites           also list where the measured windows allocated (V8's sampling
                     heap profiler, every 64 bytes; nothing is collected in a window)
@@ -56,6 +65,7 @@ interface Args {
   workers: number;
   rtc: 'adaptive' | 'never' | 'always';
   structured: boolean;
+  backend: 'service' | 'null';
   sites: boolean;
   json: string | null;
 }
@@ -69,6 +79,7 @@ function options(argv: string[]): Args {
       workers: { type: 'string', default: '2' },
       rtc: { type: 'string', default: 'adaptive' },
       structured: { type: 'boolean', default: false },
+      backend: { type: 'string', default: 'service' },
       sites: { type: 'boolean', default: false },
       json: { type: 'string' },
       'no-json': { type: 'boolean', default: false },
@@ -87,7 +98,10 @@ function options(argv: string[]): Args {
   };
   if (values.rtc !== 'adaptive' && values.rtc !== 'never' && values.rtc !== 'always')
     throw new Error(`--rtc must be adaptive, never or always, got '${values.rtc}'`);
+  if (values.backend !== 'service' && values.backend !== 'null')
+    throw new Error(`--backend must be service or null, got '${values.backend}'`);
   return {
+    backend: values.backend,
     requests: int('requests', values.requests, 1000),
     qd: int('qd', values.qd, 1),
     workers: int('workers', values.workers, 1),
@@ -140,14 +154,79 @@ class NullSocket extends EventEmitter {
   }
 }
 
+/**
+ * A page backend that stores nothing and completes every request when the
+ * burst is unplugged (or at once when not plugged), then ends the completion
+ * batch: the NBD connection's own cost, with no page work and no thread.
+ */
+class NullPageBackend implements PageCallbackBackend {
+  readonly size = 64 << 20;
+  readonly callbackReadMax = 64 * PAGE;
+  private readonly page = new Uint8Array(PAGE);
+  private readonly fns: PageCallback[] = [];
+  private readonly ctxs: unknown[] = [];
+  private readonly datas: (Uint8Array | null)[] = [];
+  private n = 0;
+  private plugged = 0;
+  private hook: ((more: boolean) => void) | null = null;
+
+  private queue(done: PageCallback, ctx: unknown, data: Uint8Array | null): void {
+    this.fns[this.n] = done;
+    this.ctxs[this.n] = ctx;
+    this.datas[this.n] = data;
+    this.n++;
+    if (this.plugged === 0) this.complete();
+  }
+  private complete(): void {
+    for (let i = 0; i < this.n; i++) this.fns[i]!(this.ctxs[i], null, this.datas[i]!);
+    this.n = 0;
+    this.hook?.(false);
+  }
+  writePagesCb(_offset: number, _data: Uint8Array, done: PageCallback, ctx: unknown): void {
+    this.queue(done, ctx, null);
+  }
+  readPagesCb(_offset: number, _length: number, done: PageCallback, ctx: unknown): void {
+    this.queue(done, ctx, this.page);
+  }
+  plug(): void {
+    this.plugged++;
+  }
+  unplug(): void {
+    if (--this.plugged === 0 && this.n > 0) this.complete();
+  }
+  onCompletionBatch(fn: (more: boolean) => void): () => void {
+    this.hook = fn;
+    return () => {
+      this.hook = null;
+    };
+  }
+  read(): Promise<Uint8Array> {
+    return Promise.resolve(new Uint8Array(0));
+  }
+  async write(): Promise<void> {}
+  async trim(): Promise<void> {}
+  async writeZeroes(): Promise<void> {}
+  async flush(): Promise<void> {}
+}
+
 let gcs = 0;
 const usedHeap = (): number => v8.getHeapStatistics().used_heap_size;
 const externalBytes = (): number => v8.getHeapStatistics().external_memory;
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
+/** Nanoseconds this thread has run on a CPU (Linux), or NaN elsewhere. */
+function threadCpuNs(): number {
+  try {
+    return Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]);
+  } catch {
+    return Number.NaN;
+  }
+}
+
 interface Window {
   bytes: number;
   external: number;
+  cpuNs: number;
   units: number;
   tries: number;
 }
@@ -189,19 +268,24 @@ async function measure(step: (next: () => void) => void, units: number, profile 
         includeObjectsCollectedByMinorGC: true,
       });
     const g0 = gcs;
+    const c0 = threadCpuNs();
     const u0 = usedHeap();
     const e0 = externalBytes();
-    const { bytes, external } = await new Promise<{ bytes: number; external: number }>((resolve) => {
-      let left = units;
-      const next = (): void => {
-        if (--left < 0) {
-          resolve({ bytes: usedHeap() - u0, external: externalBytes() - e0 });
-          return;
-        }
-        step(next);
-      };
-      next();
-    });
+    const { bytes, external, cpuNs } = await new Promise<{ bytes: number; external: number; cpuNs: number }>(
+      (resolve) => {
+        let left = units;
+        const next = (): void => {
+          if (--left < 0) {
+            const b = usedHeap() - u0;
+            const x = externalBytes() - e0;
+            resolve({ bytes: b, external: x, cpuNs: threadCpuNs() - c0 });
+            return;
+          }
+          step(next);
+        };
+        next();
+      },
+    );
     await tick(); // let the gc observer report
     if (profile && session !== null) {
       const { profile: p } = (await session.post('HeapProfiler.stopSampling')) as { profile: { head: SamplingNode } };
@@ -209,7 +293,7 @@ async function measure(step: (next: () => void) => void, units: number, profile 
       for (const [where, b] of sites(p.head))
         process.stdout.write(`      ${(b / all).toFixed(1).padStart(8)} B/burst  ${where}\n`);
     }
-    if (gcs === g0 && bytes >= 0) return { bytes, external, units, tries };
+    if (gcs === g0 && bytes >= 0) return { bytes, external, cpuNs, units, tries };
   }
   throw new Error('a garbage collection fell in every window: raise --max-semi-space-size or lower --requests');
 }
@@ -223,13 +307,16 @@ async function child(a: Args): Promise<void> {
     gcs += list.getEntries().length;
   }).observe({ entryTypes: ['gc'] });
 
-  const svc = await ZramService.start({
-    disksize: 64 << 20,
-    compressionWorkers: a.workers,
-    runToCompletion: a.rtc,
-    compaction: false,
-  });
-  const backend = new ServiceBackend(svc);
+  const svc =
+    a.backend === 'service'
+      ? await ZramService.start({
+          disksize: 64 << 20,
+          compressionWorkers: a.workers,
+          runToCompletion: a.rtc,
+          compaction: false,
+        })
+      : null;
+  const backend = svc === null ? new NullPageBackend() : new ServiceBackend(svc);
   const sock = new NullSocket();
   const maxPayload = 32 << 20;
   let conn: NbdConnection | null = null;
@@ -303,17 +390,22 @@ async function child(a: Args): Promise<void> {
       requests: reqs,
       heapBytesPerRequest: w.bytes / reqs,
       externalBytesPerRequest: w.external / reqs,
+      mainCpuUsPerRequest: w.cpuNs / 1000 / reqs,
       windows: w.tries,
     };
     rows.push(row);
     process.stdout.write(
       `  ${name.padEnd(34)} ${(w.bytes / reqs).toFixed(1).padStart(8)} B/request on the heap, ` +
-        `${(w.external / reqs).toFixed(1).padStart(7)} B/request outside (${reqs} requests)\n`,
+        `${(w.external / reqs).toFixed(1).padStart(7)} B/request outside, ` +
+        `main thread ${(w.cpuNs / 1000 / reqs).toFixed(2).padStart(6)} us/request (${reqs} requests)\n`,
     );
   };
 
   process.stdout.write(
-    `NBD 4 KiB path, main-thread allocation: QD${a.qd}, ${a.workers} worker(s), run-to-completion ${a.rtc}, ` +
+    `NBD 4 KiB path, main-thread allocation: QD${a.qd}, ` +
+      (svc === null
+        ? 'null backend (the protocol code alone), '
+        : `${a.workers} worker(s), run-to-completion ${a.rtc}, `) +
       `${a.structured ? 'structured' : 'simple'} replies\n`,
   );
   report('WRITE 4 KiB', await run(writes, nbd.SIMPLE_REPLY_SIZE), a.qd);
@@ -329,11 +421,18 @@ async function child(a: Args): Promise<void> {
     Math.ceil(a.requests / a.qd),
   );
   report(`driver alone (per burst / ${a.qd})`, bare, a.qd);
-  const st = svc.ringStats();
-  process.stdout.write(`  ring: run-to-completion share ${(100 * st.runToCompletionShare).toFixed(0)}%\n`);
-
   sock.destroy();
-  await svc.close();
+  if (svc !== null) {
+    const st = svc.ringStats();
+    const wakeups = st.workers.reduce((n, w) => n + w.wakeups, 0);
+    process.stdout.write(
+      `  ring, whole run (${st.requests} requests): run-to-completion share ${(100 * st.runToCompletionShare).toFixed(0)}%, ` +
+        `per request: ${(st.completionWaits / st.requests).toFixed(2)} completion waits of this thread, ` +
+        `${(st.workerWakes / st.requests).toFixed(2)} worker wake-ups it made, ${(wakeups / st.requests).toFixed(2)} worker wake-ups in all\n`,
+    );
+
+    await svc.close();
+  }
   if (a.json !== null) {
     const path = writeJson(a.json, { kind: 'nbd-alloc', args: a, semiSpaceMb: SEMI_SPACE_MB, rows });
     process.stdout.write(`wrote ${path}\n`);

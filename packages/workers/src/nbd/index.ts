@@ -17,6 +17,13 @@ export {
   type ConnectionConfig,
   type ConnectionStats,
 } from './connection.js';
-export { WriteTracker, nbdErrorOf, nbdErrorName, type BlockBackend } from './backend.js';
+export {
+  WriteTracker,
+  nbdErrorOf,
+  nbdErrorName,
+  type BlockBackend,
+  type PageCallback,
+  type PageCallbackBackend,
+} from './backend.js';
 export { ZramDeviceBackend } from './device-backend.js';
 export * as nbd from './protocol.js';

@@ -71,6 +71,10 @@ export interface RingStats {
   queued: number;
   /** Entries on the ring now. */
   inflightEntries: number;
+  /** Times the submitting thread waited for a completion (each costs it an event-loop wake-up). */
+  completionWaits: number;
+  /** Wake-ups of sleeping workers the submitting thread asked for (Atomics.notify calls that woke one). */
+  workerWakes: number;
   /** Per worker (owner 1..): pages, entries, busy and idle milliseconds, wake-ups, thread id. */
   workers: OwnerCounters[];
 }
@@ -152,6 +156,8 @@ export class RingSubmitter {
   private requests = 0;
   private entriesCompleted = 0;
   private inlinePages = 0;
+  private completionWaits = 0;
+  private workerWakes = 0;
   /** Callback requests for reuse (the 4 KiB path allocates none). */
   private readonly spare: PageRequest[] = [];
   /** Where an inline callback read lands before its callback copies it out. */
@@ -398,7 +404,7 @@ export class RingSubmitter {
       if (req.next < req.count) q.push(req);
     }
     // one wake-up per burst: a woken worker that finds more wakes the next one
-    if (published > 0) ring.wake(1);
+    if (published > 0) this.workerWakes += ring.wake(1);
   }
 
   /** Settles every entry the consumers have published; returns how many. */
@@ -420,6 +426,7 @@ export class RingSubmitter {
     const p = this.ring.waitCompletion(seen);
     if (p === null) return this.kick();
     this.waiting = true;
+    this.completionWaits++;
     p.then(this.woken, this.woken);
   }
 
@@ -530,6 +537,8 @@ export class RingSubmitter {
       runToCompletionShare: all === 0 ? 0 : (helpedPages + this.inlinePages) / all,
       queued: this.queue.length,
       inflightEntries: this.inflight,
+      completionWaits: this.completionWaits,
+      workerWakes: this.workerWakes,
       workers,
     };
   }
