@@ -376,7 +376,7 @@ async function child(a: Args): Promise<void> {
       sock.emit('data', input);
     };
     const bursts = Math.ceil(a.requests / a.qd);
-    await measure(step, Math.ceil(bursts / 4)); // warm up
+    await measure(step, Math.max(1000, Math.ceil(bursts / 4))); // warm up (optimized code: steady state)
     const w = await measure(step, bursts);
     if (a.sites) await measure(step, bursts, true); // apart: the sampler allocates too
     return w;
