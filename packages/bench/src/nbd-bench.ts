@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { defaultResultsDir, writeJson } from './report.js';
 
 const USAGE = `usage: nbd-bench.js [options]
@@ -109,10 +109,38 @@ function cpuSeconds(pid: number, tid?: number): number {
   return (Number(f[11]) + Number(f[12])) / TICKS;
 }
 
+/** The zram server's ring counters, from its control socket. */
+interface RingCounters {
+  requests: number;
+  completionWaits: number;
+  workerWakes: number;
+  workers: { wakeups: number }[];
+}
+
+function ringCounters(control: string): Promise<RingCounters | null> {
+  return new Promise((resolve) => {
+    const s = connect(control);
+    let buf = '';
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      s.end();
+      const reply = JSON.parse(buf.slice(0, nl)) as { ok: boolean; result?: { ring?: RingCounters } };
+      resolve(reply.ok ? (reply.result?.ring ?? null) : null);
+    });
+    s.on('error', () => resolve(null));
+    s.write(`${JSON.stringify({ cmd: 'stat', args: {} })}\n`);
+  });
+}
+
 interface Server {
   name: string;
   proc: ChildProcess;
   uri: string;
+  /** The zram server's control socket, or null. */
+  control: string | null;
   /** Thread whose CPU is "main-thread CPU" (the zram server's event loop), or null. */
   mainTid: number | null;
   stop(): Promise<void>;
@@ -164,6 +192,7 @@ async function startZram(a: Args, dir: string): Promise<Server> {
     name: `zram serve --workers ${a.workers} (${a.rtc})`,
     proc,
     uri: `nbd://127.0.0.1:${port}/zram0`,
+    control: join(dir, 'zram.sock'),
     mainTid: proc.pid!,
     async stop() {
       proc.kill('SIGTERM');
@@ -192,6 +221,7 @@ async function startNbdkit(a: Args): Promise<Server> {
     name: 'nbdkit memory',
     proc,
     uri: `nbd://127.0.0.1:${port}`,
+    control: null,
     mainTid: null,
     async stop() {
       proc.kill('SIGTERM');
@@ -212,6 +242,13 @@ interface JobResult {
   mainUsPerReq: number | null;
   /** Microseconds of the server process's CPU per request (every thread). */
   processUsPerReq: number;
+  /**
+   * zram only, per request: times the main thread waited for a completion,
+   * worker wake-ups it made, and worker wake-ups in all.
+   */
+  completionWaitsPerReq?: number;
+  mainWakesPerReq?: number;
+  workerWakeupsPerReq?: number;
 }
 
 interface FioSide {
@@ -259,6 +296,7 @@ function fio(uri: string, rw: 'randwrite' | 'randread', a: Args, cwd: string): P
 
 async function runJob(s: Server, rw: 'randwrite' | 'randread', round: number, a: Args, cwd: string) {
   const pid = s.proc.pid!;
+  const r0 = s.control === null ? null : await ringCounters(s.control);
   const p0 = cpuSeconds(pid);
   const m0 = s.mainTid === null ? 0 : cpuSeconds(pid, s.mainTid);
   const side = await fio(s.uri, rw, a, cwd);
@@ -277,6 +315,13 @@ async function runJob(s: Server, rw: 'randwrite' | 'randread', round: number, a:
     mainUsPerReq: s.mainTid === null ? null : ((m1 - m0) / ios) * 1e6,
     processUsPerReq: ((p1 - p0) / ios) * 1e6,
   };
+  const r1 = s.control === null ? null : await ringCounters(s.control);
+  if (r0 !== null && r1 !== null) {
+    const wakeups = (c: RingCounters) => c.workers.reduce((n, w) => n + w.wakeups, 0);
+    r.completionWaitsPerReq = (r1.completionWaits - r0.completionWaits) / ios;
+    r.mainWakesPerReq = (r1.workerWakes - r0.workerWakes) / ios;
+    r.workerWakeupsPerReq = (wakeups(r1) - wakeups(r0)) / ios;
+  }
   return r;
 }
 
@@ -309,7 +354,11 @@ async function main(): Promise<void> {
           results.push(r);
           process.stdout.write(
             `${r.server.padEnd(24)} ${rw.padEnd(9)} ${r.iops.toFixed(0).padStart(7)} IOPS  p50 ${r.p50us.toFixed(0)} us  p99 ${r.p99us.toFixed(0)} us  ` +
-              `CPU/request: process ${r.processUsPerReq.toFixed(1)} us${r.mainUsPerReq === null ? '' : `, main thread ${r.mainUsPerReq.toFixed(1)} us`}\n`,
+              `CPU/request: process ${r.processUsPerReq.toFixed(1)} us${r.mainUsPerReq === null ? '' : `, main thread ${r.mainUsPerReq.toFixed(1)} us`}` +
+              (r.completionWaitsPerReq === undefined
+                ? ''
+                : `; per request ${r.completionWaitsPerReq.toFixed(2)} completion waits, ${r.mainWakesPerReq!.toFixed(2)} worker wakes by the main thread (${r.workerWakeupsPerReq!.toFixed(2)} in all)`) +
+              '\n',
           );
         }
       }

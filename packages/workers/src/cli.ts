@@ -24,7 +24,7 @@ import { minConnectionBytes } from './nbd/connection.js';
 import { ServiceBackend } from './nbd/service-backend.js';
 import { loadPskFile, type TlsMode } from './nbd/tls.js';
 import { ZramService } from './service.js';
-import type { RunToCompletion } from './ring/ring-submitter.js';
+import type { RingStats, RunToCompletion } from './ring/ring-submitter.js';
 import { parseSize } from './size.js';
 
 class UsageError extends Error {}
@@ -122,6 +122,8 @@ interface StatReply {
   debugStat: string;
   lockStat: string;
   nbd?: NbdServerTotals;
+  /** The page rings' counters (for tools; `zram stat` does not print them). */
+  ring?: RingStats;
 }
 
 function statTable(s: StatReply): string {
@@ -431,6 +433,7 @@ async function controlCommand(
         debugStat: dev.debugStat(),
         lockStat: args.lockStat ? dev.pool.lockStatText() : '',
         nbd: nbd.totals(),
+        ring: svc.ringStats(),
       } satisfies StatReply;
     }
     case 'compact':
