@@ -115,8 +115,10 @@ type Phase = 'handshake' | 'transmission' | 'closing' | 'closed';
 export const INPUT_SLACK = 128 * 1024;
 /** Options one connection may send before it is closed (nbdkit's limit). */
 export const MAX_OPTIONS = 32;
-/** Replies that leave together at most, when more completions are on their way (see onCompletionBatch). */
+/** Replies held for one socket write at most, while more completions are on their way (see onCompletionBatch). */
 const REPLY_BATCH = 8;
+/** Completion batches a reply may be held over. */
+const REPLY_HOLD = 4;
 /** Room kept per request for its reply's header and error message. */
 const REPLY_RESERVE = 1024;
 
@@ -195,6 +197,8 @@ export class NbdConnection {
   private flushScheduled = false;
   /** A fast-path completion callback is running (its batch end flushes the replies). */
   private completing = false;
+  /** Completion batches the replies in the slab have been held over (see onCompletionBatch). */
+  private heldBatches = 0;
 
   constructor(socket: Socket, id: number, cfg: ConnectionConfig) {
     this.socket = socket;
@@ -853,19 +857,22 @@ export class NbdConnection {
 
   /**
    * The backend delivered a batch of completions. Their replies leave now,
-   * unless requests of this connection are still in flight in the backend
-   * and fewer than REPLY_BATCH replies wait: then a later batch takes them
-   * along (one socket write for several batches). A reply so waits at most
-   * until this connection's requests in flight complete or REPLY_BATCH
-   * replies are ready.
+   * unless requests of this connection are still in flight in the backend,
+   * fewer than REPLY_BATCH replies wait and they have waited fewer than
+   * REPLY_HOLD batches: then a later batch takes them along (one socket write
+   * for several batches). A reply so waits for at most REPLY_HOLD - 1 more
+   * completion batches.
    */
   private readonly onCompletionBatch = (more: boolean): void => {
-    if (!more || this.inflight === 0 || this.slab.replies >= REPLY_BATCH) this.flushReplies();
+    if (this.slab.replies === 0) return;
+    if (!more || this.inflight === 0 || this.slab.replies >= REPLY_BATCH || ++this.heldBatches >= REPLY_HOLD)
+      this.flushReplies();
   };
 
   /** Writes every reply built in the slab since the last flush, in one socket write. */
   private readonly flushReplies = (): void => {
     this.flushScheduled = false;
+    this.heldBatches = 0;
     const b = this.slab.flushed();
     if (b === null || !this.writable()) return;
     if (!this.socket.write(b)) this.needDrain = true;

@@ -53,7 +53,7 @@ describe('PageRing', () => {
     r.wake(4);
   });
 
-  it('wakes a sleeper only for entries beyond what the consumers awake will take, and for a dead one\'s share', async () => {
+  it("wakes a sleeper only for entries beyond what the consumers awake will take, and for a dead one's share", async () => {
     const r = PageRing.create(8, 3); // consumers 1 and 2
     // consumer 1 runs in a thread: claims what it finds, else sleeps; consumer 2 is awake (busy, say)
     const url = new URL('../../dist/ring/page-ring.js', import.meta.url).href;
