@@ -585,15 +585,13 @@ export class NbdConnection {
 
   // ---------------------------------------------------------------- transmission
 
-  /** Starts (or refuses) one request; `rec` is reused after this returns, so whatever outlives the call is copied. */
-  private handleRequest(rec: nbd.RequestRecord): void {
-    const { type, flags, offset, length } = rec;
-    const payload = rec.payload;
-    const req = rec;
+  /** Starts (or refuses) one request; `req` is reused after this returns, so whatever outlives the call is copied. */
+  private handleRequest(req: nbd.RequestRecord): void {
+    const { type, flags, offset, length, payload } = req;
     if (type === nbd.NBD_CMD_DISC) return this.finish(this.cfg.debug ? 'client sent NBD_CMD_DISC' : null);
     const allowed = ALLOWED_FLAGS[type];
     if (allowed === undefined) return this.replyError(req, nbd.NBD_EINVAL, `unknown command ${type}`);
-    if (rec.oversized) {
+    if (req.oversized) {
       // The data of this WRITE was never read, so the stream has lost its framing:
       // answer, then close once everything in flight is answered.
       this.replyError(req, nbd.NBD_EINVAL, `request length ${length} exceeds the maximum ${this.cfg.maxPayload}`);
@@ -730,14 +728,19 @@ export class NbdConnection {
   private readonly onFastRead = (ctx: unknown, err: Error | null, data: Uint8Array | null): void => {
     const op = ctx as FastOp;
     if (err !== null || data === null) this.replyFailure(op, err ?? new Error('no data'));
-    else if (this.writable()) {
+    else {
       this.requests++;
-      this.reserve(ReplySlab.readSize(this.structured, data.length));
-      this.slab.readData(this.structured, op.cookieHi, op.cookieLo, op.offset, data);
-      this.repliesQueued();
+      if (this.writable()) this.readReply(op, data);
     }
     this.fastDone(op);
   };
+
+  /** A READ's reply with its data, into the slab (the data is valid only during the callback). */
+  private readReply(op: FastOp, data: Uint8Array): void {
+    this.reserve(ReplySlab.readSize(this.structured, data.length));
+    this.slab.readData(this.structured, op.cookieHi, op.cookieLo, op.offset, data);
+    this.repliesQueued();
+  }
 
   private fastWrite(fast: PageCallbackBackend, req: nbd.RequestRecord, payload: Buffer): void {
     const op = this.fastOp(req);
@@ -753,12 +756,7 @@ export class NbdConnection {
     const op = ctx as FastOp;
     this.cfg.writes.end(op.epoch);
     if (err !== null) this.replyFailure(op, err);
-    else if (this.writable()) {
-      this.requests++;
-      this.reserve(nbd.SIMPLE_REPLY_SIZE);
-      this.slab.simple(0, op.cookieHi, op.cookieLo);
-      this.repliesQueued();
-    }
+    else this.replyOk(op);
     this.fastDone(op);
   };
 
@@ -794,7 +792,7 @@ export class NbdConnection {
 
   // ---------------------------------------------------------------- replies
 
-  private replyOk(req: nbd.NbdRequest): void {
+  private replyOk(req: nbd.NbdRequest | FastOp): void {
     this.requests++;
     this.simpleReply(0, req);
   }
