@@ -37,6 +37,7 @@ import {
 } from '@zsmalloc/workers';
 import type { Socket } from 'node:net';
 import { defaultResultsDir, writeJson } from './report.js';
+import { intFlag, rtcFlag } from './stress/options.js';
 import { join } from 'node:path';
 
 const USAGE = `usage: nbd-alloc.js [options]
@@ -91,21 +92,14 @@ function options(argv: string[]): Args {
     process.stdout.write(USAGE);
     process.exit(0);
   }
-  const int = (name: string, v: string, min: number): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got '${v}'`);
-    return n;
-  };
-  if (values.rtc !== 'adaptive' && values.rtc !== 'never' && values.rtc !== 'always')
-    throw new Error(`--rtc must be adaptive, never or always, got '${values.rtc}'`);
   if (values.backend !== 'service' && values.backend !== 'null')
     throw new Error(`--backend must be service or null, got '${values.backend}'`);
   return {
     backend: values.backend,
-    requests: int('requests', values.requests, 1000),
-    qd: int('qd', values.qd, 1),
-    workers: int('workers', values.workers, 1),
-    rtc: values.rtc,
+    requests: intFlag('requests', values.requests, 1000),
+    qd: intFlag('qd', values.qd, 1),
+    workers: intFlag('workers', values.workers, 1),
+    rtc: rtcFlag(values.rtc),
     structured: values.structured,
     sites: values.sites,
     json: values['no-json'] ? null : (values.json ?? join(defaultResultsDir(), 'nbd-alloc.json')),

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect, createServer } from 'node:net';
 import { defaultResultsDir, writeJson } from './report.js';
+import { intFlag, rtcFlag } from './stress/options.js';
 
 const USAGE = `usage: nbd-bench.js [options]
   --seconds N       seconds per fio job (default 10)
@@ -64,21 +65,14 @@ function options(argv: string[]): Args {
     process.stdout.write(USAGE);
     process.exit(0);
   }
-  const int = (name: string, v: string, min: number): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got '${v}'`);
-    return n;
-  };
-  if (!['adaptive', 'never', 'always'].includes(values.rtc))
-    throw new Error(`--rtc must be adaptive, never or always, got '${values.rtc}'`);
   if (!/^\d+[KMG]?$/i.test(values.size)) throw new Error(`--size must look like 256M, got '${values.size}'`);
   return {
-    seconds: int('seconds', values.seconds, 1),
-    workers: int('workers', values.workers, 1),
-    rtc: values.rtc,
+    seconds: intFlag('seconds', values.seconds, 1),
+    workers: intFlag('workers', values.workers, 1),
+    rtc: rtcFlag(values.rtc),
     size: values.size.toUpperCase(),
-    iodepth: int('iodepth', values.iodepth, 1),
-    repeats: int('repeats', values.repeats, 1),
+    iodepth: intFlag('iodepth', values.iodepth, 1),
+    repeats: intFlag('repeats', values.repeats, 1),
     cpuProf: values['cpu-prof'] ?? null,
     json: values['no-json'] ? null : (values.json ?? join(defaultResultsDir(), 'nbd.json')),
   };

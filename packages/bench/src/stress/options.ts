@@ -172,6 +172,13 @@ export function intFlag(name: string, v: string, lo: number, hi = Number.MAX_SAF
   return n;
 }
 
+/** A run-to-completion policy flag (see ZramService's runToCompletion option). */
+export function rtcFlag(v: string): 'adaptive' | 'never' | 'always' {
+  if (v !== 'adaptive' && v !== 'never' && v !== 'always')
+    throw new Error(`--rtc must be adaptive, never or always, got '${v}'`);
+  return v;
+}
+
 export function parseStressArgs(argv: string[]): StressOptions {
   const { values: v } = parseArgs({
     args: argv.filter((a) => a !== '--'),
