@@ -104,12 +104,18 @@ export function cpuHoldsRecords(reg: Int32Array, base: number, cpu: number): boo
  * slot that holds no rwlock or bit lock any more (its mutexes, if any, still name
  * the old generation, so their waiters still see a dead owner).
  */
-export function claimCpu(reg: Int32Array, base: number, threadId: number): number {
+export function claimCpu(
+  reg: Int32Array,
+  base: number,
+  threadId: number,
+  /** A dead slot this says is still in use (an intent record not yet repaired) is not claimed. */
+  inUse?: (cpu: number) => boolean,
+): number {
   for (const from of [CPU_FREE, CPU_DEAD]) {
     for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
       const at = base + cpu * CPU_SLOT_WORDS;
       if (Atomics.load(reg, at) !== from) continue;
-      if (from === CPU_DEAD && cpuHoldsRecords(reg, base, cpu)) continue;
+      if (from === CPU_DEAD && (cpuHoldsRecords(reg, base, cpu) || inUse?.(cpu) === true)) continue;
       if (Atomics.compareExchange(reg, at, from, CPU_ALIVE) === from) {
         for (let k = HELD_HEADER; k < CPU_SLOT_WORDS; k++) Atomics.store(reg, at + k, 0);
         Atomics.store(reg, at + CPU_GEN, (Atomics.load(reg, at + CPU_GEN) + 1) & GEN_MASK);

@@ -144,6 +144,41 @@ export class HandleTable {
     Atomics.store(ctl, b + H_CAPACITY, next);
   }
 
+  /**
+   * After a thread died holding the handle cache lock: the global free list is walked
+   * and its count set to what it holds (a pop or push cut short leaves the count off
+   * by one, or the list cut at a handle that is no longer free). Returns what was
+   * repaired ('' for nothing).
+   */
+  repairFreeList(): string {
+    const ctl = this.ctl;
+    const b = this.base;
+    this.locks.mutexLock(ctl, b + H_LOCK, this.lockCls, SITE_HANDLE_FREE);
+    try {
+      this.refresh();
+      const w = this.words;
+      const cap = ctl[b + H_CAPACITY]!;
+      let n = 0;
+      let prev = -1;
+      for (let h = ctl[b + H_FREE_HEAD]!; h > 0 && n <= cap; h = -w[h]! - 1) {
+        if (h > cap || w[h]! >= 0) {
+          // the list runs into a handle that is not free: cut it there
+          if (prev < 0) ctl[b + H_FREE_HEAD] = 0;
+          else w[prev] = -1;
+          break;
+        }
+        prev = h;
+        n++;
+      }
+      const was = ctl[b + H_FREE_COUNT]!;
+      if (was === n) return '';
+      ctl[b + H_FREE_COUNT] = n;
+      return `handle free list count ${was} set to ${n}`;
+    } finally {
+      this.locks.mutexUnlock(ctl, b + H_LOCK);
+    }
+  }
+
   capacity(): number {
     return Atomics.load(this.ctl, this.base + H_CAPACITY);
   }

@@ -17,6 +17,7 @@ export { LockContext, LockOrderError, type LockdepRegistry } from './locks.js';
 export { formatLockStat, type LockClassStats, type ContentionPoint } from './lock-stat.js';
 export * from './lock-classes.js';
 export { MAX_CPUS } from './cpu-registry.js';
+export { INTENT_DEVICE, INTENT_DEVICE_HOLD, INTENT_PART_WORDS, clearDeadIntent, intentBase } from './intent-log.js';
 export {
   Watchdog,
   offerLifeline,

@@ -60,6 +60,7 @@ import {
   setZspageOf,
 } from './page-desc.js';
 import { locationToObj } from './location.js';
+import { IN_A, IN_B, IN_C, IN_OP, IN_PHASE, OP_MIGRATE } from './intent-log.js';
 
 /** What migration works on: memory, the zspages, the handles, the locks and the counters. */
 export interface MigrationSpace {
@@ -72,6 +73,9 @@ export interface MigrationSpace {
   readonly ctl: Int32Array;
   /** The per-CPU caches' words (null without caches): a reserved object's magazine entry moves with it. */
   readonly pcpWords: Int32Array | null;
+  /** The intent records (intent-log.ts) and this CPU's first word in them. */
+  readonly intent: Int32Array;
+  readonly intentAt: number;
 }
 
 export const MIGRATE_OK = 0;
@@ -182,8 +186,17 @@ export function migrateFrame(s: MigrationSpace, pfn: number, target: number): nu
     }
   }
   s.phys.ensure(Math.max(target, pfn));
+  // killed from here on, the repair rolls the move back (copy incomplete) or forward
+  const it = s.intent;
+  const ia = s.intentAt;
+  it[ia + IN_A] = pfn;
+  it[ia + IN_B] = target;
+  it[ia + IN_C] = zs;
+  it[ia + IN_PHASE] = 0;
+  it[ia + IN_OP] = OP_MIGRATE;
   // copy the whole frame
   s.phys.bytes.copyWithin(frameBase(target), frameBase(pfn), frameByte(pfn, PAGE_SIZE));
+  it[ia + IN_PHASE] = 1;
   const wasIsolated = (getFlags(fd, pfn) & PG_ISOLATED) !== 0;
   const f = getFlags(fd, pfn) & ~PG_ISOLATED;
   setFlags(fd, target, f);
@@ -233,6 +246,7 @@ export function migrateFrame(s: MigrationSpace, pfn: number, target: number): nu
   if (wasIsolated) s.zd[z + ZD_ISOLATED]!--;
   setFlags(fd, pfn, 0);
   setZspageOf(fd, pfn, 0);
+  it[ia + IN_OP] = 0; // killed before the free below, the frame is reclaimed as leaked
   zspageWriteUnlock(s.locks, s.zd, zs);
   unlockFrameOwner(s, zs);
   s.phys.freeBlock(pfn, 0);

@@ -12,6 +12,7 @@ import type { LockContext } from './locks.js';
 import { SITE_UNKNOWN, SITE_ZONE_ALLOC, SITE_ZONE_FREE } from './lock-classes.js';
 import {
   PG_BUDDY,
+  PG_NEW,
   byteToPfn,
   byteToWord,
   clearPageDesc,
@@ -259,7 +260,9 @@ export class PhysMem {
       let pfn = movable ? this.takeLocked(order, MT_CMA) : -1;
       if (pfn < 0) pfn = this.takeLocked(order, MT_NORMAL);
       if (pfn >= 0) {
-        setFlags(this.fd, pfn, 0);
+        // taken, not yet owned: tagged under the lock, so a repair after a thread's
+        // death never mistakes it for a free frame (see pool-repair.ts)
+        setFlags(this.fd, pfn, PG_NEW);
         setNextPfn(this.fd, pfn, -1);
         setBuddyPrev(this.fd, pfn, -1);
         setBuddyNext(this.fd, pfn, -1);
@@ -274,7 +277,7 @@ export class PhysMem {
    * zone lock, into out[0..n). All or nothing: false, with nothing taken, when
    * memory runs out.
    */
-  allocFrames(out: Int32Array, n: number): boolean {
+  allocFrames(out: Int32Array, n: number, owner = 0): boolean {
     this.zoneLock(SITE_ZONE_ALLOC);
     try {
       for (let i = 0; i < n; i++) {
@@ -283,6 +286,8 @@ export class PhysMem {
           for (let j = 0; j < i; j++) this.releaseLocked(out[j]!, 0);
           return false;
         }
+        // the zspage being built, named under the lock (a builder's death leaves them recognisable)
+        setZspageOf(this.fd, pfn, owner);
         out[i] = pfn;
       }
     } finally {
@@ -358,13 +363,46 @@ export class PhysMem {
             base += half;
           }
         }
-        setFlags(fd, pfn, 0);
+        setFlags(fd, pfn, PG_NEW); // taken, not yet owned (as allocLocked)
         setOrder(fd, pfn, 0);
         setNextPfn(fd, pfn, -1);
         return true;
       }
     }
     return false;
+  }
+
+  /** Gives one order-0 frame back to the free lists. Zone lock held (repair after a death). */
+  releaseFrameLocked(pfn: number): void {
+    this.releaseLocked(pfn, 0);
+  }
+
+  /**
+   * Rebuilds the free lists from scratch (a thread died inside the zone lock, in the
+   * middle of a list update): every present frame `inUse` does not claim is free,
+   * merged into the largest blocks. Zone lock held. Returns the free frames.
+   */
+  rebuildFreeListsLocked(inUse: (pfn: number) => boolean): number {
+    const z = this.zone;
+    const fd = this.fd;
+    for (let k = 0; k < 2 * NR_ORDERS; k++) {
+      z[Z_HEADS + k] = -1;
+      z[Z_COUNTS + k] = 0;
+    }
+    z[Z_FREE_PAGES] = 0;
+    const present = z[Z_PRESENT]!;
+    for (let pfn = 0; pfn < present; pfn++) {
+      if ((getFlags(fd, pfn) & ~PG_BUDDY) !== 0 || inUse(pfn)) continue;
+      setFlags(fd, pfn, 0);
+      setOrder(fd, pfn, 0);
+    }
+    let free = 0;
+    for (let pfn = 0; pfn < present; pfn++) {
+      if (getFlags(fd, pfn) !== 0 || inUse(pfn)) continue;
+      this.releaseLocked(pfn, 0);
+      free++;
+    }
+    return free;
   }
 
   /** Free blocks per order, summed over migratetypes, as /proc/buddyinfo. */

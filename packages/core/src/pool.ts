@@ -141,7 +141,9 @@ import {
   CL_HEAD,
   CL_WORDS,
   RESERVED_HEADER,
+  ZD_STATE,
   ZD_WORDS,
+  ZS_STATE_LIVE,
   buildFullnessTable,
   encodeHeader,
   zspageReadLock,
@@ -149,7 +151,9 @@ import {
   zspageWriteTrylock,
   zspageWriteUnlock,
 } from './zspage.js';
-import { freeEmptyZspage, newZspageLocked } from './zspage-alloc.js';
+import { freeEmptyZspage, newZspageLocked, zspageIdFree } from './zspage-alloc.js';
+import { createIntentLog, deadIntents, intentBase, intentPending } from './intent-log.js';
+import { repairPoolLocked } from './pool-repair.js';
 
 export type { ClassStat, LockMode, MigrationStats, PoolStats };
 export type MapMode = 'ro' | 'wo' | 'rw';
@@ -186,6 +190,8 @@ export interface ZsPoolShared {
   handles: SharedArrayBuffer;
   lockStats: SharedArrayBuffer;
   lockNames: SharedArrayBuffer;
+  /** Per-CPU intent records (intent-log.ts): what a thread is in the middle of, for the repair after its death. */
+  intents: SharedArrayBuffer;
   /** The per-CPU object caches, when the pool was created with percpuCache. */
   percpu?: PerCpuCacheShared;
 }
@@ -226,6 +232,9 @@ export class ZsPool {
   readonly fgGroups: Uint8Array;
   /** Per-thread scratch for a zspage's frame numbers (allocated and freed as one batch). */
   readonly chainScratch = new Int32Array(ZS_MAX_CHAIN);
+  /** @internal the intent records (intent-log.ts) and this CPU's first word in them */
+  readonly intent: Int32Array;
+  readonly intentAt: number;
   /** Per-thread copy area for objects that straddle two frames (the per-CPU mapping area). */
   private readonly area = new Uint8Array(PAGE_SIZE);
   /** The distinct classes in ascending order: the order lockAll takes their locks in. */
@@ -255,7 +264,10 @@ export class ZsPool {
     this.hugeClassSize = this.table.hugeClassSize;
     this.lockMode = this.ctl[P_LOCK_MODE] === 1 ? 'pool' : 'class';
     this.classesAscending = this.table.distinct.slice().sort((a, b) => a - b);
-    const cpu = claimCpu(this.ctl, P_CPUS, threadId);
+    this.intent = new Int32Array(shared.intents);
+    // a dead thread's slot is reused only once its intent records were repaired
+    const cpu = claimCpu(this.ctl, P_CPUS, threadId, (c) => intentPending(this.intent, c));
+    this.intentAt = intentBase(cpu);
     const flags = this.ctl[P_LOCK_STAT]!;
     const lockdep = (flags & 2) !== 0 ? { reg: this.ctl.subarray(P_LOCKREG), names: this.lockNames } : null;
     this.locks = new LockContext(cpu, this.ctl, P_CPUS, this.lockStatsF64, (flags & 1) !== 0, lockdep);
@@ -300,6 +312,7 @@ export class ZsPool {
       handles: createHandleTable(maxHandles),
       lockStats: new SharedArrayBuffer(lockStatWords() * 8),
       lockNames: new SharedArrayBuffer(lockClassNameBytes()),
+      intents: createIntentLog(),
     };
     if (opts.percpuCache === true) shared.percpu = createPerCpuCacheShared();
     else if (opts.percpuCache !== undefined && opts.percpuCache !== false)
@@ -387,6 +400,37 @@ export class ZsPool {
     return c !== 0 && tagDead(this.ctl, P_CPUS, c) && Atomics.compareExchange(this.ctl, P_COMPACTING, c, 0) === c;
   }
 
+  /**
+   * The pool's part of the check after a thread's death (takes every pool lock; run it
+   * on a thread that may block): rolls the dead threads' intent records forward or
+   * back, then checks every structure and, where the check fails, rebuilds the
+   * allocator state from the objects themselves (pool-repair.ts). Returns what was
+   * repaired (empty: nothing); throws when the damage cannot be repaired.
+   */
+  repairStructures(): string {
+    if (this.mapHandle !== 0) throw new Error('repairStructures() while this thread holds a mapping');
+    const freeIds = new Set<number>();
+    let done: string;
+    this.lockAll();
+    try {
+      done = repairPoolLocked(this, verifyLocked, freeIds);
+    } finally {
+      this.unlockAll();
+      // descriptors of zspages the repair released (their cache lock ranks with the zone lock)
+      for (const id of freeIds) if (this.zd[id * ZD_WORDS + ZD_STATE] === ZS_STATE_LIVE) zspageIdFree(this, id);
+    }
+    const h = this.handles.repairFreeList();
+    return h === '' ? done : done === '' ? h : `${done}; ${h}`;
+  }
+
+  /**
+   * @internal calls fn for every record part `part` (intent-log.ts) that a dead
+   * thread left; fn gets the part's first word and a snapshot of it.
+   */
+  forEachDeadIntent(part: number, fn: (at: number, snapshot: Int32Array) => void): number {
+    return deadIntents(this.intent, this.ctl, P_CPUS, part, fn);
+  }
+
   /** Threads marked dead in this pool's CPU registry, ever. */
   deathCount(): number {
     return deathCount(this.ctl, P_CPUS);
@@ -402,7 +446,7 @@ export class ZsPool {
     this.locks.recoverDeadAll(this.zd);
     let n = 0;
     for (const cpu of deadCpus(this.ctl, P_CPUS)) {
-      if (cpuHoldsRecords(this.ctl, P_CPUS, cpu)) continue;
+      if (cpuHoldsRecords(this.ctl, P_CPUS, cpu) || intentPending(this.intent, cpu)) continue;
       releaseCpu(this.ctl, P_CPUS, cpu);
       n++;
     }

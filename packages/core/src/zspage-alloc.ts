@@ -43,6 +43,7 @@ import {
   ZS_STATE_FREE,
   ZS_STATE_LIVE,
 } from './zspage.js';
+import { IN_A, IN_OP, OP_BUILD } from './intent-log.js';
 
 /** What building and releasing zspages needs. */
 export interface ZspageSpace extends ObjectSpace {
@@ -53,6 +54,9 @@ export interface ZspageSpace extends ObjectSpace {
   readonly maxFrames: number;
   /** Per-thread scratch for a zspage's frame numbers (allocated and freed as one batch). */
   readonly chainScratch: Int32Array;
+  /** The intent records (intent-log.ts) and this CPU's first word in them. */
+  readonly intent: Int32Array;
+  readonly intentAt: number;
 }
 
 function zspageIdAlloc(s: ZspageSpace): number {
@@ -65,7 +69,8 @@ function zspageIdAlloc(s: ZspageSpace): number {
   return id;
 }
 
-function zspageIdFree(s: ZspageSpace, id: number): void {
+/** Gives a zspage descriptor back to the descriptor cache. */
+export function zspageIdFree(s: ZspageSpace, id: number): void {
   const ctl = s.ctl;
   s.locks.mutexLock(ctl, P_ZS_LOCK, LC_ZSCACHE, SITE_ZSPAGE_ID_FREE);
   s.zd[id * ZD_WORDS + ZD_STATE] = ZS_STATE_FREE;
@@ -78,12 +83,16 @@ function zspageIdFree(s: ZspageSpace, id: number): void {
 function allocZspage(s: ZspageSpace, c: number): number {
   const id = zspageIdAlloc(s);
   if (id === 0) return 0;
+  // killed from here until it is movable, the repair frees its frames (pool-repair.ts)
+  s.intent[s.intentAt + IN_A] = id;
+  s.intent[s.intentAt + IN_OP] = OP_BUILD;
   const k = s.table.pagesPerZspage[c]!;
   const size = s.table.size[c]!;
   const huge = s.table.huge[c] === 1;
   const fd = s.phys.fd;
   const pfns = s.chainScratch;
-  if (!s.phys.allocFrames(pfns, k)) {
+  if (!s.phys.allocFrames(pfns, k, id)) {
+    s.intent[s.intentAt + IN_OP] = 0;
     zspageIdFree(s, id);
     return 0;
   }
@@ -135,6 +144,7 @@ export function newZspageLocked(s: ZspageSpace, c: number): number {
   if (zs === 0) return 0;
   s.lock.mallocLock(c);
   setMovable(s, zs);
+  s.intent[s.intentAt + IN_OP] = 0; // built: a normal zspage from here on
   s.cls[c * CL_WORDS + CL_OBJ_ALLOCATED]! += s.table.objsPerZspage[c]!;
   Atomics.add(s.ctl, P_PAGES_ALLOCATED, s.table.pagesPerZspage[c]!);
   return zs;

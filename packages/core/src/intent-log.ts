@@ -1,0 +1,83 @@
+// Per-CPU intent records: what a thread is in the middle of, for the repair after its
+// death. A thread writes its record before a multi-word update that the after-death
+// check could not otherwise tell from damage (building a zspage, migrating a frame,
+// replacing a zram slot's content) and clears it after; if it dies in between, the
+// repair reads the record and rolls the update forward or back (pool-repair.ts, and
+// zram's slot-repair.ts). Plain stores: a record costs a few words of this CPU's own
+// cache line, no atomic read-modify-write, no allocation.
+//
+// Each record has three parts of 8 words, each with its own op word: the pool's
+// (words 0..7) and two for a device (slot-repair.ts in zram).
+// A dead thread's CPU slot is not handed to a new thread while it holds a record
+// (claimCpu and reapDeadCpus ask intentPending), so a record is repaired once, by
+// the repair that clears it, and never overwritten first. Each repair step checks
+// the state it finds, so a repair cut short by its own thread's death is redone.
+
+import { CPU_ALIVE, MAX_CPUS, cpuState } from './cpu-registry.js';
+
+export const INTENT_WORDS = 24;
+/** Offsets of the pool's part and of the device's two parts of a record. */
+export const INTENT_POOL = 0;
+export const INTENT_DEVICE = 8;
+export const INTENT_DEVICE_HOLD = 16;
+export const INTENT_PART_WORDS = 8;
+
+// pool part: [op, a, b, c, phase]
+export const IN_OP = 0;
+export const IN_A = 1;
+export const IN_B = 2;
+export const IN_C = 3;
+export const IN_PHASE = 4;
+/** Building zspage a: its frames carry PG_NEW and name it (FD_ZSPAGE) until it is movable. */
+export const OP_BUILD = 1;
+/** Migrating frame a of zspage c into frame b; phase 1 once the copy is complete. */
+export const OP_MIGRATE = 2;
+
+export function createIntentLog(): SharedArrayBuffer {
+  return new SharedArrayBuffer(MAX_CPUS * INTENT_WORDS * 4);
+}
+
+/** First word of `cpu`'s record. */
+export function intentBase(cpu: number): number {
+  return cpu * INTENT_WORDS;
+}
+
+/** Does `cpu` hold an intent record not yet repaired (its slot must not be reused)? */
+export function intentPending(log: Int32Array, cpu: number): boolean {
+  const at = intentBase(cpu);
+  for (let part = 0; part < INTENT_WORDS; part += INTENT_PART_WORDS)
+    if (Atomics.load(log, at + part) !== 0) return true;
+  return false;
+}
+
+/**
+ * Calls fn(at, snapshot) for the first word of every record part `part` that a dead
+ * thread left (CPUs not alive). The CPU's state is read again after the snapshot, so
+ * a record a new owner is writing is never reported.
+ */
+export function deadIntents(
+  log: Int32Array,
+  reg: Int32Array,
+  regBase: number,
+  part: number,
+  fn: (at: number, snapshot: Int32Array) => void,
+): number {
+  const snap = new Int32Array(INTENT_PART_WORDS);
+  let n = 0;
+  for (let r = 0; r < MAX_CPUS; r++) {
+    const at = intentBase(r) + part;
+    if (Atomics.load(log, at) === 0) continue;
+    if (cpuState(reg, regBase, r) === CPU_ALIVE) continue;
+    for (let k = 0; k < INTENT_PART_WORDS; k++) snap[k] = Atomics.load(log, at + k);
+    if (cpuState(reg, regBase, r) === CPU_ALIVE || snap[0] === 0) continue;
+    fn(at, snap);
+    n++;
+  }
+  return n;
+}
+
+/** Clears a dead record part after its repair. */
+export function clearDeadIntent(log: Int32Array, at: number, snapshot: Int32Array): void {
+  if (Atomics.compareExchange(log, at, snapshot[0]!, 0) !== snapshot[0]) return;
+  for (let k = INTENT_PART_WORDS - 1; k >= 1; k--) Atomics.store(log, at + k, 0);
+}

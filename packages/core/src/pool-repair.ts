@@ -1,0 +1,366 @@
+// The pool's repair after a thread's death (every pool lock held): first the dead
+// threads' intent records (intent-log.ts) are rolled forward or back, a frame
+// migration (copy complete: finish the relink and the handle rewrite; else give the
+// target frame back) and a zspage being built (its frames go back). Then the whole
+// pool is checked, and only if the check fails is the allocator state rebuilt from
+// what the objects themselves say, which no interrupted update leaves ambiguous:
+//
+//  - an object is live when its header names a handle and that handle's word names
+//    the object's location (malloc writes the header before it publishes the handle,
+//    free claims the handle word before it touches the object, compaction copies
+//    before it publishes): anything else is free, and goes on its zspage's free list;
+//  - a zspage is one whose descriptor is live and whose chain of frames all name it;
+//    a descriptor whose frames are gone (freed midway) is released, and so is a
+//    zspage left with no live object;
+//  - the fullness lists, the class counters, pages_allocated are recounted from
+//    those zspages; handle words naming no live object are retired;
+//  - the buddy free lists are rebuilt when they are broken or a frame is owned by
+//    no one (everything not in use is free).
+//
+// What this cannot repair (the check still fails after the rebuild, e.g. an object
+// whose size word is garbage) is thrown, and the device fences.
+
+import { PAGE_SHIFT, PAGE_SIZE, ZS_HANDLE_SIZE, ZS_SIZE_CLASSES, NR_FULLNESS_GROUPS } from './constants.js';
+import { listInsert } from './fullness.js';
+import { OBJ_INDEX_BITS } from './handles.js';
+import {
+  IN_A,
+  IN_B,
+  IN_C,
+  IN_OP,
+  IN_PHASE,
+  INTENT_POOL,
+  OP_BUILD,
+  OP_MIGRATE,
+  clearDeadIntent,
+  deadIntents,
+} from './intent-log.js';
+import { PerCpuCache, entryOf } from './percpu-cache.js';
+import {
+  FD_FIRST_OBJ,
+  FD_FLAGS,
+  FD_NEXT,
+  FD_PRIVATE,
+  FD_WORDS,
+  FD_ZSPAGE,
+  PG_BUDDY,
+  PG_HUGE,
+  PG_ISOLATED,
+  PG_NEW,
+  PG_ZSPAGE,
+} from './phys-mem.js';
+import { P_CPUS, P_PAGES_ALLOCATED, P_ZS_HIGH } from './pool-layout.js';
+import type { ZsPool } from './pool.js';
+import {
+  CL_COUNT,
+  CL_GROUPS,
+  CL_HEAD,
+  CL_OBJ_ALLOCATED,
+  CL_OBJ_USED,
+  CL_WORDS,
+  RESERVED_HEADER,
+  ZD_CLASS,
+  ZD_FG,
+  ZD_FIRST,
+  ZD_FREEOBJ,
+  ZD_FREE_NEXT,
+  ZD_HUGE_SIZE,
+  ZD_INUSE,
+  ZD_ISOLATED,
+  ZD_NEXT,
+  ZD_NRPAGES,
+  ZD_PREV,
+  ZD_STATE,
+  ZD_WORDS,
+  ZS_STATE_LIVE,
+  encodeFreeLink,
+  fullnessGroup,
+} from './zspage.js';
+
+const UNIT = 1 << OBJ_INDEX_BITS;
+
+/**
+ * Repairs the pool after deaths (every pool lock held by the caller). Descriptors to
+ * give back to the descriptor cache are added to `freeIds` (the caller does it after
+ * dropping the locks: that cache's lock ranks with the zone lock). Returns what was
+ * repaired, '' for nothing; throws what could not be.
+ */
+export function repairPoolLocked(pool: ZsPool, verify: (pool: ZsPool) => void, freeIds: Set<number>): string {
+  const notes: string[] = [];
+  pool.phys.refresh();
+  deadIntents(pool.intent, pool.ctl, P_CPUS, INTENT_POOL, (at, rec) => {
+    if (rec[IN_OP] === OP_MIGRATE) notes.push(rollMigration(pool, rec[IN_A]!, rec[IN_B]!, rec[IN_C]!, rec[IN_PHASE]!));
+    else if (rec[IN_OP] === OP_BUILD) notes.push(reclaimBuild(pool, rec[IN_A]!, freeIds));
+    clearDeadIntent(pool.intent, at, rec);
+  });
+  try {
+    verify(pool);
+    return notes.join('; ');
+  } catch (e) {
+    notes.push(`rebuilt the allocator state (${e instanceof Error ? e.message : String(e)})`);
+  }
+  rebuild(pool, freeIds);
+  verify(pool);
+  return notes.join('; ');
+}
+
+/** A frame migration interrupted by a death: rolled back (copy incomplete) or forward. */
+function rollMigration(pool: ZsPool, pfn: number, target: number, zs: number, phase: number): string {
+  const phys = pool.phys;
+  const fd = phys.fd;
+  const zd = pool.zd;
+  phys.ensure(Math.max(pfn, target));
+  const b = pfn * FD_WORDS;
+  const tb = target * FD_WORDS;
+  const z = zs * ZD_WORDS;
+  const srcAttached = (fd[b + FD_FLAGS]! & PG_ZSPAGE) !== 0 && fd[b + FD_ZSPAGE] === zs;
+  if (!srcAttached) return `migration of frame ${pfn} had finished`; // a leaked source is reclaimed by the check
+  if (phase === 0) {
+    if ((fd[tb + FD_FLAGS]! & ~PG_BUDDY) === PG_NEW && fd[tb + FD_ZSPAGE] === 0) phys.releaseFrameLocked(target);
+    if ((fd[b + FD_FLAGS]! & PG_ISOLATED) !== 0) {
+      fd[b + FD_FLAGS]! &= ~PG_ISOLATED;
+      if (zd[z + ZD_ISOLATED]! > 0) zd[z + ZD_ISOLATED]!--;
+    }
+    return `migration of frame ${pfn} rolled back`;
+  }
+  // the copy is complete: both frames hold the same bytes, so readers see the same
+  // object whichever frame their handle names while the move is finished
+  const f = fd[b + FD_FLAGS]! & ~PG_ISOLATED;
+  fd[tb + FD_FLAGS] = f;
+  fd[tb + FD_ZSPAGE] = zs;
+  fd[tb + FD_FIRST_OBJ] = fd[b + FD_FIRST_OBJ]!;
+  fd[tb + FD_NEXT] = fd[b + FD_NEXT]!;
+  fd[tb + FD_PRIVATE] = fd[b + FD_PRIVATE]!;
+  if (zd[z + ZD_FIRST] === pfn) zd[z + ZD_FIRST] = target;
+  else {
+    let p = zd[z + ZD_FIRST]!;
+    for (let n = 0; p >= 0 && n < 64; n++) {
+      const next = fd[p * FD_WORDS + FD_NEXT]!;
+      if (next === pfn) {
+        fd[p * FD_WORDS + FD_NEXT] = target;
+        break;
+      }
+      p = next;
+    }
+  }
+  const hw = pool.handles;
+  if ((f & PG_HUGE) !== 0) {
+    const h = fd[b + FD_PRIVATE]!;
+    if (h !== 0 && hw.inRange(h) && hw.words[h] === pfn * UNIT) hw.words[h] = target * UNIT;
+  } else {
+    const c = zd[z + ZD_CLASS]!;
+    const size = pool.table.size[c]!;
+    const objs = pool.table.objsPerZspage[c]!;
+    const words = phys.words;
+    const off0 = fd[b + FD_FIRST_OBJ]!;
+    const first = (fd[b + FD_PRIVATE]! * PAGE_SIZE + off0) / size;
+    for (let off = off0, idx = first; off < PAGE_SIZE && idx < objs; off += size, idx++) {
+      const a = (target * PAGE_SIZE + off) >>> 2;
+      const w = words[a]!;
+      if ((w & 1) === 0) continue;
+      if (w === RESERVED_HEADER) {
+        const e = entryOf(words[a + 1]!, c);
+        if (pool.pcpWords !== null && pool.pcpWords[e] === pfn * UNIT + idx) pool.pcpWords[e] = target * UNIT + idx;
+        continue;
+      }
+      const h = w >>> 1;
+      if (hw.inRange(h) && hw.words[h] === pfn * UNIT + idx) hw.words[h] = target * UNIT + idx;
+    }
+  }
+  let isolated = 0;
+  for (let p = zd[z + ZD_FIRST]!, n = 0; p >= 0 && n < 64; p = fd[p * FD_WORDS + FD_NEXT]!, n++)
+    if ((fd[p * FD_WORDS + FD_FLAGS]! & PG_ISOLATED) !== 0) isolated++;
+  zd[z + ZD_ISOLATED] = isolated;
+  fd[b + FD_FLAGS] = 0;
+  fd[b + FD_ZSPAGE] = 0;
+  phys.releaseFrameLocked(pfn);
+  return `migration of frame ${pfn} to ${target} rolled forward`;
+}
+
+/** A zspage whose builder died before it was movable: its frames and descriptor go back. */
+function reclaimBuild(pool: ZsPool, id: number, freeIds: Set<number>): string {
+  const phys = pool.phys;
+  const fd = phys.fd;
+  const present = phys.presentFrames;
+  let n = 0;
+  for (let pfn = 0; pfn < present; pfn++) {
+    const f = fd[pfn * FD_WORDS + FD_FLAGS]!;
+    if ((f & PG_NEW) !== 0 && (f & PG_ZSPAGE) === 0 && fd[pfn * FD_WORDS + FD_ZSPAGE] === id) {
+      phys.releaseFrameLocked(pfn);
+      n++;
+    }
+  }
+  // built as far as live, but never movable: the descriptor goes back too
+  if (n > 0 && pool.zd[id * ZD_WORDS + ZD_STATE] === ZS_STATE_LIVE) freeIds.add(id);
+  return n > 0 ? `zspage ${id} being built: ${n} frames reclaimed` : `zspage ${id} had been built`;
+}
+
+/** Rebuilds the allocator state from the objects (see the top of this file). */
+function rebuild(pool: ZsPool, freeIds: Set<number>): void {
+  const phys = pool.phys;
+  const fd = phys.fd;
+  const zd = pool.zd;
+  const cls = pool.cls;
+  const t = pool.table;
+  const hw = pool.handles;
+  const present = phys.presentFrames;
+  const words = phys.words;
+  const cap = hw.capacity();
+  hw.inRange(cap);
+  const matched = new Uint8Array(cap + 1);
+  const inChain = new Uint8Array(present);
+  for (let c = 0; c < ZS_SIZE_CLASSES; c++) {
+    const cb = c * CL_WORDS;
+    for (let g = 0; g < NR_FULLNESS_GROUPS; g++) {
+      cls[cb + CL_HEAD + g] = 0;
+      cls[cb + CL_COUNT + g] = 0;
+    }
+    cls[cb + CL_GROUPS] = 0;
+    cls[cb + CL_OBJ_ALLOCATED] = 0;
+    cls[cb + CL_OBJ_USED] = 0;
+    pool.clsBytes[c] = 0;
+  }
+  const chain: number[] = [];
+  let pages = 0;
+  const high = pool.ctl[P_ZS_HIGH]!;
+  for (let zs = 1; zs < high; zs++) {
+    const z = zs * ZD_WORDS;
+    if (zd[z + ZD_STATE] !== ZS_STATE_LIVE) continue;
+    const first = zd[z + ZD_FIRST]!;
+    if (first >= 0 && first < present) {
+      const ff = fd[first * FD_WORDS + FD_FLAGS]!;
+      if ((ff & PG_NEW) !== 0 && (ff & PG_ZSPAGE) === 0 && fd[first * FD_WORDS + FD_ZSPAGE] === zs) continue; // being built
+    }
+    const c = zd[z + ZD_CLASS]!;
+    const valid = c >= 0 && c < ZS_SIZE_CLASSES && t.merged[c] === c;
+    const k = valid ? t.pagesPerZspage[c]! : 0;
+    chain.length = 0;
+    for (let pfn = first; valid && pfn >= 0 && chain.length <= k; pfn = fd[pfn * FD_WORDS + FD_NEXT]!) {
+      const f = pfn < present ? fd[pfn * FD_WORDS + FD_FLAGS]! : 0;
+      if ((f & PG_ZSPAGE) === 0 || fd[pfn * FD_WORDS + FD_ZSPAGE] !== zs || inChain[pfn] !== 0) break;
+      chain.push(pfn);
+    }
+    if (!valid || chain.length !== k || fd[chain[k - 1]! * FD_WORDS + FD_NEXT] !== -1) {
+      freeIds.add(zs); // its frames were freed (or taken) under it; strays are reclaimed below
+      continue;
+    }
+    const objs = t.objsPerZspage[c]!;
+    const size = t.size[c]!;
+    let inuse = 0;
+    let used = 0;
+    let bytes = 0;
+    if (t.huge[c] !== 0) {
+      const h = fd[first * FD_WORDS + FD_PRIVATE]!;
+      const len = zd[z + ZD_HUGE_SIZE]!;
+      if (h > 0 && h <= cap && hw.words[h] === first * UNIT && matched[h] === 0 && len > 0 && len <= PAGE_SIZE) {
+        matched[h] = 1;
+        inuse = used = 1;
+        bytes = len;
+        zd[z + ZD_FREEOBJ] = -1;
+      } else {
+        fd[first * FD_WORDS + FD_PRIVATE] = 0;
+        zd[z + ZD_HUGE_SIZE] = 0;
+        zd[z + ZD_FREEOBJ] = 0;
+      }
+    } else {
+      let next = -1;
+      for (let idx = objs - 1; idx >= 0; idx--) {
+        const off = idx * size;
+        const pfn = chain[off >>> PAGE_SHIFT]!;
+        const a = (pfn * PAGE_SIZE + (off & (PAGE_SIZE - 1))) >>> 2;
+        const w = words[a]!;
+        if (w === RESERVED_HEADER && pool.pcpWords !== null) {
+          inuse++; // reserved by a per-CPU cache: allocated, not used
+          continue;
+        }
+        if ((w & 1) !== 0) {
+          const h = w >>> 1;
+          const osize = words[a + 1]!;
+          if (h > 0 && h <= cap && hw.words[h] === pfn * UNIT + idx && matched[h] === 0) {
+            matched[h] = 1;
+            inuse++;
+            used++;
+            bytes += osize > 0 && osize + ZS_HANDLE_SIZE <= size ? osize : 0;
+            continue;
+          }
+        }
+        words[a] = encodeFreeLink(next);
+        words[a + 1] = 0;
+        next = idx;
+      }
+      zd[z + ZD_FREEOBJ] = next;
+    }
+    for (const pfn of chain) inChain[pfn] = 1;
+    zd[z + ZD_FREE_NEXT] = 0;
+    zd[z + ZD_INUSE] = inuse;
+    zd[z + ZD_NRPAGES] = k;
+    let isolated = 0;
+    for (const pfn of chain) if ((fd[pfn * FD_WORDS + FD_FLAGS]! & PG_ISOLATED) !== 0) isolated++;
+    zd[z + ZD_ISOLATED] = isolated;
+    if (inuse === 0) {
+      // no live object: the zspage goes (an isolated frame is left to its migrator, as freeZspage does)
+      for (const pfn of chain) {
+        inChain[pfn] = 0;
+        const b = pfn * FD_WORDS;
+        if ((fd[b + FD_FLAGS]! & PG_ISOLATED) !== 0) {
+          fd[b + FD_FLAGS] = PG_ISOLATED;
+          fd[b + FD_ZSPAGE] = 0;
+          fd[b + FD_NEXT] = -1;
+        } else phys.releaseFrameLocked(pfn);
+      }
+      zd[z + ZD_FIRST] = -1;
+      zd[z + ZD_FG] = -1;
+      freeIds.add(zs);
+      continue;
+    }
+    zd[z + ZD_FG] = -1;
+    zd[z + ZD_PREV] = 0;
+    zd[z + ZD_NEXT] = 0;
+    listInsert(pool, c, zs, fullnessGroup(inuse, objs));
+    const cb = c * CL_WORDS;
+    cls[cb + CL_OBJ_ALLOCATED]! += objs;
+    cls[cb + CL_OBJ_USED]! += used;
+    pool.clsBytes[c] = pool.clsBytes[c]! + bytes;
+    pages += k;
+  }
+  if (pool.pcpWords !== null && pool.pcpBytes !== null) {
+    // the counters exclude what the CPU caches have not folded in yet
+    for (let c = 0; c < ZS_SIZE_CLASSES; c++) {
+      cls[c * CL_WORDS + CL_OBJ_USED]! -= PerCpuCache.usedDelta(pool.pcpWords, c);
+      pool.clsBytes[c] = pool.clsBytes[c]! - PerCpuCache.bytesDelta(pool.pcpBytes, c);
+    }
+  }
+  // zspage frames no zspage owns any more (a zspage freed midway)
+  for (let pfn = 0; pfn < present; pfn++) {
+    const b = pfn * FD_WORDS;
+    const f = fd[b + FD_FLAGS]!;
+    if ((f & PG_ZSPAGE) === 0 || inChain[pfn] !== 0) continue;
+    if ((f & PG_ISOLATED) !== 0) {
+      fd[b + FD_FLAGS] = PG_ISOLATED;
+      fd[b + FD_ZSPAGE] = 0;
+      fd[b + FD_NEXT] = -1;
+    } else phys.releaseFrameLocked(pfn);
+  }
+  // handle words that name no live object: retired (the number is not reused)
+  for (let h = 1; h <= cap; h++) if (hw.words[h]! >= 0 && matched[h] === 0) hw.words[h] = -1;
+  Atomics.store(pool.ctl, P_PAGES_ALLOCATED, pages);
+  rebuildBuddyIfBroken(pool, inChain);
+}
+
+/** The buddy free lists: checked, and rebuilt if broken or if a frame is owned by no one. */
+function rebuildBuddyIfBroken(pool: ZsPool, inChain: Uint8Array): void {
+  const phys = pool.phys;
+  const fd = phys.fd;
+  const present = phys.presentFrames;
+  const owner = new Int32Array(present);
+  for (let pfn = 0; pfn < present; pfn++) if (inChain[pfn] !== 0) owner[pfn] = 1;
+  let broken = false;
+  try {
+    phys.verifyFreeListsLocked(owner);
+    for (let pfn = 0; pfn < present && !broken; pfn++)
+      broken = owner[pfn] === 0 && (fd[pfn * FD_WORDS + FD_FLAGS]! & ~PG_BUDDY) === 0;
+  } catch {
+    broken = true;
+  }
+  if (broken) phys.rebuildFreeListsLocked((pfn) => inChain[pfn] !== 0);
+}
