@@ -5,6 +5,7 @@
 
 import type { ZsPool, ZsPoolShared } from '@zsmalloc/core';
 import type { BackingStore } from './backing.js';
+import type { SlotJournal } from './slot-repair.js';
 import { ZramError } from './errors.js';
 import { checkRange } from './range.js';
 import type { SlotTable } from './slots.js';
@@ -21,6 +22,8 @@ export interface DeviceState {
   /** The 64-bit statistics (stats.ts C). */
   readonly c64: BigInt64Array;
   readonly backing: BackingStore;
+  /** This thread's slot journal (slot-repair.ts): what a death midway leaves for the repair. */
+  readonly journal: SlotJournal;
   /** Why this thread fenced the device ('' when it did not, or another thread did). */
   fenceReason: string;
 }

@@ -48,6 +48,7 @@ import {
   statsViews,
   u32,
 } from './stats.js';
+import { repairSlots } from './slot-repair.js';
 
 export { DEFAULT_MAX_DISKSIZE, MAX_DISKSIZE, type ZramOptions } from './options.js';
 export { MAX_COMPS } from './settings.js';
@@ -513,6 +514,14 @@ export class ZramDevice {
 
   // ---------------------------------------------------------------- after a thread's death
 
+  /** What the last check after a death repaired on this thread ('' for nothing). */
+  lastRepair = '';
+
+  /** Why the device was fenced, as this thread's check found it ('' if it did not fence it). */
+  get fenceCause(): string {
+    return this.s.fenceReason;
+  }
+
   /** The device refuses I/O once fenced (see checkAfterDeath). */
   get fenced(): boolean {
     return Atomics.load(this.st, S.FENCED) !== 0;
@@ -531,16 +540,27 @@ export class ZramDevice {
 
   /**
    * The check after a thread's death (may wait for locks: run it off the event
-   * loop's thread, e.g. in a worker): the pool and every slot must check out (pool
-   * verify; each slot's object is live and of the size the slot says). A slot or
-   * pool structure that does not fences the device: every later I/O throws
-   * ZramError('EIO') naming the damage, and nothing is served wrong. Returns
-   * whether the device is usable.
+   * loop's thread, e.g. in a worker): first the repair, which rolls the dead
+   * threads' half-done updates forward or back from their intent records and
+   * rebuilds allocator state the pool check finds broken (core's pool-repair.ts,
+   * slot-repair.ts); then the pool and every slot must check out (pool verify; each
+   * slot's object is live and of the size the slot says). What does not fences the
+   * device: every later I/O throws ZramError('EIO') naming the damage, and nothing
+   * is served wrong. Returns whether the device is usable.
    */
   checkAfterDeath(): boolean {
     this.releaseAfterDeath();
     if (this.fenced) return false;
     try {
+      const pool = this.pool.repairStructures();
+      const slots = repairSlots({
+        pool: this.pool,
+        slots: this.s.slots,
+        backing: this.s.backing,
+        pages: this.pages,
+        dev: this.s.slots.lockArrayId,
+      });
+      this.lastRepair = pool && slots ? `${pool}; ${slots}` : pool || slots;
       inspect.verifyQuiet(this.s);
       return true;
     } catch (e) {

@@ -162,11 +162,13 @@ export function writeback(s: SlotStore, request: WritebackRequest | WritebackMod
       }
       if (blk === 0) {
         blk = s.backing.allocBlock();
+        s.journal.holdBlock(blk);
         if (blk === 0) {
           failure = new ZsError('ENOSPC', 'writeback: backing file is full');
           break;
         }
       }
+      s.journal.holdPp(i);
       slots.setFlag(i, ZRAM_PP_SLOT);
       try {
         loaded = loadLocked(s, i, page);
@@ -195,19 +197,24 @@ export function writeback(s: SlotStore, request: WritebackRequest | WritebackMod
       if ((slots.flags(i) & ZRAM_PP_SLOT) === 0) continue;
       const of = slots.flags(i);
       const oh = slots.handle(i);
+      s.journal.replace(i, blk, 0, ZRAM_WB, oh, of);
       slots.setHandle(i, blk);
       slots.setOwned(i, ZRAM_WB);
       inc64(s.c64, C.PAGES_STORED);
-      releaseContent(s, of, oh); // after the block is in: killed between, the object leaks
+      releaseContent(s, of, oh); // after the block is in: killed between, the repair finishes it
+      s.journal.replaced();
     } finally {
       slots.unlock(i);
     }
     blk = 0;
+    s.journal.holdBlock(0);
     written++;
     inc64(s.c64, C.BD_WRITES);
     consumeWritebackLimit(st);
   }
   if (blk !== 0) s.backing.freeBlock(blk);
+  s.journal.holdBlock(0);
+  s.journal.holdPp(-1);
   if (failure) throw failure;
   return written;
 }
@@ -336,15 +343,18 @@ function recompressLocked(s: SlotStore, index: number, f: number, plan: Recompre
     return 0;
   }
   const handle = pool.malloc(out.length); // ENOMEM: keep the old object, stop
+  s.journal.prepared(handle);
   pool.write(handle, out);
   const acTime = slots.accessTime(index);
   const of = slots.flags(index);
   const oh = slots.handle(index);
+  s.journal.replace(index, handle, 0, out.length | (prio << PRIO_SHIFT), oh, of);
   slots.setHandle(index, handle);
   slots.setOwned(index, out.length | (prio << PRIO_SHIFT));
   add64(s.c64, C.COMPR_DATA_SIZE, out.length);
   inc64(s.c64, C.PAGES_STORED);
-  releaseContent(s, of, oh); // after the new object is in: killed between, the old one leaks
+  releaseContent(s, of, oh); // after the new object is in: killed between, the repair finishes it
+  s.journal.replaced();
   slots.setAccessTime(index, acTime); // recompression is not an access
   return 1;
 }

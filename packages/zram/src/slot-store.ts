@@ -25,6 +25,7 @@ import {
   ZRAM_WB,
 } from './slots.js';
 import { C, S, add64, dec64, inc64, max64, sub64 } from './stats.js';
+import { SlotJournal } from './slot-repair.js';
 
 /** What prepare() made of a page, for installLocked()/replaceLocked(). */
 export interface PreparedPage extends FillWord {
@@ -59,7 +60,10 @@ export interface SlotStore extends DeviceState {
 }
 
 /** A device's views (`state`) and this thread's new codec cache, clock and scratch, as one object. */
-export function newSlotStore(state: Omit<DeviceState, 'fenceReason'>, params: AlgorithmParamsStore): SlotStore {
+export function newSlotStore(
+  state: Omit<DeviceState, 'fenceReason' | 'journal'>,
+  params: AlgorithmParamsStore,
+): SlotStore {
   return {
     name: state.name,
     pool: state.pool,
@@ -67,6 +71,7 @@ export function newSlotStore(state: Omit<DeviceState, 'fenceReason'>, params: Al
     st: state.st,
     c64: state.c64,
     backing: state.backing,
+    journal: new SlotJournal(state.pool, state.slots.lockArrayId),
     fenceReason: '',
     params,
     codecs: [],
@@ -144,6 +149,7 @@ export function prepare(s: SlotStore, page: Uint8Array, p: PreparedPage): void {
     size = huge ? PAGE : out.length;
     // allocated and filled in one step (the only copy between the codec and the pool)
     handle = pool.mallocWrite(huge ? page : out);
+    s.journal.prepared(handle);
   } catch (e) {
     inc64(s.c64, C.FAILED_WRITES);
     throw e;
@@ -153,6 +159,7 @@ export function prepare(s: SlotStore, page: Uint8Array, p: PreparedPage): void {
   const limit = s.st[S.LIMIT_PAGES]!; // plain read: a new limit applies from the next page on
   if (limit !== 0 && used > limit) {
     pool.free(handle);
+    s.journal.prepared(0);
     inc64(s.c64, C.FAILED_WRITES);
     throw new ZsError('ENOMEM', `zram: mem_limit ${limit * PAGE} reached (pool uses ${used * PAGE})`);
   }
@@ -199,14 +206,20 @@ export function replaceLocked(s: SlotStore, index: number, p: PreparedPage): voi
         throw new ZsError('EINVAL', `zram: slot ${index} names handle ${h}, which is not its object (freed or reused)`);
     }
   } catch (e) {
-    if (!p.same) s.pool.free(p.handle);
+    if (!p.same) {
+      s.pool.free(p.handle);
+      s.journal.prepared(0);
+    }
     inc64(s.c64, C.FAILED_WRITES);
     throw e;
   }
   // the new content goes in first, then the old one is freed: a thread killed in
-  // between leaks the old content, and the page never reads as neither
+  // between leaves the journal's record, and the repair finishes the replacement
+  if (p.same) s.journal.replace(index, p.lo, p.hi, ZRAM_SAME, h, f);
+  else s.journal.replace(index, p.handle, 0, p.size | (p.huge ? ZRAM_HUGE : 0), h, f);
   installLocked(s, index, p);
   releaseContent(s, f, h);
+  s.journal.replaced();
 }
 
 // ---------------------------------------------------------------- out of a slot
@@ -217,13 +230,15 @@ export function freeSlotLocked(s: DeviceState, index: number): void {
   const f = slots.flags(index);
   if ((f & ~ZRAM_ENTRY_LOCK) === 0) return; // never written, or already freed: nothing to clear
   const h = slots.handle(index);
-  // the slot lets go first, then its content: a thread killed in between leaks the
-  // content, and the slot never names something freed
+  // the slot lets go first, then its content: the slot never names something freed,
+  // and a thread killed midway leaves the journal's record for the repair
+  s.journal.replace(index, 0, 0, 0, h, f);
   slots.setHandle(index, 0);
   slots.setFillHigh(index, 0);
   slots.setAccessTime(index, 0);
   slots.setOwned(index, 0);
   releaseContent(s, f, h);
+  s.journal.replaced();
 }
 
 /** Frees what a slot held (flags f, handle word h) and uncounts it; the slot no longer names it. */

@@ -50,7 +50,8 @@ export class SlotTable {
   constructor(
     readonly buffer: SharedArrayBuffer,
     private readonly pool: ZsPool,
-    lockArrayId: number,
+    /** The table's lock-array id in the pool (held-lock and intent records name it). */
+    readonly lockArrayId: number,
   ) {
     this.words = new Int32Array(buffer, 0, buffer.byteLength / 4);
     this.lockClass = pool.lockClassId(SLOT_LOCK_CLASS);
