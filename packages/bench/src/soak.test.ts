@@ -12,10 +12,9 @@ describe('soak (short)', () => {
     it(`verifies every page read against the last acknowledged write while workers are killed and restarted (lockMode ${lockMode})`, async () => {
       const r = await runSoak({ seconds: 6, lockMode, killEvery: 1, pages: 512, seed: lockMode === 'class' ? 3 : 4 });
       console.log(r.line);
-      // never a wrong page; the device checks out, or a death left damage and it was fenced (R4)
-      expect(r.line).toMatch(
-        /^soak: \d+ page ops, \d+ pages verified, 0 mismatches, \d+ worker deaths, verify (ok|.*fenced)/,
-      );
+      // never a wrong page, and the soak goes on across every death: what a death left
+      // half done is repaired, never fenced
+      expect(r.line).toMatch(/^soak: \d+ page ops, \d+ pages verified, 0 mismatches, \d+ worker deaths, verify ok$/);
       expect(r.deaths).toBeGreaterThan(0);
       expect(r.verified).toBeGreaterThan(0);
     }, 120_000);

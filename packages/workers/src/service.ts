@@ -110,6 +110,13 @@ export class ZramService {
   readonly arena: PageArena;
   readonly piscina: Piscina;
   readonly failures: WorkerFailure[] = [];
+  /** Checks after a death that had something to repair, and what the last ones repaired (up to 50). */
+  repairs = 0;
+  /** Checks after a death that ran to the end. */
+  checks = 0;
+  readonly repairLog: string[] = [];
+  /** Why the device was fenced, when a check after a death fenced it ('' otherwise). */
+  fenceReason = '';
   readonly compressionWorkers: number;
   private readonly swap: Supervisor<SwapIoApi>;
   private readonly compaction: Supervisor<CompactionApi>;
@@ -120,6 +127,8 @@ export class ZramService {
   private readonly submitter: RingSubmitter;
   /** The long-lived consumer task of each worker owner (1..compressionWorkers). */
   private readonly consumers = new Map<number, Promise<ConsumerResult | null>>();
+  /** Cancels a consumer's task while it waits in piscina's queue (see restartQueuedConsumers). */
+  private readonly consumerAborts = new Map<number, AbortController>();
   private closed = false;
   private closing = false;
 
@@ -200,6 +209,7 @@ export class ZramService {
           this.compressionDeaths++;
           this.onThreadDeath('compression', id, 'worker thread exited while the service was running');
         }
+        this.restartQueuedConsumers();
       });
     });
     this.piscina.on('error', (e: unknown) => this.onThreadDeath('compression', -1, String(e)));
@@ -256,15 +266,19 @@ export class ZramService {
    */
   private launchConsumer(owner: number): void {
     const task: ConsumerTask = { owner };
-    const p = (this.piscina.run(task) as Promise<ConsumerResult>).then(
+    const abort = new AbortController();
+    this.consumerAborts.set(owner, abort);
+    const p = (this.piscina.run(task, { signal: abort.signal }) as Promise<ConsumerResult>).then(
       (r) => r,
       (e: unknown) => {
         this.consumers.delete(owner);
         if (this.closed) return null;
         const reason = e instanceof Error ? e.message : String(e);
         const tid = this.ring.threadOf(owner);
-        // recover its locks first, so a retry on this thread cannot spin on them
-        this.onThreadDeath('compression', tid, reason);
+        // recover its locks first, so a retry on this thread cannot spin on them (a
+        // task cancelled in the queue had no thread; one cancelled just as it started
+        // is reported by workerDestroy)
+        if (!abort.signal.aborted) this.onThreadDeath('compression', tid, reason);
         this.ring.forgetOwner(owner);
         this.submitter.ownerDied(owner, reason);
         if (!this.ring.stopping()) this.launchConsumer(owner);
@@ -272,6 +286,23 @@ export class ZramService {
       },
     );
     this.consumers.set(owner, p);
+  }
+
+  /**
+   * piscina stops replacing threads once one died while starting (it takes that for a
+   * thread that cannot start), so a thread killed during its start-up would leave the
+   * consumers' tasks queued with no thread to run them, and the ring unserved. A
+   * consumer whose task is queued (its owner's last thread is gone) is cancelled and
+   * launched again: a new task makes piscina start a thread.
+   */
+  private restartQueuedConsumers(): void {
+    if (this.closed || this.ring.stopping() || this.piscina.queueSize === 0) return;
+    if (this.piscina.threads.length >= this.compressionWorkers) return;
+    const alive = new Set(this.piscina.threads.map((t) => t.threadId));
+    for (const [owner, abort] of this.consumerAborts) {
+      if (alive.has(this.ring.threadOf(owner))) continue; // running
+      abort.abort(); // its rejection launches it again
+    }
   }
 
   /**
@@ -290,7 +321,20 @@ export class ZramService {
     }
     // the check may wait for locks live threads hold: the swap I/O worker runs it
     setImmediate(() => {
-      if (!this.closing) this.swap.call((api) => api.checkAfterDeath()).catch(() => undefined);
+      if (this.closing) return;
+      this.swap
+        .call(async (api) => {
+          const ok = await api.checkAfterDeath();
+          this.checks++;
+          const r = await api.repairReport();
+          if (r.repaired !== '') {
+            this.repairs++;
+            this.repairLog.push(r.repaired);
+            if (this.repairLog.length > 50) this.repairLog.shift();
+          }
+          if (!ok && r.fenceReason !== '') this.fenceReason = r.fenceReason;
+        })
+        .catch(() => undefined);
     });
   }
 
@@ -299,7 +343,12 @@ export class ZramService {
     if (which === 'swap-io') await this.swap.kill();
     else if (which === 'compaction') await this.compaction.kill();
     else {
-      const threads = this.piscina.threads;
+      // only a thread running its consumer: Node 20 aborts the whole process when a
+      // worker is terminated while it is still loading its module (piscina loads it
+      // with a synchronous require of an ES module)
+      const running = new Set<number>();
+      for (let o = 1; o <= this.compressionWorkers; o++) running.add(this.ring.threadOf(o));
+      const threads = this.piscina.threads.filter((t) => running.has(t.threadId));
       if (threads.length > 0) await threads[nth % threads.length]!.terminate();
     }
   }

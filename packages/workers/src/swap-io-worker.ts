@@ -56,6 +56,10 @@ const api = {
   checkAfterDeath(): boolean {
     return dev.checkAfterDeath();
   },
+  /** What the last check repaired, and why the device is fenced (if this thread's check fenced it). */
+  repairReport(): { repaired: string; fenceReason: string } {
+    return { repaired: dev.lastRepair, fenceReason: dev.fenceCause };
+  },
   stats() {
     return { ...stats };
   },

@@ -105,6 +105,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     verified++;
   };
 
+  const doing: string[] = [];
   const lane = async (k: number) => {
     const per = Math.floor(pages / LANES);
     const base = k * per;
@@ -113,6 +114,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       const n = 1 + (rnd() % RUN);
       const first = base + (rnd() % (per - n));
       const r = rnd() % 100;
+      doing[k] = `${r < 45 ? 'write' : r < 90 ? 'read' : 'discard'} of pages ${first}+${n}`;
       try {
         if (r < 45) {
           const vs: number[] = [];
@@ -150,11 +152,14 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
         fatal = e instanceof Error ? e : new Error(String(e));
       }
     }
+    doing[k] = 'done';
   };
 
+  let bgDoing = '';
   const background = async () => {
     while (Date.now() < deadline && !fatal) {
       const r = rnd() % 4;
+      bgDoing = ['idle + writeback', 'readback', 'compact', 'frame compaction'][r]!;
       try {
         if (r === 0) {
           svc.idle('all');
@@ -167,6 +172,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       }
       await new Promise((res) => setTimeout(res, 20));
     }
+    bgDoing = 'done';
   };
 
   const kinds = ['compression', 'swap-io', 'compaction'] as const;
@@ -178,10 +184,11 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
           void svc.killWorker(which, rnd());
         }, opts.killEvery * 1000)
       : null;
-  const progress = setInterval(
-    () => log(`soak: ${pageOps} page ops, ${verified} pages verified, ${mismatches} mismatches, ${deaths} deaths`),
-    10_000,
-  );
+  const progress = setInterval(() => {
+    // past the deadline, name what is still outstanding (a request that never settles)
+    if (Date.now() > deadline) log(`soak: still waiting for: lanes ${doing.join(' | ')}; background ${bgDoing}`);
+    log(`soak: ${pageOps} page ops, ${verified} pages verified, ${mismatches} mismatches, ${deaths} deaths`);
+  }, 10_000);
   await Promise.all([...Array.from({ length: LANES }, (_, k) => lane(k)), background()]);
   if (killer) clearInterval(killer);
   clearInterval(progress);
@@ -192,7 +199,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     // let restarts and the checks after deaths settle, then read every page back
     await new Promise((res) => setTimeout(res, 500));
     const st = await svc.stats();
-    if (svc.device.fenced) throw new Error('the device was fenced');
+    if (svc.device.fenced) throw new Error(`the device was fenced: ${svc.fenceReason || 'reason not reported'}`);
     for (let p = 0; p < pages; p += 64) {
       const out = await svc.readPages(p, Math.min(64, pages - p));
       for (let i = 0; i * 4096 < out.length; i++) check(p + i, out.subarray(i * 4096, (i + 1) * 4096));
@@ -200,6 +207,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     svc.device.recountStats(); // counters a killed thread left half-updated
     svc.device.verify();
     log(`threads: ${JSON.stringify(st.threads)}`);
+    log(`checks after a death: ${svc.checks}, of which repaired something: ${svc.repairs}`);
+    for (const r of svc.repairLog) log(`  repaired: ${r}`);
   } catch (e) {
     verify = e instanceof Error ? e.message : String(e);
   }
