@@ -8,6 +8,15 @@ describe('soak (short)', () => {
     expect(r.line).toMatch(/^soak: \d+ page ops, \d+ pages verified, 0 mismatches, 0 worker deaths, verify ok$/);
   }, 60_000);
 
+  it('stops after the page operations asked for, not at the time limit', async () => {
+    const r = await runSoak({ seconds: 600, ops: 2000, lockMode: 'class', killEvery: 0, pages: 512 });
+    // each lane stops at its next operation once the count is reached: at most one
+    // more run of pages per lane (8 lanes of up to 8 pages)
+    expect(r.pageOps).toBeGreaterThanOrEqual(2000);
+    expect(r.pageOps).toBeLessThan(2000 + 8 * 8);
+    expect(r.verify).toBe('ok');
+  }, 120_000);
+
   for (const lockMode of ['class', 'pool'] as const) {
     it(`verifies every page read against the last acknowledged write while workers are killed and restarted (lockMode ${lockMode})`, async () => {
       const r = await runSoak({ seconds: 6, lockMode, killEvery: 1, pages: 512, seed: lockMode === 'class' ? 3 : 4 });

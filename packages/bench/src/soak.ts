@@ -4,8 +4,9 @@
 import { parseArgs } from 'node:util';
 import { runSoak } from './soak/run.js';
 
-const usage = `usage: pnpm soak [--seconds N] [--lock-mode class|pool] [--kill-every SECONDS] [--pages N] [--seed N]
-  --seconds      how long to run (default 60)
+const usage = `usage: pnpm soak [--seconds N] [--ops N] [--lock-mode class|pool] [--kill-every SECONDS] [--pages N] [--seed N]
+  --seconds      how long to run (default 60; with --ops, no limit unless given)
+  --ops          stop once N page operations are done (0: no limit)
   --lock-mode    zsmalloc lock mode: class (default) or pool
   --kill-every   terminate a random worker thread (compression, swap I/O or compaction)
                  every SECONDS (fractions allowed); 0 or absent: no kills
@@ -15,7 +16,8 @@ const usage = `usage: pnpm soak [--seconds N] [--lock-mode class|pool] [--kill-e
 
 const { values } = parseArgs({
   options: {
-    seconds: { type: 'string', default: '60' },
+    seconds: { type: 'string' },
+    ops: { type: 'string', default: '0' },
     'lock-mode': { type: 'string', default: 'class' },
     'kill-every': { type: 'string', default: '0' },
     pages: { type: 'string', default: '4096' },
@@ -42,8 +44,10 @@ if (lockMode !== 'class' && lockMode !== 'pool') {
   process.exit(2);
 }
 const pages = num('pages', values.pages, 128);
+const ops = Math.floor(num('ops', values.ops, 0));
 const r = await runSoak({
-  seconds: num('seconds', values.seconds, 0),
+  seconds: values.seconds !== undefined ? num('seconds', values.seconds, 0) : ops > 0 ? Number.POSITIVE_INFINITY : 60,
+  ops,
   lockMode,
   killEvery: num('kill-every', values['kill-every'], 0),
   pages: Math.floor(pages),

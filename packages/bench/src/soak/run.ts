@@ -14,6 +14,8 @@ import { WorkerFailedError, ZramService } from '@zsmalloc/workers';
 
 export interface SoakOptions {
   seconds: number;
+  /** Stop once this many page operations are done (0: run for `seconds` only). */
+  ops?: number;
   lockMode: LockMode;
   /** Seconds between worker kills; 0 = none. */
   killEvery: number;
@@ -84,6 +86,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   let deaths = 0;
   let fatal: Error | null = null;
   const deadline = Date.now() + opts.seconds * 1000;
+  const opsWanted = opts.ops ?? 0;
+  const running = () => Date.now() < deadline && (opsWanted === 0 || pageOps < opsWanted) && !fatal;
   const want = new Uint8Array(4096);
   const isWorkerFailure = (e: unknown) => e instanceof WorkerFailedError;
 
@@ -110,7 +114,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     const per = Math.floor(pages / LANES);
     const base = k * per;
     const buf = new Uint8Array(RUN * 4096);
-    while (Date.now() < deadline && !fatal) {
+    while (running()) {
       const n = 1 + (rnd() % RUN);
       const first = base + (rnd() % (per - n));
       const r = rnd() % 100;
@@ -157,7 +161,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
 
   let bgDoing = '';
   const background = async () => {
-    while (Date.now() < deadline && !fatal) {
+    while (running()) {
       const r = rnd() % 4;
       bgDoing = ['idle + writeback', 'readback', 'compact', 'frame compaction'][r]!;
       try {
