@@ -8,9 +8,6 @@
 import type { LockContext } from './locks.js';
 import { SITE_HANDLE_ALLOC, SITE_HANDLE_FREE } from './lock-classes.js';
 
-// the location word's encoding lives in location.ts
-export { OBJ_INDEX_BITS, OBJ_INDEX_MASK } from './location.js';
-
 // control words (Int32, in the pool's control block at `base`)
 export const H_LOCK = 0;
 export const H_FREE_HEAD = 2;

@@ -23,11 +23,11 @@
 // read that finds no live object is repeated under the pool lock before EINVAL,
 // so a free racing a move never reports a live handle as bad.
 
-import { PAGE_SIZE, ZS_SIZE_CLASSES } from './constants.js';
+import { ZS_SIZE_CLASSES } from './constants.js';
 import { LC_CLASS, LC_POOL, SITE_FREE, SITE_MALLOC, SITE_UNKNOWN } from './lock-classes.js';
 import type { LockContext } from './locks.js';
-import { objToIdx, objToPfn } from './location.js';
-import { type HandleSpace, objOffset, resolveHandle, zspageClass } from './objects.js';
+import { objToOffset, objToPfn } from './location.js';
+import { type HandleSpace, resolveHandle, zspageClass } from './objects.js';
 import { PG_ZSPAGE, frameWord, getFlags, getPagePrivate, getZspageOf } from './page-desc.js';
 import { P_LOCK, P_POOL_MUTEX } from './pool-layout.js';
 import { CL_LOCK, CL_WORDS, ZD_CLASS, ZD_STATE, ZD_WORDS, ZS_STATE_LIVE, encodeHeader } from './zspage.js';
@@ -87,8 +87,7 @@ function stillAt(s: FreeSpace, handle: number, loc: number, zs: number, c: numbe
   if (s.table.huge[c] !== 0) {
     if (getPagePrivate(fd, pfn) !== handle) return false;
   } else {
-    const off = objOffset(fd, pfn, objToIdx(loc), s.table.size[c]!);
-    if (off < 0 || off >= PAGE_SIZE || s.phys.words[frameWord(pfn, off)] !== encodeHeader(handle)) return false;
+    if (s.phys.words[frameWord(pfn, objToOffset(loc))] !== encodeHeader(handle)) return false;
   }
   // with per-CPU caches a lock-free free may race for the handle: claim it atomically
   if (s.pcpWords !== null) return Atomics.compareExchange(s.handles.words, handle, loc, -1) === loc;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PAGE_SIZE } from './constants.js';
 import { ZsError } from './errors.js';
+import { objToPfn } from './location.js';
 import {
   MIGRATE_EBUSY,
   MIGRATE_GONE,
@@ -128,8 +129,8 @@ describe('frame compaction and high-order allocations', () => {
     // Free both objects of every other page: free frames alternate with used ones.
     const pages = new Map<number, number[]>();
     for (const h of live.keys()) {
-      const loc = (pool.handles.words[h]! / 2048) | 0;
-      pages.set(loc, [...(pages.get(loc) ?? []), h]);
+      const pfn = objToPfn(pool.handles.words[h]!);
+      pages.set(pfn, [...(pages.get(pfn) ?? []), h]);
     }
     for (const [pfn, hs] of pages)
       if (pfn % 2 === 0)

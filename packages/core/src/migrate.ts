@@ -45,8 +45,6 @@ import {
   PG_HUGE,
   PG_ISOLATED,
   PG_ZSPAGE,
-  frameBase,
-  frameByte,
   frameWord,
   getFirstObjOffset,
   getFlags,
@@ -195,7 +193,7 @@ export function migrateFrame(s: MigrationSpace, pfn: number, target: number): nu
   it[ia + IN_PHASE] = 0;
   it[ia + IN_OP] = OP_MIGRATE;
   // copy the whole frame
-  s.phys.bytes.copyWithin(frameBase(target), frameBase(pfn), frameByte(pfn, PAGE_SIZE));
+  s.phys.copyFrame(target, pfn);
   it[ia + IN_PHASE] = 1;
   const wasIsolated = (getFlags(fd, pfn) & PG_ISOLATED) !== 0;
   const f = getFlags(fd, pfn) & ~PG_ISOLATED;
@@ -225,11 +223,12 @@ export function migrateFrame(s: MigrationSpace, pfn: number, target: number): nu
     const objs = s.table.objsPerZspage[c]!;
     const off0 = getFirstObjOffset(fd, pfn);
     // objects that start in this frame, by index (no division per object); the
-    // tail of the last frame is waste, not objects
+    // tail of the last frame is waste, not objects. A location names the offset in
+    // the frame, which the copy keeps: only its frame number changes.
     const first = (getPagePrivate(fd, pfn) * PAGE_SIZE + off0) / size;
     for (let off = off0, idx = first; off < PAGE_SIZE && idx < objs; off += size, idx++) {
       const a = frameWord(target, off);
-      const loc = locationToObj(target, idx);
+      const loc = locationToObj(target, off);
       const w = words[a]!;
       if ((w & 1) === 0) continue;
       if (w === RESERVED_HEADER) {

@@ -8,7 +8,7 @@
 
 import { PAGE_SIZE, ZS_HANDLE_SIZE } from './constants.js';
 import type { HandleTable } from './handles.js';
-import { locationToObj, objToIdx, objToPfn } from './location.js';
+import { locationToObj, objToOffset, objToPfn } from './location.js';
 import {
   PG_ZSPAGE,
   byteToPfn,
@@ -22,6 +22,7 @@ import {
   getZspageOf,
   offsetInFrame,
   setPagePrivate,
+  windowOffset,
 } from './page-desc.js';
 import type { PhysMem } from './phys-mem.js';
 import type { SizeClassTable } from './size-class.js';
@@ -82,24 +83,31 @@ export function frameAt(s: ObjectSpace, zs: number, offset: number): number {
 
 /**
  * Offset in frame pfn of object idx of class size `size`, the object starting in
- * that frame (negative or past the frame if it does not: a stale location).
+ * that frame (negative or past the frame if it does not).
  */
 export function objOffset(fd: Int32Array, pfn: number, idx: number, size: number): number {
   return idx * size - getPagePrivate(fd, pfn) * PAGE_SIZE;
 }
 
-/** Word address of the header of the (non-huge) object at location loc of class c; its frame is made visible. */
-export function objHeaderWord(s: ObjectSpace, c: number, loc: number): number {
+/** The index in its zspage of the object at location loc of class c (0 for a huge object). */
+export function objIndex(s: ObjectSpace, c: number, loc: number): number {
+  if (s.table.huge[c] !== 0) return 0;
+  // exact: the object starts at byte idx * size of its zspage
+  return (getPagePrivate(s.phys.fd, objToPfn(loc)) * PAGE_SIZE + objToOffset(loc)) / s.table.size[c]!;
+}
+
+/** Word address of the header of the (non-huge) object at location loc; its frame is made visible. */
+export function objHeaderWord(s: ObjectSpace, _c: number, loc: number): number {
   const pfn = objToPfn(loc);
   s.phys.ensure(pfn);
-  return frameWord(pfn, objOffset(s.phys.fd, pfn, objToIdx(loc), s.table.size[c]!));
+  return frameWord(pfn, objToOffset(loc));
 }
 
 /** Byte address of the data of the object at location loc of class c (its frame is in the views). */
 export function objDataAddr(s: ObjectSpace, c: number, loc: number): number {
   const pfn = objToPfn(loc);
   if (s.table.huge[c] !== 0) return frameBase(pfn);
-  return frameByte(pfn, objOffset(s.phys.fd, pfn, objToIdx(loc), s.table.size[c]!)) + ZS_HANDLE_SIZE;
+  return frameByte(pfn, objToOffset(loc)) + ZS_HANDLE_SIZE;
 }
 
 /** Length of the object of zspage zs of class c whose data starts at byte address `data` (objDataAddr). */
@@ -140,11 +148,11 @@ export function objMalloc(s: ObjectStore, zs: number, c: number, h: number, size
     setPagePrivate(s.phys.fd, pfn, h);
     zd[z + ZD_HUGE_SIZE] = size;
     zd[z + ZD_FREEOBJ] = -1;
-    loc = locationToObj(pfn, idx);
+    loc = locationToObj(pfn, 0);
   } else {
     const off = idx * s.table.size[c]!;
     const pfn = frameAt(s, zs, off);
-    loc = locationToObj(pfn, idx);
+    loc = locationToObj(pfn, offsetInFrame(off));
     const words = s.phys.words;
     const w = frameWord(pfn, offsetInFrame(off));
     zd[z + ZD_FREEOBJ] = decodeFreeLink(words[w]!);
@@ -208,7 +216,7 @@ export function objReserve(s: ObjectSpace, zs: number, c: number): number {
   words[w] = RESERVED_HEADER;
   words[w + 1] = 0;
   zd[z + ZD_INUSE]!++;
-  return locationToObj(pfn, idx);
+  return locationToObj(pfn, offsetInFrame(off));
 }
 
 /** Gives a reserved object back to its zspage's free list (class lock held). */
@@ -238,9 +246,7 @@ export function resolveHandle(s: HandleSpace, h: number): number {
   if ((getFlags(fd, pfn) & PG_ZSPAGE) === 0) return -1;
   const c = zspageClass(s.zd, getZspageOf(fd, pfn));
   if (s.table.huge[c]) return getPagePrivate(fd, pfn) === h ? loc : -1;
-  const off = objOffset(fd, pfn, objToIdx(loc), s.table.size[c]!);
-  if (off < 0 || off >= PAGE_SIZE) return -1;
-  return s.phys.words[frameWord(pfn, off)] === encodeHeader(h) ? loc : -1;
+  return s.phys.words[frameWord(pfn, objToOffset(loc))] === encodeHeader(h) ? loc : -1;
 }
 
 /**
@@ -257,36 +263,40 @@ export function nextFrameBase(phys: PhysMem, addr: number): number {
 export function copyIn(phys: PhysMem, addr: number, src: Uint8Array, len: number): void {
   const room = PAGE_SIZE - offsetInFrame(addr);
   if (len <= room) {
-    phys.bytes.set(len === src.length ? src : src.subarray(0, len), addr);
+    phys.bytesAt(addr).set(len === src.length ? src : src.subarray(0, len), windowOffset(addr));
     return;
   }
   const next = nextFrameBase(phys, addr);
-  const all = phys.bytes;
-  all.set(src.subarray(0, room), addr);
-  all.set(src.subarray(room, len), next);
+  phys.bytesAt(addr).set(src.subarray(0, room), windowOffset(addr));
+  phys.bytesAt(next).set(src.subarray(room, len), windowOffset(next));
 }
 
 /** Copies `len` bytes from byte address addr into dst, crossing into the next frame if needed. */
 export function copyOut(phys: PhysMem, addr: number, dst: Uint8Array, len: number): void {
   const room = PAGE_SIZE - offsetInFrame(addr);
+  const at = windowOffset(addr);
   if (len <= room) {
-    dst.set(phys.bytes.subarray(addr, addr + len));
+    dst.set(phys.bytesAt(addr).subarray(at, at + len));
     return;
   }
   const next = nextFrameBase(phys, addr);
-  const all = phys.bytes;
-  dst.set(all.subarray(addr, addr + room));
-  dst.set(all.subarray(next, next + len - room), room);
+  const nat = windowOffset(next);
+  dst.set(phys.bytesAt(addr).subarray(at, at + room));
+  dst.set(phys.bytesAt(next).subarray(nat, nat + len - room), room);
 }
 
 /**
  * Copies len bytes between two byte addresses, each of which may cross into the
- * next frame of its zspage chain. copyWithin: no allocation.
+ * next frame of its zspage chain. copyWithin within one window: no allocation.
  */
 export function copyAcross(phys: PhysMem, from: number, to: number, len: number): void {
   while (len > 0) {
     const n = Math.min(len, PAGE_SIZE - offsetInFrame(from), PAGE_SIZE - offsetInFrame(to));
-    phys.bytes.copyWithin(to, from, from + n);
+    const src = phys.bytesAt(from);
+    const dst = phys.bytesAt(to);
+    const f = windowOffset(from);
+    if (src === dst) src.copyWithin(windowOffset(to), f, f + n);
+    else dst.set(src.subarray(f, f + n), windowOffset(to));
     len -= n;
     if (len === 0) return;
     from += n;

@@ -6,7 +6,7 @@
 // `pfn * PAGE_SIZE`: a wider address space changes these functions only.
 // They are tiny and monomorphic (Int32Array, numbers) so V8 inlines them.
 
-import { PAGE_SHIFT, PAGE_SIZE } from './constants.js';
+import { PAGE_SIZE } from './constants.js';
 
 // ---- frame descriptor ("struct page"): Int32 fields, FD_WORDS per frame
 export const FD_WORDS = 8;
@@ -95,6 +95,15 @@ export function pageDescBytes(frames: number): number {
 }
 
 // ---- frame addressing (the memory views: bytes and Int32 words)
+//
+// Byte addresses run past 2^32 in a pool past 4 GiB, so nothing here shifts a
+// byte address with `>>>` (it would wrap): division by a power of two is exact
+// for these integers. A typed array holds at most 2^32 elements, so the Int32
+// word view covers 16 GiB and the byte views are windows of 4 GiB each
+// (byteWindow, windowOffset); a span inside one frame never crosses a window.
+
+/** Bytes one byte view (window) covers: a typed array's 2^32-element limit. */
+export const BYTE_WINDOW = 2 ** 32;
 
 /** Byte address of the first byte of frame pfn. */
 export function frameBase(pfn: number): number {
@@ -106,21 +115,29 @@ export function frameByte(pfn: number, off: number): number {
 }
 /** Word address (index in the Int32 view) of byte `off` (a multiple of 4) of frame pfn. */
 export function frameWord(pfn: number, off: number): number {
-  return (pfn * PAGE_SIZE + off) >>> 2;
+  return pfn * (PAGE_SIZE >> 2) + (off >> 2);
 }
 /** Word address of a byte address (a multiple of 4). */
 export function byteToWord(addr: number): number {
-  return addr >>> 2;
+  return addr / 4;
 }
 /** Byte address of a word address. */
 export function wordToByte(w: number): number {
   return w * 4;
 }
-/** The frame holding byte address addr. */
+/** The frame holding byte address addr (or the page of a zspage holding byte `addr` of it). */
 export function byteToPfn(addr: number): number {
-  return addr >>> PAGE_SHIFT;
+  return Math.floor(addr / PAGE_SIZE);
 }
-/** Offset of byte address addr inside its frame. */
+/** Offset of byte address addr inside its frame (`&` keeps the low bits of any integer below 2^53). */
 export function offsetInFrame(addr: number): number {
   return addr & (PAGE_SIZE - 1);
+}
+/** The byte view (window) holding byte address addr. */
+export function byteWindow(addr: number): number {
+  return (addr - (addr >>> 0)) / BYTE_WINDOW;
+}
+/** Index of byte address addr in its window's view. */
+export function windowOffset(addr: number): number {
+  return addr >>> 0;
 }

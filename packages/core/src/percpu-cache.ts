@@ -35,8 +35,7 @@ import type { HandleTable } from './handles.js';
 import type { MoverGate } from './lock-policy.js';
 
 import { CL_OBJ_USED, CL_WORDS, RESERVED_HEADER } from './zspage.js';
-import { objToIdx } from './location.js';
-import { objHeaderWord, objReserve, objUnreserve, zspageOfObj } from './objects.js';
+import { objHeaderWord, objIndex, objReserve, objUnreserve, zspageOfObj } from './objects.js';
 import { type ZspageSpace, newZspageLocked, putbackOrFree } from './zspage-alloc.js';
 
 /** CPUs that get caches; threads with a higher CPU id take the locked path. */
@@ -241,7 +240,7 @@ function returnLocked(s: CacheSpace, words: Int32Array, cpu: number, c: number, 
     count--;
     words[m + MG_COUNT] = count;
     const zs = zspageOfObj(s.phys.fd, e);
-    objUnreserve(s, zs, c, objToIdx(e));
+    objUnreserve(s, zs, c, objIndex(s, c, e));
     putbackOrFree(s, c, zs);
   }
 }

@@ -1,16 +1,27 @@
-// Physical memory: 4 KiB frames in one growable SharedArrayBuffer (grown on demand
-// up to the cap, never shrunk), a descriptor per frame (the kernel's struct page)
-// and the buddy allocator (orders 0..MAX_ORDER) with its free lists and the zone
-// lock. An optional movable-only region (CMA-like) has free lists of its own that
-// only movable allocations (zspage frames) may take from.
+// Physical memory: 4 KiB frames in shared memory, a descriptor per frame (the
+// kernel's struct page) and the buddy allocator (orders 0..MAX_ORDER) with its free
+// lists and the zone lock. An optional movable-only region (CMA-like) has free
+// lists of its own that only movable allocations (zspage frames) may take from.
+//
+// Memory comes in max-order steps (4 MiB) as allocations need it, never given back.
+// Up to 4 GiB it is one growable SharedArrayBuffer, grown by each step. A growable
+// buffer cannot be reserved past 4 GiB, so a larger pool reserves one fixed-length
+// buffer of its full size at creation and each step only hands the next frames to
+// the buddy allocator: the operating system commits a page of it when it is first
+// written, so the process's memory still follows what is used. Frame numbers go up
+// to PHYS_MAX_FRAMES (16 GiB): one Int32Array view, which holds at most 2^32
+// elements, covers every frame's words; bytes are seen through 4 GiB windows
+// (page-desc.ts).
 //
 // The zone lock is innermost (the lock order is written in lock-classes.ts).
 
-import { MAX_ORDER, NR_ORDERS } from './constants.js';
+import { MAX_ORDER, NR_ORDERS, PAGE_SIZE } from './constants.js';
 import { ZsError } from './errors.js';
 import type { LockContext } from './locks.js';
 import { SITE_UNKNOWN, SITE_ZONE_ALLOC, SITE_ZONE_FREE } from './lock-classes.js';
+import { LOCATION_PFN_LIMIT } from './location.js';
 import {
+  BYTE_WINDOW,
   PG_BUDDY,
   PG_NEW,
   byteToPfn,
@@ -30,6 +41,8 @@ import {
   setOrder,
   setPagePrivate,
   setZspageOf,
+  windowOffset,
+  byteWindow,
 } from './page-desc.js';
 
 // The frame descriptors' layout, flags and accessors live in page-desc.ts.
@@ -70,14 +83,36 @@ export const MT_CMA = 1;
 /** Frames added per growth of the SAB: one max-order block (4 MiB). */
 const GROW_FRAMES = 1 << MAX_ORDER;
 
+/** Largest memory one growable SharedArrayBuffer can be reserved for. */
+export const GROWABLE_MAX_BYTES = 2 ** 32;
+/**
+ * Most frames a pool can have: one Int32Array view (2^32 elements) covers their
+ * words (16 GiB); a location word could name more (LOCATION_PFN_LIMIT).
+ */
+export const PHYS_MAX_FRAMES = Math.min(LOCATION_PFN_LIMIT, (2 ** 32 * 4) / frameBase(1));
+
 export interface PhysMemShared {
+  /** The frames' memory: growable up to 4 GiB, or fixed-length (reserved at its full size) beyond. */
   mem: SharedArrayBuffer;
   frames: SharedArrayBuffer;
   zone: SharedArrayBuffer;
 }
 
+/** The frames' memory for maxFrames frames (see the top of this file). */
+function reserveMemory(maxFrames: number): SharedArrayBuffer {
+  const bytes = frameBase(maxFrames);
+  if (bytes <= GROWABLE_MAX_BYTES) return new SharedArrayBuffer(0, { maxByteLength: bytes });
+  try {
+    return new SharedArrayBuffer(bytes);
+  } catch (e) {
+    throw new ZsError('ENOMEM', `cannot reserve ${bytes} bytes of pool memory: ${(e as Error).message}`);
+  }
+}
+
 export function createPhysMemShared(maxFrames: number, cmaFrames: number): PhysMemShared {
-  const mem = new SharedArrayBuffer(0, { maxByteLength: frameBase(maxFrames) });
+  if (!Number.isInteger(maxFrames) || maxFrames < 1 || maxFrames > PHYS_MAX_FRAMES)
+    throw new ZsError('EINVAL', `a pool has 1..${PHYS_MAX_FRAMES} frames, got ${maxFrames}`);
+  const mem = reserveMemory(maxFrames);
   const frames = new SharedArrayBuffer(pageDescBytes(maxFrames));
   const zone = new SharedArrayBuffer(ZONE_WORDS * 4);
   const z = new Int32Array(zone);
@@ -101,7 +136,10 @@ export class PhysMem {
   readonly fd: Int32Array;
   readonly zone: Int32Array;
   /** Views over the frames present when last refreshed (fixed length: fast). */
+  /** The byte view of the first 4 GiB window (windows[0]). */
   bytes: Uint8Array;
+  /** Byte views, window k covering byte addresses [k * 2^32, (k + 1) * 2^32) (page-desc.ts). */
+  windows: Uint8Array[];
   words: Int32Array;
   viewFrames: number;
   private readonly locks: LockContext;
@@ -115,6 +153,7 @@ export class PhysMem {
     this.zoneLockCls = zoneLockCls;
     this.viewFrames = 0;
     this.bytes = new Uint8Array(0);
+    this.windows = [this.bytes];
     this.words = new Int32Array(0);
     this.refresh();
   }
@@ -128,10 +167,32 @@ export class PhysMem {
 
   /** Re-creates the views after the SAB grew (another thread may have grown it). */
   refresh(): void {
-    const len = this.shared.mem.byteLength;
+    const mem = this.shared.mem;
+    const len = mem.byteLength;
+    if (len === frameBase(this.viewFrames) && this.viewFrames > 0) return;
     this.viewFrames = byteToPfn(len);
-    this.bytes = new Uint8Array(this.shared.mem, 0, len);
-    this.words = new Int32Array(this.shared.mem, 0, byteToWord(len));
+    const windows: Uint8Array[] = [];
+    for (let at = 0; at < len || windows.length === 0; at += BYTE_WINDOW)
+      windows.push(new Uint8Array(mem, at, Math.min(BYTE_WINDOW, len - at)));
+    this.windows = windows;
+    this.bytes = windows[0]!;
+    this.words = new Int32Array(mem, 0, byteToWord(len));
+  }
+
+  /** The byte view holding byte address addr; index it with windowOffset(addr). */
+  bytesAt(addr: number): Uint8Array {
+    return this.windows[byteWindow(addr)]!;
+  }
+
+  /** Copies frame `from` over frame `to` (both in the views). */
+  copyFrame(to: number, from: number): void {
+    const src = frameBase(from);
+    const dst = frameBase(to);
+    const s = this.bytesAt(src);
+    const d = this.bytesAt(dst);
+    const so = windowOffset(src);
+    if (s === d) s.copyWithin(windowOffset(dst), so, so + PAGE_SIZE);
+    else d.set(s.subarray(so, so + PAGE_SIZE), windowOffset(dst));
   }
 
   /** Makes sure frame `pfn` is inside this thread's views. */
@@ -208,7 +269,8 @@ export class PhysMem {
     const max = z[Z_MAX]!;
     if (present >= max) return false;
     const target = Math.min(max, present + GROW_FRAMES);
-    this.shared.mem.grow(frameBase(target));
+    // a fixed-length buffer (past 4 GiB) is reserved whole: only the frames are new
+    if (this.shared.mem.growable) this.shared.mem.grow(frameBase(target));
     Atomics.store(z, Z_PRESENT, target);
     z[Z_GROWS]!++;
     let pfn = present;

@@ -20,9 +20,8 @@
 // What this cannot repair (the check still fails after the rebuild, e.g. an object
 // whose size word is garbage) is thrown, and the device fences.
 
-import { PAGE_SHIFT, PAGE_SIZE, ZS_HANDLE_SIZE, ZS_SIZE_CLASSES, NR_FULLNESS_GROUPS } from './constants.js';
+import { PAGE_SIZE, ZS_HANDLE_SIZE, ZS_SIZE_CLASSES, NR_FULLNESS_GROUPS } from './constants.js';
 import { listInsert } from './fullness.js';
-import { OBJ_INDEX_BITS } from './handles.js';
 import {
   IN_A,
   IN_B,
@@ -35,6 +34,8 @@ import {
   clearDeadIntent,
   deadIntents,
 } from './intent-log.js';
+import { locationToObj } from './location.js';
+import { byteToPfn, frameWord, offsetInFrame } from './page-desc.js';
 import { PerCpuCache, entryOf } from './percpu-cache.js';
 import {
   FD_FIRST_OBJ,
@@ -76,8 +77,6 @@ import {
   encodeFreeLink,
   fullnessGroup,
 } from './zspage.js';
-
-const UNIT = 1 << OBJ_INDEX_BITS;
 
 /**
  * Repairs the pool after deaths (every pool lock held by the caller). Descriptors to
@@ -146,7 +145,7 @@ function rollMigration(pool: ZsPool, pfn: number, target: number, zs: number, ph
   const hw = pool.handles;
   if ((f & PG_HUGE) !== 0) {
     const h = fd[b + FD_PRIVATE]!;
-    if (h !== 0 && hw.inRange(h) && hw.words[h] === pfn * UNIT) hw.words[h] = target * UNIT;
+    if (h !== 0 && hw.inRange(h) && hw.words[h] === locationToObj(pfn, 0)) hw.words[h] = locationToObj(target, 0);
   } else {
     const c = zd[z + ZD_CLASS]!;
     const size = pool.table.size[c]!;
@@ -155,16 +154,17 @@ function rollMigration(pool: ZsPool, pfn: number, target: number, zs: number, ph
     const off0 = fd[b + FD_FIRST_OBJ]!;
     const first = (fd[b + FD_PRIVATE]! * PAGE_SIZE + off0) / size;
     for (let off = off0, idx = first; off < PAGE_SIZE && idx < objs; off += size, idx++) {
-      const a = (target * PAGE_SIZE + off) >>> 2;
+      const a = frameWord(target, off);
       const w = words[a]!;
       if ((w & 1) === 0) continue;
       if (w === RESERVED_HEADER) {
         const e = entryOf(words[a + 1]!, c);
-        if (pool.pcpWords !== null && pool.pcpWords[e] === pfn * UNIT + idx) pool.pcpWords[e] = target * UNIT + idx;
+        if (pool.pcpWords !== null && pool.pcpWords[e] === locationToObj(pfn, off))
+          pool.pcpWords[e] = locationToObj(target, off);
         continue;
       }
       const h = w >>> 1;
-      if (hw.inRange(h) && hw.words[h] === pfn * UNIT + idx) hw.words[h] = target * UNIT + idx;
+      if (hw.inRange(h) && hw.words[h] === locationToObj(pfn, off)) hw.words[h] = locationToObj(target, off);
     }
   }
   let isolated = 0;
@@ -252,7 +252,14 @@ function rebuild(pool: ZsPool, freeIds: Set<number>): void {
     if (t.huge[c] !== 0) {
       const h = fd[first * FD_WORDS + FD_PRIVATE]!;
       const len = zd[z + ZD_HUGE_SIZE]!;
-      if (h > 0 && h <= cap && hw.words[h] === first * UNIT && matched[h] === 0 && len > 0 && len <= PAGE_SIZE) {
+      if (
+        h > 0 &&
+        h <= cap &&
+        hw.words[h] === locationToObj(first, 0) &&
+        matched[h] === 0 &&
+        len > 0 &&
+        len <= PAGE_SIZE
+      ) {
         matched[h] = 1;
         inuse = used = 1;
         bytes = len;
@@ -266,8 +273,8 @@ function rebuild(pool: ZsPool, freeIds: Set<number>): void {
       let next = -1;
       for (let idx = objs - 1; idx >= 0; idx--) {
         const off = idx * size;
-        const pfn = chain[off >>> PAGE_SHIFT]!;
-        const a = (pfn * PAGE_SIZE + (off & (PAGE_SIZE - 1))) >>> 2;
+        const pfn = chain[byteToPfn(off)]!;
+        const a = frameWord(pfn, offsetInFrame(off));
         const w = words[a]!;
         if (w === RESERVED_HEADER && pool.pcpWords !== null) {
           inuse++; // reserved by a per-CPU cache: allocated, not used
@@ -276,7 +283,7 @@ function rebuild(pool: ZsPool, freeIds: Set<number>): void {
         if ((w & 1) !== 0) {
           const h = w >>> 1;
           const osize = words[a + 1]!;
-          if (h > 0 && h <= cap && hw.words[h] === pfn * UNIT + idx && matched[h] === 0) {
+          if (h > 0 && h <= cap && hw.words[h] === locationToObj(pfn, offsetInFrame(off)) && matched[h] === 0) {
             matched[h] = 1;
             inuse++;
             used++;

@@ -2,13 +2,13 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PAGE_SIZE } from './constants.js';
 import { ZsError } from './errors.js';
-import { OBJ_INDEX_BITS } from './handles.js';
+import { objToPfn } from './location.js';
 import { FD_WORDS, FD_ZSPAGE } from './phys-mem.js';
 import { ZsPool, type LockMode } from './pool.js';
 
 /** The zspage holding a handle's object (test-only peek at the location word). */
 function zspageOf(pool: ZsPool, h: number): number {
-  const pfn = pool.handles.words[h]! >>> OBJ_INDEX_BITS;
+  const pfn = objToPfn(pool.handles.words[h]!);
   return pool.phys.fd[pfn * FD_WORDS + FD_ZSPAGE]!;
 }
 

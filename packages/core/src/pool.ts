@@ -61,7 +61,7 @@ import {
   registerLockClass,
 } from './lock-stat.js';
 import { LockContext } from './locks.js';
-import { LOCATION_PFN_LIMIT, objToIdx, objToPfn } from './location.js';
+import { objToOffset, objToPfn } from './location.js';
 import { compactFrames } from './migrate.js';
 import {
   copyIn,
@@ -71,7 +71,7 @@ import {
   objFree,
   objHeaderWord,
   objMalloc,
-  objOffset,
+  objIndex,
   resolveHandle,
   zspageClass,
   zspageOfObj,
@@ -87,6 +87,7 @@ import {
   getOrder,
   getZspageOf,
   offsetInFrame,
+  windowOffset,
   setFlags,
   setOrder,
 } from './page-desc.js';
@@ -106,7 +107,7 @@ import {
   reclaimCpuCaches,
   refillMagazine,
 } from './percpu-cache.js';
-import { PhysMem, type PhysMemShared, assertOrder, createPhysMemShared } from './phys-mem.js';
+import { PHYS_MAX_FRAMES, PhysMem, type PhysMemShared, assertOrder, createPhysMemShared } from './phys-mem.js';
 import {
   P_CHAIN,
   P_COMPACTING,
@@ -292,8 +293,11 @@ export class ZsPool {
     const maxFrames = Math.floor(Number(opts.maxBytes) / PAGE_SIZE);
     if (!Number.isFinite(maxFrames) || maxFrames < 1)
       throw new ZsError('EINVAL', `maxBytes must be at least ${PAGE_SIZE}, got ${opts.maxBytes}`);
-    if (maxFrames >= LOCATION_PFN_LIMIT)
-      throw new ZsError('EINVAL', `maxBytes must be below ${LOCATION_PFN_LIMIT * PAGE_SIZE} bytes`);
+    if (maxFrames > PHYS_MAX_FRAMES)
+      throw new ZsError(
+        'EINVAL',
+        `maxBytes must be at most ${PHYS_MAX_FRAMES * PAGE_SIZE} bytes, got ${opts.maxBytes}`,
+      );
     const chain = opts.chainSize ?? ZS_DEFAULT_CHAIN;
     buildSizeClasses(chain, opts.chainRule ?? 'waste'); // validates chainSize
     const lockMode = opts.lockMode ?? 'class';
@@ -629,10 +633,9 @@ export class ZsPool {
         return false;
       }
       const c = zspageClass(this.zd, getZspageOf(fd, pfn));
-      const off = objOffset(fd, pfn, objToIdx(loc), this.table.size[c]!);
-      const a = frameWord(pfn, off);
+      const a = frameWord(pfn, objToOffset(loc));
       const words = this.phys.words;
-      if (this.table.huge[c] !== 0 || off < 0 || off >= PAGE_SIZE || words[a] !== encodeHeader(handle)) {
+      if (this.table.huge[c] !== 0 || words[a] !== encodeHeader(handle)) {
         pcp.exit();
         return false;
       }
@@ -670,7 +673,7 @@ export class ZsPool {
     const pfn = objToPfn(loc);
     const zs = getZspageOf(this.phys.fd, pfn);
     const c = zspageClass(this.zd, zs);
-    objFree(this, zs, c, pfn, objToIdx(loc));
+    objFree(this, zs, c, pfn, objIndex(this, c, loc));
     if (fixFullness(this, c, zs) === 0) freeEmptyZspage(this, c, zs);
     lock.unlockAfterFree(c);
     this.handles.release(handle);
@@ -760,7 +763,8 @@ export class ZsPool {
     const room = PAGE_SIZE - offsetInFrame(addr);
     if (len <= room) {
       this.mapCopied = false;
-      return this.phys.bytes.subarray(addr, addr + len);
+      const at = windowOffset(addr);
+      return this.phys.bytesAt(addr).subarray(at, at + len);
     }
     this.mapCopied = true;
     if (mode !== 'wo') copyOut(this.phys, addr, this.area, len);

@@ -155,14 +155,14 @@ export function verifyLocked(pool: VerifySpace): void {
             if ((w & 1) !== 1) throw new Error(`${where}: object ${idx} neither free nor allocated`);
             if (w === RESERVED_HEADER) {
               if (pool.pcpWords === null) throw new Error(`${where}: object ${idx} reserved in a pool without caches`);
-              const loc = locationToObj(pfn, idx);
+              const loc = locationToObj(pfn, offsetInFrame(off));
               if (pool.pcpWords[entryOf(phys.words[a + 1]!, c)] !== loc)
                 throw new Error(`${where}: reserved object ${idx}'s magazine position does not name it`);
               reserved.add(loc);
               continue;
             }
             const h = w >>> 1;
-            if (!pool.handles.inRange(h) || pool.handles.words[h] !== locationToObj(pfn, idx)) {
+            if (!pool.handles.inRange(h) || pool.handles.words[h] !== locationToObj(pfn, offsetInFrame(off))) {
               throw new Error(`${where}: object ${idx}'s handle ${h} does not point back to it`);
             }
             const osize = phys.words[a + 1]!;
