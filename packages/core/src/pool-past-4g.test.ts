@@ -1,0 +1,132 @@
+// A pool past 4 GiB of frames, inside a CI runner's memory. How: the pool reserves
+// 5 GiB (past 4 GiB its memory is one fixed-length SharedArrayBuffer, and the
+// operating system commits a page of it only when the page is first written), and
+// the test first takes the whole 4 GiB below the line with allocPages(MAX_ORDER):
+// that writes frame descriptors (a separate, small buffer) but never the frames.
+// Every zspage the test then builds lies above 4 GiB, so the process writes only
+// the few MiB its objects use; the RSS check below proves nothing wrote the rest.
+
+import { describe, expect, it } from 'vitest';
+import { MAX_ORDER, PAGE_SIZE } from './constants.js';
+import { objToOffset, objToPfn } from './location.js';
+import { MIGRATE_OK, isolateFrame, migrateFrame, migratePage } from './migrate.js';
+import { getNextPfn, getZspageOf } from './page-desc.js';
+import { PHYS_MAX_FRAMES } from './phys-mem.js';
+import { ZsPool } from './pool.js';
+import { ZD_FIRST, ZD_WORDS } from './zspage.js';
+
+const GiB = 2 ** 30;
+const LINE = (4 * GiB) / PAGE_SIZE; // first frame above 4 GiB: 2^20, past the old location word's frame limit
+
+function pattern(n: number, seed: number): Uint8Array {
+  const b = new Uint8Array(n);
+  for (let k = 0; k < n; k++) b[k] = (seed * 131 + k * 7 + (k >>> 8)) & 255;
+  return b;
+}
+/** Does handle h hold exactly `data`? (A byte compare: expect's deep equality is slow on thousands of objects.) */
+function holds(pool: ZsPool, h: number, data: Uint8Array): boolean {
+  const out = new Uint8Array(pool.objSize(h));
+  pool.read(h, out);
+  return Buffer.from(out.buffer).equals(data);
+}
+
+/** A 5 GiB pool whose frames below 4 GiB are all taken (reserved, never written). */
+function poolAboveTheLine(): { pool: ZsPool; reserved: number[] } {
+  const pool = ZsPool.create({ maxBytes: 5 * GiB, name: 'past4g' });
+  const reserved: number[] = [];
+  while (pool.phys.presentFrames < LINE) reserved.push(pool.allocPages(MAX_ORDER));
+  expect(reserved[reserved.length - 1]).toBe(LINE - (1 << MAX_ORDER));
+  return { pool, reserved };
+}
+
+describe('a pool past 4 GiB', () => {
+  it('stores, frees, compacts and migrates objects whose frames lie above 4 GiB, touching none below', () => {
+    const rss0 = process.memoryUsage().rss;
+    const { pool, reserved } = poolAboveTheLine();
+    // sizes: small, frame-straddling (3000 B objects cross frame boundaries) and huge
+    const sizes = [40, 200, 3000, 4096];
+    const live = new Map<number, Uint8Array>();
+    for (let i = 0; i < 4000; i++) {
+      const data = pattern(sizes[i % sizes.length]!, i);
+      const h = pool.mallocWrite(data);
+      live.set(h, data);
+    }
+    for (const [h, data] of live) {
+      const loc = pool.handles.words[h]!;
+      expect(objToPfn(loc)).toBeGreaterThanOrEqual(LINE); // the location names a frame past 2^20
+      expect(holds(pool, h, data)).toBe(true);
+    }
+    pool.verify();
+    const used = pool.stats().pagesUsed;
+    expect(pool.phys.presentFrames).toBeGreaterThan(LINE + used - 1);
+
+    // free most objects (every class), then compact: objects move between zspages above the line
+    let k = 0;
+    for (const h of [...live.keys()])
+      if (k++ % 5 !== 0) {
+        pool.free(h);
+        live.delete(h);
+      }
+    pool.verify();
+    const freed = pool.compact();
+    expect(freed).toBeGreaterThan(0);
+    expect(pool.stats().pagesCompacted).toBe(freed);
+    for (const [h, data] of live) expect(holds(pool, h, data)).toBe(true);
+    pool.verify();
+
+    // migration above the line: a frame moves to another free frame (any)
+    const [h1, d1] = [...live].find(([, d]) => d.length === 200)!;
+    const pfn1 = objToPfn(pool.handles.words[h1]!);
+    expect(migratePage(pool, pfn1)).toBe(MIGRATE_OK);
+    const moved1 = objToPfn(pool.handles.words[h1]!);
+    expect(moved1).not.toBe(pfn1);
+    expect(holds(pool, h1, d1)).toBe(true);
+
+    // migration across the line: give back the lowest reserved block, move the first
+    // frame of a straddling zspage down into it; its objects that cross into the next
+    // frame (still above 4 GiB) are then read across the two 4 GiB byte windows
+    pool.freePages(reserved[0]!, MAX_ORDER);
+    const [h2, d2] = [...live].find(([h, d]) => {
+      if (d.length !== 3000) return false;
+      const loc = pool.handles.words[h]!;
+      const zs = getZspageOf(pool.phys.fd, objToPfn(loc));
+      return pool.zd[zs * ZD_WORDS + ZD_FIRST] === objToPfn(loc) && objToOffset(loc) + 3000 + 8 > PAGE_SIZE;
+    })!;
+    const high = objToPfn(pool.handles.words[h2]!);
+    const next = getNextPfn(pool.phys.fd, high);
+    expect(next).toBeGreaterThanOrEqual(LINE);
+    const low = 5;
+    pool.phys.zoneLock();
+    expect(pool.phys.isolateFreeFrameLocked(low)).toBe(true);
+    pool.phys.zoneUnlock();
+    expect(isolateFrame(pool, high)).toBe(true);
+    expect(migrateFrame(pool, high, low)).toBe(MIGRATE_OK);
+    expect(objToPfn(pool.handles.words[h2]!)).toBe(low);
+    expect(getNextPfn(pool.phys.fd, low)).toBe(next);
+    expect(holds(pool, h2, d2)).toBe(true);
+    // and written across the windows, then read back
+    const d2b = pattern(3000, 99);
+    pool.write(h2, d2b);
+    live.set(h2, d2b);
+    for (const [h, data] of live) expect(holds(pool, h, data)).toBe(true);
+    pool.verify();
+
+    // buddyinfo covers both sides: the freed low block (minus the frame taken) is free
+    const info = pool.buddyinfo();
+    const freeFrames = info.reduce((a, n, o) => a + n * 2 ** o, 0);
+    expect(freeFrames).toBe(pool.phys.freePages());
+    expect(freeFrames).toBeGreaterThanOrEqual((1 << MAX_ORDER) - 1);
+
+    for (const h of live.keys()) pool.free(h);
+    expect(pool.stats().objUsed).toBe(0);
+    pool.verify();
+    // 5 GiB reserved, 4 GiB of it "allocated": the process wrote only what it used
+    const grew = process.memoryUsage().rss - rss0;
+    expect(grew).toBeLessThan(1 * GiB);
+  });
+
+  it('rejects a pool past its limit (16 GiB: the Int32 view of memory holds 2^32 words) with EINVAL', () => {
+    expect(PHYS_MAX_FRAMES * PAGE_SIZE).toBe(16 * GiB);
+    expect(() => ZsPool.create({ maxBytes: 16 * GiB + PAGE_SIZE })).toThrow(/at most 17179869184/);
+  });
+});
