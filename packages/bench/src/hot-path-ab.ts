@@ -1,0 +1,135 @@
+// `pnpm bench:ab`: the allocator's and zram's hot paths, this checkout against
+// another built checkout of the project (say, main in a second worktree), in one
+// run: each arm runs in its own process, arms alternate, each round repeats, and
+// the report gives per-case ns/op for both, the ratio per round and its spread.
+// Cases: malloc+free pairs (256 B, 3000 B straddling frames, 4 KiB huge; class
+// mode, per-CPU caches off and on) on a pool with live objects, and zram
+// writePage+readPage of a text-like page with lz4.
+// Usage: node packages/bench/dist/hot-path-ab.js --base DIR [--rounds N] [--ms MS]
+
+import { execFileSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+
+type Result = Record<string, number>;
+
+interface CoreApi {
+  ZsPool: {
+    create(o: { maxBytes: number; name?: string; percpuCache?: boolean }): {
+      malloc(n: number): number;
+      free(h: number): void;
+    };
+  };
+}
+interface ZramApi {
+  ZramDevice: {
+    create(o: { disksize: number }): {
+      writePage(i: number, b: Uint8Array): void;
+      readPage(i: number, b: Uint8Array): void;
+    };
+  };
+}
+interface PagesApi {
+  fillPage(b: Uint8Array, kind: string, seed: number): Uint8Array;
+}
+
+/** ns per operation of fn(n), the best of several timed batches after a warm-up. */
+function time(fn: (n: number) => void, ms: number): number {
+  let n = 1000;
+  fn(n);
+  for (;;) {
+    const t0 = performance.now();
+    fn(n);
+    const dt = performance.now() - t0;
+    if (dt > ms / 10) break;
+    n *= 2;
+  }
+  let best = Number.POSITIVE_INFINITY;
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    const t0 = performance.now();
+    fn(n);
+    best = Math.min(best, ((performance.now() - t0) * 1e6) / n);
+  }
+  return best;
+}
+
+/** One arm: loads the built packages under `root` and times every case. */
+async function child(root: string, ms: number): Promise<Result> {
+  const core = (await import(pathToFileURL(resolve(root, 'packages/core/dist/index.js')).href)) as CoreApi;
+  const zram = (await import(pathToFileURL(resolve(root, 'packages/zram/dist/index.js')).href)) as ZramApi;
+  const pages = (await import(pathToFileURL(resolve(root, 'packages/zram/dist/pages.js')).href)) as PagesApi;
+  const out: Result = {};
+  for (const pcp of [false, true]) {
+    for (const size of [256, 3000, 4096]) {
+      const pool = core.ZsPool.create({ maxBytes: 64 << 20, name: 'ab', percpuCache: pcp });
+      const live: number[] = [];
+      for (let i = 0; i < 2000; i++) live.push(pool.malloc(size));
+      out[`malloc+free ${size}B${pcp ? ' pcp' : ''}`] = time((n) => {
+        for (let i = 0; i < n; i++) pool.free(pool.malloc(size));
+      }, ms);
+    }
+  }
+  const dev = zram.ZramDevice.create({ disksize: 64 << 20 });
+  const slots = 1024;
+  const src = Array.from({ length: 8 }, (_, k) => pages.fillPage(new Uint8Array(4096), 'text', k + 1));
+  const dst = new Uint8Array(4096);
+  for (let i = 0; i < slots; i++) dev.writePage(i, src[i & 7]!);
+  let at = 0;
+  out['zram writePage+readPage'] = time((n) => {
+    for (let i = 0; i < n; i++) {
+      const p = at++ & (slots - 1);
+      dev.writePage(p, src[i & 7]!);
+      dev.readPage(p, dst);
+    }
+  }, ms);
+  return out;
+}
+
+const { values } = parseArgs({
+  options: {
+    child: { type: 'string' },
+    base: { type: 'string' },
+    rounds: { type: 'string', default: '3' },
+    ms: { type: 'string', default: '400' },
+  },
+});
+const ms = Number(values.ms);
+if (values.child !== undefined) {
+  process.stdout.write(JSON.stringify(await child(values.child, ms)));
+} else {
+  if (values.base === undefined) throw new Error('usage: hot-path-ab --base DIR [--rounds N] [--ms MS]');
+  const here = resolve(fileURLToPath(import.meta.url), '../../../..');
+  const arms: [string, string][] = [
+    ['this', here],
+    ['base', resolve(values.base)],
+  ];
+  const rounds = Number(values.rounds);
+  const runs: Record<string, Result[]> = { this: [], base: [] };
+  for (let r = 0; r < rounds; r++) {
+    // alternate which arm goes first, so drift in the machine's load hits both
+    for (const [name, root] of r % 2 === 0 ? arms : [...arms].reverse()) {
+      const args = [fileURLToPath(import.meta.url), '--child', root, '--ms', String(ms)];
+      runs[name]!.push(
+        JSON.parse(
+          execFileSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }),
+        ) as Result,
+      );
+    }
+  }
+  console.log(
+    '| case | base ns/op (min..max) | this ns/op (min..max) | this/base per round | median ratio | min/min |',
+  );
+  console.log('| --- | --- | --- | --- | --- | --- |');
+  for (const k of Object.keys(runs.base![0]!)) {
+    const b = runs.base!.map((x) => x[k]!);
+    const t = runs.this!.map((x) => x[k]!);
+    const ratios = t.map((v, i) => v / b[i]!);
+    const sorted = [...ratios].sort((x, y) => x - y);
+    const fmt = (a: number[]): string => `${Math.min(...a).toFixed(0)}..${Math.max(...a).toFixed(0)}`;
+    console.log(
+      `| ${k} | ${fmt(b)} | ${fmt(t)} | ${ratios.map((x) => x.toFixed(3)).join(' ')} | ${sorted[sorted.length >> 1]!.toFixed(3)} | ${(Math.min(...t) / Math.min(...b)).toFixed(3)} |`,
+    );
+  }
+}
