@@ -13,7 +13,11 @@ const PAGE = 4096;
 export const MAX_DISKSIZE = 2 ** 40;
 /** maxDisksize when none is given: the slot-table address space reserved for a later disksize. */
 export const DEFAULT_MAX_DISKSIZE = 16 * 2 ** 30;
-/** Largest pool a device sizes for itself (the pool's own limit is lower on some builds). */
+/**
+ * Largest pool a device sizes for itself: within one growable buffer, which commits
+ * nothing up front. A pool past 4 GiB (up to 16 GiB) reserves its full size at
+ * creation, so a device gets one only when asked (`pool: { maxBytes }`).
+ */
 const DEFAULT_POOL_CAP = 2 ** 32 - 2 ** 20;
 
 export interface ZramOptions {
