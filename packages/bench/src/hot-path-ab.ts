@@ -1,11 +1,13 @@
 // `pnpm bench:ab`: the allocator's and zram's hot paths, this checkout against
 // another built checkout of the project (say, main in a second worktree), in one
 // run: each arm runs in its own process, arms alternate, each round repeats, and
-// the report gives per-case ns/op for both, the ratio per round and its spread.
+// the report gives per-case ns/op of CPU time (so time spent descheduled on a
+// loaded machine is left out) for both, the ratio per round and its spread.
 // Cases: malloc+free pairs (256 B, 3000 B straddling frames, 4 KiB huge; class
 // mode, per-CPU caches off and on) on a pool with live objects, and zram
 // writePage+readPage of a text-like page with lz4.
-// Usage: node packages/bench/dist/hot-path-ab.js --base DIR [--rounds N] [--ms MS]
+// Usage: node packages/bench/dist/hot-path-ab.js --base DIR [--this DIR] [--rounds N] [--ms MS]
+// (--this defaults to this checkout; --this and --base the same directory measure the harness's own bias)
 
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
@@ -34,23 +36,31 @@ interface PagesApi {
   fillPage(b: Uint8Array, kind: string, seed: number): Uint8Array;
 }
 
-/** ns per operation of fn(n), the best of several timed batches after a warm-up. */
+/** This thread's CPU time in ms (user + system): time spent descheduled on a loaded machine does not count. */
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/**
+ * ns of CPU time per operation of fn(n): the best of several batches (each of at
+ * least ms/10 of CPU time) after a warm-up, over about `ms` of wall time.
+ */
 function time(fn: (n: number) => void, ms: number): number {
   let n = 1000;
   fn(n);
   for (;;) {
-    const t0 = performance.now();
+    const t0 = cpuMs();
     fn(n);
-    const dt = performance.now() - t0;
-    if (dt > ms / 10) break;
+    if (cpuMs() - t0 > ms / 10) break;
     n *= 2;
   }
   let best = Number.POSITIVE_INFINITY;
   const end = performance.now() + ms;
   while (performance.now() < end) {
-    const t0 = performance.now();
+    const t0 = cpuMs();
     fn(n);
-    best = Math.min(best, ((performance.now() - t0) * 1e6) / n);
+    best = Math.min(best, ((cpuMs() - t0) * 1e6) / n);
   }
   return best;
 }
@@ -91,6 +101,7 @@ const { values } = parseArgs({
   options: {
     child: { type: 'string' },
     base: { type: 'string' },
+    this: { type: 'string' },
     rounds: { type: 'string', default: '3' },
     ms: { type: 'string', default: '400' },
   },
@@ -99,10 +110,10 @@ const ms = Number(values.ms);
 if (values.child !== undefined) {
   process.stdout.write(JSON.stringify(await child(values.child, ms)));
 } else {
-  if (values.base === undefined) throw new Error('usage: hot-path-ab --base DIR [--rounds N] [--ms MS]');
+  if (values.base === undefined) throw new Error('usage: hot-path-ab --base DIR [--this DIR] [--rounds N] [--ms MS]');
   const here = resolve(fileURLToPath(import.meta.url), '../../../..');
   const arms: [string, string][] = [
-    ['this', here],
+    ['this', values.this !== undefined ? resolve(values.this) : here],
     ['base', resolve(values.base)],
   ];
   const rounds = Number(values.rounds);
