@@ -1,6 +1,6 @@
 // The handle table: handles are integers that index a table of words in a growable
 // SharedArrayBuffer. A live handle's word holds its object's current location
-// (frame number and object index); compaction and migration move objects and
+// (frame number and offset in that frame); compaction and migration move objects and
 // rewrite only that word. Free words form a list (negative values). Like the
 // kernel's handle kmem_cache, each CPU keeps a small local cache of free handles,
 // refilled from and flushed to the global list under the handle cache lock.

@@ -9,7 +9,7 @@
 // obj_allocated) but not used (not in obj_used), as the kernel would count an
 // object sitting in a slab's per-CPU cache; its header is RESERVED_HEADER, so
 // compaction neither moves it nor takes it for a live object. A magazine entry
-// is the object's location word (frame and index, as a handle's), so malloc needs
+// is the object's location word (frame and offset, as a handle's), so malloc needs
 // no walk of the zspage chain; the object's second word names its magazine slot
 // (CPU and position), so migration, which copies the object with its frame,
 // rewrites that one entry as it rewrites the handles of live objects.
@@ -48,7 +48,7 @@ export const PCP_BATCH = 8;
 // One magazine (per CPU, per class), Int32 words:
 export const MG_COUNT = 0; // objects in the stack
 export const MG_USED = 1; // objects this CPU's fast path took (+) or gave back (-), not yet in obj_used
-export const MG_ENTRIES = 2; // [PCP_CAPACITY] location words (frame, index), bottom first
+export const MG_ENTRIES = 2; // [PCP_CAPACITY] location words (frame, offset), bottom first
 export const MG_WORDS = MG_ENTRIES + PCP_CAPACITY;
 
 // Words of the area: the movers count on its own line, then per CPU its busy word
