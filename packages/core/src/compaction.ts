@@ -9,6 +9,7 @@
 import { ZS_HANDLE_SIZE } from './constants.js';
 import { type ClassLists, fixFullness, isolateDstZspage, isolateSrcZspage } from './fullness.js';
 import { SITE_COMPACT_ISOLATE, SITE_COMPACT_MIGRATE } from './lock-classes.js';
+import { locationToObj } from './location.js';
 import { type ObjectStore, copyAcross, objDataAddr, objFree, objMalloc, publishHandle } from './objects.js';
 import { byteToPfn, frameByte, frameWord, getNextPfn, offsetInFrame } from './page-desc.js';
 import { P_COMPACTING, P_PAGES_COMPACTED, P_ZS_COMPACT_RUNS } from './pool-layout.js';
@@ -143,7 +144,7 @@ function migrateObjects(s: CompactionSpace, c: number, src: number, dst: number)
     const loc = objMalloc(s, dst, c, h, len, false);
     copyAcross(s.phys, frameByte(pfn, offsetInFrame(off)) + ZS_HANDLE_SIZE, objDataAddr(s, c, loc), len);
     publishHandle(s.handles, h, loc);
-    objFree(s, src, c, pfn, idx);
+    objFree(s, src, c, locationToObj(pfn, offsetInFrame(off)));
     moved++;
   }
   s.cls[c * CL_WORDS + CL_MOVED]! += moved;

@@ -81,14 +81,6 @@ export function frameAt(s: ObjectSpace, zs: number, offset: number): number {
   return pfn;
 }
 
-/**
- * Offset in frame pfn of object idx of class size `size`, the object starting in
- * that frame (negative or past the frame if it does not).
- */
-export function objOffset(fd: Int32Array, pfn: number, idx: number, size: number): number {
-  return idx * size - getPagePrivate(fd, pfn) * PAGE_SIZE;
-}
-
 /** The index in its zspage of the object at location loc of class c (0 for a huge object). */
 export function objIndex(s: ObjectSpace, c: number, loc: number): number {
   if (s.table.huge[c] !== 0) return 0;
@@ -175,10 +167,11 @@ export function publishHandle(handles: HandleTable, h: number, loc: number): voi
   handles.words[h] = loc;
 }
 
-/** Frees object idx (starting in frame pfn) of zspage zs (class lock held; its handle is the caller's). */
-export function objFree(s: ObjectStore, zs: number, c: number, pfn: number, idx: number): void {
+/** Frees the object at location loc of zspage zs (class lock held; its handle is the caller's). */
+export function objFree(s: ObjectStore, zs: number, c: number, loc: number): void {
   const zd = s.zd;
   const z = zs * ZD_WORDS;
+  const pfn = objToPfn(loc);
   let size: number;
   if (s.table.huge[c]) {
     size = zd[z + ZD_HUGE_SIZE]!;
@@ -186,13 +179,13 @@ export function objFree(s: ObjectStore, zs: number, c: number, pfn: number, idx:
     zd[z + ZD_HUGE_SIZE] = 0;
   } else {
     s.phys.ensure(pfn);
-    const w = frameWord(pfn, objOffset(s.phys.fd, pfn, idx, s.table.size[c]!));
+    const w = frameWord(pfn, objToOffset(loc));
     const words = s.phys.words;
     size = words[w + 1]!;
     words[w] = encodeFreeLink(zd[z + ZD_FREEOBJ]!);
     words[w + 1] = 0;
   }
-  zd[z + ZD_FREEOBJ] = idx;
+  zd[z + ZD_FREEOBJ] = objIndex(s, c, loc);
   zd[z + ZD_INUSE]!--;
   s.cls[c * CL_WORDS + CL_OBJ_USED]!--;
   s.clsBytes[c] = s.clsBytes[c]! - size;

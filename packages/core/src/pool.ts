@@ -71,7 +71,6 @@ import {
   objFree,
   objHeaderWord,
   objMalloc,
-  objIndex,
   resolveHandle,
   zspageClass,
   zspageOfObj,
@@ -670,10 +669,9 @@ export class ZsPool {
     const lock = this.lock;
     const loc = lock.lockForFree(this, handle);
     if (loc < 0) throw this.badHandle(handle, 'free');
-    const pfn = objToPfn(loc);
-    const zs = getZspageOf(this.phys.fd, pfn);
+    const zs = getZspageOf(this.phys.fd, objToPfn(loc));
     const c = zspageClass(this.zd, zs);
-    objFree(this, zs, c, pfn, objIndex(this, c, loc));
+    objFree(this, zs, c, loc);
     if (fixFullness(this, c, zs) === 0) freeEmptyZspage(this, c, zs);
     lock.unlockAfterFree(c);
     this.handles.release(handle);
