@@ -21,7 +21,7 @@
 // whose size word is garbage) is thrown, and the device fences.
 
 import { PAGE_SIZE, ZS_HANDLE_SIZE, ZS_SIZE_CLASSES, NR_FULLNESS_GROUPS } from './constants.js';
-import { listInsert } from './fullness.js';
+import { type ClassLists, listInsert } from './fullness.js';
 import {
   IN_A,
   IN_B,
@@ -51,7 +51,7 @@ import {
   PG_ZSPAGE,
 } from './phys-mem.js';
 import { P_CPUS, P_PAGES_ALLOCATED, P_ZS_HIGH } from './pool-layout.js';
-import type { ZsPool } from './pool.js';
+import type { VerifySpace } from './verify.js';
 import {
   CL_COUNT,
   CL_GROUPS,
@@ -84,7 +84,12 @@ import {
  * dropping the locks: that cache's lock ranks with the zone lock). Returns what was
  * repaired, '' for nothing; throws what could not be.
  */
-export function repairPoolLocked(pool: ZsPool, verify: (pool: ZsPool) => void, freeIds: Set<number>): string {
+/** What the repair reads and rewrites: everything the check reads, plus the intent records. */
+export interface RepairSpace extends VerifySpace, ClassLists {
+  readonly intent: Int32Array;
+}
+
+export function repairPoolLocked(pool: RepairSpace, verify: (pool: RepairSpace) => void, freeIds: Set<number>): string {
   const notes: string[] = [];
   pool.phys.refresh();
   deadIntents(pool.intent, pool.ctl, P_CPUS, INTENT_POOL, (at, rec) => {
@@ -104,7 +109,7 @@ export function repairPoolLocked(pool: ZsPool, verify: (pool: ZsPool) => void, f
 }
 
 /** A frame migration interrupted by a death: rolled back (copy incomplete) or forward. */
-function rollMigration(pool: ZsPool, pfn: number, target: number, zs: number, phase: number): string {
+function rollMigration(pool: RepairSpace, pfn: number, target: number, zs: number, phase: number): string {
   const phys = pool.phys;
   const fd = phys.fd;
   const zd = pool.zd;
@@ -178,7 +183,7 @@ function rollMigration(pool: ZsPool, pfn: number, target: number, zs: number, ph
 }
 
 /** A zspage whose builder died before it was movable: its frames and descriptor go back. */
-function reclaimBuild(pool: ZsPool, id: number, freeIds: Set<number>): string {
+function reclaimBuild(pool: RepairSpace, id: number, freeIds: Set<number>): string {
   const phys = pool.phys;
   const fd = phys.fd;
   const present = phys.presentFrames;
@@ -196,7 +201,7 @@ function reclaimBuild(pool: ZsPool, id: number, freeIds: Set<number>): string {
 }
 
 /** Rebuilds the allocator state from the objects (see the top of this file). */
-function rebuild(pool: ZsPool, freeIds: Set<number>): void {
+function rebuild(pool: RepairSpace, freeIds: Set<number>): void {
   const phys = pool.phys;
   const fd = phys.fd;
   const zd = pool.zd;
@@ -355,7 +360,7 @@ function rebuild(pool: ZsPool, freeIds: Set<number>): void {
 }
 
 /** The buddy free lists: checked, and rebuilt if broken or if a frame is owned by no one. */
-function rebuildBuddyIfBroken(pool: ZsPool, inChain: Uint8Array): void {
+function rebuildBuddyIfBroken(pool: RepairSpace, inChain: Uint8Array): void {
   const phys = pool.phys;
   const fd = phys.fd;
   const present = phys.presentFrames;
