@@ -5,12 +5,19 @@
 // size side by side (the large size should cost within 10 % of the small one
 // per page). A benchmark, not a test: it needs several GiB of memory.
 //
-// Usage: node packages/bench/dist/scale-bench.js [--small 256M] [--large 8G]
-//        [--algorithm lz4] [--max-bytes 4095M] [--workers N]
+// Usage: see USAGE below (or --help).
 
 import { parseArgs } from 'node:util';
 import { ZramService, parseSize } from '@zsmalloc/workers';
 import { fillPage, swapLikeKind } from '@zsmalloc/zram/testing';
+
+const USAGE = `usage: pnpm bench:scale [--small 256M] [--large 8G] [--algorithm lz4] [--max-bytes SIZE] [--workers N]
+  --small       the small device (default 256M)
+  --large       the large device (default 8G)
+  --algorithm   compression algorithm (default lz4)
+  --max-bytes   the pool's cap (default: the service's own, 1.25 x disksize)
+  --workers     compression workers (default: the service's own)
+`;
 
 const PAGE = 4096;
 const CHUNK_PAGES = 256; // 1 MiB per request
@@ -37,7 +44,7 @@ function fillChunk(buf: Uint8Array, first: number): void {
 async function phase(
   size: number,
   algorithm: string,
-  maxBytes: number,
+  maxBytes: number | undefined,
   workers: number | undefined,
 ): Promise<PhaseResult> {
   const svc = await ZramService.start({
@@ -98,11 +105,17 @@ const { values } = parseArgs({
     small: { type: 'string', default: '256M' },
     large: { type: 'string', default: '8G' },
     algorithm: { type: 'string', default: 'lz4' },
-    'max-bytes': { type: 'string', default: '4095M' },
+    'max-bytes': { type: 'string' },
     workers: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
   },
+  strict: true,
 });
-const maxBytes = parseSize(values['max-bytes']!);
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+const maxBytes = values['max-bytes'] !== undefined ? parseSize(values['max-bytes']) : undefined;
 const workers = values.workers !== undefined ? Number(values.workers) : undefined;
 const MiB = 2 ** 20;
 const results: PhaseResult[] = [];
