@@ -161,7 +161,7 @@ export function deadCpus(reg: Int32Array, base: number): number[] {
 
 /**
  * Releases every held record of a dead CPU that names array `arrayId`, through
- * `undo(kind, index, mask)`. Each record is claimed with a compare-and-swap, so two
+ * `undo(kind, index, mask, cpu)`. Each record is claimed with a compare-and-swap, so two
  * threads recovering at once undo it once. Returns the number undone.
  */
 export function recoverRecords(
@@ -169,7 +169,7 @@ export function recoverRecords(
   base: number,
   arrayId: number,
   index: number,
-  undo: (kind: number, index: number, mask: number) => void,
+  undo: (kind: number, index: number, mask: number, cpu: number) => void,
 ): number {
   let n = 0;
   for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
@@ -183,7 +183,7 @@ export function recoverRecords(
       if (index >= 0 && i !== index) continue;
       const mask = Atomics.load(reg, at + 2);
       if (Atomics.compareExchange(reg, at, d, 0) !== d) continue;
-      undo(descKind(d), i, mask);
+      undo(descKind(d), i, mask, cpu);
       Atomics.add(reg, slot + CPU_RECOVERED, 1);
       n++;
     }

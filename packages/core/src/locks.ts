@@ -110,6 +110,7 @@ export class LockContext {
   private readonly recBase: number;
   /** Array ids of the lock-word arrays this thread knows (by buffer), for held-lock records. */
   private readonly arrayIds = new Map<ArrayBufferLike, number>();
+  private readonly deadBitHooks = new Map<number, (cpu: number, index: number) => void>();
   private lastBuf: ArrayBufferLike | null = null;
   private lastId = 0;
   /** Deaths seen by this CPU's last sweep (see trylockSweep). */
@@ -207,6 +208,15 @@ export class LockContext {
     if (--this.faultLeft === 0) process.exit(FAULT_EXIT_CODE);
   }
 
+  /**
+   * Registers what to do when this thread takes a bit lock of array `id` over from a
+   * dead holder: fn(deadCpu, wordIndex) runs while the bit is still set (no other
+   * thread can take it meanwhile), then the bit is released. fn must not block.
+   */
+  onDeadBitHolder(id: number, fn: (cpu: number, index: number) => void): void {
+    this.deadBitHooks.set(id, fn);
+  }
+
   /** Names the lock words in `buffer` for held-lock records (the same id in every thread). */
   nameArray(buffer: ArrayBufferLike, id: number): void {
     this.arrayIds.set(buffer, id);
@@ -253,10 +263,19 @@ export class LockContext {
    * records (reader counts, a writer bit, a bit lock) and wakes the waiters.
    */
   recoverDead(a: Int32Array, i: number): number {
-    const n = recoverRecords(this.cpuReg, this.cpuBase, this.arrayId(a), i, (kind, idx, mask) => {
+    const id = this.arrayId(a);
+    const hook = this.deadBitHooks.get(id);
+    const n = recoverRecords(this.cpuReg, this.cpuBase, id, i, (kind, idx, mask, cpu) => {
       if (kind === HELD_READ) Atomics.sub(a, idx, 1);
       else if (kind === HELD_WRITE) Atomics.and(a, idx, ~(RW_WRITER | RW_WRITER_WAITING));
-      else Atomics.and(a, idx, ~mask);
+      else {
+        try {
+          // still held by the dead CPU: what it guarded is settled before anyone else can take it
+          hook?.(cpu, idx);
+        } finally {
+          Atomics.and(a, idx, ~mask);
+        }
+      }
       Atomics.notify(a, idx);
     });
     this.recovered += n;

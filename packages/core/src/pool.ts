@@ -383,6 +383,15 @@ export class ZsPool {
   }
 
   /**
+   * @internal what this thread does when it takes a bit lock of array `id` over from
+   * a dead holder, before releasing it (locks.ts onDeadBitHolder): zram settles the
+   * slot update the dead thread was making, so no live thread ever sees it half done.
+   */
+  onDeadBitHolder(id: number, fn: (cpu: number, index: number) => void): void {
+    this.locks.onDeadBitHolder(id, fn);
+  }
+
+  /**
    * Undoes what dead CPUs still hold in `words` according to their held-lock records
    * (bit locks, rwlock reader counts and writer bits) and wakes the waiters. Only
    * that array is touched: another device's words are never changed. Returns the

@@ -48,7 +48,7 @@ import {
   statsViews,
   u32,
 } from './stats.js';
-import { repairSlots } from './slot-repair.js';
+import { repairSlots, slotTakeoverHook } from './slot-repair.js';
 
 export { DEFAULT_MAX_DISKSIZE, MAX_DISKSIZE, type ZramOptions } from './options.js';
 export { MAX_COMPS } from './settings.js';
@@ -91,6 +91,8 @@ export class ZramDevice {
     this.c64 = c64;
     this.maxPages = shared.maxPages;
     this.slots = new SlotTable(shared.table, pool, shared.lockArrayId);
+    // a slot lock taken over from a dead thread: its half-done replacement is settled first
+    pool.onDeadBitHolder(shared.lockArrayId, slotTakeoverHook(pool, this.slots, shared.lockArrayId));
     this.s = store.newSlotStore(
       {
         name: shared.name,

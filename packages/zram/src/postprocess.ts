@@ -212,8 +212,9 @@ export function writeback(s: SlotStore, request: WritebackRequest | WritebackMod
     inc64(s.c64, C.BD_WRITES);
     consumeWritebackLimit(st);
   }
-  if (blk !== 0) s.backing.freeBlock(blk);
+  // the record lets go of the block before it is given back (another writeback may take it at once)
   s.journal.holdBlock(0);
+  if (blk !== 0) s.backing.freeBlock(blk);
   s.journal.holdPp(-1);
   if (failure) throw failure;
   return written;

@@ -3,6 +3,7 @@
 // a dead CPU would have left. After checkAfterDeath() the device is not fenced, the
 // page reads as the old or the new content (never anything else), nothing leaks and
 // verify() passes.
+import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { MAX_CPUS, type ZsPool, intentBase } from '@zsmalloc/core';
 import { ZramDevice } from './device.js';
@@ -121,5 +122,74 @@ describe('repair of a slot replacement a dead thread left half done', () => {
     expect(dev.checkAfterDeath()).toBe(true);
     expect(reads(dev, 3, page(9))).toBe(true);
     expect(slots.handle(3)).not.toBe(nu.h);
+  });
+});
+
+/**
+ * A real thread that attaches to the device, takes slot `index`'s lock, writes the
+ * REPLACE record a write would (new content `nu`, old content `old`) and dies right
+ * there, holding the lock, before changing the slot. Resolves once its CPU is marked dead.
+ */
+function dieMidReplace(
+  dev: ZramDevice,
+  index: number,
+  nu: { h: number; f: number },
+  old: { h: number; f: number },
+): Promise<void> {
+  const code = `
+    const { workerData: d } = require('node:worker_threads');
+    (async () => {
+      const { ZramDevice } = await import(d.zram);
+      const { SlotJournal } = await import(d.repair);
+      const dev = ZramDevice.attach(d.shared);
+      dev.slots.lock(d.index);
+      new SlotJournal(dev.pool, dev.shared.lockArrayId).replace(d.index, d.newH, 0, d.newF, d.oldH, d.oldF);
+      process.exit(0);
+    })();`;
+  const w = new Worker(code, {
+    eval: true,
+    workerData: {
+      zram: new URL('../dist/index.js', import.meta.url).href,
+      repair: new URL('../dist/slot-repair.js', import.meta.url).href,
+      shared: dev.shared,
+      index,
+      newH: nu.h,
+      newF: nu.f,
+      oldH: old.h,
+      oldF: old.f,
+    },
+  });
+  const tid = w.threadId;
+  return new Promise((resolve, reject) => {
+    w.once('error', reject);
+    w.once('exit', () => {
+      dev.pool.markThreadDead(tid);
+      resolve();
+    });
+  });
+}
+
+describe('a slot lock taken over from a thread that died mid-replacement', () => {
+  it('the slot is settled before a live write can free its old object, so the repair never frees that handle once reused', async () => {
+    const { dev, slots, steal } = setup();
+    dev.writePage(3, page(1));
+    dev.writePage(5, page(2));
+    const nu = steal(5); // the dead write's object, in no slot
+    const old = { h: slots.handle(3), f: slots.flags(3) & ~(1 << 14) };
+    await dieMidReplace(dev, 3, nu, old);
+    dev.releaseAfterDeath(); // what the service runs from the exit event: the slot lock is taken over
+    // a live write to the same page; it frees whatever the slot held, and its next
+    // object gets that handle straight back from this thread's handle cache
+    dev.writePage(3, page(9));
+    const made = dev.pool.mallocWrite(page(4).subarray(0, 100)); // a write's object, not installed yet
+    expect(dev.checkAfterDeath()).toBe(true);
+    // the live write's object is still there (it would be installed next), page 3 is the live write
+    expect(dev.pool.objSize(made)).toBe(100);
+    expect(reads(dev, 3, page(9))).toBe(true);
+    dev.pool.free(made);
+    // nothing leaked: the dead write's object and the old one are both gone
+    expect(dev.pool.stats().objUsed).toBe(1);
+    dev.recountStats();
+    dev.verify();
   });
 });

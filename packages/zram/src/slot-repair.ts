@@ -6,20 +6,33 @@
 // its backing block given back). A thread killed in between leaves a slot whose handle
 // and flags disagree, or old content that nothing names any more. Before the first
 // step the thread writes a REPLACE record (slot, new handle/fill/flags, old
-// handle/flags) and clears it after the second; the repair rolls the replacement
-// forward: a slot still holding the old content, or a mix of old and new, gets the
-// new content; old content no slot names is released. A slot that holds neither (a
-// live thread replaced it since) is left alone.
+// handle/flags) and clears it after the second.
+//
+// The record is settled while the dead thread's slot lock is still set: the thread
+// that takes the lock over from the dead holder (a waiter, or the sweep after the
+// death; core's onDeadBitHolder) rolls the slot forward first (a slot still holding
+// the old content, or a mix of old and new, gets the new content) and notes what it
+// found in the record's op word. Only then is the lock released, so no live thread
+// ever sees the slot half done, and the old content is never freed by a live thread:
+// had a live write replaced the slot first, it would free the old object and could get
+// its handle straight back for its next write, and a repair that freed "the old
+// object nobody names" would then free that write's object before it is installed.
+// The repair later releases the old content, which after settling is provably the
+// dead thread's alone: an old object that is still live (a handle the dead thread
+// freed went to its own handle cache and is never reused), an old backing block only
+// when the slot was rolled forward (a block the dead thread already gave back may
+// have been taken again; an unnamed one is left to recountStats).
 //
 // A second record (HOLD) names what a thread holds outside any slot: an object made
 // for a write but not yet installed, a backing block allocated by writeback but not
 // yet used, and the slot writeback marked for post-processing. The repair frees the
-// first two unless a slot names them, and clears the mark.
+// first two unless a slot names them, and clears the mark. REPLACE takes over the
+// object or block it installs, so a HOLD never names something a slot was given.
 //
 // The records are plain stores into this CPU's own words: no allocation, no atomic
 // read-modify-write on the write path.
 
-import { INTENT_DEVICE, INTENT_DEVICE_HOLD, type ZsPool, clearDeadIntent } from '@zsmalloc/core';
+import { INTENT_DEVICE, INTENT_DEVICE_HOLD, type ZsPool, clearDeadIntent, intentBase } from '@zsmalloc/core';
 import type { BackingStore } from './backing.js';
 import { PRIO_MASK, SIZE_MASK, SLOT_WORDS, SlotTable, ZRAM_HUGE, ZRAM_PP_SLOT, ZRAM_SAME, ZRAM_WB } from './slots.js';
 
@@ -33,6 +46,10 @@ const R_NEW_FLAGS = 5;
 const R_OLD_H = 6;
 const R_OLD_FLAGS = 7;
 const OP_REPLACE = 1;
+// a REPLACE record settled under the dead thread's slot lock (settleDeadReplace):
+const OP_ROLLED = 3; // the slot held old (or mixed) content: rolled forward, the old content untouched
+const OP_FOUND_NEW = 4; // the new content was in: the old content may have been released already
+const OP_FOUND_OTHER = 5; // neither (not this hold's record): nothing to release
 // HOLD part
 const H_OP = 0;
 const H_DEV = 1;
@@ -70,8 +87,9 @@ export class SlotJournal {
     l[r + R_OLD_H] = oldH;
     l[r + R_OLD_FLAGS] = oldFlags;
     l[r + R_OP] = OP_REPLACE;
-    // from here the REPLACE record covers the prepared object
+    // from here the REPLACE record covers the prepared object, or the block writeback installs
     this.hold(H_PREPARED, 0);
+    if (newFlags & ZRAM_WB && l[this.h + H_BLOCK] === newH) this.hold(H_BLOCK, 0);
   }
 
   /** The replacement (new content in, old content released) is complete. */
@@ -156,42 +174,74 @@ function releaseOrphan(t: SlotRepairTarget, f: number, h: number): boolean {
 }
 
 /**
- * Rolls forward the slot replacements dead threads left half done on this device and
- * releases what they held (see the top of this file). Takes slot locks: run it on a
- * thread that may block, after the pool's repair. Returns what was repaired.
+ * Settles the REPLACE record that starts at word `at` of the intent log, for slot
+ * `index` of `slots` (device `dev`), whose lock the dead thread that wrote it still
+ * holds: the caller has that lock now. A slot holding the old content or a mix is
+ * rolled forward; the op word says what was found. Plain stores, never blocks.
+ */
+export function settleDeadReplace(log: Int32Array, at: number, slots: SlotTable, dev: number, index: number): void {
+  if (Atomics.load(log, at + R_OP) !== OP_REPLACE || log[at + R_DEV] !== dev || log[at + R_INDEX] !== index) return;
+  const newH = log[at + R_NEW_H]!;
+  const newFlags = log[at + R_NEW_FLAGS]!;
+  const oldH = log[at + R_OLD_H]!;
+  const oldFlags = log[at + R_OLD_FLAGS]!;
+  slots.cover(index);
+  const h = slots.handle(index);
+  const c = slots.flags(index) & CONTENT_MASK;
+  let op = OP_FOUND_OTHER;
+  if (h === newH && c === (newFlags & CONTENT_MASK)) op = OP_FOUND_NEW;
+  else if ((h === oldH || h === newH) && (c === (oldFlags & CONTENT_MASK) || c === (newFlags & CONTENT_MASK))) {
+    slots.setHandle(index, newH);
+    slots.setFillHigh(index, newFlags & ZRAM_SAME ? log[at + R_NEW_HI]! : 0);
+    if (!SlotTable.allocated(newFlags)) slots.setAccessTime(index, 0);
+    slots.setOwned(index, newFlags);
+    op = OP_ROLLED;
+  }
+  Atomics.store(log, at + R_OP, op);
+}
+
+/**
+ * What the thread that takes a slot lock of this device over from a dead holder runs
+ * before releasing it (core's onDeadBitHolder): the dead thread's REPLACE record for
+ * that slot, if any, is settled.
+ */
+export function slotTakeoverHook(pool: ZsPool, slots: SlotTable, dev: number): (cpu: number, word: number) => void {
+  return (cpu, word) => {
+    settleDeadReplace(pool.intent, intentBase(cpu) + INTENT_DEVICE, slots, dev, (word - 1) / SLOT_WORDS);
+  };
+}
+
+/**
+ * Releases the old content of the slot replacements dead threads left half done on
+ * this device, and what they held (see the top of this file). Takes slot locks (a
+ * record not settled yet is settled under the lock: its dead holder's lock is taken
+ * over, or was never held): run it on a thread that may block, after the pool's
+ * repair. Returns what was repaired.
  */
 export function repairSlots(t: SlotRepairTarget): string {
   const notes: string[] = [];
   const slots = t.slots;
+  const log = t.pool.intent;
   slots.refresh();
   t.pool.forEachDeadIntent(INTENT_DEVICE, (at, rec) => {
-    if (rec[R_OP] !== OP_REPLACE || rec[R_DEV] !== t.dev) return;
+    if (rec[R_DEV] !== t.dev || rec[R_OP] === 0) return;
     const index = rec[R_INDEX]!;
-    const newH = rec[R_NEW_H]!;
-    const newFlags = rec[R_NEW_FLAGS]!;
-    const oldH = rec[R_OLD_H]!;
-    const oldFlags = rec[R_OLD_FLAGS]!;
     if (index >= 0 && index < t.pages) {
       slots.lock(index);
       try {
-        const h = slots.handle(index);
-        const c = slots.flags(index) & CONTENT_MASK;
-        const isNew = h === newH && c === (newFlags & CONTENT_MASK);
-        const mixed =
-          (h === oldH || h === newH) && (c === (oldFlags & CONTENT_MASK) || c === (newFlags & CONTENT_MASK));
-        if (!isNew && mixed) {
-          slots.setHandle(index, newH);
-          slots.setFillHigh(index, newFlags & ZRAM_SAME ? rec[R_NEW_HI]! : 0);
-          if (!SlotTable.allocated(newFlags)) slots.setAccessTime(index, 0);
-          slots.setOwned(index, newFlags);
-          notes.push(`slot ${index}: replacement rolled forward`);
-        }
+        settleDeadReplace(log, at, slots, t.dev, index);
       } finally {
         slots.unlock(index);
       }
     }
-    if (releaseOrphan(t, oldFlags, oldH)) notes.push(`slot ${index}: old content released`);
-    clearDeadIntent(t.pool.intent, at, rec);
+    const op = Atomics.load(log, at + R_OP);
+    const oldH = rec[R_OLD_H]!;
+    const oldFlags = rec[R_OLD_FLAGS]!;
+    if (op === OP_ROLLED) notes.push(`slot ${index}: replacement rolled forward`);
+    const release = op === OP_ROLLED || (op === OP_FOUND_NEW && (oldFlags & ZRAM_WB) === 0);
+    if (release && releaseOrphan(t, oldFlags, oldH)) notes.push(`slot ${index}: old content released`);
+    rec[R_OP] = op;
+    clearDeadIntent(log, at, rec);
   });
   t.pool.forEachDeadIntent(INTENT_DEVICE_HOLD, (at, rec) => {
     if (rec[H_OP] !== OP_HOLD || rec[H_DEV] !== t.dev) return;
