@@ -14,14 +14,16 @@
 // which may give a stale answer, takes the class lock the answer names, and then
 // checks again under that lock that the handle word still holds the location, the
 // frame still belongs to the zspage, the zspage is still of that class and the
-// header still names the handle. Any change to one of those after the check would
+// header still names the handle (the unlocked read is not trusted for anything
+// but which lock to take). Any change to one of those after the check would
 // need the class lock we hold, so the object cannot move or be freed under us. If
-// the check fails, the object moved (or was freed) between the read and the lock:
-// free drops the lock and starts again. Two racing frees of one handle are
-// serialised by the class lock; with per-CPU caches, whose frees take no class
-// lock, the handle word is claimed by compare-and-swap instead. An unlocked
-// read that finds no live object is repeated under the pool lock before EINVAL,
-// so a free racing a move never reports a live handle as bad.
+// the check fails (or the unlocked read names no class), the object moved, was
+// freed, or never was: free drops the lock, resolves the handle under the pool
+// read lock (movers out, so that answer is authoritative), returns EINVAL if it
+// names no live object, and otherwise tries again with that location. Two racing
+// frees of one handle are serialised by the class lock; with per-CPU caches,
+// whose frees take no class lock, the handle word is claimed by compare-and-swap
+// instead. So a free racing a move never reports a live handle as bad.
 
 import { ZS_SIZE_CLASSES } from './constants.js';
 import { LC_CLASS, LC_POOL, SITE_FREE, SITE_MALLOC, SITE_UNKNOWN } from './lock-classes.js';
@@ -83,6 +85,7 @@ function stillAt(s: FreeSpace, handle: number, loc: number, zs: number, c: numbe
   const pfn = objToPfn(loc);
   const fd = s.phys.fd;
   if ((getFlags(fd, pfn) & PG_ZSPAGE) === 0 || getZspageOf(fd, pfn) !== zs) return false;
+  s.phys.ensure(pfn); // another thread may have grown memory for this frame
   if (s.zd[zs * ZD_WORDS + ZD_CLASS] !== c || s.zd[zs * ZD_WORDS + ZD_STATE] !== ZS_STATE_LIVE) return false;
   if (s.table.huge[c] !== 0) {
     if (getPagePrivate(fd, pfn) !== handle) return false;
@@ -142,22 +145,30 @@ class ClassLocking implements PoolLockPolicy {
     return this.locks.rwContended(this.ctl, P_LOCK) || this.locks.mutexContended(this.cls, c * CL_WORDS + CL_LOCK);
   }
   lockForFree(s: FreeSpace, handle: number): number {
-    // No pool lock: see the block at the top of this file.
+    // No pool lock: see the block at the top of this file. The unlocked look only
+    // names the class lock to take; stillAt checks everything under that lock.
+    if (!s.handles.inRange(handle)) return -1;
+    let loc = s.handles.words[handle]!;
     for (;;) {
-      let loc = resolveHandle(s, handle);
-      if (loc < 0) {
-        loc = this.resolveLocked(s, handle);
-        if (loc < 0) return -1;
+      if (loc >= 0) {
+        const pfn = objToPfn(loc);
+        if (pfn < s.maxFrames) {
+          const zs = getZspageOf(s.phys.fd, pfn);
+          const c = zspageClass(s.zd, zs);
+          if (c >= 0 && c < ZS_SIZE_CLASSES) {
+            this.locks.mutexLock(this.cls, c * CL_WORDS + CL_LOCK, LC_CLASS, SITE_FREE);
+            if (stillAt(s, handle, loc, zs, c)) return loc;
+            this.locks.mutexUnlock(this.cls, c * CL_WORDS + CL_LOCK);
+          }
+        }
       }
-      const zs = getZspageOf(s.phys.fd, objToPfn(loc));
-      const c = zspageClass(s.zd, zs);
-      if (c < 0 || c >= ZS_SIZE_CLASSES) continue; // a descriptor being reused: read again
-      this.locks.mutexLock(this.cls, c * CL_WORDS + CL_LOCK, LC_CLASS, SITE_FREE);
-      if (stillAt(s, handle, loc, zs, c)) return loc;
-      this.locks.mutexUnlock(this.cls, c * CL_WORDS + CL_LOCK);
+      // stale (the object moved, or a descriptor is being reused) or no object at
+      // all: the authoritative answer, with movers out
+      loc = this.resolveLocked(s, handle);
+      if (loc < 0) return -1;
     }
   }
-  /** The authoritative answer when the unlocked one says no: resolve under the pool read lock (kept out of line). */
+  /** Resolves under the pool read lock (kept out of line). */
   private resolveLocked(s: FreeSpace, handle: number): number {
     this.poolReadLock(SITE_FREE);
     const loc = resolveHandle(s, handle);
