@@ -22,7 +22,14 @@
 
 import { threadId } from 'node:worker_threads';
 import { compactPool } from './compaction.js';
-import { NR_FULLNESS_GROUPS, PAGE_SIZE, ZS_DEFAULT_CHAIN, ZS_MAX_CHAIN, ZS_SIZE_CLASSES } from './constants.js';
+import {
+  NR_FULLNESS_GROUPS,
+  PAGE_SIZE,
+  ZS_DEFAULT_CHAIN,
+  ZS_HANDLE_SIZE,
+  ZS_MAX_CHAIN,
+  ZS_SIZE_CLASSES,
+} from './constants.js';
 import {
   ARRAY_CTL,
   ARRAY_ID_FIRST_DYNAMIC,
@@ -69,8 +76,8 @@ import {
   objDataAddr,
   objDataLen,
   objFree,
-  objHeaderWord,
   objMalloc,
+  publishHandle,
   resolveHandle,
   zspageClass,
   zspageOfObj,
@@ -81,6 +88,7 @@ import {
   PG_RESERVED,
   PG_TAIL,
   PG_ZSPAGE,
+  frameByte,
   frameWord,
   getFlags,
   getOrder,
@@ -607,13 +615,17 @@ export class ZsPool {
       return false;
     }
     const loc = w[m + MG_ENTRIES + n - 1]!;
-    const a = objHeaderWord(this, c, loc);
-    const words = this.phys.words;
+    // the object's header, found once (a magazine holds no huge objects)
+    const phys = this.phys;
+    const pfn = objToPfn(loc);
+    phys.ensure(pfn);
+    const off = objToOffset(loc);
+    const a = frameWord(pfn, off);
+    const words = phys.words;
     words[a] = encodeHeader(h);
     words[a + 1] = size;
-    if (src !== null) copyIn(this.phys, objDataAddr(this, c, loc), src, size);
-    this.handles.inRange(h);
-    this.handles.words[h] = loc;
+    if (src !== null) copyIn(phys, frameByte(pfn, off) + ZS_HANDLE_SIZE, src, size);
+    publishHandle(this.handles, h, loc);
     w[m + MG_COUNT] = n - 1;
     w[m + MG_USED]!++;
     pcp.addBytes(c, size);
