@@ -114,12 +114,26 @@ function objWordAt(s: ObjectSpace, zs: number, c: number, idx: number): number {
   return frameWord(frameAt(s, zs, off), offsetInFrame(off));
 }
 
-/** Writes the free-object list of a new (non-huge) zspage: every object free, in index order. */
+/**
+ * Writes the free-object list of a new (non-huge) zspage: every object free, in
+ * index order. Walks the frame chain once (a header never straddles two frames).
+ */
 export function initFreeObjects(s: ObjectSpace, zs: number, c: number): void {
   const objs = s.table.objsPerZspage[c]!;
-  const words = s.phys.words;
+  const size = s.table.size[c]!;
+  const phys = s.phys;
+  const fd = phys.fd;
+  let pfn = s.zd[zs * ZD_WORDS + ZD_FIRST]!;
+  let frame = 0;
+  phys.ensure(pfn);
   for (let idx = 0; idx < objs; idx++) {
-    const w = objWordAt(s, zs, c, idx);
+    const off = idx * size;
+    for (const k = byteToPfn(off); frame < k; frame++) {
+      pfn = getNextPfn(fd, pfn);
+      phys.ensure(pfn);
+    }
+    const w = frameWord(pfn, offsetInFrame(off));
+    const words = phys.words;
     words[w] = encodeFreeLink(idx + 1 < objs ? idx + 1 : -1);
     words[w + 1] = 0;
   }
