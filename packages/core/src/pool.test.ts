@@ -76,6 +76,47 @@ describe.each<LockMode>(['class', 'pool'])('ZsPool (lockMode %s)', (lockMode) =>
     pool.verify();
   });
 
+  it('refuses to free a dead handle whose word was made to name a live object, and keeps that object', () => {
+    const pool = ZsPool.create({ maxBytes: 1 << 20, lockMode });
+    const live = pool.malloc(300);
+    const b = new Uint8Array(300);
+    fill(b, live, 9);
+    pool.write(live, b);
+    const dead = pool.malloc(300);
+    pool.free(dead);
+    // damage: the dead handle's word names the live object (its header names `live`)
+    pool.handles.words[dead] = pool.handles.words[live]!;
+    const before = pool.stats();
+    expectZsError(() => pool.free(dead), 'EINVAL');
+    pool.handles.words[dead] = -1;
+    expect(pool.stats()).toEqual(before);
+    expect(pool.read(live, b)).toBe(300);
+    expect(matches(b, live, 9)).toBe(true);
+    pool.verify();
+  });
+
+  it('objSizeUnlocked agrees with objSize for live objects, also after compaction moved them, and is -1 for none', () => {
+    const pool = ZsPool.create({ maxBytes: 8 << 20, lockMode });
+    const sizes = new Map<number, number>();
+    for (let i = 0; i < 600; i++) {
+      const size = 16 + ((i * 397) % (PAGE_SIZE - 16));
+      sizes.set(pool.malloc(size), size);
+    }
+    let k = 0;
+    for (const h of [...sizes.keys()])
+      if (k++ % 3 !== 0) {
+        pool.free(h);
+        expect(pool.objSizeUnlocked(h)).toBe(-1);
+        sizes.delete(h);
+      }
+    expect(pool.compact()).toBeGreaterThan(0);
+    for (const [h, size] of sizes) {
+      expect(pool.objSizeUnlocked(h)).toBe(size);
+      expect(pool.objSize(h)).toBe(size);
+    }
+    for (const bad of [0, -1, 1.5, Number.NaN, 1 << 30]) expect(pool.objSizeUnlocked(bad)).toBe(-1);
+  });
+
   it('fails with ENOMEM when the pool is full, keeps everything stored, and recovers after frees', () => {
     const pool = ZsPool.create({ maxBytes: 64 * PAGE_SIZE, lockMode });
     const hs: number[] = [];

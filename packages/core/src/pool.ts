@@ -727,6 +727,22 @@ export class ZsPool {
     return len;
   }
 
+  /**
+   * objSize without locks, for a caller that owns the object and only confirms its
+   * size (zram, under its slot lock, before replacing it): -1 when this look finds
+   * no live object, which may be a move in progress (ask objSize then). A size it
+   * returns is read from a header that names the handle (a moved object keeps its
+   * size); a caller that needs the answer for a handle it does not own uses objSize.
+   */
+  objSizeUnlocked(handle: number): number {
+    const loc = resolveHandle(this, handle);
+    if (loc < 0) return -1;
+    const zs = zspageOfObj(this.phys.fd, loc);
+    const c = zspageClass(this.zd, zs);
+    if (!(c >= 0 && c < ZS_SIZE_CLASSES)) return -1;
+    return objDataLen(this, zs, c, objDataAddr(this, c, loc));
+  }
+
   /** Copies src into the object (src.length <= objSize), straight into the frames. */
   write(handle: number, src: Uint8Array): void {
     const loc = this.beginAccess(handle, 'write');

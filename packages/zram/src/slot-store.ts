@@ -57,6 +57,8 @@ export interface SlotStore extends DeviceState {
   readonly scan: SameScan;
   /** The page prepare() fills for this thread's writes (one at a time: writes do not nest). */
   readonly prepared: PreparedPage;
+  /** The 64-bit statistics as 32-bit halves (plain reads without BigInts). */
+  readonly c32: Int32Array;
 }
 
 /** A device's views (`state`) and this thread's new codec cache, clock and scratch, as one object. */
@@ -82,6 +84,7 @@ export function newSlotStore(
     cbuf: new Uint8Array(PAGE),
     scan: newSameScan(),
     prepared: newPreparedPage(),
+    c32: new Int32Array(state.c64.buffer, state.c64.byteOffset, state.c64.length * 2),
   };
 }
 
@@ -121,9 +124,17 @@ export function codecFor(s: SlotStore, prio: number): Codec {
   return c;
 }
 
+/** Index of the low and high 32-bit halves of a 64-bit counter in an Int32Array over the same bytes. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+const LO = LITTLE_ENDIAN ? 0 : 1;
+const HI = 1 - LO;
+
 function updateMaxUsed(s: SlotStore, used: number): void {
-  // a plain read first: the high-water mark rarely moves, and an atomic update costs more per page
-  if (BigInt(used) <= s.c64[C.MAX_USED_PAGES]!) return;
+  // a plain read of the mark's two halves first: it rarely moves, an atomic update
+  // costs more per page, and reading it as a BigInt allocates. A stale read only
+  // sends us to the atomic maximum, which decides.
+  const w = C.MAX_USED_PAGES * 2;
+  if (s.c32[w + HI] !== 0 || used <= s.c32[w + LO]! >>> 0) return;
   max64(s.c64, C.MAX_USED_PAGES, used);
 }
 
@@ -190,6 +201,16 @@ export function installLocked(s: SlotStore, index: number, p: PreparedPage): voi
 }
 
 /**
+ * Does handle h name an object of `size` bytes? A look without the pool's locks
+ * first (the slot lock keeps the object ours, and a move keeps its size); only
+ * when that look does not confirm it, objSize under the locks decides (and
+ * throws for a handle that names nothing).
+ */
+function ownSize(s: SlotStore, h: number, size: number): boolean {
+  return s.pool.objSizeUnlocked(h) === size || s.pool.objSize(h) === size;
+}
+
+/**
  * Swaps a slot's old content for a prepared page (slot lock held). If the slot
  * names an object that is not its own (freed, or reused by this very write),
  * the prepared object is freed again, the write counts as failed and the error
@@ -202,7 +223,7 @@ export function replaceLocked(s: SlotStore, index: number, p: PreparedPage): voi
     if ((f & (ZRAM_WB | ZRAM_SAME)) === 0 && (f & SIZE_MASK) !== 0) {
       // the slot must still name its own object: not one freed (objSize throws),
       // nor a freed handle malloc has since given to this very write, nor one of another size
-      if ((!p.same && h === p.handle) || s.pool.objSize(h) !== (f & SIZE_MASK))
+      if ((!p.same && h === p.handle) || !ownSize(s, h, f & SIZE_MASK))
         throw new ZsError('EINVAL', `zram: slot ${index} names handle ${h}, which is not its object (freed or reused)`);
     }
   } catch (e) {

@@ -66,12 +66,19 @@ export function statsViews(sab: SharedArrayBuffer): { c64: BigInt64Array; st: In
   return { c64: new BigInt64Array(sab, 0, COUNTERS_BYTES / 8), st: new Int32Array(sab, COUNTERS_BYTES, STATS_WORDS) };
 }
 
+/** BigInts 0..4096 made once: a page's byte counts are added per page, and BigInt(n) allocates. */
+const SMALL_BIGINTS: readonly bigint[] = Array.from({ length: 4097 }, (_, n) => BigInt(n));
+
+function big(n: number): bigint {
+  return n >= 0 && n <= 4096 && (n | 0) === n ? SMALL_BIGINTS[n]! : BigInt(n);
+}
+
 export function add64(c: BigInt64Array, i: C, n: number): void {
-  Atomics.add(c, i, BigInt(n));
+  Atomics.add(c, i, big(n));
 }
 
 export function sub64(c: BigInt64Array, i: C, n: number): void {
-  Atomics.sub(c, i, BigInt(n));
+  Atomics.sub(c, i, big(n));
 }
 
 export function inc64(c: BigInt64Array, i: C): void {

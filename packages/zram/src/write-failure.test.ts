@@ -25,4 +25,35 @@ describe('a write whose old content cannot be freed (R5)', () => {
     expect(dev.fenced).toBe(true);
     expect(() => dev.readPage(3, new Uint8Array(4096))).toThrow(/fenced/);
   });
+
+  it('refuses to replace a slot whose handle now names another object of another size', () => {
+    const dev = ZramDevice.create({ disksize: 64 * 4096 });
+    dev.writePage(5, noisy(3));
+    const slots = dev['slots'] as { handle(i: number): number };
+    const h = dev.pool.objSize(slots.handle(5));
+    // damage: the object is freed behind the slot's back and its handle given to an object of another size
+    dev.pool.free(slots.handle(5));
+    const other = dev.pool.malloc(h + 100);
+    expect(other).toBe(slots.handle(5)); // the handle was reused
+    const objects = dev.pool.stats().objUsed;
+    const failed = dev.statValues().io.failedWrites;
+    expect(() => dev.writePage(5, noisy(4))).toThrow(/not its object/);
+    expect(dev.pool.stats().objUsed).toBe(objects);
+    expect(dev.statValues().io.failedWrites).toBe(failed + 1);
+  });
+
+  it('replaces a slot whose object it still owns (the check without the pool locks confirms it)', () => {
+    const dev = ZramDevice.create({ disksize: 64 * 4096 });
+    const out = new Uint8Array(4096);
+    for (let round = 0; round < 4; round++) {
+      for (let i = 0; i < 32; i++) dev.writePage(i, noisy(round * 100 + i));
+      dev.compact();
+      for (let i = 0; i < 32; i++) {
+        dev.readPage(i, out);
+        expect(out).toEqual(noisy(round * 100 + i));
+      }
+    }
+    expect(dev.statValues().io.failedWrites).toBe(0);
+    dev.verify();
+  });
 });
