@@ -12,7 +12,7 @@ import type { AlgorithmParamsStore } from './algorithm-params.js';
 import { createCodec, type Codec } from './codec.js';
 import { PAGE, type DeviceState } from './device-state.js';
 import { ZramError } from './errors.js';
-import { fillWord, newSameScan, sameFilled, type FillWord, type SameScan } from './same-page.js';
+import { fillWord, sameFilled, type FillWord } from './same-page.js';
 import {
   PRIO_SHIFT,
   SIZE_MASK,
@@ -54,7 +54,6 @@ export interface SlotStore extends DeviceState {
   readonly page: Uint8Array;
   /** A compressed object copied out of the pool. */
   readonly cbuf: Uint8Array;
-  readonly scan: SameScan;
   /** The page prepare() fills for this thread's writes (one at a time: writes do not nest). */
   readonly prepared: PreparedPage;
   /** The 64-bit statistics as 32-bit halves (plain reads without BigInts). */
@@ -82,7 +81,6 @@ export function newSlotStore(
     batchNow: 0,
     page: new Uint8Array(PAGE),
     cbuf: new Uint8Array(PAGE),
-    scan: newSameScan(),
     prepared: newPreparedPage(),
     c32: new Int32Array(state.c64.buffer, state.c64.byteOffset, state.c64.length * 2),
   };
@@ -145,7 +143,7 @@ function updateMaxUsed(s: SlotStore, used: number): void {
  * needed). On failure counts failed_writes and throws; nothing stored changes.
  */
 export function prepare(s: SlotStore, page: Uint8Array, p: PreparedPage): void {
-  if (sameFilled(s.scan, page, p)) {
+  if (sameFilled(page, p)) {
     p.same = true;
     return;
   }
