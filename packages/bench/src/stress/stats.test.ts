@@ -60,4 +60,14 @@ describe('bench statistics', () => {
     expect(verdict(2, [1.5, 2.5], { a: 'on', b: 'off', what: 'p99', better: 'lower' })).toMatch(/worse/);
     expect(verdict(1, [0.9, 1.1], { a: 'on', b: 'off', what: 'p99', better: 'lower' })).toMatch(/not distinguishable/);
   });
+
+  it('arms that are zero in some repeats (no lock wait in a short run) give a ratio and interval without NaN', () => {
+    const a = [0, 0, 0, 2, 0];
+    const b = [0, 0, 3, 0, 0];
+    const c = compareArms(a, b, { a: 'pool', b: 'class', what: 'lock wait', better: 'lower' });
+    expect(c.ratio).toBe(1);
+    expect(Number.isNaN(c.ci95[0]) || Number.isNaN(c.ci95[1])).toBe(false);
+    expect(c.ci95[0]).toBeLessThanOrEqual(c.ci95[1]);
+    expect(c.verdict).not.toMatch(/NaN/);
+  });
 });

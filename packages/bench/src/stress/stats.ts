@@ -33,7 +33,10 @@ export function quantileSorted(s: readonly number[], q: number): number {
   const pos = (s.length - 1) * q;
   const lo = Math.floor(pos);
   const hi = Math.ceil(pos);
-  return s[lo]! + (s[hi]! - s[lo]!) * (pos - lo);
+  const a = s[lo]!;
+  const b = s[hi]!;
+  // equal neighbours (both Infinity included: a zero denominator) need no interpolation
+  return a === b ? a : a + (b - a) * (pos - lo);
 }
 
 /** xorshift32 in [0, 1): a fixed seed makes every interval reproducible. */
@@ -72,18 +75,23 @@ export function armStat(samples: readonly number[], seed = 1): ArmStat {
  * 'higher' (throughput) or 'lower' (latency, wait, memory).
  */
 export function compareArms(a: readonly number[], b: readonly number[], names: VerdictNames, seed = 7): Comparison {
-  const ratio = median(a) / median(b);
+  const ratio = ratioOf(median(a), median(b));
   const next = rng(seed);
   const ba = new Array<number>(a.length);
   const bb = new Array<number>(b.length);
   const boots: number[] = [];
   for (let k = 0; k < BOOTSTRAP_RESAMPLES; k++) {
     const d = resampleMedian(b, next, bb);
-    boots.push(resampleMedian(a, next, ba) / d);
+    boots.push(ratioOf(resampleMedian(a, next, ba), d));
   }
   boots.sort((x, y) => x - y);
   const ci95: [number, number] = [quantileSorted(boots, 0.025), quantileSorted(boots, 0.975)];
   return { ratio, ci95, verdict: verdict(ratio, ci95, names) };
+}
+
+/** a / b, where two equal figures (zero against zero included) have the ratio 1, never NaN. */
+function ratioOf(a: number, b: number): number {
+  return a === b ? 1 : a / b;
 }
 
 const f2 = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : String(x));
