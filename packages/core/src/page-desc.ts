@@ -85,6 +85,18 @@ export function getPagePrivate(fd: Int32Array, pfn: number): number {
 export function setPagePrivate(fd: Int32Array, pfn: number, v: number): void {
   fd[pfn * FD_WORDS + FD_PRIVATE] = v;
 }
+/**
+ * A zspage frame that its migrator holds (PG_ISOLATED) is left to the migrator as an
+ * orphan, out of any zspage, when its zspage goes; migrate or putback frees it.
+ * True when the frame was isolated (and is now an orphan); false: the caller frees it.
+ */
+export function orphanIfIsolated(fd: Int32Array, pfn: number): boolean {
+  if ((getFlags(fd, pfn) & PG_ISOLATED) === 0) return false;
+  setFlags(fd, pfn, PG_ISOLATED);
+  setZspageOf(fd, pfn, 0);
+  setNextPfn(fd, pfn, -1);
+  return true;
+}
 /** Zeroes every field of a frame's descriptor (a frame new to the pool). */
 export function clearPageDesc(fd: Int32Array, pfn: number): void {
   fd.fill(0, pfn * FD_WORDS, pfn * FD_WORDS + FD_WORDS);

@@ -35,21 +35,28 @@ import {
   deadIntents,
 } from './intent-log.js';
 import { locationToObj } from './location.js';
-import { byteToPfn, frameWord, offsetInFrame } from './page-desc.js';
-import { PerCpuCache, entryOf } from './percpu-cache.js';
 import {
-  FD_FIRST_OBJ,
-  FD_FLAGS,
-  FD_NEXT,
-  FD_PRIVATE,
-  FD_WORDS,
-  FD_ZSPAGE,
   PG_BUDDY,
   PG_HUGE,
   PG_ISOLATED,
   PG_NEW,
   PG_ZSPAGE,
-} from './phys-mem.js';
+  byteToPfn,
+  frameWord,
+  getFirstObjOffset,
+  getFlags,
+  getNextPfn,
+  getPagePrivate,
+  getZspageOf,
+  offsetInFrame,
+  orphanIfIsolated,
+  setFirstObjOffset,
+  setFlags,
+  setNextPfn,
+  setPagePrivate,
+  setZspageOf,
+} from './page-desc.js';
+import { PerCpuCache, entryOf } from './percpu-cache.js';
 import { P_CPUS, P_PAGES_ALLOCATED, P_ZS_HIGH } from './pool-layout.js';
 import type { VerifySpace } from './verify.js';
 import {
@@ -114,34 +121,32 @@ function rollMigration(pool: RepairSpace, pfn: number, target: number, zs: numbe
   const fd = phys.fd;
   const zd = pool.zd;
   phys.ensure(Math.max(pfn, target));
-  const b = pfn * FD_WORDS;
-  const tb = target * FD_WORDS;
   const z = zs * ZD_WORDS;
-  const srcAttached = (fd[b + FD_FLAGS]! & PG_ZSPAGE) !== 0 && fd[b + FD_ZSPAGE] === zs;
+  const srcAttached = (getFlags(fd, pfn) & PG_ZSPAGE) !== 0 && getZspageOf(fd, pfn) === zs;
   if (!srcAttached) return `migration of frame ${pfn} had finished`; // a leaked source is reclaimed by the check
   if (phase === 0) {
-    if ((fd[tb + FD_FLAGS]! & ~PG_BUDDY) === PG_NEW && fd[tb + FD_ZSPAGE] === 0) phys.releaseFrameLocked(target);
-    if ((fd[b + FD_FLAGS]! & PG_ISOLATED) !== 0) {
-      fd[b + FD_FLAGS]! &= ~PG_ISOLATED;
+    if ((getFlags(fd, target) & ~PG_BUDDY) === PG_NEW && getZspageOf(fd, target) === 0) phys.releaseFrameLocked(target);
+    if ((getFlags(fd, pfn) & PG_ISOLATED) !== 0) {
+      setFlags(fd, pfn, getFlags(fd, pfn) & ~PG_ISOLATED);
       if (zd[z + ZD_ISOLATED]! > 0) zd[z + ZD_ISOLATED]!--;
     }
     return `migration of frame ${pfn} rolled back`;
   }
   // the copy is complete: both frames hold the same bytes, so readers see the same
   // object whichever frame their handle names while the move is finished
-  const f = fd[b + FD_FLAGS]! & ~PG_ISOLATED;
-  fd[tb + FD_FLAGS] = f;
-  fd[tb + FD_ZSPAGE] = zs;
-  fd[tb + FD_FIRST_OBJ] = fd[b + FD_FIRST_OBJ]!;
-  fd[tb + FD_NEXT] = fd[b + FD_NEXT]!;
-  fd[tb + FD_PRIVATE] = fd[b + FD_PRIVATE]!;
+  const f = getFlags(fd, pfn) & ~PG_ISOLATED;
+  setFlags(fd, target, f);
+  setZspageOf(fd, target, zs);
+  setFirstObjOffset(fd, target, getFirstObjOffset(fd, pfn));
+  setNextPfn(fd, target, getNextPfn(fd, pfn));
+  setPagePrivate(fd, target, getPagePrivate(fd, pfn));
   if (zd[z + ZD_FIRST] === pfn) zd[z + ZD_FIRST] = target;
   else {
     let p = zd[z + ZD_FIRST]!;
     for (let n = 0; p >= 0 && n < 64; n++) {
-      const next = fd[p * FD_WORDS + FD_NEXT]!;
+      const next = getNextPfn(fd, p);
       if (next === pfn) {
-        fd[p * FD_WORDS + FD_NEXT] = target;
+        setNextPfn(fd, p, target);
         break;
       }
       p = next;
@@ -149,15 +154,15 @@ function rollMigration(pool: RepairSpace, pfn: number, target: number, zs: numbe
   }
   const hw = pool.handles;
   if ((f & PG_HUGE) !== 0) {
-    const h = fd[b + FD_PRIVATE]!;
+    const h = getPagePrivate(fd, pfn);
     if (h !== 0 && hw.inRange(h) && hw.words[h] === locationToObj(pfn, 0)) hw.words[h] = locationToObj(target, 0);
   } else {
     const c = zd[z + ZD_CLASS]!;
     const size = pool.table.size[c]!;
     const objs = pool.table.objsPerZspage[c]!;
     const words = phys.words;
-    const off0 = fd[b + FD_FIRST_OBJ]!;
-    const first = (fd[b + FD_PRIVATE]! * PAGE_SIZE + off0) / size;
+    const off0 = getFirstObjOffset(fd, pfn);
+    const first = (getPagePrivate(fd, pfn) * PAGE_SIZE + off0) / size;
     for (let off = off0, idx = first; off < PAGE_SIZE && idx < objs; off += size, idx++) {
       const a = frameWord(target, off);
       const w = words[a]!;
@@ -173,11 +178,11 @@ function rollMigration(pool: RepairSpace, pfn: number, target: number, zs: numbe
     }
   }
   let isolated = 0;
-  for (let p = zd[z + ZD_FIRST]!, n = 0; p >= 0 && n < 64; p = fd[p * FD_WORDS + FD_NEXT]!, n++)
-    if ((fd[p * FD_WORDS + FD_FLAGS]! & PG_ISOLATED) !== 0) isolated++;
+  for (let p = zd[z + ZD_FIRST]!, n = 0; p >= 0 && n < 64; p = getNextPfn(fd, p), n++)
+    if ((getFlags(fd, p) & PG_ISOLATED) !== 0) isolated++;
   zd[z + ZD_ISOLATED] = isolated;
-  fd[b + FD_FLAGS] = 0;
-  fd[b + FD_ZSPAGE] = 0;
+  setFlags(fd, pfn, 0);
+  setZspageOf(fd, pfn, 0);
   phys.releaseFrameLocked(pfn);
   return `migration of frame ${pfn} to ${target} rolled forward`;
 }
@@ -189,8 +194,8 @@ function reclaimBuild(pool: RepairSpace, id: number, freeIds: Set<number>): stri
   const present = phys.presentFrames;
   let n = 0;
   for (let pfn = 0; pfn < present; pfn++) {
-    const f = fd[pfn * FD_WORDS + FD_FLAGS]!;
-    if ((f & PG_NEW) !== 0 && (f & PG_ZSPAGE) === 0 && fd[pfn * FD_WORDS + FD_ZSPAGE] === id) {
+    const f = getFlags(fd, pfn);
+    if ((f & PG_NEW) !== 0 && (f & PG_ZSPAGE) === 0 && getZspageOf(fd, pfn) === id) {
       phys.releaseFrameLocked(pfn);
       n++;
     }
@@ -233,19 +238,19 @@ function rebuild(pool: RepairSpace, freeIds: Set<number>): void {
     if (zd[z + ZD_STATE] !== ZS_STATE_LIVE) continue;
     const first = zd[z + ZD_FIRST]!;
     if (first >= 0 && first < present) {
-      const ff = fd[first * FD_WORDS + FD_FLAGS]!;
-      if ((ff & PG_NEW) !== 0 && (ff & PG_ZSPAGE) === 0 && fd[first * FD_WORDS + FD_ZSPAGE] === zs) continue; // being built
+      const ff = getFlags(fd, first);
+      if ((ff & PG_NEW) !== 0 && (ff & PG_ZSPAGE) === 0 && getZspageOf(fd, first) === zs) continue; // being built
     }
     const c = zd[z + ZD_CLASS]!;
     const valid = c >= 0 && c < ZS_SIZE_CLASSES && t.merged[c] === c;
     const k = valid ? t.pagesPerZspage[c]! : 0;
     chain.length = 0;
-    for (let pfn = first; valid && pfn >= 0 && chain.length <= k; pfn = fd[pfn * FD_WORDS + FD_NEXT]!) {
-      const f = pfn < present ? fd[pfn * FD_WORDS + FD_FLAGS]! : 0;
-      if ((f & PG_ZSPAGE) === 0 || fd[pfn * FD_WORDS + FD_ZSPAGE] !== zs || inChain[pfn] !== 0) break;
+    for (let pfn = first; valid && pfn >= 0 && chain.length <= k; pfn = getNextPfn(fd, pfn)) {
+      const f = pfn < present ? getFlags(fd, pfn) : 0;
+      if ((f & PG_ZSPAGE) === 0 || getZspageOf(fd, pfn) !== zs || inChain[pfn] !== 0) break;
       chain.push(pfn);
     }
-    if (!valid || chain.length !== k || fd[chain[k - 1]! * FD_WORDS + FD_NEXT] !== -1) {
+    if (!valid || chain.length !== k || getNextPfn(fd, chain[k - 1]!) !== -1) {
       freeIds.add(zs); // its frames were freed (or taken) under it; strays are reclaimed below
       continue;
     }
@@ -255,7 +260,7 @@ function rebuild(pool: RepairSpace, freeIds: Set<number>): void {
     let used = 0;
     let bytes = 0;
     if (t.huge[c] !== 0) {
-      const h = fd[first * FD_WORDS + FD_PRIVATE]!;
+      const h = getPagePrivate(fd, first);
       const len = zd[z + ZD_HUGE_SIZE]!;
       if (
         h > 0 &&
@@ -270,7 +275,7 @@ function rebuild(pool: RepairSpace, freeIds: Set<number>): void {
         bytes = len;
         zd[z + ZD_FREEOBJ] = -1;
       } else {
-        fd[first * FD_WORDS + FD_PRIVATE] = 0;
+        setPagePrivate(fd, first, 0);
         zd[z + ZD_HUGE_SIZE] = 0;
         zd[z + ZD_FREEOBJ] = 0;
       }
@@ -307,18 +312,13 @@ function rebuild(pool: RepairSpace, freeIds: Set<number>): void {
     zd[z + ZD_INUSE] = inuse;
     zd[z + ZD_NRPAGES] = k;
     let isolated = 0;
-    for (const pfn of chain) if ((fd[pfn * FD_WORDS + FD_FLAGS]! & PG_ISOLATED) !== 0) isolated++;
+    for (const pfn of chain) if ((getFlags(fd, pfn) & PG_ISOLATED) !== 0) isolated++;
     zd[z + ZD_ISOLATED] = isolated;
     if (inuse === 0) {
       // no live object: the zspage goes (an isolated frame is left to its migrator, as freeZspage does)
       for (const pfn of chain) {
         inChain[pfn] = 0;
-        const b = pfn * FD_WORDS;
-        if ((fd[b + FD_FLAGS]! & PG_ISOLATED) !== 0) {
-          fd[b + FD_FLAGS] = PG_ISOLATED;
-          fd[b + FD_ZSPAGE] = 0;
-          fd[b + FD_NEXT] = -1;
-        } else phys.releaseFrameLocked(pfn);
+        if (!orphanIfIsolated(fd, pfn)) phys.releaseFrameLocked(pfn);
       }
       zd[z + ZD_FIRST] = -1;
       zd[z + ZD_FG] = -1;
@@ -344,14 +344,8 @@ function rebuild(pool: RepairSpace, freeIds: Set<number>): void {
   }
   // zspage frames no zspage owns any more (a zspage freed midway)
   for (let pfn = 0; pfn < present; pfn++) {
-    const b = pfn * FD_WORDS;
-    const f = fd[b + FD_FLAGS]!;
-    if ((f & PG_ZSPAGE) === 0 || inChain[pfn] !== 0) continue;
-    if ((f & PG_ISOLATED) !== 0) {
-      fd[b + FD_FLAGS] = PG_ISOLATED;
-      fd[b + FD_ZSPAGE] = 0;
-      fd[b + FD_NEXT] = -1;
-    } else phys.releaseFrameLocked(pfn);
+    if ((getFlags(fd, pfn) & PG_ZSPAGE) === 0 || inChain[pfn] !== 0) continue;
+    if (!orphanIfIsolated(fd, pfn)) phys.releaseFrameLocked(pfn);
   }
   // handle words that name no live object: retired (the number is not reused)
   for (let h = 1; h <= cap; h++) if (hw.words[h]! >= 0 && matched[h] === 0) hw.words[h] = -1;
@@ -370,7 +364,7 @@ function rebuildBuddyIfBroken(pool: RepairSpace, inChain: Uint8Array): void {
   try {
     phys.verifyFreeListsLocked(owner);
     for (let pfn = 0; pfn < present && !broken; pfn++)
-      broken = owner[pfn] === 0 && (fd[pfn * FD_WORDS + FD_FLAGS]! & ~PG_BUDDY) === 0;
+      broken = owner[pfn] === 0 && (getFlags(fd, pfn) & ~PG_BUDDY) === 0;
   } catch {
     broken = true;
   }

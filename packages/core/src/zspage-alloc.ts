@@ -12,11 +12,11 @@ import { type ClassLists, fixFullness, listRemove } from './fullness.js';
 import { type ObjectSpace, initFreeObjects } from './objects.js';
 import {
   PG_HUGE,
-  PG_ISOLATED,
   PG_NEW,
   PG_ZSPAGE,
   getFlags,
   getNextPfn,
+  orphanIfIsolated,
   setFirstObjOffset,
   setFlags,
   setNextPfn,
@@ -165,13 +165,7 @@ export function freeZspage(s: ZspageSpace, c: number, zs: number): void {
   let pfn = zd[z + ZD_FIRST]!;
   while (pfn >= 0) {
     const next = getNextPfn(fd, pfn);
-    if ((getFlags(fd, pfn) & PG_ISOLATED) !== 0) {
-      setFlags(fd, pfn, PG_ISOLATED); // orphan: no longer PG_ZSPAGE
-      setZspageOf(fd, pfn, 0);
-      setNextPfn(fd, pfn, -1);
-    } else {
-      pfns[n++] = pfn;
-    }
+    if (!orphanIfIsolated(fd, pfn)) pfns[n++] = pfn;
     pfn = next;
   }
   s.phys.freeFrames(pfns, n);
