@@ -36,9 +36,8 @@ import {
   nbd,
 } from '@zsmalloc/workers';
 import type { Socket } from 'node:net';
-import { defaultResultsDir, writeJson } from './report.js';
+import { jsonReportPath, writeJson } from './report.js';
 import { intFlag, rtcFlag } from './stress/options.js';
-import { join } from 'node:path';
 
 const USAGE = `usage: nbd-alloc.js [options]
   --requests N      requests measured per direction (default 50000)
@@ -102,7 +101,7 @@ function options(argv: string[]): Args {
     rtc: rtcFlag(values.rtc),
     structured: values.structured,
     sites: values.sites,
-    json: values['no-json'] ? null : (values.json ?? join(defaultResultsDir(), 'nbd-alloc.json')),
+    json: jsonReportPath(values.json, values['no-json'], 'nbd-alloc.json'),
   };
 }
 

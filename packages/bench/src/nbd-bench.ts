@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect, createServer } from 'node:net';
-import { defaultResultsDir, writeJson } from './report.js';
+import { jsonReportPath, writeJson } from './report.js';
 import { intFlag, rtcFlag } from './stress/options.js';
 
 const USAGE = `usage: nbd-bench.js [options]
@@ -74,7 +74,7 @@ function options(argv: string[]): Args {
     iodepth: intFlag('iodepth', values.iodepth, 1),
     repeats: intFlag('repeats', values.repeats, 1),
     cpuProf: values['cpu-prof'] ?? null,
-    json: values['no-json'] ? null : (values.json ?? join(defaultResultsDir(), 'nbd.json')),
+    json: jsonReportPath(values.json, values['no-json'], 'nbd.json'),
   };
 }
 

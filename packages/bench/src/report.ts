@@ -4,7 +4,7 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** A target from the issue, checked against one row (never asserted in tests). */
@@ -139,6 +139,11 @@ export function makeReport(rows: BenchRow[], smoke: boolean, wallSeconds: number
 /** bench-results/ at the repository root (this file is packages/bench/{src,dist}/report.*). */
 export function defaultResultsDir(): string {
   return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bench-results');
+}
+
+/** Where a command's JSON report goes: --json PATH, none with --no-json, else `name` in the results folder. */
+export function jsonReportPath(json: string | undefined, noJson: boolean | undefined, name: string): string | null {
+  return noJson ? null : (json ?? join(defaultResultsDir(), name));
 }
 
 /** Writes the report as JSON, creating the folder; returns the path written. */
