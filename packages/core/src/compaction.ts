@@ -11,7 +11,7 @@ import { type ClassLists, fixFullness, isolateDstZspage, isolateSrcZspage } from
 import { SITE_COMPACT_ISOLATE, SITE_COMPACT_MIGRATE } from './lock-classes.js';
 import { locationToObj } from './location.js';
 import { type ObjectStore, copyAcross, objDataAddr, objFree, objMalloc, publishHandle } from './objects.js';
-import { byteToPfn, frameByte, frameWord, getNextPfn, offsetInFrame } from './page-desc.js';
+import { byteToPfn, frameByte, getNextPfn, offsetInFrame } from './page-desc.js';
 import { P_COMPACTING, P_PAGES_COMPACTED, P_ZS_COMPACT_RUNS } from './pool-layout.js';
 import { type StatSpace, canCompact } from './pool-stats.js';
 import { type ZspageSpace, putbackOrFree } from './zspage-alloc.js';
@@ -123,8 +123,8 @@ function migrateObjects(s: CompactionSpace, c: number, src: number, dst: number)
   const size = s.table.size[c]!;
   const objs = s.table.objsPerZspage[c]!;
   const zd = s.zd;
-  const words = s.phys.words;
-  const fd = s.phys.fd;
+  const phys = s.phys;
+  const fd = phys.fd;
   let moved = 0;
   let pfn = zd[src * ZD_WORDS + ZD_FIRST]!;
   let frameIdx = 0;
@@ -135,7 +135,9 @@ function migrateObjects(s: CompactionSpace, c: number, src: number, dst: number)
       pfn = getNextPfn(fd, pfn);
       frameIdx++;
     }
-    const a = frameWord(pfn, offsetInFrame(off));
+    phys.ensure(pfn);
+    const words = phys.wordsOf(pfn);
+    const a = phys.wordIndex(pfn, offsetInFrame(off));
     const w = words[a]!;
     if ((w & 1) === 0 || w === RESERVED_HEADER) continue; // free, or reserved by a per-CPU cache
     const h = w >>> 1;

@@ -20,6 +20,9 @@ const GROW_HANDLES = 16384;
 const CACHE_SIZE = 64;
 const CACHE_BATCH = 32;
 
+/** Most handles a table holds: its words fit one growable buffer (4 GiB on Node 20). */
+export const HANDLE_MAX = 2 ** 30 - 1;
+
 export function createHandleTable(maxHandles: number): SharedArrayBuffer {
   return new SharedArrayBuffer(0, { maxByteLength: (maxHandles + 1) * 4 });
 }

@@ -30,7 +30,7 @@ import { LC_CLASS, LC_POOL, SITE_FREE, SITE_MALLOC, SITE_UNKNOWN } from './lock-
 import type { LockContext } from './locks.js';
 import { objToOffset, objToPfn } from './location.js';
 import { type HandleSpace, resolveHandle, zspageClass } from './objects.js';
-import { PG_ZSPAGE, frameWord, getFlags, getPagePrivate, getZspageOf } from './page-desc.js';
+import { PG_ZSPAGE, getFlags, getPagePrivate, getZspageOf } from './page-desc.js';
 import { P_LOCK, P_POOL_MUTEX } from './pool-layout.js';
 import { CL_LOCK, CL_WORDS, ZD_CLASS, ZD_STATE, ZD_WORDS, ZS_STATE_LIVE, encodeHeader } from './zspage.js';
 
@@ -90,7 +90,7 @@ function stillAt(s: FreeSpace, handle: number, loc: number, zs: number, c: numbe
   if (s.table.huge[c] !== 0) {
     if (getPagePrivate(fd, pfn) !== handle) return false;
   } else {
-    if (s.phys.words[frameWord(pfn, objToOffset(loc))] !== encodeHeader(handle)) return false;
+    if (s.phys.wordsOf(pfn)[s.phys.wordIndex(pfn, objToOffset(loc))] !== encodeHeader(handle)) return false;
   }
   // with per-CPU caches a lock-free free may race for the handle: claim it atomically
   if (s.pcpWords !== null) return Atomics.compareExchange(s.handles.words, handle, loc, -1) === loc;

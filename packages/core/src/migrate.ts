@@ -45,7 +45,6 @@ import {
   PG_HUGE,
   PG_ISOLATED,
   PG_ZSPAGE,
-  frameWord,
   getFirstObjOffset,
   getFlags,
   getNextPfn,
@@ -219,7 +218,7 @@ export function migrateFrame(s: MigrationSpace, pfn: number, target: number): nu
     }
   } else {
     const size = s.table.size[c]!;
-    const words = s.phys.words;
+    const words = s.phys.wordsOf(target);
     const objs = s.table.objsPerZspage[c]!;
     const off0 = getFirstObjOffset(fd, pfn);
     // objects that start in this frame, by index (no division per object); the
@@ -227,7 +226,7 @@ export function migrateFrame(s: MigrationSpace, pfn: number, target: number): nu
     // the frame, which the copy keeps: only its frame number changes.
     const first = (getPagePrivate(fd, pfn) * PAGE_SIZE + off0) / size;
     for (let off = off0, idx = first; off < PAGE_SIZE && idx < objs; off += size, idx++) {
-      const a = frameWord(target, off);
+      const a = s.phys.wordIndex(target, off);
       const loc = locationToObj(target, off);
       const w = words[a]!;
       if ((w & 1) === 0) continue;

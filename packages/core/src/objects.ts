@@ -12,17 +12,14 @@ import { locationToObj, objToOffset, objToPfn } from './location.js';
 import {
   PG_ZSPAGE,
   byteToPfn,
-  byteToWord,
   frameBase,
   frameByte,
-  frameWord,
   getFlags,
   getNextPfn,
   getPagePrivate,
   getZspageOf,
   offsetInFrame,
   setPagePrivate,
-  windowOffset,
 } from './page-desc.js';
 import type { PhysMem } from './phys-mem.js';
 import type { SizeClassTable } from './size-class.js';
@@ -88,11 +85,14 @@ export function objIndex(s: ObjectSpace, c: number, loc: number): number {
   return (getPagePrivate(s.phys.fd, objToPfn(loc)) * PAGE_SIZE + objToOffset(loc)) / s.table.size[c]!;
 }
 
-/** Word address of the header of the (non-huge) object at location loc; its frame is made visible. */
+/**
+ * Index in phys.wordsOf(objToPfn(loc)) of the header of the (non-huge) object at
+ * location loc; its frame is made visible.
+ */
 export function objHeaderWord(s: ObjectSpace, _c: number, loc: number): number {
   const pfn = objToPfn(loc);
   s.phys.ensure(pfn);
-  return frameWord(pfn, objToOffset(loc));
+  return s.phys.wordIndex(pfn, objToOffset(loc));
 }
 
 /** Byte address of the data of the object at location loc of class c (its frame is in the views). */
@@ -105,13 +105,9 @@ export function objDataAddr(s: ObjectSpace, c: number, loc: number): number {
 /** Length of the object of zspage zs of class c whose data starts at byte address `data` (objDataAddr). */
 export function objDataLen(s: ObjectSpace, zs: number, c: number, data: number): number {
   if (s.table.huge[c] !== 0) return s.zd[zs * ZD_WORDS + ZD_HUGE_SIZE]!;
-  return s.phys.words[byteToWord(data - ZS_HANDLE_SIZE) + 1]!; // the header's second word
-}
-
-/** Word address of the header of object idx of zspage zs of class c (walks the chain). */
-function objWordAt(s: ObjectSpace, zs: number, c: number, idx: number): number {
-  const off = idx * s.table.size[c]!;
-  return frameWord(frameAt(s, zs, off), offsetInFrame(off));
+  const header = data - ZS_HANDLE_SIZE;
+  const pfn = byteToPfn(header);
+  return s.phys.wordsOf(pfn)[s.phys.wordIndex(pfn, offsetInFrame(header)) + 1]!; // the header's second word
 }
 
 /**
@@ -132,8 +128,8 @@ export function initFreeObjects(s: ObjectSpace, zs: number, c: number): void {
       pfn = getNextPfn(fd, pfn);
       phys.ensure(pfn);
     }
-    const w = frameWord(pfn, offsetInFrame(off));
-    const words = phys.words;
+    const w = phys.wordIndex(pfn, offsetInFrame(off));
+    const words = phys.wordsOf(pfn);
     words[w] = encodeFreeLink(idx + 1 < objs ? idx + 1 : -1);
     words[w + 1] = 0;
   }
@@ -159,8 +155,8 @@ export function objMalloc(s: ObjectStore, zs: number, c: number, h: number, size
     const off = idx * s.table.size[c]!;
     const pfn = frameAt(s, zs, off);
     loc = locationToObj(pfn, offsetInFrame(off));
-    const words = s.phys.words;
-    const w = frameWord(pfn, offsetInFrame(off));
+    const words = s.phys.wordsOf(pfn);
+    const w = s.phys.wordIndex(pfn, offsetInFrame(off));
     zd[z + ZD_FREEOBJ] = decodeFreeLink(words[w]!);
     words[w] = encodeHeader(h);
     words[w + 1] = size;
@@ -193,8 +189,8 @@ export function objFree(s: ObjectStore, zs: number, c: number, loc: number): voi
     zd[z + ZD_HUGE_SIZE] = 0;
   } else {
     s.phys.ensure(pfn);
-    const w = frameWord(pfn, objToOffset(loc));
-    const words = s.phys.words;
+    const w = s.phys.wordIndex(pfn, objToOffset(loc));
+    const words = s.phys.wordsOf(pfn);
     size = words[w + 1]!;
     words[w] = encodeFreeLink(zd[z + ZD_FREEOBJ]!);
     words[w + 1] = 0;
@@ -217,8 +213,8 @@ export function objReserve(s: ObjectSpace, zs: number, c: number): number {
   const idx = zd[z + ZD_FREEOBJ]!;
   const off = idx * s.table.size[c]!;
   const pfn = frameAt(s, zs, off);
-  const w = frameWord(pfn, offsetInFrame(off));
-  const words = s.phys.words;
+  const w = s.phys.wordIndex(pfn, offsetInFrame(off));
+  const words = s.phys.wordsOf(pfn);
   zd[z + ZD_FREEOBJ] = decodeFreeLink(words[w]!);
   words[w] = RESERVED_HEADER;
   words[w + 1] = 0;
@@ -230,8 +226,10 @@ export function objReserve(s: ObjectSpace, zs: number, c: number): number {
 export function objUnreserve(s: ObjectSpace, zs: number, c: number, idx: number): void {
   const zd = s.zd;
   const z = zs * ZD_WORDS;
-  const w = objWordAt(s, zs, c, idx);
-  const words = s.phys.words;
+  const off = idx * s.table.size[c]!;
+  const pfn = frameAt(s, zs, off);
+  const w = s.phys.wordIndex(pfn, offsetInFrame(off));
+  const words = s.phys.wordsOf(pfn);
   words[w] = encodeFreeLink(zd[z + ZD_FREEOBJ]!);
   words[w + 1] = 0;
   zd[z + ZD_FREEOBJ] = idx;
@@ -253,7 +251,7 @@ export function resolveHandle(s: HandleSpace, h: number): number {
   if ((getFlags(fd, pfn) & PG_ZSPAGE) === 0) return -1;
   const c = zspageClass(s.zd, getZspageOf(fd, pfn));
   if (s.table.huge[c]) return getPagePrivate(fd, pfn) === h ? loc : -1;
-  return s.phys.words[frameWord(pfn, objToOffset(loc))] === encodeHeader(h) ? loc : -1;
+  return s.phys.wordsOf(pfn)[s.phys.wordIndex(pfn, objToOffset(loc))] === encodeHeader(h) ? loc : -1;
 }
 
 /**
@@ -270,40 +268,40 @@ export function nextFrameBase(phys: PhysMem, addr: number): number {
 export function copyIn(phys: PhysMem, addr: number, src: Uint8Array, len: number): void {
   const room = PAGE_SIZE - offsetInFrame(addr);
   if (len <= room) {
-    phys.bytesAt(addr).set(len === src.length ? src : src.subarray(0, len), windowOffset(addr));
+    phys.bytesAt(addr).set(len === src.length ? src : src.subarray(0, len), phys.byteIndex(addr));
     return;
   }
   const next = nextFrameBase(phys, addr);
-  phys.bytesAt(addr).set(src.subarray(0, room), windowOffset(addr));
-  phys.bytesAt(next).set(src.subarray(room, len), windowOffset(next));
+  phys.bytesAt(addr).set(src.subarray(0, room), phys.byteIndex(addr));
+  phys.bytesAt(next).set(src.subarray(room, len), phys.byteIndex(next));
 }
 
 /** Copies `len` bytes from byte address addr into dst, crossing into the next frame if needed. */
 export function copyOut(phys: PhysMem, addr: number, dst: Uint8Array, len: number): void {
   const room = PAGE_SIZE - offsetInFrame(addr);
-  const at = windowOffset(addr);
+  const at = phys.byteIndex(addr);
   if (len <= room) {
     dst.set(phys.bytesAt(addr).subarray(at, at + len));
     return;
   }
   const next = nextFrameBase(phys, addr);
-  const nat = windowOffset(next);
+  const nat = phys.byteIndex(next);
   dst.set(phys.bytesAt(addr).subarray(at, at + room));
   dst.set(phys.bytesAt(next).subarray(nat, nat + len - room), room);
 }
 
 /**
  * Copies len bytes between two byte addresses, each of which may cross into the
- * next frame of its zspage chain. copyWithin within one window: no allocation.
+ * next frame of its zspage chain. copyWithin within one segment: no allocation.
  */
 export function copyAcross(phys: PhysMem, from: number, to: number, len: number): void {
   while (len > 0) {
     const n = Math.min(len, PAGE_SIZE - offsetInFrame(from), PAGE_SIZE - offsetInFrame(to));
     const src = phys.bytesAt(from);
     const dst = phys.bytesAt(to);
-    const f = windowOffset(from);
-    if (src === dst) src.copyWithin(windowOffset(to), f, f + n);
-    else dst.set(src.subarray(f, f + n), windowOffset(to));
+    const f = phys.byteIndex(from);
+    if (src === dst) src.copyWithin(phys.byteIndex(to), f, f + n);
+    else dst.set(src.subarray(f, f + n), phys.byteIndex(to));
     len -= n;
     if (len === 0) return;
     from += n;

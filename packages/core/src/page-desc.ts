@@ -2,8 +2,9 @@
 // layout of a frame's descriptor in shared memory (FD_WORDS Int32 fields per
 // frame), the page flags, one-line getters and setters for every field, and the
 // arithmetic that turns a frame number and an offset into an address in the
-// memory views. Nothing else in the package spells out `pfn * FD_WORDS + F` or
-// `pfn * PAGE_SIZE`: a wider address space changes these functions only.
+// memory. Nothing else in the package spells out `pfn * FD_WORDS + F` or
+// `pfn * PAGE_SIZE`: a wider address space changes these functions (and PhysMem's
+// view lookups) only.
 // They are tiny and monomorphic (Int32Array, numbers) so V8 inlines them.
 
 import { PAGE_SIZE } from './constants.js';
@@ -106,16 +107,13 @@ export function pageDescBytes(frames: number): number {
   return frames * FD_WORDS * 4;
 }
 
-// ---- frame addressing (the memory views: bytes and Int32 words)
+// ---- frame addressing: byte addresses
 //
-// Byte addresses run past 2^32 in a pool past 4 GiB, so nothing here shifts a
-// byte address with `>>>` (it would wrap): division by a power of two is exact
-// for these integers. A typed array holds at most 2^32 elements, so the Int32
-// word view covers 16 GiB and the byte views are windows of 4 GiB each
-// (byteWindow, windowOffset); a span inside one frame never crosses a window.
-
-/** Bytes one byte view (window) covers: a typed array's 2^32-element limit. */
-export const BYTE_WINDOW = 2 ** 32;
+// A byte address is frame * PAGE_SIZE + offset, and runs past 2^32 in a pool past
+// 4 GiB, so nothing here shifts one with `>>>` (it would wrap): division by a power
+// of two is exact for these integers. Which memory view holds an address, and the
+// index in it, depends on the pool's segments: PhysMem's wordsOf/wordIndex and
+// bytesAt/byteIndex (phys-mem.ts). A span inside one frame never crosses a segment.
 
 /** Byte address of the first byte of frame pfn. */
 export function frameBase(pfn: number): number {
@@ -125,18 +123,6 @@ export function frameBase(pfn: number): number {
 export function frameByte(pfn: number, off: number): number {
   return pfn * PAGE_SIZE + off;
 }
-/** Word address (index in the Int32 view) of byte `off` (a multiple of 4) of frame pfn. */
-export function frameWord(pfn: number, off: number): number {
-  return pfn * (PAGE_SIZE >> 2) + (off >> 2);
-}
-/** Word address of a byte address (a multiple of 4). */
-export function byteToWord(addr: number): number {
-  return addr / 4;
-}
-/** Byte address of a word address. */
-export function wordToByte(w: number): number {
-  return w * 4;
-}
 /** The frame holding byte address addr (or the page of a zspage holding byte `addr` of it). */
 export function byteToPfn(addr: number): number {
   return Math.floor(addr / PAGE_SIZE);
@@ -144,12 +130,4 @@ export function byteToPfn(addr: number): number {
 /** Offset of byte address addr inside its frame (`&` keeps the low bits of any integer below 2^53). */
 export function offsetInFrame(addr: number): number {
   return addr & (PAGE_SIZE - 1);
-}
-/** The byte view (window) holding byte address addr. */
-export function byteWindow(addr: number): number {
-  return (addr - (addr >>> 0)) / BYTE_WINDOW;
-}
-/** Index of byte address addr in its window's view. */
-export function windowOffset(addr: number): number {
-  return addr >>> 0;
 }

@@ -35,6 +35,7 @@ import type { HandleTable } from './handles.js';
 import type { MoverGate } from './lock-policy.js';
 
 import { CL_OBJ_USED, CL_WORDS, RESERVED_HEADER } from './zspage.js';
+import { objToPfn } from './location.js';
 import { objHeaderWord, objIndex, objReserve, objUnreserve, zspageOfObj } from './objects.js';
 import { type ZspageSpace, newZspageLocked, putbackOrFree } from './zspage-alloc.js';
 
@@ -280,7 +281,8 @@ export function refillMagazine(s: CacheSpace, c: number): boolean {
     fixFullness(s, c, zs);
     words[m + MG_ENTRIES + count] = loc;
     // named at once: migration may move it while the lock is dropped to build a zspage
-    s.phys.words[objHeaderWord(s, c, loc) + 1] = backRef(pcp.cpu, count);
+    const a = objHeaderWord(s, c, loc);
+    s.phys.wordsOf(objToPfn(loc))[a + 1] = backRef(pcp.cpu, count);
     count++;
     words[m + MG_COUNT] = count;
   }
@@ -297,8 +299,11 @@ function stackBatch(s: CacheSpace, c: number, words: Int32Array, m: number, from
     words[j] = t;
   }
   const cpu = s.pcp!.cpu;
-  const phys = s.phys.words;
-  for (let k = from; k < to; k++) phys[objHeaderWord(s, c, words[m + MG_ENTRIES + k]!) + 1] = backRef(cpu, k);
+  for (let k = from; k < to; k++) {
+    const e = words[m + MG_ENTRIES + k]!;
+    const a = objHeaderWord(s, c, e); // makes the frame visible first
+    s.phys.wordsOf(objToPfn(e))[a + 1] = backRef(cpu, k);
+  }
 }
 
 /** Gives the top half of this CPU's full magazine of class c back to the zspages. */
@@ -335,7 +340,8 @@ function drainLocked(s: CacheSpace, words: Int32Array, bytes: Float64Array, cpu:
 
 /** Is the object an entry names still reserved (its header RESERVED_HEADER)? */
 function reservedObject(s: CacheSpace, c: number, e: number): boolean {
-  const w = s.phys.words[objHeaderWord(s, c, e)]!;
+  const a = objHeaderWord(s, c, e);
+  const w = s.phys.wordsOf(objToPfn(e))[a]!;
   if (w === RESERVED_HEADER) return true;
   const h = w >>> 1;
   if ((w & 1) === 0 || !s.handles.inRange(h)) return true; // not a live object: give it back

@@ -4,14 +4,18 @@
 // lists of its own that only movable allocations (zspage frames) may take from.
 //
 // Memory comes in max-order steps (4 MiB) as allocations need it, never given back.
-// Up to 4 GiB it is one growable SharedArrayBuffer, grown by each step. A growable
-// buffer cannot be reserved past 4 GiB, so a larger pool reserves one fixed-length
-// buffer of its full size at creation and each step only hands the next frames to
-// the buddy allocator: the operating system commits a page of it when it is first
-// written, so the process's memory still follows what is used. Frame numbers go up
-// to PHYS_MAX_FRAMES (16 GiB): one Int32Array view, which holds at most 2^32
-// elements, covers every frame's words; bytes are seen through 4 GiB windows
-// (page-desc.ts).
+// It is a row of segments, each one growable SharedArrayBuffer of up to 4 GiB (the
+// most a growable buffer can reserve on Node 20, and the most elements a typed array
+// holds): segment k holds frames [k * segmentFrames, (k + 1) * segmentFrames). Every
+// segment is reserved (address space only) when the pool is created, so other
+// threads receive them all up front; each step grows the segment its frames fall in,
+// so the process's memory follows what is used. Segments are whole max-order blocks,
+// so no buddy block straddles two; a zspage's frames may lie in different segments.
+// Each thread sees a segment through one Int32 view and one byte view: a frame's
+// words are wordsOf(pfn)[wordIndex(pfn, off)], its bytes bytesAt(addr)[byteIndex(addr)].
+// Frame numbers go up to PHYS_MAX_FRAMES (32 GiB: what a location word can name).
+// A pool may ask for smaller segments (segmentBytes), a testing knob that puts
+// segment boundaries inside a small pool.
 //
 // The zone lock is innermost (the lock order is written in lock-classes.ts).
 
@@ -21,11 +25,8 @@ import type { LockContext } from './locks.js';
 import { SITE_UNKNOWN, SITE_ZONE_ALLOC, SITE_ZONE_FREE } from './lock-classes.js';
 import { LOCATION_PFN_LIMIT } from './location.js';
 import {
-  BYTE_WINDOW,
   PG_BUDDY,
   PG_NEW,
-  byteToPfn,
-  byteToWord,
   clearPageDesc,
   frameBase,
   getBuddyNext,
@@ -41,8 +42,6 @@ import {
   setOrder,
   setPagePrivate,
   setZspageOf,
-  windowOffset,
-  byteWindow,
 } from './page-desc.js';
 
 // The frame descriptors' layout, flags and accessors live in page-desc.ts.
@@ -75,7 +74,8 @@ export const Z_CMA_END = 6;
 export const Z_GROWS = 7;
 export const Z_HEADS = 8; // [2][NR_ORDERS] list heads
 export const Z_COUNTS = Z_HEADS + 2 * NR_ORDERS; // [2][NR_ORDERS] block counts
-export const ZONE_WORDS = Z_COUNTS + 2 * NR_ORDERS;
+export const Z_SEG_SHIFT = Z_COUNTS + 2 * NR_ORDERS; // log2 of frames per segment
+export const ZONE_WORDS = Z_SEG_SHIFT + 1;
 
 export const MT_NORMAL = 0;
 export const MT_CMA = 1;
@@ -83,40 +83,72 @@ export const MT_CMA = 1;
 /** Frames added per growth of the SAB: one max-order block (4 MiB). */
 const GROW_FRAMES = 1 << MAX_ORDER;
 
-/** Largest memory one growable SharedArrayBuffer can be reserved for. */
-export const GROWABLE_MAX_BYTES = 2 ** 32;
-/**
- * Most frames a pool can have: one Int32Array view (2^32 elements) covers their
- * words (16 GiB); a location word could name more (LOCATION_PFN_LIMIT).
- */
-export const PHYS_MAX_FRAMES = Math.min(LOCATION_PFN_LIMIT, (2 ** 32 * 4) / frameBase(1));
+/** Largest segment: the most one growable SharedArrayBuffer can reserve on Node 20 (and a byte view's length). */
+export const SEGMENT_MAX_BYTES = 2 ** 32;
+/** Smallest segment: one max-order block, so no buddy block straddles two segments. */
+export const SEGMENT_MIN_BYTES = GROW_FRAMES * PAGE_SIZE;
+/** Most frames a pool can have: what a location word names (32 GiB). */
+export const PHYS_MAX_FRAMES = LOCATION_PFN_LIMIT;
+/** Words of a frame (the shift below is log2 of it). */
+const FRAME_WORD_SHIFT = 10;
 
 export interface PhysMemShared {
-  /** The frames' memory: growable up to 4 GiB, or fixed-length (reserved at its full size) beyond. */
-  mem: SharedArrayBuffer;
+  /**
+   * The frames' memory: growable buffers, segment k holding frames from
+   * k << zone[Z_SEG_SHIFT]; all but the last are full-size segments.
+   */
+  segments: SharedArrayBuffer[];
   frames: SharedArrayBuffer;
   zone: SharedArrayBuffer;
 }
 
-/** The frames' memory for maxFrames frames (see the top of this file). */
-function reserveMemory(maxFrames: number): SharedArrayBuffer {
-  const bytes = frameBase(maxFrames);
-  if (bytes <= GROWABLE_MAX_BYTES) return new SharedArrayBuffer(0, { maxByteLength: bytes });
-  try {
-    return new SharedArrayBuffer(bytes);
-  } catch (e) {
-    throw new ZsError('ENOMEM', `cannot reserve ${bytes} bytes of pool memory: ${(e as Error).message}`);
-  }
+/** Checks a segment size: a power of two from SEGMENT_MIN_BYTES to SEGMENT_MAX_BYTES. */
+export function assertSegmentBytes(bytes: number): void {
+  if (
+    typeof bytes !== 'number' ||
+    !Number.isInteger(bytes) ||
+    bytes < SEGMENT_MIN_BYTES ||
+    bytes > SEGMENT_MAX_BYTES ||
+    2 ** Math.round(Math.log2(bytes)) !== bytes
+  )
+    throw new ZsError(
+      'EINVAL',
+      `segmentBytes must be a power of two from ${SEGMENT_MIN_BYTES} to ${SEGMENT_MAX_BYTES}, got ${String(bytes)}`,
+    );
 }
 
-export function createPhysMemShared(maxFrames: number, cmaFrames: number): PhysMemShared {
+/** Reserves the segments of maxFrames frames (address space; nothing is committed until grown). */
+function reserveSegments(maxFrames: number, segFrames: number): SharedArrayBuffer[] {
+  const out: SharedArrayBuffer[] = [];
+  for (let first = 0; first < maxFrames; first += segFrames) {
+    const bytes = frameBase(Math.min(segFrames, maxFrames - first));
+    try {
+      out.push(new SharedArrayBuffer(0, { maxByteLength: bytes }));
+    } catch (e) {
+      throw new ZsError(
+        'ENOMEM',
+        `cannot reserve ${bytes} bytes for segment ${out.length} of pool memory: ${(e as Error).message}`,
+      );
+    }
+  }
+  return out;
+}
+
+export function createPhysMemShared(
+  maxFrames: number,
+  cmaFrames: number,
+  segmentBytes: number = SEGMENT_MAX_BYTES,
+): PhysMemShared {
   if (!Number.isInteger(maxFrames) || maxFrames < 1 || maxFrames > PHYS_MAX_FRAMES)
     throw new ZsError('EINVAL', `a pool has 1..${PHYS_MAX_FRAMES} frames, got ${maxFrames}`);
-  const mem = reserveMemory(maxFrames);
+  assertSegmentBytes(segmentBytes);
+  const segFrames = segmentBytes / PAGE_SIZE;
+  const segments = reserveSegments(maxFrames, segFrames);
   const frames = new SharedArrayBuffer(pageDescBytes(maxFrames));
   const zone = new SharedArrayBuffer(ZONE_WORDS * 4);
   const z = new Int32Array(zone);
   z[Z_MAX] = maxFrames;
+  z[Z_SEG_SHIFT] = Math.round(Math.log2(segFrames));
   for (let k = 0; k < 2 * NR_ORDERS; k++) z[Z_HEADS + k] = -1;
   if (cmaFrames > 0) {
     // The movable-only region sits at the bottom of memory (backed first), in whole
@@ -128,19 +160,26 @@ export function createPhysMemShared(maxFrames: number, cmaFrames: number): PhysM
     z[Z_CMA_START] = maxFrames;
     z[Z_CMA_END] = maxFrames;
   }
-  return { mem, frames, zone };
+  return { segments, frames, zone };
 }
 
 export class PhysMem {
   readonly shared: PhysMemShared;
   readonly fd: Int32Array;
   readonly zone: Int32Array;
-  /** Views over the frames present when last refreshed (fixed length: fast). */
-  /** The byte view of the first 4 GiB window (windows[0]). */
-  bytes: Uint8Array;
-  /** Byte views, window k covering byte addresses [k * 2^32, (k + 1) * 2^32) (page-desc.ts). */
-  windows: Uint8Array[];
-  words: Int32Array;
+  /** log2 of frames per segment; segMask: a frame's number within its segment. */
+  readonly segShift: number;
+  readonly segMask: number;
+  /** Bytes per (full) segment, and its reciprocal (exact: a power of two). */
+  readonly segSize: number;
+  private readonly segScale: number;
+  /**
+   * This thread's views of each segment, over the frames it held when last refreshed
+   * (fixed-length views: fast). A segment not yet grown has empty views.
+   */
+  segWords: Int32Array[];
+  segBytes: Uint8Array[];
+  /** Frames the views cover, from frame 0. */
   viewFrames: number;
   private readonly locks: LockContext;
   private readonly zoneLockCls: number;
@@ -151,10 +190,13 @@ export class PhysMem {
     this.zone = new Int32Array(shared.zone);
     this.locks = locks;
     this.zoneLockCls = zoneLockCls;
+    this.segShift = this.zone[Z_SEG_SHIFT]!;
+    this.segMask = (1 << this.segShift) - 1;
+    this.segSize = frameBase(1 << this.segShift);
+    this.segScale = 1 / this.segSize;
     this.viewFrames = 0;
-    this.bytes = new Uint8Array(0);
-    this.windows = [this.bytes];
-    this.words = new Int32Array(0);
+    this.segWords = shared.segments.map(() => new Int32Array(0));
+    this.segBytes = shared.segments.map(() => new Uint8Array(0));
     this.refresh();
   }
 
@@ -164,35 +206,57 @@ export class PhysMem {
   get presentFrames(): number {
     return Atomics.load(this.zone, Z_PRESENT);
   }
+  /** Number of segments. */
+  get segmentCount(): number {
+    return this.shared.segments.length;
+  }
 
-  /** Re-creates the views after the SAB grew (another thread may have grown it). */
+  /** Re-creates the views of segments that grew (another thread may have grown them). */
   refresh(): void {
-    const mem = this.shared.mem;
-    const len = mem.byteLength;
-    if (len === frameBase(this.viewFrames) && this.viewFrames > 0) return;
-    this.viewFrames = byteToPfn(len);
-    const windows: Uint8Array[] = [];
-    for (let at = 0; at < len || windows.length === 0; at += BYTE_WINDOW)
-      windows.push(new Uint8Array(mem, at, Math.min(BYTE_WINDOW, len - at)));
-    this.windows = windows;
-    this.bytes = windows[0]!;
-    this.words = new Int32Array(mem, 0, byteToWord(len));
+    const segs = this.shared.segments;
+    let k = this.viewFrames >> this.segShift;
+    let frames = k << this.segShift;
+    for (; k < segs.length; k++) {
+      const seg = segs[k]!;
+      const len = seg.byteLength;
+      if (len !== this.segBytes[k]!.length) {
+        this.segBytes[k] = new Uint8Array(seg, 0, len);
+        this.segWords[k] = new Int32Array(seg, 0, len / 4);
+      }
+      frames += len / PAGE_SIZE;
+      if (len < seg.maxByteLength) break; // segments grow in order: the rest are empty
+    }
+    this.viewFrames = frames;
   }
 
-  /** The byte view holding byte address addr; index it with windowOffset(addr). */
+  // ---- frame addressing: which view holds a frame, and where in it
+
+  /** The Int32 view holding frame pfn's words; index it with wordIndex(pfn, off). */
+  wordsOf(pfn: number): Int32Array {
+    return this.segWords[pfn >> this.segShift]!;
+  }
+  /** Index in wordsOf(pfn) of the word at byte `off` (a multiple of 4) of frame pfn. */
+  wordIndex(pfn: number, off: number): number {
+    return ((pfn & this.segMask) << FRAME_WORD_SHIFT) + (off >> 2);
+  }
+  /** The byte view holding byte address addr (frameByte); index it with byteIndex(addr). */
   bytesAt(addr: number): Uint8Array {
-    return this.windows[byteWindow(addr)]!;
+    return this.segBytes[Math.floor(addr * this.segScale)]!;
+  }
+  /** Index of byte address addr in bytesAt(addr). */
+  byteIndex(addr: number): number {
+    return addr - Math.floor(addr * this.segScale) * this.segSize;
   }
 
-  /** Copies frame `from` over frame `to` (both in the views). */
+  /** Copies frame `from` over frame `to` (another thread may have grown memory for either). */
   copyFrame(to: number, from: number): void {
-    const src = frameBase(from);
-    const dst = frameBase(to);
-    const s = this.bytesAt(src);
-    const d = this.bytesAt(dst);
-    const so = windowOffset(src);
-    if (s === d) s.copyWithin(windowOffset(dst), so, so + PAGE_SIZE);
-    else d.set(s.subarray(so, so + PAGE_SIZE), windowOffset(dst));
+    this.ensure(to > from ? to : from);
+    const s = this.segBytes[from >> this.segShift]!;
+    const d = this.segBytes[to >> this.segShift]!;
+    const so = (from & this.segMask) * PAGE_SIZE;
+    const dof = (to & this.segMask) * PAGE_SIZE;
+    if (s === d) s.copyWithin(dof, so, so + PAGE_SIZE);
+    else d.set(s.subarray(so, so + PAGE_SIZE), dof);
   }
 
   /** Makes sure frame `pfn` is inside this thread's views. */
@@ -269,8 +333,9 @@ export class PhysMem {
     const max = z[Z_MAX]!;
     if (present >= max) return false;
     const target = Math.min(max, present + GROW_FRAMES);
-    // a fixed-length buffer (past 4 GiB) is reserved whole: only the frames are new
-    if (this.shared.mem.growable) this.shared.mem.grow(frameBase(target));
+    // a step stays inside one segment (segments are whole steps; only the last is shorter)
+    const seg = present >> this.segShift;
+    this.shared.segments[seg]!.grow(frameBase(target - (seg << this.segShift)));
     Atomics.store(z, Z_PRESENT, target);
     z[Z_GROWS]!++;
     let pfn = present;

@@ -1,6 +1,7 @@
 // A pool past 4 GiB of frames, inside a CI runner's memory. How: the pool reserves
-// 5 GiB (past 4 GiB its memory is one fixed-length SharedArrayBuffer, and the
-// operating system commits a page of it only when the page is first written), and
+// 5 GiB (two segments of growable SharedArrayBuffer, 4 GiB and 1 GiB, grown as
+// frames are handed out; the operating system commits a page only when it is first
+// written), and
 // the test first takes the whole 4 GiB below the line with allocPages(MAX_ORDER):
 // that writes frame descriptors (a separate, small buffer) but never the frames.
 // Every zspage the test then builds lies above 4 GiB, so the process writes only
@@ -146,8 +147,8 @@ describe('a pool past 4 GiB', () => {
     storeAboveTheLine(12 * GiB, 2 * LINE);
   });
 
-  it('rejects a pool past its limit (16 GiB: the Int32 view of memory holds 2^32 words) with EINVAL', () => {
-    expect(PHYS_MAX_FRAMES * PAGE_SIZE).toBe(16 * GiB);
-    expect(() => ZsPool.create({ maxBytes: 16 * GiB + PAGE_SIZE })).toThrow(/at most 17179869184/);
+  it('rejects a pool past its limit (32 GiB: the frames a location word names) with EINVAL', () => {
+    expect(PHYS_MAX_FRAMES * PAGE_SIZE).toBe(32 * GiB);
+    expect(() => ZsPool.create({ maxBytes: 32 * GiB + PAGE_SIZE })).toThrow(/at most 34359738368/);
   });
 });

@@ -120,7 +120,7 @@ describe.each(['class', 'pool'] as LockMode[])('repair after a thread died mid-u
       const { pfn, zs } = someZspageFrame(pool, huge);
       const target = pool.phys.allocBlock(0, true);
       pool.phys.ensure(Math.max(pfn, target));
-      pool.phys.bytes.copyWithin(target * PAGE_SIZE, pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE);
+      pool.phys.copyFrame(target, pfn);
       record(pool, OP_MIGRATE, pfn, target, zs, 1);
       expect(pool.repairStructures()).toMatch(/rolled forward/);
       pool.verify();

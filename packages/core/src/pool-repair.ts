@@ -42,7 +42,6 @@ import {
   PG_NEW,
   PG_ZSPAGE,
   byteToPfn,
-  frameWord,
   getFirstObjOffset,
   getFlags,
   getNextPfn,
@@ -160,11 +159,12 @@ function rollMigration(pool: RepairSpace, pfn: number, target: number, zs: numbe
     const c = zd[z + ZD_CLASS]!;
     const size = pool.table.size[c]!;
     const objs = pool.table.objsPerZspage[c]!;
-    const words = phys.words;
+    phys.ensure(target);
+    const words = phys.wordsOf(target);
     const off0 = getFirstObjOffset(fd, pfn);
     const first = (getPagePrivate(fd, pfn) * PAGE_SIZE + off0) / size;
     for (let off = off0, idx = first; off < PAGE_SIZE && idx < objs; off += size, idx++) {
-      const a = frameWord(target, off);
+      const a = phys.wordIndex(target, off);
       const w = words[a]!;
       if ((w & 1) === 0) continue;
       if (w === RESERVED_HEADER) {
@@ -214,7 +214,7 @@ function rebuild(pool: RepairSpace, freeIds: Set<number>): void {
   const t = pool.table;
   const hw = pool.handles;
   const present = phys.presentFrames;
-  const words = phys.words;
+  if (present > 0) phys.ensure(present - 1);
   const cap = hw.capacity();
   hw.inRange(cap);
   const matched = new Uint8Array(cap + 1);
@@ -284,7 +284,8 @@ function rebuild(pool: RepairSpace, freeIds: Set<number>): void {
       for (let idx = objs - 1; idx >= 0; idx--) {
         const off = idx * size;
         const pfn = chain[byteToPfn(off)]!;
-        const a = frameWord(pfn, offsetInFrame(off));
+        const words = phys.wordsOf(pfn);
+        const a = phys.wordIndex(pfn, offsetInFrame(off));
         const w = words[a]!;
         if (w === RESERVED_HEADER && pool.pcpWords !== null) {
           inuse++; // reserved by a per-CPU cache: allocated, not used

@@ -44,7 +44,7 @@ import {
 } from './cpu-registry.js';
 import { ZsError } from './errors.js';
 import { findZspage, fixFullness } from './fullness.js';
-import { HandleTable, createHandleTable } from './handles.js';
+import { HANDLE_MAX, HandleTable, createHandleTable } from './handles.js';
 import {
   LC_HANDLE,
   LC_POOL,
@@ -89,12 +89,10 @@ import {
   PG_TAIL,
   PG_ZSPAGE,
   frameByte,
-  frameWord,
   getFlags,
   getOrder,
   getZspageOf,
   offsetInFrame,
-  windowOffset,
   setFlags,
   setOrder,
 } from './page-desc.js';
@@ -114,7 +112,14 @@ import {
   reclaimCpuCaches,
   refillMagazine,
 } from './percpu-cache.js';
-import { PHYS_MAX_FRAMES, PhysMem, type PhysMemShared, assertOrder, createPhysMemShared } from './phys-mem.js';
+import {
+  PHYS_MAX_FRAMES,
+  PhysMem,
+  type PhysMemShared,
+  SEGMENT_MAX_BYTES,
+  assertOrder,
+  createPhysMemShared,
+} from './phys-mem.js';
 import {
   P_CHAIN,
   P_COMPACTING,
@@ -186,6 +191,13 @@ export interface PoolOptions {
    * Default off: the kernel has no such cache, and the lock study must see its path.
    */
   percpuCache?: boolean;
+  /**
+   * Testing knob: bytes per segment of physical memory (phys-mem.ts), a power of two
+   * from 4 MiB to 4 GiB (default 4 GiB, the largest). Small segments put segment
+   * boundaries inside a small pool, so tests cover what a pool past 4 GiB does at
+   * them; a real pool gains nothing from them.
+   */
+  segmentBytes?: number;
 }
 
 export interface ZsPoolShared {
@@ -312,10 +324,10 @@ export class ZsPool {
       throw new ZsError('EINVAL', `lockMode must be 'class' or 'pool', got ${String(lockMode)}`);
     const cmaFrames = Math.floor((opts.cmaBytes ?? 0) / PAGE_SIZE);
     if (cmaFrames < 0 || cmaFrames > maxFrames) throw new ZsError('EINVAL', 'cmaBytes must be within maxBytes');
-    const maxHandles = maxFrames * (PAGE_SIZE / 32);
+    const maxHandles = Math.min(maxFrames * (PAGE_SIZE / 32), HANDLE_MAX);
     const shared: ZsPoolShared = {
       name: opts.name ?? 'zs_pool',
-      phys: createPhysMemShared(maxFrames, cmaFrames),
+      phys: createPhysMemShared(maxFrames, cmaFrames, opts.segmentBytes ?? SEGMENT_MAX_BYTES),
       ctl: new SharedArrayBuffer(P_WORDS * 4),
       classes: new SharedArrayBuffer(ZS_SIZE_CLASSES * CL_WORDS * 4),
       classBytes: new SharedArrayBuffer(ZS_SIZE_CLASSES * CLF_WORDS * 8),
@@ -620,8 +632,8 @@ export class ZsPool {
     const pfn = objToPfn(loc);
     phys.ensure(pfn);
     const off = objToOffset(loc);
-    const a = frameWord(pfn, off);
-    const words = phys.words;
+    const a = phys.wordIndex(pfn, off);
+    const words = phys.wordsOf(pfn);
     words[a] = encodeHeader(h);
     words[a + 1] = size;
     if (src !== null) copyIn(phys, frameByte(pfn, off) + ZS_HANDLE_SIZE, src, size);
@@ -653,8 +665,8 @@ export class ZsPool {
         return false;
       }
       const c = zspageClass(this.zd, getZspageOf(fd, pfn));
-      const a = frameWord(pfn, objToOffset(loc));
-      const words = this.phys.words;
+      const a = this.phys.wordIndex(pfn, objToOffset(loc));
+      const words = this.phys.wordsOf(pfn);
       if (this.table.huge[c] !== 0 || words[a] !== encodeHeader(handle)) {
         pcp.exit();
         return false;
@@ -798,7 +810,7 @@ export class ZsPool {
     const room = PAGE_SIZE - offsetInFrame(addr);
     if (len <= room) {
       this.mapCopied = false;
-      const at = windowOffset(addr);
+      const at = this.phys.byteIndex(addr);
       return this.phys.bytesAt(addr).subarray(at, at + len);
     }
     this.mapCopied = true;

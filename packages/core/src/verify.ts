@@ -16,7 +16,6 @@ import {
   PG_TAIL,
   PG_ZSPAGE,
   byteToPfn,
-  frameWord,
   getFirstObjOffset,
   getFlags,
   getNextPfn,
@@ -140,7 +139,8 @@ export function verifyLocked(pool: VerifySpace): void {
             isFree[idx] = 1;
             freeCount++;
             const off = idx * size;
-            const w = phys.words[frameWord(chain[byteToPfn(off)]!, offsetInFrame(off))]!;
+            const at = chain[byteToPfn(off)]!;
+            const w = phys.wordsOf(at)[phys.wordIndex(at, offsetInFrame(off))]!;
             if ((w & 1) !== 0) throw new Error(`${where}: free object ${idx} has the allocated tag`);
             idx = decodeFreeLink(w);
           }
@@ -150,13 +150,14 @@ export function verifyLocked(pool: VerifySpace): void {
             if (isFree[idx]) continue;
             const off = idx * size;
             const pfn = chain[byteToPfn(off)]!;
-            const a = frameWord(pfn, offsetInFrame(off));
-            const w = phys.words[a]!;
+            const words = phys.wordsOf(pfn);
+            const a = phys.wordIndex(pfn, offsetInFrame(off));
+            const w = words[a]!;
             if ((w & 1) !== 1) throw new Error(`${where}: object ${idx} neither free nor allocated`);
             if (w === RESERVED_HEADER) {
               if (pool.pcpWords === null) throw new Error(`${where}: object ${idx} reserved in a pool without caches`);
               const loc = locationToObj(pfn, offsetInFrame(off));
-              if (pool.pcpWords[entryOf(phys.words[a + 1]!, c)] !== loc)
+              if (pool.pcpWords[entryOf(words[a + 1]!, c)] !== loc)
                 throw new Error(`${where}: reserved object ${idx}'s magazine position does not name it`);
               reserved.add(loc);
               continue;
@@ -165,7 +166,7 @@ export function verifyLocked(pool: VerifySpace): void {
             if (!pool.handles.inRange(h) || pool.handles.words[h] !== locationToObj(pfn, offsetInFrame(off))) {
               throw new Error(`${where}: object ${idx}'s handle ${h} does not point back to it`);
             }
-            const osize = phys.words[a + 1]!;
+            const osize = words[a + 1]!;
             if (osize <= 0 || osize + ZS_HANDLE_SIZE > size)
               throw new Error(`${where}: object ${idx} size ${osize} does not fit class ${size}`);
             bytes += osize;
