@@ -1,9 +1,11 @@
 // A zram device on a pool past 4 GiB, inside a CI runner's memory: the pool reserves
-// 5 GiB (a fixed-length buffer the operating system commits page by page as it is
-// written) and the frames below 4 GiB are taken first with allocPages, which never
-// writes them, so every compressed page the device stores lies above 4 GiB.
+// 5 GiB (two segments of growable buffer, committed by the operating system page by
+// page as written) and the frames below 4 GiB are taken first with allocPages, which
+// never writes them, so every compressed page the device stores lies above 4 GiB.
+// Then the same device on a small pool of 4 MiB segments (the segmentBytes testing
+// knob), so compressed pages lie in several segments and move between them.
 
-import { MAX_ORDER } from '@zsmalloc/core';
+import { MAX_ORDER, compactFrames } from '@zsmalloc/core';
 import { describe, expect, it } from 'vitest';
 import { ZramDevice } from './device.js';
 import { type PageKind, fillPage } from './pages.js';
@@ -57,5 +59,42 @@ describe('zram on a pool past 4 GiB', () => {
     }
     pool.verify();
     expect(process.memoryUsage().rss - rss0).toBeLessThan(1 * GiB);
+  });
+
+  it('stores pages in a pool of several segments, reads them back, compacts, and frame compaction moves them down a segment', () => {
+    const SEG = 4 << 20;
+    const dev = ZramDevice.create({
+      disksize: 64 << 20,
+      pool: { maxBytes: 32 << 20, segmentBytes: SEG, name: 'zram-segs' },
+    });
+    const pool = dev.pool;
+    const kinds: PageKind[] = ['text', 'binary', 'random'];
+    const want = (i: number): Uint8Array => fillPage(new Uint8Array(PAGE), kinds[i % 3]!, i + 7);
+    let pages = 0;
+    while (pool.phys.presentFrames < (3 * SEG) / PAGE) dev.writePage(pages, want(pages++));
+    const used = pool.shared.phys.segments.filter((b) => b.byteLength > 0).length;
+    expect(used).toBe(3);
+    const got = new Uint8Array(PAGE);
+    const check = (i: number): void => {
+      dev.readPage(i, got);
+      expect(Buffer.compare(got, want(i)), `page ${i}`).toBe(0);
+    };
+    for (let i = 0; i < pages; i++) check(i);
+    for (let i = 0; i < pages; i++) if (i % 4 !== 0) dev.discard(i * PAGE, PAGE);
+    expect(dev.compact()).toBeGreaterThan(0);
+    // the frame compactor moves what is left down, across the segment boundaries: the
+    // free max-order blocks are taken first, so only moving frames can make one
+    const taken: number[] = [];
+    while (pool.buddyinfo()[MAX_ORDER]! > 0) taken.push(pool.phys.allocBlock(MAX_ORDER, false));
+    const top = (): number => pool.frameMap().findLastIndex((k) => k === 1 || k === 2);
+    const topBefore = top();
+    const r = compactFrames(pool, MAX_ORDER);
+    expect(r.migrated).toBeGreaterThan(0);
+    expect(r.success).toBe(true);
+    expect(Math.floor(top() / (SEG / PAGE))).toBeLessThan(Math.floor(topBefore / (SEG / PAGE)));
+    for (const pfn of taken) pool.phys.freeBlock(pfn, MAX_ORDER);
+    for (let i = 0; i < pages; i += 4) check(i);
+    pool.verify();
+    expect(fields(dev.mmStat())[2]).toBe(pool.stats().pagesUsed * PAGE);
   });
 });
