@@ -38,3 +38,6 @@ export {
   MIGRATE_GONE,
   type FrameCompactResult,
 } from './migrate.js';
+export { LOCATION_PFN_LIMIT, objToOffset, objToPfn } from './location.js';
+export { getNextPfn } from './page-desc.js';
+export { PHYS_MAX_FRAMES, SEGMENT_MAX_BYTES, SEGMENT_MIN_BYTES } from './phys-mem.js';
