@@ -14,9 +14,9 @@ export const MAX_DISKSIZE = 2 ** 40;
 /** maxDisksize when none is given: the slot-table address space reserved for a later disksize. */
 export const DEFAULT_MAX_DISKSIZE = 16 * 2 ** 30;
 /**
- * Largest pool a device sizes for itself: within one growable buffer, which commits
- * nothing up front. A pool past 4 GiB (up to 16 GiB) reserves its full size at
- * creation, so a device gets one only when asked (`pool: { maxBytes }`).
+ * Largest pool a device sizes for itself: one segment of physical memory (4 GiB).
+ * A larger pool (up to 32 GiB, in several segments; see the pool's docs) is asked
+ * for with `pool: { maxBytes }`, as ZramService does from disksize.
  */
 const DEFAULT_POOL_CAP = 2 ** 32 - 2 ** 20;
 
