@@ -44,7 +44,7 @@ function poolAboveTheLine(maxBytes: number, line: number): { pool: ZsPool; reser
 /**
  * Objects stored, read (also through a second pool object), freed, compacted and
  * migrated, every frame at or above `line`; then one frame migrated down to frame 5,
- * below 4 GiB, so objects cross from one byte window into another.
+ * below 4 GiB, so objects cross from one segment into another.
  */
 function storeAboveTheLine(maxBytes: number, line: number): void {
   const rss0 = process.memoryUsage().rss;
@@ -94,7 +94,7 @@ function storeAboveTheLine(maxBytes: number, line: number): void {
 
   // migration across the line: give back the lowest reserved block, move the first
   // frame of a straddling zspage down into it; its objects that cross into the next
-  // frame (still above 4 GiB) are then read across the two 4 GiB byte windows
+  // frame (still above 4 GiB) are then read across two segments
   pool.freePages(reserved[0]!, MAX_ORDER);
   const [h2, d2] = [...live].find(([h, d]) => {
     if (d.length !== 3000) return false;
@@ -114,7 +114,7 @@ function storeAboveTheLine(maxBytes: number, line: number): void {
   expect(objToPfn(pool.handles.words[h2]!)).toBe(low);
   expect(getNextPfn(pool.phys.fd, low)).toBe(next);
   expect(holds(pool, h2, d2)).toBe(true);
-  // and written across the windows, then read back
+  // and written across the segments, then read back
   const d2b = pattern(3000, 99);
   pool.write(h2, d2b);
   live.set(h2, d2b);
@@ -140,11 +140,15 @@ describe('a pool past 4 GiB', () => {
     storeAboveTheLine(5 * GiB, LINE);
   });
 
-  // Frames above 8 GiB: word indexes past 2^31 and a third byte window. The pool
-  // reserves 12 GiB of address space (committed only where written); an operating
-  // system that refuses reservations beyond its memory would refuse it on a small runner.
-  it.skipIf(totalmem() < 16 * GiB)('does the same above 8 GiB (word indexes past 2^31)', () => {
+  // Frames above 8 GiB (the third segment) and above 16 GiB (the fifth, past where one
+  // Int32 view of memory used to end). The pools reserve 12 and 20 GiB of address
+  // space (committed only where written) and 96 and 160 MiB of frame descriptors; a
+  // small runner's operating system could refuse that, so they run where memory is ample.
+  it.skipIf(totalmem() < 16 * GiB)('does the same above 8 GiB (the third segment)', () => {
     storeAboveTheLine(12 * GiB, 2 * LINE);
+  });
+  it.skipIf(totalmem() < 16 * GiB)('does the same above 16 GiB (the fifth segment)', () => {
+    storeAboveTheLine(20 * GiB, 4 * LINE);
   });
 
   it('rejects a pool past its limit (32 GiB: the frames a location word names) with EINVAL', () => {
