@@ -250,7 +250,7 @@ export class PhysMem {
 
   /** Copies frame `from` over frame `to` (another thread may have grown memory for either). */
   copyFrame(to: number, from: number): void {
-    this.ensure(to > from ? to : from);
+    this.ensure(Math.max(to, from));
     const s = this.segBytes[from >> this.segShift]!;
     const d = this.segBytes[to >> this.segShift]!;
     const so = (from & this.segMask) * PAGE_SIZE;
