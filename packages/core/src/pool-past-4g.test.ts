@@ -151,6 +151,19 @@ describe('a pool past 4 GiB', () => {
     storeAboveTheLine(20 * GiB, 4 * LINE);
   });
 
+  it.skipIf(totalmem() < 16 * GiB)(
+    'creates a pool of the full 32 GiB: eight segments, the handle table at its cap',
+    () => {
+      const pool = ZsPool.create({ maxBytes: 32 * GiB, name: 'max' });
+      expect(pool.shared.phys.segments.map((b) => b.maxByteLength)).toEqual(new Array(8).fill(4 * GiB));
+      expect(pool.shared.handles.maxByteLength).toBe(4 * GiB); // 2^30 - 1 handles and word 0
+      const data = pattern(3000, 5);
+      const h = pool.mallocWrite(data);
+      expect(holds(pool, h, data)).toBe(true);
+      pool.verify();
+    },
+  );
+
   it('rejects a pool past its limit (32 GiB: the frames a location word names) with EINVAL', () => {
     expect(PHYS_MAX_FRAMES * PAGE_SIZE).toBe(32 * GiB);
     expect(() => ZsPool.create({ maxBytes: 32 * GiB + PAGE_SIZE })).toThrow(/at most 34359738368/);
