@@ -111,8 +111,11 @@ export class LockContext {
   /** Array ids of the lock-word arrays this thread knows (by buffer), for held-lock records. */
   private readonly arrayIds = new Map<ArrayBufferLike, number>();
   private readonly deadBitHooks = new Map<number, (cpu: number, index: number) => void>();
+  // the two buffers named last (a mover alternates between the pool lock's and a zspage's)
   private lastBuf: ArrayBufferLike | null = null;
   private lastId = 0;
+  private prevBuf: ArrayBufferLike | null = null;
+  private prevId = 0;
   /** Deaths seen by this CPU's last sweep (see trylockSweep). */
   private seenDeaths = 0;
   // held-lock stack (lockdep's held_locks): for hold times and unlock checks
@@ -221,12 +224,15 @@ export class LockContext {
   nameArray(buffer: ArrayBufferLike, id: number): void {
     this.arrayIds.set(buffer, id);
     this.lastBuf = null;
+    this.prevBuf = null;
   }
 
   private arrayId(a: Int32Array): number {
     const b = a.buffer;
     if (b === this.lastBuf) return this.lastId;
-    const id = this.arrayIds.get(b) ?? 0;
+    const id = b === this.prevBuf ? this.prevId : (this.arrayIds.get(b) ?? 0);
+    this.prevBuf = this.lastBuf;
+    this.prevId = this.lastId;
     this.lastBuf = b;
     this.lastId = id;
     return id;

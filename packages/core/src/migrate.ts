@@ -261,6 +261,8 @@ export function migratePage(s: MigrationSpace, pfn: number): number {
 }
 
 function hasFreeBlock(s: MigrationSpace, order: number): boolean {
+  // the frames this CPU's migrations freed wait on its page list: back to the buddy lists, to merge
+  s.phys.drainLocal();
   const info = s.phys.buddyinfo();
   for (let o = order; o < info.length; o++) if (info[o]! > 0) return true;
   return false;

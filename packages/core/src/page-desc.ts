@@ -32,6 +32,7 @@ export const PG_RESERVED = 8; // head of a block handed out by allocPages (unmov
 export const PG_HUGE = 16; // zspage frame holding one huge object
 export const PG_TAIL = 32; // non-head frame of an allocPages block
 export const PG_NEW = 64; // frame of a zspage being built: not yet movable (not on any list)
+export const PG_PCP = 128; // free frame on a CPU's page list (phys-mem.ts), not in the buddy lists
 
 // ---- fields (page->flags, buddy order, get_zspage, first_obj_offset, get_next_page, lru links, page_private)
 

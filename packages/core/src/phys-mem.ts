@@ -17,9 +17,22 @@
 // A pool may ask for smaller segments (segmentBytes), a testing knob that puts
 // segment boundaries inside a small pool.
 //
+// Per-CPU page lists (the kernel's per-cpu pagesets): order-0 frames freed by a
+// CPU wait on that CPU's list and serve its next movable order-0 allocations (a
+// zspage's frames, a migration's target), so a frame freed and taken again costs
+// no buddy split and merge and stays warm in that CPU's cache. A list holds at
+// most `high` frames, moved to and from the buddy lists `batch` at a time; both
+// scale with the pool (a small pool keeps few frames away from the buddy lists).
+// As in the kernel, listed frames are free but not counted in the free pages nor
+// in buddyinfo; an allocation that finds no free block drains every list (and so
+// does a thread's own compaction as it checks for a free block). The lists live
+// in the zone block and are changed under the zone lock only, so a thread's death
+// inside it leaves nothing the free-list check and rebuild do not cover.
+//
 // The zone lock is innermost (the lock order is written in lock-classes.ts).
 
 import { MAX_ORDER, NR_ORDERS, PAGE_SIZE } from './constants.js';
+import { MAX_CPUS } from './cpu-registry.js';
 import { ZsError } from './errors.js';
 import type { LockContext } from './locks.js';
 import { SITE_UNKNOWN, SITE_ZONE_ALLOC, SITE_ZONE_FREE } from './lock-classes.js';
@@ -27,6 +40,7 @@ import { LOCATION_PFN_LIMIT } from './location.js';
 import {
   PG_BUDDY,
   PG_NEW,
+  PG_PCP,
   clearPageDesc,
   frameBase,
   getBuddyNext,
@@ -59,6 +73,7 @@ export {
   PG_HUGE,
   PG_ISOLATED,
   PG_NEW,
+  PG_PCP,
   PG_RESERVED,
   PG_TAIL,
   PG_ZSPAGE,
@@ -75,7 +90,19 @@ export const Z_GROWS = 7;
 export const Z_HEADS = 8; // [2][NR_ORDERS] list heads
 export const Z_COUNTS = Z_HEADS + 2 * NR_ORDERS; // [2][NR_ORDERS] block counts
 export const Z_SEG_SHIFT = Z_COUNTS + 2 * NR_ORDERS; // log2 of frames per segment
-export const ZONE_WORDS = Z_SEG_SHIFT + 1;
+/** Frames one CPU's page list holds at most (0: no lists), and frames moved to or from the buddy lists at once. */
+export const Z_PCP_HIGH = Z_SEG_SHIFT + 1;
+export const Z_PCP_BATCH = Z_PCP_HIGH + 1;
+/** [MAX_CPUS] page lists: a count, then up to PCP_MAX_HIGH frame numbers (the newest last). */
+export const Z_PCP = Z_PCP_BATCH + 1;
+export const PCP_MAX_HIGH = 32;
+const PCP_STRIDE = 1 + PCP_MAX_HIGH;
+export const ZONE_WORDS = Z_PCP + MAX_CPUS * PCP_STRIDE;
+
+/** A CPU's page list size for a pool of maxFrames: one frame per 2 MiB, at most PCP_MAX_HIGH. */
+export function pcpHigh(maxFrames: number): number {
+  return Math.min(PCP_MAX_HIGH, maxFrames >>> 9);
+}
 
 export const MT_NORMAL = 0;
 export const MT_CMA = 1;
@@ -150,6 +177,8 @@ export function createPhysMemShared(
   z[Z_MAX] = maxFrames;
   z[Z_SEG_SHIFT] = Math.round(Math.log2(segFrames));
   for (let k = 0; k < 2 * NR_ORDERS; k++) z[Z_HEADS + k] = -1;
+  z[Z_PCP_HIGH] = pcpHigh(maxFrames);
+  z[Z_PCP_BATCH] = Math.max(1, z[Z_PCP_HIGH]! >>> 2);
   if (cmaFrames > 0) {
     // The movable-only region sits at the bottom of memory (backed first), in whole
     // max-order blocks so no buddy block straddles its edge.
@@ -183,6 +212,8 @@ export class PhysMem {
   viewFrames: number;
   private readonly locks: LockContext;
   private readonly zoneLockCls: number;
+  /** This CPU's page list in the zone block. */
+  private readonly pcpAt: number;
 
   constructor(shared: PhysMemShared, locks: LockContext, zoneLockCls: number) {
     this.shared = shared;
@@ -194,6 +225,7 @@ export class PhysMem {
     this.segMask = (1 << this.segShift) - 1;
     this.segSize = frameBase(1 << this.segShift);
     this.segScale = 1 / this.segSize;
+    this.pcpAt = Z_PCP + locks.cpu * PCP_STRIDE;
     this.viewFrames = 0;
     this.segWords = shared.segments.map(() => new Int32Array(0));
     this.segBytes = shared.segments.map(() => new Uint8Array(0));
@@ -383,9 +415,14 @@ export class PhysMem {
 
   /** A 2^order block, growing memory if needed; -1 when none. Zone lock held. */
   private allocLocked(order: number, movable: boolean): number {
+    let drained = false;
     for (;;) {
-      let pfn = movable ? this.takeLocked(order, MT_CMA) : -1;
-      if (pfn < 0) pfn = this.takeLocked(order, MT_NORMAL);
+      let pfn = -1;
+      if (order === 0 && movable && this.zone[Z_PCP_HIGH] !== 0) pfn = this.pcpAllocLocked();
+      else {
+        if (movable) pfn = this.takeLocked(order, MT_CMA);
+        if (pfn < 0) pfn = this.takeLocked(order, MT_NORMAL);
+      }
       if (pfn >= 0) {
         // taken, not yet owned: tagged under the lock, so a repair after a thread's
         // death never mistakes it for a free frame (see pool-repair.ts)
@@ -395,7 +432,10 @@ export class PhysMem {
         setBuddyNext(this.fd, pfn, -1);
         return pfn;
       }
-      if (!this.growLocked()) return -1;
+      if (this.growLocked()) continue;
+      // the last free frames may wait on CPUs' page lists: back to the buddy lists, where they merge
+      if (drained || this.drainAllLocked() === 0) return -1;
+      drained = true;
     }
   }
 
@@ -430,7 +470,8 @@ export class PhysMem {
   freeBlock(pfn: number, order: number): void {
     this.zoneLock(SITE_ZONE_FREE);
     try {
-      this.releaseLocked(pfn, order);
+      if (order === 0) this.releasePcpLocked(pfn);
+      else this.releaseLocked(pfn, order);
     } finally {
       this.zoneUnlock();
     }
@@ -441,14 +482,25 @@ export class PhysMem {
     if (n === 0) return;
     this.zoneLock(SITE_ZONE_FREE);
     try {
-      for (let i = 0; i < n; i++) this.releaseLocked(list[i]!, 0);
+      for (let i = 0; i < n; i++) this.releasePcpLocked(list[i]!);
     } finally {
       this.zoneUnlock();
     }
   }
 
-  /** Clears a block's descriptors and gives it back to the free lists. Zone lock held. */
+  /** Clears a block's descriptors and gives it back to the buddy lists. Zone lock held. */
   private releaseLocked(pfn: number, order: number): void {
+    this.clearBlockLocked(pfn, order);
+    this.freeBlockLocked(pfn, order);
+  }
+
+  /** Clears an order-0 frame's descriptor and puts it on this CPU's page list. Zone lock held. */
+  private releasePcpLocked(pfn: number): void {
+    this.clearBlockLocked(pfn, 0);
+    this.pcpFreeLocked(pfn);
+  }
+
+  private clearBlockLocked(pfn: number, order: number): void {
     const fd = this.fd;
     for (let k = 0; k < 1 << order; k++) {
       setFlags(fd, pfn + k, 0);
@@ -458,7 +510,110 @@ export class PhysMem {
       setPagePrivate(fd, pfn + k, 0);
       setOrder(fd, pfn + k, 0);
     }
-    this.freeBlockLocked(pfn, order);
+  }
+
+  // ---------------------------------------------------------------- per-CPU page lists (zone lock held)
+
+  /** Puts a cleared order-0 frame on this CPU's list; a full list first gives its oldest batch back. */
+  private pcpFreeLocked(pfn: number): void {
+    const z = this.zone;
+    const high = z[Z_PCP_HIGH]!;
+    if (high === 0) {
+      this.freeBlockLocked(pfn, 0);
+      return;
+    }
+    const at = this.pcpAt;
+    let n = z[at]!;
+    if (n >= high) n = this.pcpTrimLocked(at, n, z[Z_PCP_BATCH]!);
+    setFlags(this.fd, pfn, PG_PCP);
+    z[at + 1 + n] = pfn;
+    z[at] = n + 1;
+  }
+
+  /**
+   * An order-0 frame from this CPU's list, which an empty list first refills with
+   * a batch from the buddy lists (handed out in ascending order, as the buddy
+   * allocator would); -1 when the buddy lists have none.
+   */
+  private pcpAllocLocked(): number {
+    const z = this.zone;
+    const at = this.pcpAt;
+    let n = z[at]!;
+    if (n === 0) {
+      const batch = z[Z_PCP_BATCH]!;
+      for (; n < batch; n++) {
+        let pfn = this.takeLocked(0, MT_CMA);
+        if (pfn < 0) pfn = this.takeLocked(0, MT_NORMAL);
+        if (pfn < 0) break;
+        setFlags(this.fd, pfn, PG_PCP);
+        z[at + 1 + n] = pfn;
+        z[at] = n + 1;
+      }
+      if (n === 0) return -1;
+      // the first frame taken is handed out first
+      for (let i = at + 1, j = at + n; i < j; i++, j--) {
+        const t = z[i]!;
+        z[i] = z[j]!;
+        z[j] = t;
+      }
+    }
+    n--;
+    z[at] = n;
+    return z[at + 1 + n]!;
+  }
+
+  /** Gives the k oldest frames of the list at `at` (holding n) back to the buddy lists; returns how many stay. */
+  private pcpTrimLocked(at: number, n: number, k: number): number {
+    const z = this.zone;
+    if (k > n) k = n;
+    for (let i = 0; i < k; i++) {
+      const pfn = z[at + 1 + i]!;
+      setFlags(this.fd, pfn, 0);
+      this.freeBlockLocked(pfn, 0);
+    }
+    z.copyWithin(at + 1, at + 1 + k, at + 1 + n);
+    z[at] = n - k;
+    return n - k;
+  }
+
+  /** Empties every CPU's page list into the buddy lists (drain_all_pages). Returns frames moved. */
+  private drainAllLocked(): number {
+    let moved = 0;
+    for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
+      const at = Z_PCP + cpu * PCP_STRIDE;
+      const n = this.zone[at]!;
+      if (n > 0) moved += n - this.pcpTrimLocked(at, n, n);
+    }
+    return moved;
+  }
+
+  /** Empties every CPU's page list into the buddy lists. */
+  drainAll(): number {
+    this.zoneLock(SITE_ZONE_FREE);
+    try {
+      return this.drainAllLocked();
+    } finally {
+      this.zoneUnlock();
+    }
+  }
+
+  /** Empties this CPU's page list into the buddy lists (drain_local_pages), so its frames can merge. */
+  drainLocal(): void {
+    if (this.zone[this.pcpAt] === 0) return; // a plain look: only this CPU fills its list
+    this.zoneLock(SITE_ZONE_FREE);
+    try {
+      const n = this.zone[this.pcpAt]!;
+      this.pcpTrimLocked(this.pcpAt, n, n);
+    } finally {
+      this.zoneUnlock();
+    }
+  }
+
+  /** Frames on CPUs' page lists (free, but neither in the buddy lists nor counted in freePages). */
+  pcpFrames(): number {
+    let n = 0;
+    for (let cpu = 0; cpu < MAX_CPUS; cpu++) n += Atomics.load(this.zone, Z_PCP + cpu * PCP_STRIDE);
+    return n;
   }
 
   /**
@@ -517,9 +672,10 @@ export class PhysMem {
       z[Z_COUNTS + k] = 0;
     }
     z[Z_FREE_PAGES] = 0;
+    for (let cpu = 0; cpu < MAX_CPUS; cpu++) z[Z_PCP + cpu * PCP_STRIDE] = 0;
     const present = z[Z_PRESENT]!;
     for (let pfn = 0; pfn < present; pfn++) {
-      if ((getFlags(fd, pfn) & ~PG_BUDDY) !== 0 || inUse(pfn)) continue;
+      if ((getFlags(fd, pfn) & ~(PG_BUDDY | PG_PCP)) !== 0 || inUse(pfn)) continue;
       setFlags(fd, pfn, 0);
       setOrder(fd, pfn, 0);
     }
@@ -595,7 +751,34 @@ export class PhysMem {
       }
     }
     if (free !== z[Z_FREE_PAGES]) throw new Error(`buddy: free pages ${z[Z_FREE_PAGES]} but ${free} on lists`);
+    this.verifyPcpListsLocked(owner);
     return free;
+  }
+
+  /** Checks the per-CPU page lists: each names free frames marked PG_PCP, no frame twice, every marked frame listed. */
+  private verifyPcpListsLocked(owner: Int32Array): void {
+    const z = this.zone;
+    const fd = this.fd;
+    const high = z[Z_PCP_HIGH]!;
+    const present = z[Z_PRESENT]!;
+    let listed = 0;
+    for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
+      const at = Z_PCP + cpu * PCP_STRIDE;
+      const n = z[at]!;
+      if (n < 0 || n > high) throw new Error(`pcp: CPU ${cpu}'s page list holds ${n} frames (high ${high})`);
+      for (let i = 0; i < n; i++) {
+        const pfn = z[at + 1 + i]!;
+        if (pfn < 0 || pfn >= present || getFlags(fd, pfn) !== PG_PCP)
+          throw new Error(`pcp: CPU ${cpu}'s page list names frame ${pfn}, which is not a listed free frame`);
+        if (owner[pfn] !== 0)
+          throw new Error(`pcp: frame ${pfn} on CPU ${cpu}'s page list and also owned (${owner[pfn]})`);
+        owner[pfn] = -1;
+        listed++;
+      }
+    }
+    let marked = 0;
+    for (let pfn = 0; pfn < present; pfn++) if ((getFlags(fd, pfn) & PG_PCP) !== 0) marked++;
+    if (marked !== listed) throw new Error(`pcp: ${marked} frames marked PG_PCP but ${listed} on page lists`);
   }
 }
 
