@@ -1,0 +1,101 @@
+import { describe, expect, it } from 'vitest';
+import { PCP_MAX_HIGH, Z_PCP, Z_PCP_BATCH, Z_PCP_HIGH, pcpHigh } from './phys-mem.js';
+import { ZsPool } from './pool.js';
+
+/** A pool of 64 MiB: page lists of PCP_MAX_HIGH frames. */
+function bigPool(): ZsPool {
+  return ZsPool.create({ maxBytes: 64 << 20, name: 'pcp_test' });
+}
+
+describe('per-CPU page lists', () => {
+  it('scale with the pool: one frame per 2 MiB, at most PCP_MAX_HIGH, batch a quarter of high', () => {
+    expect(pcpHigh(256)).toBe(0);
+    expect(pcpHigh(4096)).toBe(8);
+    expect(pcpHigh(16384)).toBe(PCP_MAX_HIGH);
+    const pool = bigPool();
+    expect(pool.phys.zone[Z_PCP_HIGH]).toBe(PCP_MAX_HIGH);
+    expect(pool.phys.zone[Z_PCP_BATCH]).toBe(PCP_MAX_HIGH / 4);
+    pool.detach();
+  });
+
+  it('keep a freed frame on the freeing CPU, uncounted as free, and hand it out next', () => {
+    const pool = bigPool();
+    const phys = pool.phys;
+    const a = phys.allocBlock(0, true);
+    expect(phys.pcpFrames()).toBe(PCP_MAX_HIGH / 4 - 1); // the refill's batch, less the frame handed out
+    const free = phys.freePages();
+    phys.freeBlock(a, 0);
+    expect(phys.freePages()).toBe(free); // free, but on a page list: not in the buddy lists' count
+    expect(phys.pcpFrames()).toBe(PCP_MAX_HIGH / 4);
+    expect(pool.frameMap()[a]).toBe(0);
+    pool.verify();
+    expect(phys.allocBlock(0, true)).toBe(a);
+    phys.freeBlock(a, 0);
+    pool.verify();
+    pool.detach();
+  });
+
+  it('give the oldest batch back to the buddy lists when a list is full', () => {
+    const pool = bigPool();
+    const phys = pool.phys;
+    const frames: number[] = [];
+    for (let i = 0; i < 3 * PCP_MAX_HIGH; i++) frames.push(phys.allocBlock(0, true));
+    for (const pfn of frames) {
+      phys.freeBlock(pfn, 0);
+      expect(phys.pcpFrames()).toBeLessThanOrEqual(PCP_MAX_HIGH);
+    }
+    expect(phys.freePages() + phys.pcpFrames()).toBe(phys.presentFrames);
+    pool.verify();
+    pool.detach();
+  });
+
+  it('are drained when an allocation finds no free block, so their frames merge', () => {
+    const pool = bigPool();
+    const phys = pool.phys;
+    const taken: number[] = [];
+    for (let pfn = phys.allocBlock(0, true); pfn >= 0; pfn = phys.allocBlock(0, true)) taken.push(pfn);
+    expect(taken.length).toBe(phys.maxFrames);
+    expect(phys.freePages() + phys.pcpFrames()).toBe(0);
+    // free one aligned order-5 block: all 32 frames wait on this CPU's list, none in the buddy lists
+    const base = 64;
+    for (let k = 0; k < 32; k++) phys.freeBlock(base + k, 0);
+    expect(phys.pcpFrames()).toBe(32);
+    expect(phys.freePages()).toBe(0);
+    expect(phys.allocBlock(5, false)).toBe(base);
+    expect(phys.pcpFrames()).toBe(0);
+    phys.freeBlock(base, 5);
+    for (const pfn of taken) if (pfn < base || pfn >= base + 32) phys.freeBlock(pfn, 0);
+    phys.drainAll();
+    expect(phys.freePages()).toBe(phys.maxFrames);
+    expect(phys.buddyinfo()[10]).toBe(phys.maxFrames >> 10);
+    pool.verify();
+    pool.detach();
+  });
+
+  it('are checked with the free lists, and a broken one is rebuilt with them', () => {
+    const pool = bigPool();
+    const phys = pool.phys;
+    const a = phys.allocBlock(0, true);
+    phys.freeBlock(a, 0);
+    const at = Z_PCP + pool.locks.cpu * (1 + PCP_MAX_HIGH);
+    const n = phys.zone[at]!;
+    expect(n).toBeGreaterThan(0);
+    // a thread killed while taking a frame off its list: the count dropped, the frame still marked
+    phys.zone[at] = n - 1;
+    expect(() => pool.verify()).toThrow(/pcp: .* marked PG_PCP but .* on page lists/);
+    phys.zoneLock();
+    try {
+      expect(phys.rebuildFreeListsLocked(() => false)).toBe(phys.presentFrames);
+    } finally {
+      phys.zoneUnlock();
+    }
+    expect(phys.pcpFrames()).toBe(0);
+    pool.verify();
+    // a list naming a frame that is not on it any more
+    const b = phys.allocBlock(0, true);
+    phys.freeBlock(b, 0);
+    phys.zone[at + 1] = phys.zone[at + 1]! + 1;
+    expect(() => pool.verify()).toThrow(/pcp: /);
+    pool.detach();
+  });
+});
