@@ -50,7 +50,10 @@ describe('micro-benchmarks (smoke)', () => {
       if (b.name === 'zram') {
         const write = rows.find((r) => r.name === 'zram writePage 4KiB')!;
         const read = rows.find((r) => r.name === 'zram readPage 4KiB')!;
-        for (const r of [write, read]) {
+        const overwrite = rows.find((r) => r.name === 'zram writePage 4KiB (overwrite)')!;
+        expect(overwrite.extra?.overwriteVsCompress as number).toBeGreaterThan(0);
+        expect(overwrite.targets?.length).toBe(1);
+        for (const r of [write, overwrite, read]) {
           expect(r.baseline).toBeDefined();
           expect(r.mbPerSec!).toBeGreaterThan(0);
         }

@@ -3,8 +3,10 @@
 // random), each next to the bare codec doing the same pages in the same run:
 // lz4 compress for writes, lz4 decompress for reads, through the very codec
 // the device uses (createCodec('lz4')). Every write pass starts on a reset
-// device (untimed). After the timed part it reads every page back and checks
-// it, runs dev.verify(), and reports mem_used_total / compr_data_size and the
+// device (untimed); the overwrite pass writes over a full device (each slot
+// gets another page of the stream, so every write frees the slot's old
+// object). After the timed part it reads every page back and checks it, runs
+// dev.verify(), and reports mem_used_total / compr_data_size and the
 // compression ratio of a full fill.
 
 import { PAGE_SIZE } from '@zsmalloc/core';
@@ -16,6 +18,7 @@ import { linkBaselines, type BenchRow } from '../report.js';
 const ALGORITHM = 'lz4';
 const COMPRESS = 'lz4 compress 4KiB (codec)';
 const WRITE = 'zram writePage 4KiB';
+const OVERWRITE = 'zram writePage 4KiB (overwrite)';
 const DECOMPRESS = 'lz4 decompress 4KiB (codec)';
 const READ = 'zram readPage 4KiB';
 const SEED = 1;
@@ -67,6 +70,22 @@ function checkDevice(dev: ZramDevice, stream: PageStream, what: string): number 
   return pages.length;
 }
 
+/** Reads every slot of the overwrite device back: slot i holds page (i + shift) % n. */
+function checkShifted(dev: ZramDevice, stream: PageStream, shift: number): number {
+  const buf = new Uint8Array(PAGE_SIZE);
+  const { pages } = stream;
+  const n = pages.length;
+  for (let i = 0; i < n; i++) {
+    dev.readPage(i, buf);
+    const want = pages[(i + shift) % n]!;
+    for (let k = 0; k < PAGE_SIZE; k++) {
+      if (buf[k] !== want[k]) throw new Error(`zram (overwrite device): page ${i} byte ${k} differs after the run`);
+    }
+  }
+  dev.verify();
+  return n;
+}
+
 export async function benchZram(cfg: MicroConfig): Promise<BenchRow[]> {
   const n = cfg.zramPages;
   const stream = swapLikeStream(n);
@@ -80,7 +99,11 @@ export async function benchZram(cfg: MicroConfig): Promise<BenchRow[]> {
   // writes: a device reset (and re-sized) before every pass; reads: a device filled once
   const wdev = makeDevice(n, 'zram_bench_w');
   const rdev = makeDevice(n, 'zram_bench_r');
+  const odev = makeDevice(n, 'zram_bench_o');
   fill(rdev, pages);
+  fill(odev, pages);
+  /** The overwrite device holds page (i + shift) % n in slot i. */
+  let shift = 0;
 
   const out = new Uint8Array(PAGE_SIZE);
   let sink = 0;
@@ -119,6 +142,21 @@ export async function benchZram(cfg: MicroConfig): Promise<BenchRow[]> {
       },
     },
     {
+      name: OVERWRITE,
+      group: 'zram',
+      batch: n,
+      bytesPerOp: PAGE_SIZE,
+      baseline: COMPRESS,
+      run(k) {
+        const next = shift + 1 < n ? shift + 1 : 0;
+        odev.beginBatch();
+        for (let i = 0, j = next; i < k; i++, j = j + 1 < n ? j + 1 : 0) odev.writePage(i, pages[j]!);
+        odev.endBatch();
+        shift = next;
+        return k;
+      },
+    },
+    {
       name: DECOMPRESS,
       group: 'zram',
       batch: n,
@@ -152,13 +190,17 @@ export async function benchZram(cfg: MicroConfig): Promise<BenchRow[]> {
   const rows = linkBaselines(await measure(cases, { ...cfg, batchScale: 1 }, 'zram'));
 
   // outside the timed part: both devices hold exactly the stream, and are consistent
-  const checked = checkDevice(rdev, stream, 'read device') + checkDevice(wdev, stream, 'write device');
+  const checked =
+    checkDevice(rdev, stream, 'read device') +
+    checkDevice(wdev, stream, 'write device') +
+    checkShifted(odev, stream, shift);
   const mm = rdev.statValues().mm;
   const memOverCompr = mm.memUsedTotal / mm.comprDataSize;
   const comprRatio = mm.origDataSize / mm.comprDataSize;
 
-  const [compress, write, decompress, read] = rows as [BenchRow, BenchRow, BenchRow, BenchRow];
+  const [compress, write, overwrite, decompress, read] = rows as [BenchRow, BenchRow, BenchRow, BenchRow, BenchRow];
   const writeVsCompress = compress.nsPerOp / write.nsPerOp; // rate ratio: write MB/s / compress MB/s
+  const overwriteVsCompress = compress.nsPerOp / overwrite.nsPerOp;
   const readVsDecompress = decompress.nsPerOp / read.nsPerOp;
   write.targets = [
     {
@@ -172,6 +214,14 @@ export async function benchZram(cfg: MicroConfig): Promise<BenchRow[]> {
       met: memOverCompr <= 1.05,
     },
   ];
+  overwrite.targets = [
+    {
+      goal: '>= 0.95x the bare lz4 compress rate',
+      measured: `${overwriteVsCompress.toFixed(2)}x`,
+      met: overwriteVsCompress >= 0.95,
+    },
+  ];
+  overwrite.extra = { pages: n, overwriteVsCompress };
   read.targets = [
     {
       goal: '>= 1.0x the bare lz4 decompress rate',
@@ -197,5 +247,6 @@ export async function benchZram(cfg: MicroConfig): Promise<BenchRow[]> {
   if (!Number.isFinite(sink)) throw new Error('unreachable'); // keeps the results alive
   wdev.close();
   rdev.close();
+  odev.close();
   return rows;
 }
