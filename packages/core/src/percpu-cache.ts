@@ -26,6 +26,25 @@
 // the engine (~20 ns each on the machines measured), so their count is the cost.
 // Refill and flush run outside enter/exit under the class lock; so does a drain
 // of one class, so the owner and a drainer never touch one magazine together.
+//
+// Why the hit path keeps these atomics although only its CPU writes the magazine.
+// The magazine's words are the owner's alone between two movers, but a mover
+// (compaction, migration, a drain) reads and rewrites them, and the owner must
+// not be halfway through a pop or a push when it does. That exclusion is a
+// Dekker-style handshake (the owner says "busy", then looks for a mover; the
+// mover says "held", then looks for a busy owner), which needs a store-load
+// fence on both sides: with plain stores both sides can read the other's old
+// word and go ahead together. JavaScript offers no fence but a sequentially
+// consistent Atomics operation, so enter() is one compare-and-swap. exit() must
+// publish the magazine's plain writes before the mover reads them; the memory
+// model orders plain writes only before an Atomics write that the reader then
+// reads, so exit() is an Atomics.store. A free also claims the handle word with a
+// compare-and-swap: two CPUs freeing one handle each sit inside their own gate,
+// which does not exclude the other, and without the claim both would stack the
+// object. So a malloc+free pair costs five sequentially consistent operations
+// (~15-20 ns each where measured), the floor of this protocol; a gate held
+// across calls would leave an idle thread's gate closed, and a mover would wait
+// on it for ever.
 
 import { CPU_DEAD, cpuState } from './cpu-registry.js';
 

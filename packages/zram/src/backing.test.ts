@@ -42,6 +42,22 @@ function filled(n: number): { dev: ZramDevice; ref: Uint8Array[] } {
   return { dev, ref };
 }
 
+describe('overwriting written-back pages', () => {
+  it('counts each overwrite as its net change (the block given back, the new content counted)', () => {
+    const { dev } = filled(6);
+    dev.markIdle('all');
+    expect(dev.writeback('idle')).toBe(6);
+    const kinds: PageKind[] = ['zero', 'same', 'text', 'random', 'binary', 'text'];
+    for (let i = 0; i < 6; i++) dev.writePage(i, fillPage(new Uint8Array(PAGE), kinds[i]!, 50 + i));
+    const mm = dev.statValues().mm;
+    expect(mm.origDataSize).toBe(6 * PAGE);
+    expect(dev.statValues().bd.bdCount).toBe(0);
+    expect(dev.recountStats()).toBe(0);
+    dev.verify();
+    dev.close();
+  });
+});
+
 describe('opening the backing file', () => {
   it('refuses a symlink, even one to a file we could write', () => {
     const target = path.join(dir, 'target.img');

@@ -29,6 +29,33 @@ function checkConsistent(dev: ZramDevice): void {
 }
 
 describe('ZramDevice basics', () => {
+  it('counts an overwrite as its net change, from every kind of content to every other', () => {
+    const kinds: PageKind[] = ['zero', 'same', 'text', 'random'];
+    const dev = ZramDevice.create({ disksize: 32 * PAGE });
+    let slot = 0;
+    let hugeWrites = 0;
+    for (const a of kinds) {
+      for (const b of kinds) {
+        dev.writePage(slot, page(a, slot + 1));
+        dev.writePage(slot, page(b, slot + 100));
+        if (a === 'random') hugeWrites++;
+        if (b === 'random') hugeWrites++;
+        slot++;
+      }
+    }
+    const mm = dev.statValues().mm;
+    expect(mm.hugePagesSince).toBe(hugeWrites); // random pages do not compress: stored huge
+    expect(mm.hugePages).toBe(4);
+    expect(mm.samePages).toBe(8);
+    expect(mm.origDataSize).toBe(16 * PAGE);
+    expect(dev.recountStats()).toBe(0); // every counter already what the slots say
+    checkConsistent(dev);
+    for (let i = 0; i < slot; i++) dev.discard(i * PAGE, PAGE);
+    expect(dev.mmStat().trim().split(/\s+/).map(Number).slice(0, 3)).toEqual([0, 0, 0]);
+    expect(dev.recountStats()).toBe(0);
+    dev.close();
+  });
+
   it('creates a page-aligned device; unwritten pages read as zeros', () => {
     const dev = ZramDevice.create({ disksize: 10 * PAGE + 1 });
     expect(dev.disksize).toBe(11 * PAGE);

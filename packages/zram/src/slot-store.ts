@@ -1,7 +1,7 @@
 // The slot store: how a page's content gets into a slot and out of it. prepare
 // compresses and allocates a page's new content outside the slot lock into a
-// PreparedPage (a value, reused: nothing is allocated per page); installLocked
-// and replaceLocked put it into a slot; freeSlotLocked and releaseContent take
+// PreparedPage (a value, reused: nothing is allocated per page); replaceLocked
+// puts it into a slot, counting the net change once; freeSlotLocked and releaseContent take
 // content out again and uncount it; loadLocked and decompressLoaded read it
 // back. Also this thread's state those need (the SlotStore): its codec per
 // priority, the access-time clock and the scratch pages (the kernel's per-CPU
@@ -177,25 +177,61 @@ export function prepare(s: SlotStore, page: Uint8Array, p: PreparedPage): void {
   p.huge = huge;
 }
 
-/** Installs a prepared page into a slot whose old content is released by the caller (slot lock held). */
-export function installLocked(s: SlotStore, index: number, p: PreparedPage): void {
+/** Installs a prepared page into a slot whose old content is released by the caller (slot lock held); counts nothing. */
+function installLocked(s: SlotStore, index: number, p: PreparedPage): void {
   const slots = s.slots;
   if (p.same) {
     slots.setHandle(index, p.lo);
     slots.setFillHigh(index, p.hi);
     slots.setOwned(index, ZRAM_SAME);
-    inc64(s.c64, C.SAME_PAGES);
   } else {
     slots.setHandle(index, p.handle);
     slots.setOwned(index, p.size | (p.huge ? ZRAM_HUGE : 0));
-    add64(s.c64, C.COMPR_DATA_SIZE, p.size);
+  }
+  slots.setAccessTime(index, now(s));
+}
+
+/** Adds n (any sign) to a counter: the ±1 cases without a BigInt made per call. */
+function move64(s: SlotStore, i: C, n: number): void {
+  if (n === 1) inc64(s.c64, i);
+  else if (n === -1) dec64(s.c64, i);
+  else if (n > 0) add64(s.c64, i, n);
+  else if (n < 0) sub64(s.c64, i, -n);
+}
+
+/**
+ * Counts a slot's change from its old content (flags f) to prepared page p: the
+ * net change of each counter, one atomic update for each that moves (the
+ * kernel uncounts the old content and counts the new one, four updates for an
+ * overwrite; the sums are the same). What releaseContent would uncount, and
+ * what the page adds.
+ */
+function countReplace(s: SlotStore, f: number, p: PreparedPage): void {
+  let stored = 1;
+  let compr = 0;
+  let same = 0;
+  let huge = 0;
+  if (f & ZRAM_HUGE) huge--;
+  if (f & ZRAM_WB) stored--;
+  else if (f & ZRAM_SAME) {
+    same--;
+    stored--;
+  } else if ((f & SIZE_MASK) !== 0) {
+    compr -= f & SIZE_MASK;
+    stored--;
+  }
+  if (p.same) same++;
+  else {
+    compr += p.size;
     if (p.huge) {
-      inc64(s.c64, C.HUGE_PAGES);
+      huge++;
       inc64(s.c64, C.HUGE_PAGES_SINCE);
     }
   }
-  inc64(s.c64, C.PAGES_STORED);
-  slots.setAccessTime(index, now(s));
+  move64(s, C.PAGES_STORED, stored);
+  move64(s, C.COMPR_DATA_SIZE, compr);
+  move64(s, C.SAME_PAGES, same);
+  move64(s, C.HUGE_PAGES, huge);
 }
 
 /**
@@ -237,7 +273,8 @@ export function replaceLocked(s: SlotStore, index: number, p: PreparedPage): voi
   if (p.same) s.journal.replace(index, p.lo, p.hi, ZRAM_SAME, h, f);
   else s.journal.replace(index, p.handle, 0, p.size | (p.huge ? ZRAM_HUGE : 0), h, f);
   installLocked(s, index, p);
-  releaseContent(s, f, h);
+  freeContent(s, f, h);
+  countReplace(s, f, p);
   s.journal.replaced();
 }
 
@@ -262,18 +299,22 @@ export function freeSlotLocked(s: DeviceState, index: number): void {
 
 /** Frees what a slot held (flags f, handle word h) and uncounts it; the slot no longer names it. */
 export function releaseContent(s: DeviceState, f: number, h: number): void {
+  freeContent(s, f, h);
   if (f & ZRAM_HUGE) dec64(s.c64, C.HUGE_PAGES);
-  if (f & ZRAM_WB) {
-    s.backing.freeBlock(h);
-    dec64(s.c64, C.PAGES_STORED);
-  } else if (f & ZRAM_SAME) {
+  if (f & ZRAM_WB) dec64(s.c64, C.PAGES_STORED);
+  else if (f & ZRAM_SAME) {
     dec64(s.c64, C.SAME_PAGES);
     dec64(s.c64, C.PAGES_STORED);
   } else if ((f & SIZE_MASK) !== 0) {
-    s.pool.free(h);
     sub64(s.c64, C.COMPR_DATA_SIZE, f & SIZE_MASK);
     dec64(s.c64, C.PAGES_STORED);
   }
+}
+
+/** Frees what a slot held (flags f, handle word h), counting nothing. */
+function freeContent(s: DeviceState, f: number, h: number): void {
+  if (f & ZRAM_WB) s.backing.freeBlock(h);
+  else if ((f & ZRAM_SAME) === 0 && (f & SIZE_MASK) !== 0) s.pool.free(h);
 }
 
 /**
