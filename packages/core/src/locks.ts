@@ -545,7 +545,7 @@ export class LockContext {
     const rec = this.recOpen(a, HELD_WRITE, i, 0);
     if (Atomics.compareExchange(a, i, 0, RW_WRITER) === 0) {
       this.cpuReg[rec]! += INTENT_TO_HELD;
-      const last = Atomics.exchange(a, i + 1, this.tag);
+      const last = this.markWriter(a, i);
       if (this.faultLeft !== 0) this.faultTick();
       if (this.track) this.acquired(a, i, cls, 0, last !== 0 && last !== this.tag, -1, site);
       return;
@@ -575,7 +575,7 @@ export class LockContext {
       }
       if (Atomics.wait(a, i, c, PARK_TIMEOUT_MS) === 'timed-out') this.recoverDead(a, i);
     }
-    const last = Atomics.exchange(a, i + 1, this.tag);
+    const last = this.markWriter(a, i);
     if (this.faultLeft !== 0) this.faultTick();
     if (this.track)
       this.acquired(
@@ -587,6 +587,19 @@ export class LockContext {
         this.statOn ? (performance.now() - t0) * 1000 : -1,
         site,
       );
+  }
+
+  /**
+   * Names this CPU as the rwlock's last writer (word i+1), write lock held, and
+   * returns the one before. Only writers write that word, under the lock, so the
+   * lock's acquisition already orders a plain read of it; the store is atomic (for
+   * waiters looking for a dead writer) and skipped when this CPU was the last
+   * writer already, the common case of a lock taken again by the same CPU.
+   */
+  private markWriter(a: Int32Array, i: number): number {
+    const last = a[i + 1]!;
+    if (last !== this.tag) Atomics.store(a, i + 1, this.tag);
+    return last;
   }
 
   /** A writer that only trylocks (zspage lock in compaction and migration). */
@@ -603,7 +616,7 @@ export class LockContext {
       return false;
     }
     this.cpuReg[rec]! += INTENT_TO_HELD;
-    const last = Atomics.exchange(a, i + 1, this.tag);
+    const last = this.markWriter(a, i);
     if (this.faultLeft !== 0) this.faultTick();
     if (this.track) this.acquired(a, i, cls, 0, last !== 0 && last !== this.tag, -1, site);
     return true;
