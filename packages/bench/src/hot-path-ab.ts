@@ -4,8 +4,10 @@
 // the report gives per-case ns/op of CPU time (so time spent descheduled on a
 // loaded machine is left out) for both, the ratio per round and its spread.
 // Cases: malloc+free pairs (256 B, 3000 B straddling frames, 4 KiB huge; class
-// mode, per-CPU caches off and on) on a pool with live objects, and zram
-// writePage+readPage of a text-like page with lz4.
+// mode, per-CPU caches off and on) on a pool with live objects, the cold pair
+// (a zspage built and freed each time), migratePage of the frames of a pool
+// filled with mixed sizes, and zram writePage+readPage of a text-like page with
+// lz4 (every write over a written slot).
 // Usage: node packages/bench/dist/hot-path-ab.js --base DIR [--this DIR] [--rounds N] [--ms MS]
 // (--this defaults to this checkout; --this and --base the same directory measure the harness's own bias)
 
@@ -16,13 +18,17 @@ import { parseArgs } from 'node:util';
 
 type Result = Record<string, number>;
 
+interface CorePool {
+  malloc(n: number): number;
+  free(h: number): void;
+  pagesUsed(): number;
+  frameMap(): Uint8Array;
+}
 interface CoreApi {
   ZsPool: {
-    create(o: { maxBytes: number; name?: string; percpuCache?: boolean }): {
-      malloc(n: number): number;
-      free(h: number): void;
-    };
+    create(o: { maxBytes: number; name?: string; percpuCache?: boolean }): CorePool;
   };
+  migratePage(pool: CorePool, pfn: number): number;
 }
 interface ZramApi {
   ZramDevice: {
@@ -65,6 +71,31 @@ function time(fn: (n: number) => void, ms: number): number {
   return best;
 }
 
+/** migratePage of zspage frames (frame map kinds 1 and 2) of a 64 MiB pool three quarters full of mixed sizes. */
+function timeMigration(core: CoreApi, ms: number): number {
+  const pool = core.ZsPool.create({ maxBytes: 64 << 20, name: 'ab_migrate' });
+  let x = 1;
+  while (pool.pagesUsed() < 12288) {
+    x = (Math.imul(x, 1103515245) + 12345) & 0x7fffffff;
+    pool.malloc(32 + (x % 4064));
+  }
+  const list = new Int32Array(16384);
+  let len = 0;
+  let k = 0;
+  return time((n) => {
+    for (let i = 0; i < n; i++) {
+      if (k === len) {
+        // the frames to move now (every move frees the old frame)
+        const map = pool.frameMap();
+        len = 0;
+        for (let pfn = 0; pfn < map.length; pfn++) if (map[pfn] === 1 || map[pfn] === 2) list[len++] = pfn;
+        k = 0;
+      }
+      core.migratePage(pool, list[k++]!);
+    }
+  }, ms);
+}
+
 /** One arm: loads the built packages under `root` and times every case. */
 async function child(root: string, ms: number): Promise<Result> {
   const core = (await import(pathToFileURL(resolve(root, 'packages/core/dist/index.js')).href)) as CoreApi;
@@ -81,6 +112,13 @@ async function child(root: string, ms: number): Promise<Result> {
       }, ms);
     }
   }
+  {
+    const pool = core.ZsPool.create({ maxBytes: 16 << 20, name: 'ab_cold' });
+    out['malloc+free 1024B cold'] = time((n) => {
+      for (let i = 0; i < n; i++) pool.free(pool.malloc(1024));
+    }, ms);
+  }
+  out.migratePage = timeMigration(core, ms);
   const dev = zram.ZramDevice.create({ disksize: 64 << 20 });
   const slots = 1024;
   const src = Array.from({ length: 8 }, (_, k) => pages.fillPage(new Uint8Array(4096), 'text', k + 1));
