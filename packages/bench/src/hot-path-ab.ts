@@ -8,8 +8,7 @@
 // (a zspage built and freed each time), migratePage of the frames of a pool
 // filled with mixed sizes, and zram writePage+readPage of a text-like page with
 // lz4 (every write over a written slot).
-// Usage: node packages/bench/dist/hot-path-ab.js --base DIR [--this DIR] [--rounds N] [--ms MS]
-// (--this defaults to this checkout; --this and --base the same directory measure the harness's own bias)
+// Usage: see USAGE below (or --help).
 
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
@@ -135,8 +134,18 @@ async function child(root: string, ms: number): Promise<Result> {
   return out;
 }
 
+const USAGE = `Usage: pnpm bench:ab -- --base DIR [--this DIR] [--rounds N] [--ms MS]
+  --base DIR   another built checkout of this project (say, main in a second worktree)
+  --this DIR   the checkout measured against it (default: this one); --this and --base
+               the same directory measure the harness's own bias (an A/A run)
+  --rounds N   rounds; each runs both arms in their own processes, alternating (default 3)
+  --ms MS      time per case per arm and round (default 400)
+`;
+
 const { values } = parseArgs({
+  strict: true,
   options: {
+    help: { type: 'boolean', short: 'h', default: false },
     child: { type: 'string' },
     base: { type: 'string' },
     this: { type: 'string' },
@@ -144,11 +153,18 @@ const { values } = parseArgs({
     ms: { type: 'string', default: '400' },
   },
 });
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 const ms = Number(values.ms);
 if (values.child !== undefined) {
   process.stdout.write(JSON.stringify(await child(values.child, ms)));
 } else {
-  if (values.base === undefined) throw new Error('usage: hot-path-ab --base DIR [--this DIR] [--rounds N] [--ms MS]');
+  if (values.base === undefined) {
+    process.stderr.write(USAGE);
+    process.exit(2);
+  }
   const here = resolve(fileURLToPath(import.meta.url), '../../../..');
   const arms: [string, string][] = [
     ['this', values.this !== undefined ? resolve(values.this) : here],
