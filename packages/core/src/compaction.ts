@@ -10,12 +10,14 @@ import { ZS_HANDLE_SIZE } from './constants.js';
 import { type ClassLists, fixFullness, isolateDstZspage, isolateSrcZspage } from './fullness.js';
 import { SITE_COMPACT_ISOLATE, SITE_COMPACT_MIGRATE } from './lock-classes.js';
 import { locationToObj } from './location.js';
+import { FP_COMPACT_ALLOCATED, FP_COMPACT_COPIED, FP_COMPACT_FREED, FP_COMPACT_PUBLISHED } from './locks.js';
 import { type ObjectStore, copyAcross, objDataAddr, objFree, objMalloc, publishHandle } from './objects.js';
 import { byteToPfn, frameByte, getNextPfn, offsetInFrame } from './page-desc.js';
 import { P_COMPACTING, P_PAGES_COMPACTED, P_ZS_COMPACT_RUNS } from './pool-layout.js';
 import { type StatSpace, canCompact } from './pool-stats.js';
 import { type ZspageSpace, putbackOrFree } from './zspage-alloc.js';
 import {
+  CL_GHOSTS,
   CL_MOVED,
   CL_WORDS,
   RESERVED_HEADER,
@@ -142,11 +144,26 @@ function migrateObjects(s: CompactionSpace, c: number, src: number, dst: number)
     if ((w & 1) === 0 || w === RESERVED_HEADER) continue; // free, or reserved by a per-CPU cache
     const h = w >>> 1;
     const len = words[a + 1]!;
+    const from = locationToObj(pfn, offsetInFrame(off));
+    if (!s.handles.inRange(h) || s.handles.words[h] !== from) {
+      // a ghost: a copy a compactor killed midway left, whose handle names its other
+      // copy (or nothing). Under these locks a live object's handle always names it
+      // (free claims the handle under the class lock, movers hold it too), so this
+      // one is garbage: freed, never moved (a move would point the handle at it).
+      objFree(s, src, c, from);
+      s.cls[c * CL_WORDS + CL_GHOSTS]!++;
+      continue;
+    }
     // copy, then publish: killed before the handle moves, the old copy stays valid
+    // and the new one is a ghost (freed above, or by the repair after the death)
     const loc = objMalloc(s, dst, c, h, len, false);
+    if (s.locks.faultAt === FP_COMPACT_ALLOCATED) s.locks.faultPoint();
     copyAcross(s.phys, frameByte(pfn, offsetInFrame(off)) + ZS_HANDLE_SIZE, objDataAddr(s, c, loc), len);
+    if (s.locks.faultAt === FP_COMPACT_COPIED) s.locks.faultPoint();
     publishHandle(s.handles, h, loc);
-    objFree(s, src, c, locationToObj(pfn, offsetInFrame(off)));
+    if (s.locks.faultAt === FP_COMPACT_PUBLISHED) s.locks.faultPoint();
+    objFree(s, src, c, from);
+    if (s.locks.faultAt === FP_COMPACT_FREED) s.locks.faultPoint();
     moved++;
   }
   s.cls[c * CL_WORDS + CL_MOVED]! += moved;

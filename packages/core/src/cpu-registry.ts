@@ -39,6 +39,7 @@ export const HELD_HELD = 2;
 /** Array ids of the lock words the pool itself owns; devices get ids from ARRAY_ID_FIRST_DYNAMIC. */
 export const ARRAY_CTL = 1;
 export const ARRAY_ZSPAGES = 2;
+export const ARRAY_CLASSES = 3;
 export const ARRAY_ID_FIRST_DYNAMIC = 16;
 
 /** Generation bits in a mutex owner tag: tag = ((gen << 9) | (cpu + 1)) << 2. */

@@ -13,7 +13,18 @@ export {
   type MapMode,
 } from './pool.js';
 export { buildSizeClasses, classIndexFor, chainLength, type SizeClassTable, type ChainRule } from './size-class.js';
-export { LockContext, LockOrderError, type LockdepRegistry } from './locks.js';
+export {
+  FAULT_EXIT_CODE,
+  FP_COMPACT_ALLOCATED,
+  FP_COMPACT_COPIED,
+  FP_COMPACT_FREED,
+  FP_COMPACT_PUBLISHED,
+  FP_MIGRATE_COPIED,
+  FP_MIGRATE_HANDLE,
+  LockContext,
+  LockOrderError,
+  type LockdepRegistry,
+} from './locks.js';
 export { formatLockStat, type LockClassStats, type ContentionPoint } from './lock-stat.js';
 export * from './lock-classes.js';
 export { MAX_CPUS } from './cpu-registry.js';

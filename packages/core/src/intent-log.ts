@@ -8,6 +8,10 @@
 //
 // Each record has three parts of 8 words, each with its own op word: the pool's
 // (words 0..7) and two for a device (slot-repair.ts in zram).
+// A record can also be settled by the thread that takes over one of the dead thread's
+// locks, before it goes on (pool-repair.ts settleDeadMigration): such a settler first
+// claims the record (claimDeadIntent), so two threads taking over two of the dead
+// thread's locks never settle it at once.
 // A dead thread's CPU slot is not handed to a new thread while it holds a record
 // (claimCpu and reapDeadCpus ask intentPending), so a record is repaired once, by
 // the repair that clears it, and never overwritten first. Each repair step checks
@@ -22,12 +26,14 @@ export const INTENT_DEVICE = 8;
 export const INTENT_DEVICE_HOLD = 16;
 export const INTENT_PART_WORDS = 8;
 
-// pool part: [op, a, b, c, phase]
+// pool part: [op, a, b, c, phase, settler]
 export const IN_OP = 0;
 export const IN_A = 1;
 export const IN_B = 2;
 export const IN_C = 3;
 export const IN_PHASE = 4;
+/** The owner tag of the live thread settling a dead record at a lock takeover (claimDeadIntent). */
+export const IN_SETTLER = 5;
 /** Building zspage a: its frames carry PG_NEW and name it (FD_ZSPAGE) until it is movable. */
 export const OP_BUILD = 1;
 /** Migrating frame a of zspage c into frame b; phase 1 once the copy is complete. */
@@ -76,8 +82,34 @@ export function deadIntents(
   return n;
 }
 
-/** Clears a dead record part after its repair. */
+/** Clears a dead record part after its repair (and wakes a thread waiting for its settler). */
 export function clearDeadIntent(log: Int32Array, at: number, snapshot: Int32Array): void {
   if (Atomics.compareExchange(log, at, snapshot[0]!, 0) !== snapshot[0]) return;
   for (let k = INTENT_PART_WORDS - 1; k >= 1; k--) Atomics.store(log, at + k, 0);
+  Atomics.notify(log, at + IN_SETTLER);
+}
+
+/**
+ * Claims the dead record part at `at` for settling by the thread with owner tag
+ * `tag`: true once claimed (settle it, then clearDeadIntent), false when there is no
+ * record (any more: another thread settled it). A live settler is waited for (a
+ * bounded wait: it settles without blocking); a dead one's claim is taken over, and
+ * the steps redone (each checks the state it finds).
+ */
+export function claimDeadIntent(log: Int32Array, at: number, tag: number, dead: (tag: number) => boolean): boolean {
+  const w = at + IN_SETTLER;
+  for (;;) {
+    if (Atomics.load(log, at) === 0) return false;
+    const s = Atomics.compareExchange(log, w, 0, tag);
+    if (s === 0 || s === tag) {
+      if (Atomics.load(log, at) !== 0) return true;
+      Atomics.compareExchange(log, w, tag, 0); // cleared between the two looks
+      return false;
+    }
+    if (dead(s)) {
+      Atomics.compareExchange(log, w, s, tag);
+      continue;
+    }
+    Atomics.wait(log, w, s, 1);
+  }
 }

@@ -45,6 +45,7 @@ import {
   heldDesc,
   ownerTag,
   recoverRecords,
+  tagCpu,
   tagDead,
 } from './cpu-registry.js';
 import { lockSiteName } from './lock-classes.js';
@@ -72,8 +73,21 @@ export const RW_WRITER_WAITING = 0x20000000;
 export const RW_WAITERS = 0x40000000;
 
 const MAX_HELD = 32;
-/** The exit code of a thread killed by exitAtAcquisition(). */
+/** The exit code of a thread killed by exitAtAcquisition() or exitAtPoint(). */
 export const FAULT_EXIT_CODE = 70;
+// Points inside critical sections where exitAtPoint() can end a thread (kill tests).
+/** Frame migration: the intent record written, the frame copied (phase 1), nothing relinked yet. */
+export const FP_MIGRATE_COPIED = 1;
+/** Frame migration: after each handle rewritten to the new frame. */
+export const FP_MIGRATE_HANDLE = 2;
+/** Compaction move: the destination object allocated (its header names the handle), nothing copied. */
+export const FP_COMPACT_ALLOCATED = 3;
+/** Compaction move: the object copied, the handle still on the source. */
+export const FP_COMPACT_COPIED = 4;
+/** Compaction move: the handle published on the destination, the source not freed. */
+export const FP_COMPACT_PUBLISHED = 5;
+/** Compaction move: the source freed (the move complete, the zspages still isolated). */
+export const FP_COMPACT_FREED = 6;
 /** Turns an intent record into a held one: one add, no call, right after the lock's atomic. */
 const INTENT_TO_HELD = (HELD_HELD - HELD_INTENT) << 20;
 
@@ -110,7 +124,7 @@ export class LockContext {
   private readonly recBase: number;
   /** Array ids of the lock-word arrays this thread knows (by buffer), for held-lock records. */
   private readonly arrayIds = new Map<ArrayBufferLike, number>();
-  private readonly deadBitHooks = new Map<number, (cpu: number, index: number) => void>();
+  private readonly deadHooks = new Map<number, (cpu: number, index: number) => void>();
   // the two buffers named last (a mover alternates between the pool lock's and a zspage's)
   private lastBuf: ArrayBufferLike | null = null;
   private lastId = 0;
@@ -131,6 +145,9 @@ export class LockContext {
   recovered = 0;
   /** Fault injection: acquisitions left until this thread exits holding the lock (0: off). */
   private faultLeft = 0;
+  /** Fault injection: the point (FP_*) where this thread exits, 0: off; callers test it before calling faultPoint(). */
+  faultAt = 0;
+  private faultPointLeft = 0;
 
   constructor(
     cpu: number,
@@ -212,12 +229,31 @@ export class LockContext {
   }
 
   /**
-   * Registers what to do when this thread takes a bit lock of array `id` over from a
-   * dead holder: fn(deadCpu, wordIndex) runs while the bit is still set (no other
-   * thread can take it meanwhile), then the bit is released. fn must not block.
+   * Fault injection for thread-death tests: this thread exits the `n`th time from now
+   * it passes fault point `point` (FP_*), inside that critical section, holding its
+   * locks. Only for worker threads.
    */
-  onDeadBitHolder(id: number, fn: (cpu: number, index: number) => void): void {
-    this.deadBitHooks.set(id, fn);
+  exitAtPoint(point: number, n = 1): void {
+    if (!Number.isInteger(n) || n < 1) throw new RangeError('exitAtPoint: n must be a positive integer');
+    this.faultPointLeft = n;
+    this.faultAt = point;
+  }
+
+  /** A fault point reached (the caller checked faultAt names it). */
+  faultPoint(): void {
+    if (--this.faultPointLeft === 0) process.exit(FAULT_EXIT_CODE);
+  }
+
+  /**
+   * Registers what to do when this thread takes a lock of array `id` over from a dead
+   * holder (a bit lock, an rwlock's write side or a mutex): fn(deadCpu, wordIndex)
+   * runs while the dead CPU still holds it (no other thread can take it meanwhile;
+   * for a mutex, this thread holds it already), then the bit or writer bit is
+   * released, or the mutex's new owner goes on. Runs only on a takeover, never on
+   * the fast path. fn must not throw, and may wait only for bounded work.
+   */
+  onDeadHolder(id: number, fn: (cpu: number, index: number) => void): void {
+    this.deadHooks.set(id, fn);
   }
 
   /** Names the lock words in `buffer` for held-lock records (the same id in every thread). */
@@ -270,16 +306,16 @@ export class LockContext {
    */
   recoverDead(a: Int32Array, i: number): number {
     const id = this.arrayId(a);
-    const hook = this.deadBitHooks.get(id);
+    const hook = this.deadHooks.get(id);
     const n = recoverRecords(this.cpuReg, this.cpuBase, id, i, (kind, idx, mask, cpu) => {
       if (kind === HELD_READ) Atomics.sub(a, idx, 1);
-      else if (kind === HELD_WRITE) Atomics.and(a, idx, ~(RW_WRITER | RW_WRITER_WAITING));
       else {
         try {
           // still held by the dead CPU: what it guarded is settled before anyone else can take it
           hook?.(cpu, idx);
         } finally {
-          Atomics.and(a, idx, ~mask);
+          if (kind === HELD_WRITE) Atomics.and(a, idx, ~(RW_WRITER | RW_WRITER_WAITING));
+          else Atomics.and(a, idx, ~mask);
         }
       }
       Atomics.notify(a, idx);
@@ -389,6 +425,8 @@ export class LockContext {
       if (Atomics.wait(a, i, c, PARK_TIMEOUT_MS) === 'timed-out' && this.ownerDead(c)) {
         if (Atomics.compareExchange(a, i, c, tag | 2) === c) {
           this.recovered++;
+          // held now by this CPU: what the dead owner left half done is settled first
+          this.deadHooks.get(this.arrayId(a))?.(tagCpu(c), i);
           return this.contendedDone(a, i, cls, t0, prevOwner, site);
         }
       }

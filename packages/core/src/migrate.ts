@@ -35,7 +35,7 @@ import {
 } from './zspage.js';
 import type { HandleTable } from './handles.js';
 import type { PoolLockPolicy } from './lock-policy.js';
-import type { LockContext } from './locks.js';
+import { FP_MIGRATE_COPIED, FP_MIGRATE_HANDLE, type LockContext } from './locks.js';
 import type { PhysMem } from './phys-mem.js';
 import type { SizeClassTable } from './size-class.js';
 
@@ -194,6 +194,7 @@ export function migrateFrame(s: MigrationSpace, pfn: number, target: number): nu
   // copy the whole frame
   s.phys.copyFrame(target, pfn);
   it[ia + IN_PHASE] = 1;
+  if (s.locks.faultAt === FP_MIGRATE_COPIED) s.locks.faultPoint();
   const wasIsolated = (getFlags(fd, pfn) & PG_ISOLATED) !== 0;
   const f = getFlags(fd, pfn) & ~PG_ISOLATED;
   setFlags(fd, target, f);
@@ -209,13 +210,13 @@ export function migrateFrame(s: MigrationSpace, pfn: number, target: number): nu
     while (getNextPfn(fd, p) !== pfn) p = getNextPfn(fd, p);
     setNextPfn(fd, p, target);
   }
-  // rewrite the handles of objects that start in this frame
+  // rewrite the handles of objects that start in this frame; only a handle that
+  // names the object here moves (a compaction ghost, an object a dead compactor
+  // left behind whose handle names its other copy, keeps its handle where it is)
   if ((f & PG_HUGE) !== 0) {
     const h = getPagePrivate(fd, pfn);
-    if (h !== 0) {
-      s.handles.inRange(h);
+    if (h !== 0 && s.handles.inRange(h) && s.handles.words[h] === locationToObj(pfn, 0))
       s.handles.words[h] = locationToObj(target, 0);
-    }
   } else {
     const size = s.table.size[c]!;
     const words = s.phys.wordsOf(target);
@@ -238,7 +239,9 @@ export function migrateFrame(s: MigrationSpace, pfn: number, target: number): nu
       const h = w >>> 1;
       if (!s.handles.inRange(h))
         throw new Error(`migrate: object at offset ${off} of frame ${pfn} has handle ${h} out of range`);
+      if (s.handles.words[h] !== locationToObj(pfn, off)) continue;
       s.handles.words[h] = loc;
+      if (s.locks.faultAt === FP_MIGRATE_HANDLE) s.locks.faultPoint();
     }
   }
   if (wasIsolated) s.zd[z + ZD_ISOLATED]!--;

@@ -28,6 +28,8 @@ export const P_KC_FAIL = 22;
 export const P_ZS_COMPACT_RUNS = 23;
 /** Counter handing out lock-array ids (held-lock records name the array they hold a word of). */
 export const P_LOCK_ARRAY_IDS = 24;
+/** Dead threads' frame migrations settled by the thread that took over one of their locks. */
+export const P_MIG_SETTLED = 25;
 export const P_HANDLES = 32;
 export const P_CPUS = P_HANDLES + HANDLE_CTL_WORDS + 2;
 export const P_LOCKREG = P_CPUS + cpuRegistryWords();

@@ -29,10 +29,13 @@ import {
   IN_OP,
   IN_PHASE,
   INTENT_POOL,
+  INTENT_PART_WORDS,
   OP_BUILD,
   OP_MIGRATE,
+  claimDeadIntent,
   clearDeadIntent,
   deadIntents,
+  intentBase,
 } from './intent-log.js';
 import { locationToObj } from './location.js';
 import {
@@ -112,6 +115,44 @@ export function repairPoolLocked(pool: RepairSpace, verify: (pool: RepairSpace) 
   rebuild(pool, freeIds);
   verify(pool);
   return notes.join('; ');
+}
+
+/**
+ * A dead thread's frame migration, settled by the thread that takes over one of the
+ * locks it held (the pool lock for writing, the pool mutex, its class lock or its
+ * zspage lock; locks.ts onDeadHolder) before that thread goes on: a free through the
+ * frame's old location, or a write to it, must never meet a half-moved frame. The
+ * same roll as the repair's (rollMigration), under the zone lock; the dead thread's
+ * locks keep everyone else out meanwhile, and the record is claimed first, so two
+ * threads taking over two of its locks do not both roll it. Returns what was done
+ * ('' when the CPU left no migration). Never throws: what it cannot settle is left
+ * in the record, for the check after the death (which fences if it cannot either).
+ */
+export function settleDeadMigration(
+  pool: RepairSpace,
+  cpu: number,
+  tag: number,
+  dead: (tag: number) => boolean,
+): string {
+  const log = pool.intent;
+  const at = intentBase(cpu) + INTENT_POOL;
+  if (Atomics.load(log, at + IN_OP) !== OP_MIGRATE) return '';
+  if (!claimDeadIntent(log, at, tag, dead)) return '';
+  const rec = new Int32Array(INTENT_PART_WORDS);
+  for (let k = 0; k < INTENT_PART_WORDS; k++) rec[k] = Atomics.load(log, at + k);
+  if (rec[IN_OP] !== OP_MIGRATE) return '';
+  let note: string;
+  pool.phys.zoneLock();
+  try {
+    pool.phys.refresh();
+    note = rollMigration(pool, rec[IN_A]!, rec[IN_B]!, rec[IN_C]!, rec[IN_PHASE]!);
+  } catch {
+    return '';
+  } finally {
+    pool.phys.zoneUnlock();
+  }
+  clearDeadIntent(log, at, rec);
+  return note;
 }
 
 /** A frame migration interrupted by a death: rolled back (copy incomplete) or forward. */

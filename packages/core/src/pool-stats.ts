@@ -13,12 +13,13 @@ import {
   P_MIG_EBUSY,
   P_MIG_ENOMEM,
   P_MIG_GONE,
+  P_MIG_SETTLED,
   P_PAGES_ALLOCATED,
   P_PAGES_COMPACTED,
   P_ZS_COMPACT_RUNS,
 } from './pool-layout.js';
 import type { SizeClassTable } from './size-class.js';
-import { CL_COUNT, CL_MOVED, CL_OBJ_ALLOCATED, CL_OBJ_USED, CL_WORDS } from './zspage.js';
+import { CL_COUNT, CL_GHOSTS, CL_MOVED, CL_OBJ_ALLOCATED, CL_OBJ_USED, CL_WORDS } from './zspage.js';
 
 export interface PoolStats {
   pagesUsed: number;
@@ -44,6 +45,8 @@ export interface MigrationStats {
   failedBusy: number; // zspage mapped or being read (EBUSY)
   failedNoMem: number; // no free frame to move into
   failedGone: number; // frame no longer part of a zspage when isolated or migrated
+  settledAtTakeover: number; // dead threads' migrations settled by the thread taking over their lock
+  ghostsFreed: number; // copies a killed compactor left (their handle names the other copy), freed by compaction
   compactRuns: number; // frame-compaction runs
   compactSuccess: number; // runs that produced a free block of the requested order
   compactFail: number;
@@ -100,16 +103,22 @@ export function poolStats(s: StatSpace): PoolStats {
 export function migrationStats(s: StatSpace): MigrationStats {
   const c = s.ctl;
   let moved = 0;
-  for (const k of s.table.distinct) moved += s.cls[k * CL_WORDS + CL_MOVED]!;
+  let ghosts = 0;
+  for (const k of s.table.distinct) {
+    moved += s.cls[k * CL_WORDS + CL_MOVED]!;
+    ghosts += s.cls[k * CL_WORDS + CL_GHOSTS]!;
+  }
   return {
     framesMigrated: Atomics.load(c, P_MIGRATED),
     failedBusy: Atomics.load(c, P_MIG_EBUSY),
     failedNoMem: Atomics.load(c, P_MIG_ENOMEM),
     failedGone: Atomics.load(c, P_MIG_GONE),
+    settledAtTakeover: Atomics.load(c, P_MIG_SETTLED),
     compactRuns: Atomics.load(c, P_KC_RUNS),
     compactSuccess: Atomics.load(c, P_KC_SUCCESS),
     compactFail: Atomics.load(c, P_KC_FAIL),
     objectsMoved: moved,
+    ghostsFreed: ghosts,
     zsCompactRuns: Atomics.load(c, P_ZS_COMPACT_RUNS),
   };
 }

@@ -31,6 +31,7 @@ import {
   ZS_SIZE_CLASSES,
 } from './constants.js';
 import {
+  ARRAY_CLASSES,
   ARRAY_CTL,
   ARRAY_ID_FIRST_DYNAMIC,
   ARRAY_ZSPAGES,
@@ -125,11 +126,14 @@ import {
   P_COMPACTING,
   P_CPUS,
   P_HANDLES,
+  P_LOCK,
   P_LOCKREG,
   P_LOCK_ARRAY_IDS,
   P_LOCK_MODE,
   P_LOCK_STAT,
+  P_MIG_SETTLED,
   P_PAGES_ALLOCATED,
+  P_POOL_MUTEX,
   P_RULE,
   P_WORDS,
   P_ZS_FREE_HEAD,
@@ -166,7 +170,7 @@ import {
 } from './zspage.js';
 import { freeEmptyZspage, newZspageLocked, zspageIdFree } from './zspage-alloc.js';
 import { createIntentLog, deadIntents, intentBase, intentPending } from './intent-log.js';
-import { repairPoolLocked } from './pool-repair.js';
+import { repairPoolLocked, settleDeadMigration } from './pool-repair.js';
 
 export type { ClassStat, LockMode, MigrationStats, PoolStats };
 export type MapMode = 'ro' | 'wo' | 'rw';
@@ -305,7 +309,20 @@ export class ZsPool {
     this.lock = createLockPolicy(this.lockMode, this.locks, this.ctl, this.cls, gate);
     this.locks.nameArray(shared.ctl, ARRAY_CTL);
     this.locks.nameArray(shared.zspages, ARRAY_ZSPAGES);
+    this.locks.nameArray(shared.classes, ARRAY_CLASSES);
+    // whoever takes over a lock a dead migrator held settles its migration first
+    const settle = (cpu: number): void => {
+      if (settleDeadMigration(this, cpu, this.locks.tag, this.isDeadTag) !== '')
+        Atomics.add(this.ctl, P_MIG_SETTLED, 1);
+    };
+    this.locks.onDeadHolder(ARRAY_CTL, (cpu, i) => {
+      if (i === P_LOCK || i === P_POOL_MUTEX) settle(cpu);
+    });
+    this.locks.onDeadHolder(ARRAY_CLASSES, settle);
+    this.locks.onDeadHolder(ARRAY_ZSPAGES, settle);
   }
+
+  private readonly isDeadTag = (tag: number): boolean => tagDead(this.ctl, P_CPUS, tag);
 
   static create(opts: PoolOptions): ZsPool {
     if (opts === null || typeof opts !== 'object') throw new ZsError('EINVAL', 'pool options required');
@@ -408,7 +425,7 @@ export class ZsPool {
    * slot update the dead thread was making, so no live thread ever sees it half done.
    */
   onDeadBitHolder(id: number, fn: (cpu: number, index: number) => void): void {
-    this.locks.onDeadBitHolder(id, fn);
+    this.locks.onDeadHolder(id, fn);
   }
 
   /**

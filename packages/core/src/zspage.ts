@@ -37,6 +37,7 @@ export const CL_OBJ_ALLOCATED = CL_COUNT + NR_FULLNESS_GROUPS;
 export const CL_OBJ_USED = CL_OBJ_ALLOCATED + 1;
 export const CL_MOVED = CL_OBJ_USED + 1; // objects moved by compaction
 export const CL_GROUPS = CL_MOVED + 1; // bit g set: fullness list g is not empty
+export const CL_GHOSTS = CL_GROUPS + 1; // ghosts compaction freed (copies a killed compactor left)
 // Float64 per class: bytes stored
 export const CLF_WORDS = 1;
 
