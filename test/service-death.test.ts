@@ -100,4 +100,41 @@ describe('a dedicated worker that dies (R3)', () => {
     svc.device.verify();
     await svc.close();
   });
+
+  it('runs again, once the swap I/O worker is back, a check after a death that the worker died in the middle of', async () => {
+    const svc = await started('check');
+    const data = new Uint8Array(64 * 4096);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 11) >>> 4;
+    await svc.writePages(0, data);
+    const pool = svc.pool;
+    // hold a class lock here, so the check after the death below stops in the middle
+    // (in the pool repair, taking every lock) until this thread lets it go
+    const c = pool.classIndexFor(64);
+    const word = c * 32;
+    pool.classLock(c);
+    let released = false;
+    try {
+      await svc.killWorker('compression');
+      const until = Date.now() + 10_000;
+      while (!pool.locks.mutexContended(pool.cls, word) && Date.now() < until)
+        await new Promise((r) => setTimeout(r, 10));
+      expect(pool.locks.mutexContended(pool.cls, word)).toBe(true); // the swap I/O worker waits inside the check
+      await svc.killWorker('swap-io');
+      pool.classUnlock(c);
+      released = true;
+    } finally {
+      if (!released) pool.classUnlock(c);
+    }
+    // both deaths (the compression worker's, the swap I/O worker's) get their check completed
+    const until = Date.now() + 20_000;
+    while (svc.checks < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    expect(svc.checks).toBe(2);
+    const st = await svc.stats();
+    expect(st.checksAfterDeath).toEqual({ done: 2, retried: 1, pending: 0 });
+    expect(st.threads.swapIo).toMatchObject({ deaths: 1, restarts: 1 });
+    expect(svc.device.fenced).toBe(false);
+    expect(Buffer.from(await svc.readPages(0, 64)).equals(Buffer.from(data))).toBe(true);
+    svc.device.verify();
+    await svc.close();
+  });
 });

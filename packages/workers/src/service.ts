@@ -93,6 +93,8 @@ export interface ServiceStats {
   failures: WorkerFailure[];
   /** Deaths and restarts of each kind of worker thread. */
   threads: { compression: { deaths: number; restarts: number }; swapIo: SupervisorStats; compaction: SupervisorStats };
+  /** The checks after deaths: completed, run again after the swap I/O worker died during one, still owed. */
+  checksAfterDeath: { done: number; retried: number; pending: number };
   inFlight: number;
   compressionWorkers: number;
   batchPages: number;
@@ -114,6 +116,13 @@ export class ZramService {
   repairs = 0;
   /** Checks after a death that ran to the end. */
   checks = 0;
+  /** Checks after a death cut short by the swap I/O worker's own death, and run again once it was back. */
+  checksRetried = 0;
+  /** Checks after a death that failed for another reason than the worker's death (not retried). */
+  readonly checkErrors: string[] = [];
+  /** Checks after a death not yet completed (one per death). */
+  private checksOwed = 0;
+  private checkRunning = false;
   readonly repairLog: string[] = [];
   /** Why the device was fenced, when a check after a death fenced it ('' otherwise). */
   fenceReason = '';
@@ -236,6 +245,7 @@ export class ZramService {
       pool: this.pool.shared,
       onDeath: (tid, reason) => this.onThreadDeath('swap-io', tid, reason),
       mayRestart,
+      onRestart: () => this.runChecks(),
     });
     this.compactionOpts = comp;
   }
@@ -320,22 +330,51 @@ export class ZramService {
       this.device.releaseAfterDeath();
     }
     // the check may wait for locks live threads hold: the swap I/O worker runs it
-    setImmediate(() => {
-      if (this.closing) return;
-      this.swap
-        .call(async (api) => {
-          const ok = await api.checkAfterDeath();
+    this.checksOwed++;
+    setImmediate(() => this.runChecks());
+  }
+
+  /**
+   * Runs the checks owed after deaths, one at a time, on the swap I/O worker. A check
+   * cut short because that worker died (while running it, or before it could) stays
+   * owed and runs again once the worker is back (counted in checksRetried), so every
+   * death gets its check completed once. Nothing runs while the service is closing;
+   * a fenced device restarts no worker, so its owed checks stay owed (fenced anyway).
+   */
+  private runChecks(): void {
+    if (this.checkRunning || this.closing || this.checksOwed === 0 || !this.swap.isAlive) return;
+    this.checkRunning = true;
+    this.swap
+      .call(async (api) => {
+        const ok = await api.checkAfterDeath();
+        const r = await api.repairReport();
+        if (r.repaired !== '') {
+          this.repairs++;
+          this.repairLog.push(r.repaired);
+          if (this.repairLog.length > 50) this.repairLog.shift();
+        }
+        if (!ok && r.fenceReason !== '') this.fenceReason = r.fenceReason;
+      })
+      .then(
+        () => {
           this.checks++;
-          const r = await api.repairReport();
-          if (r.repaired !== '') {
-            this.repairs++;
-            this.repairLog.push(r.repaired);
-            if (this.repairLog.length > 50) this.repairLog.shift();
+          this.checksOwed--;
+        },
+        (e: unknown) => {
+          if (e instanceof WorkerFailedError) this.checksRetried++;
+          else {
+            // not the worker's death: the check itself failed, which fences nothing by
+            // itself; it is not retried (it would fail the same way), but said
+            this.checksOwed--;
+            this.checkErrors.push(e instanceof Error ? e.message : String(e));
+            if (this.checkErrors.length > 50) this.checkErrors.shift();
           }
-          if (!ok && r.fenceReason !== '') this.fenceReason = r.fenceReason;
-        })
-        .catch(() => undefined);
-    });
+        },
+      )
+      .finally(() => {
+        this.checkRunning = false;
+        setImmediate(() => this.runChecks());
+      });
   }
 
   /** Kills a worker thread (fault injection: tests and the soak's --kill-every). */
@@ -547,6 +586,7 @@ export class ZramService {
         swapIo: this.swap.stats(),
         compaction: this.compaction.stats(),
       },
+      checksAfterDeath: { done: this.checks, retried: this.checksRetried, pending: this.checksOwed },
       inFlight: this.inFlight.size,
       compressionWorkers: this.compressionWorkers,
       batchPages: this.arena.batchPages,

@@ -31,6 +31,8 @@ export interface SupervisorOptions {
   onDeath: (threadId: number, reason: string) => void;
   /** Whether a restart is safe now (false: the device is fenced or closing). */
   mayRestart: () => boolean;
+  /** Called once a dead worker has been started again (calls may be routed to it). */
+  onRestart?: () => void;
 }
 
 interface Pending {
@@ -83,6 +85,7 @@ export class Supervisor<Api> {
     if (this.opts.mayRestart()) {
       this.restarts++;
       this.spawn();
+      this.opts.onRestart?.();
     }
   }
 

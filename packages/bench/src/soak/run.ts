@@ -211,7 +211,9 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     svc.device.recountStats(); // counters a killed thread left half-updated
     svc.device.verify();
     log(`threads: ${JSON.stringify(st.threads)}`);
-    log(`checks after a death: ${svc.checks}, of which repaired something: ${svc.repairs}`);
+    log(
+      `checks after a death: ${svc.checks} (${svc.checksRetried} run again after the swap I/O worker died in one), of which repaired something: ${svc.repairs}`,
+    );
     for (const r of svc.repairLog) log(`  repaired: ${r}`);
   } catch (e) {
     verify = e instanceof Error ? e.message : String(e);
