@@ -57,6 +57,14 @@ describe('a thread that dies holding a lock (R1: a blocked waiter takes it over 
       pool.verify();
     });
 
+    it(`lets a thread register a lock class when a thread died inside a registration (${die})`, async () => {
+      const pool = ZsPool.create({ maxBytes: 4 << 20 });
+      const r = await runWaiter({ kind: 'lock-class-guard', die, poolShared: pool.shared, index: 0 });
+      expect(r.ms).toBeLessThan(DEADLINE_MS);
+      expect(pool.lockClassId('a_class_after_the_death')).toBe(r.word);
+      expect(Atomics.load(pool.ctl, pool.lockRegistryGuard)).toBe(0);
+    });
+
     it(`hands a zram slot lock to a reader blocked on it when the owner dies (${die})`, async () => {
       const dev = ZramDevice.create({ disksize: 1 << 20 });
       dev.writePage(3, new Uint8Array(4096).fill(7));

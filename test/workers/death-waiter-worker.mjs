@@ -41,6 +41,9 @@ holder.once('message', ({ cpu }) => {
     pool.zspageReadLock(index);
     pool.zspageReadUnlock(index);
     result = { recovered: pool.locks.recovered };
+  } else if (kind === 'lock-class-guard') {
+    // what a device attaching in this thread does: register its slot lock class
+    result = { recovered: 0, word: pool.lockClassId('a_class_after_the_death') };
   } else if (kind === 'slot-lock') {
     const out = new Uint8Array(4096);
     dev.readPage(index, out);

@@ -30,6 +30,12 @@ if (kind === 'class-lock') {
     pool.poolWriteUnlock();
     process.exit(0);
   });
+} else if (kind === 'lock-class-guard') {
+  // inside a lock-class registration (a thread terminated while it attaches): the
+  // registry's guard word holds this thread's owner tag
+  const pool = ZsPool.attach(shared);
+  Atomics.store(pool.ctl, pool.lockRegistryGuard, pool.locks.tag);
+  cpu = pool.cpu;
 } else if (kind === 'slot-lock') {
   const dev = ZramDevice.attach(shared);
   // the slot lock of page `index`, taken the way the device takes it

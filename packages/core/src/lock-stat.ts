@@ -81,10 +81,26 @@ export function recordHold(stats: Float64Array, base: number, hold: number): voi
   if (hold > 0 && (stats[base + F_HOLD_MIN] === 0 || hold < stats[base + F_HOLD_MIN]!)) stats[base + F_HOLD_MIN] = hold;
 }
 
-/** Registers (or finds) a lock class by name. Thread-safe through a guard word. */
-export function registerLockClass(reg: Int32Array, names: Uint8Array, name: string, kind: number): number {
-  while (Atomics.compareExchange(reg, 0, 0, 1) !== 0) {
-    /* registration is rare and short */
+/**
+ * Registers (or finds) a lock class by name. Thread-safe through a guard word that
+ * holds the registering thread's owner tag (`owner`, any nonzero number where no
+ * other thread can run yet). A registrant killed inside (a worker terminated while
+ * it attaches) is seen dead through `dead` and its guard taken over: the steps are
+ * idempotent, so whatever it left half written is written again.
+ */
+export function registerLockClass(
+  reg: Int32Array,
+  names: Uint8Array,
+  name: string,
+  kind: number,
+  owner = -1,
+  dead?: (tag: number) => boolean,
+): number {
+  for (;;) {
+    const c = Atomics.compareExchange(reg, 0, 0, owner);
+    if (c === 0) break;
+    if (dead?.(c) === true && Atomics.compareExchange(reg, 0, c, owner) === c) break;
+    Atomics.wait(reg, 0, c, 1); // registration is rare and short
   }
   try {
     const count = Atomics.load(reg, 1);
@@ -98,6 +114,7 @@ export function registerLockClass(reg: Int32Array, names: Uint8Array, name: stri
     return count;
   } finally {
     Atomics.store(reg, 0, 0);
+    Atomics.notify(reg, 0);
   }
 }
 

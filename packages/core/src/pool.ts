@@ -511,8 +511,20 @@ export class ZsPool {
 
   // ================================================================ locks
 
+  /** @internal the word of `ctl` that guards the lock-class registry (held by a thread registering a class) */
+  get lockRegistryGuard(): number {
+    return P_LOCKREG;
+  }
+
   lockClassId(name: string): number {
-    return registerLockClass(this.ctl.subarray(P_LOCKREG), this.lockNames, name, LOCK_KIND_BIT);
+    return registerLockClass(
+      this.ctl.subarray(P_LOCKREG),
+      this.lockNames,
+      name,
+      LOCK_KIND_BIT,
+      this.locks.tag,
+      this.isDeadTag,
+    );
   }
   bitLock(words: Int32Array, index: number, mask: number, cls: number, site = SITE_UNKNOWN): void {
     this.locks.bitLock(words, index, mask, cls, site);
