@@ -93,8 +93,11 @@ export interface ServiceStats {
   failures: WorkerFailure[];
   /** Deaths and restarts of each kind of worker thread. */
   threads: { compression: { deaths: number; restarts: number }; swapIo: SupervisorStats; compaction: SupervisorStats };
-  /** The checks after deaths: completed, run again after the swap I/O worker died during one, still owed. */
-  checksAfterDeath: { done: number; retried: number; pending: number };
+  /**
+   * The checks after deaths: checks completed, checks run again because the swap I/O
+   * worker died during one, deaths a completed check covered, deaths still waiting for one.
+   */
+  checksAfterDeath: { done: number; retried: number; deathsChecked: number; deathsPending: number };
   inFlight: number;
   compressionWorkers: number;
   batchPages: number;
@@ -120,8 +123,9 @@ export class ZramService {
   checksRetried = 0;
   /** Checks after a death that failed for another reason than the worker's death (not retried). */
   readonly checkErrors: string[] = [];
-  /** Checks after a death not yet completed (one per death). */
-  private checksOwed = 0;
+  /** Deaths noticed, and of those the ones a completed check ran after (in order). */
+  private deathsNoticed = 0;
+  private deathsChecked = 0;
   private checkRunning = false;
   readonly repairLog: string[] = [];
   /** Why the device was fenced, when a check after a death fenced it ('' otherwise). */
@@ -330,20 +334,23 @@ export class ZramService {
       this.device.releaseAfterDeath();
     }
     // the check may wait for locks live threads hold: the swap I/O worker runs it
-    this.checksOwed++;
+    this.deathsNoticed++;
     setImmediate(() => this.runChecks());
   }
 
   /**
-   * Runs the checks owed after deaths, one at a time, on the swap I/O worker. A check
-   * cut short because that worker died (while running it, or before it could) stays
-   * owed and runs again once the worker is back (counted in checksRetried), so every
-   * death gets its check completed once. Nothing runs while the service is closing;
-   * a fenced device restarts no worker, so its owed checks stay owed (fenced anyway).
+   * Runs the check after deaths on the swap I/O worker, one at a time. A check covers
+   * every death noticed before it started (it repairs whatever the dead left), so
+   * deaths that come while one runs share the next. A check cut short because that
+   * worker died (while running it, or before it could) runs again once the worker is
+   * back (counted in checksRetried): every death gets a check completed after it,
+   * and is counted once in deathsChecked. Nothing runs while the service is closing;
+   * a fenced device restarts no worker, so its deaths stay unchecked (fenced anyway).
    */
   private runChecks(): void {
-    if (this.checkRunning || this.closing || this.checksOwed === 0 || !this.swap.isAlive) return;
+    if (this.checkRunning || this.closing || this.deathsChecked === this.deathsNoticed || !this.swap.isAlive) return;
     this.checkRunning = true;
+    const upTo = this.deathsNoticed;
     this.swap
       .call(async (api) => {
         const ok = await api.checkAfterDeath();
@@ -358,14 +365,14 @@ export class ZramService {
       .then(
         () => {
           this.checks++;
-          this.checksOwed--;
+          this.deathsChecked = upTo;
         },
         (e: unknown) => {
           if (e instanceof WorkerFailedError) this.checksRetried++;
           else {
-            // not the worker's death: the check itself failed, which fences nothing by
-            // itself; it is not retried (it would fail the same way), but said
-            this.checksOwed--;
+            // not the worker's death: the check itself failed; not retried (it would
+            // fail the same way), but said
+            this.deathsChecked = upTo;
             this.checkErrors.push(e instanceof Error ? e.message : String(e));
             if (this.checkErrors.length > 50) this.checkErrors.shift();
           }
@@ -586,7 +593,12 @@ export class ZramService {
         swapIo: this.swap.stats(),
         compaction: this.compaction.stats(),
       },
-      checksAfterDeath: { done: this.checks, retried: this.checksRetried, pending: this.checksOwed },
+      checksAfterDeath: {
+        done: this.checks,
+        retried: this.checksRetried,
+        deathsChecked: this.deathsChecked,
+        deathsPending: this.deathsNoticed - this.deathsChecked,
+      },
       inFlight: this.inFlight.size,
       compressionWorkers: this.compressionWorkers,
       batchPages: this.arena.batchPages,

@@ -200,9 +200,13 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   let verify = 'ok';
   try {
     if (fatal) throw fatal;
-    // let restarts and the checks after deaths settle, then read every page back
+    // let restarts and the checks after deaths settle (every death gets one), then read every page back
     await new Promise((res) => setTimeout(res, 500));
-    const st = await svc.stats();
+    let st = await svc.stats();
+    for (let n = 0; n < 300 && st.checksAfterDeath.deathsPending > 0; n++) {
+      await new Promise((res) => setTimeout(res, 100));
+      st = await svc.stats();
+    }
     if (svc.device.fenced) throw new Error(`the device was fenced: ${svc.fenceReason || 'reason not reported'}`);
     for (let p = 0; p < pages; p += 64) {
       const out = await svc.readPages(p, Math.min(64, pages - p));
@@ -211,8 +215,10 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     svc.device.recountStats(); // counters a killed thread left half-updated
     svc.device.verify();
     log(`threads: ${JSON.stringify(st.threads)}`);
+    const ck = st.checksAfterDeath;
     log(
-      `checks after a death: ${svc.checks} (${svc.checksRetried} run again after the swap I/O worker died in one), of which repaired something: ${svc.repairs}`,
+      `checks after deaths: ${ck.done} (${ck.retried} run again after the swap I/O worker died in one), ` +
+        `covering ${ck.deathsChecked} deaths (${ck.deathsPending} waiting); of which repaired something: ${svc.repairs}`,
     );
     for (const r of svc.repairLog) log(`  repaired: ${r}`);
   } catch (e) {
