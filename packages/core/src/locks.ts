@@ -22,6 +22,9 @@
 // a waiter undoes exactly the dead CPU's share of the word: its reader count, its
 // writer bit or its bit. No waiter depends on any thread's event loop for this:
 // the CPU is marked dead in shared memory by the watchdog thread (watchdog.ts).
+// Whoever takes a lock over from a dead holder first runs the hook registered for
+// that array (onDeadHolder), while the lock is still held, so what the dead thread
+// left half done is settled before anyone else can see it; only takeovers run it.
 
 //
 // Every acquisition takes an optional call-site id (lock-classes.ts; default
