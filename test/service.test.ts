@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ZsError, type LockMode } from '@zsmalloc/core';
+import { POOL_MAX_BYTES, poolBytesFor } from '@zsmalloc/zram';
 import { fillPage, swapLikeKind } from '@zsmalloc/zram/testing';
 import { WorkerFailedError, ZramService, wrapControl } from '@zsmalloc/workers';
 
@@ -194,4 +195,29 @@ describe('ZramService failure handling', () => {
     svc.pool.verify();
     await expect(svc.readPages(0, 1)).rejects.toThrow(/closed/);
   }, 60_000);
+});
+
+describe('ZramService sized from disksize', () => {
+  it('serves a 1 TiB device with the pool it sizes for itself (capped at the 32 GiB a pool can have), at offsets past 4 GiB', async () => {
+    const disksize = 2 ** 40;
+    const svc = await ZramService.start({ disksize, compressionWorkers: 1 });
+    try {
+      expect(svc.device.pool.maxFrames * 4096).toBe(POOL_MAX_BYTES);
+      const last = disksize / 4096 - 1;
+      const page = fillPage(new Uint8Array(4096), 'text', 7);
+      await svc.writePages(last, page);
+      await svc.writePages(2 ** 20 + 3, page); // just past 4 GiB of offset
+      expect(await svc.readPages(last, 1)).toEqual(page);
+      expect(await svc.readPages(2 ** 20 + 3, 1)).toEqual(page);
+    } finally {
+      await svc.close();
+    }
+  });
+
+  it('sizes a pool at 1.25 x disksize + 1 MiB in whole pages, capped at 32 GiB', () => {
+    expect(poolBytesFor(8 * 2 ** 30)).toBe(10 * 2 ** 30 + 2 ** 20);
+    expect(poolBytesFor(4097)).toBe(Math.ceil((4097 * 1.25 + 2 ** 20) / 4096) * 4096);
+    expect(poolBytesFor(2 ** 40)).toBe(POOL_MAX_BYTES);
+    expect(POOL_MAX_BYTES).toBe(32 * 2 ** 30);
+  });
 });

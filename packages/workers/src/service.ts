@@ -11,7 +11,7 @@ import type { MessagePort, Worker } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import { Piscina } from 'piscina';
 import { PAGE_SIZE, Watchdog, ZsError, type LockMode } from '@zsmalloc/core';
-import { ZramDevice, type RecompressRequest } from '@zsmalloc/zram';
+import { ZramDevice, poolBytesFor, type RecompressRequest } from '@zsmalloc/zram';
 import type { CompactionApi } from './compaction-worker.js';
 import { nodeEndpoint } from './comlink-node.js';
 import type { CompressionWorkerData, ConsumerResult, ConsumerTask } from './compression-worker.js';
@@ -47,7 +47,7 @@ export interface ServiceOptions {
   chainSize?: number;
   /** Per-CPU object caches in the pool (ZsPool's percpuCache; default off, the kernel's path). */
   percpuCache?: boolean;
-  /** Pool cap in bytes (default: 1.25 x disksize + 1 MiB, at least 64 MiB). */
+  /** Pool cap in bytes (default: 1.25 x disksize + 1 MiB, at least 64 MiB, at most the 32 GiB a pool can have). */
   maxBytes?: number;
   /** Background compaction; false turns it off (on-demand compaction still works). */
   compaction?: CompactionOptions | false;
@@ -165,8 +165,7 @@ export class ZramService {
       backingFile: opts.backingFile,
       backingFileExclusive: opts.backingFileExclusive,
       pool: {
-        // room above disksize: zram allocates a page's new object before freeing the old one
-        maxBytes: opts.maxBytes ?? Math.max(Math.ceil(disksize * 1.25) + (1 << 20), 64 << 20),
+        maxBytes: opts.maxBytes ?? Math.max(poolBytesFor(disksize), 64 << 20),
         chainSize: opts.chainSize ?? 8,
         lockMode: opts.lockMode ?? 'class',
         lockStat: opts.lockStat ?? false,

@@ -1,6 +1,6 @@
 // @zsmalloc/zram public API: the zram device model, its codecs and stat layouts.
 export { ZramDevice } from './device.js';
-export { MAX_DISKSIZE, DEFAULT_MAX_DISKSIZE, type ZramOptions } from './options.js';
+export { MAX_DISKSIZE, DEFAULT_MAX_DISKSIZE, POOL_MAX_BYTES, poolBytesFor, type ZramOptions } from './options.js';
 export { MAX_COMPS } from './settings.js';
 export type { ZramShared, PoolShared } from './device-state.js';
 export type { ZramStatValues, SlotState } from './inspect.js';

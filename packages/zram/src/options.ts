@@ -3,7 +3,7 @@
 // rejected create leaves nothing behind), plus the pool a device sizes for
 // itself when it is not given one.
 
-import { ZsError, ZsPool, type PoolOptions } from '@zsmalloc/core';
+import { PHYS_MAX_FRAMES, ZsError, ZsPool, type PoolOptions } from '@zsmalloc/core';
 import type { AlgorithmParamsRequest } from './algorithm-params.js';
 import { DEFAULT_ALGORITHM, algorithmId } from './codec.js';
 import { isNonNegInt } from './range.js';
@@ -19,6 +19,18 @@ export const DEFAULT_MAX_DISKSIZE = 16 * 2 ** 30;
  * for with `pool: { maxBytes }`, as ZramService does from disksize.
  */
 const DEFAULT_POOL_CAP = 2 ** 32 - 2 ** 20;
+/** Largest pool there is: the frames a location word can name (32 GiB). */
+export const POOL_MAX_BYTES = PHYS_MAX_FRAMES * PAGE;
+
+/**
+ * The pool for a device of `disksize` bytes: 1.25 x disksize + 1 MiB, in whole
+ * pages (room above disksize, because zram allocates a page's new object before it
+ * frees the old one), at most `cap`. The pool reserves address space only; its
+ * memory is committed as frames are used, so a large cap costs little.
+ */
+export function poolBytesFor(disksize: number, cap: number = POOL_MAX_BYTES): number {
+  return Math.min(cap, Math.ceil((disksize * 1.25 + (1 << 20)) / PAGE) * PAGE);
+}
 
 export interface ZramOptions {
   /** Bytes; rounded up to a page multiple. 0 leaves the device uninitialized (see setDisksize). */
@@ -77,7 +89,7 @@ export function poolFor(opts: ZramOptions, checked: CheckedOptions): { pool: ZsP
   if (opts.pool instanceof ZsPool) return { pool: opts.pool, ownsPool: false };
   const sizing = checked.disksize || Math.min(checked.maxDisksize, 1 << 30);
   const poolOpts: PoolOptions = opts.pool ?? {
-    maxBytes: Math.min(DEFAULT_POOL_CAP, Math.ceil((sizing * 1.25 + (1 << 20)) / PAGE) * PAGE),
+    maxBytes: poolBytesFor(sizing, DEFAULT_POOL_CAP),
     name: opts.name ?? 'zram',
   };
   return { pool: ZsPool.create(poolOpts), ownsPool: true };
