@@ -1,5 +1,6 @@
-import { describe, expect, it } from 'vitest';
-import { PCP_MAX_HIGH, Z_PCP, Z_PCP_BATCH, Z_PCP_HIGH, pcpHigh } from './phys-mem.js';
+import { describe, expect, it, vi } from 'vitest';
+import { PG_PCP, getFlags } from './page-desc.js';
+import { PCP_MAX_HIGH, PhysMem, Z_PCP, Z_PCP_BATCH, Z_PCP_HIGH, pcpHigh } from './phys-mem.js';
 import { ZsPool } from './pool.js';
 
 /** A pool of 64 MiB: page lists of PCP_MAX_HIGH frames. */
@@ -96,6 +97,30 @@ describe('per-CPU page lists', () => {
     phys.freeBlock(b, 0);
     phys.zone[at + 1] = phys.zone[at + 1]! + 1;
     expect(() => pool.verify()).toThrow(/pcp: /);
+    pool.detach();
+  });
+
+  it('stopped partway through giving a batch back, leave frames off every list, never one both listed and free', () => {
+    const pool = bigPool();
+    const phys = pool.phys;
+    const frames: number[] = [];
+    for (let i = 0; i < 2 * PCP_MAX_HIGH; i++) frames.push(phys.allocBlock(0, true));
+    for (let i = 0; i < PCP_MAX_HIGH; i++) phys.freeBlock(frames[i]!, 0); // the list is full now
+    const at = Z_PCP + pool.locks.cpu * (1 + PCP_MAX_HIGH);
+    expect(phys.zone[at]).toBe(PCP_MAX_HIGH);
+    // the thread "dies" at the second frame it gives back: the first is in the buddy lists
+    let calls = 0;
+    const proto = PhysMem.prototype as unknown as { freeBlockLocked(pfn: number, order: number): void };
+    const real = proto.freeBlockLocked;
+    const stop = vi.spyOn(proto, 'freeBlockLocked').mockImplementation(function (this: PhysMem, pfn, order) {
+      if (++calls === 2) throw new Error('injected: the thread stops here');
+      real.call(this, pfn, order);
+    });
+    expect(() => phys.freeBlock(frames[PCP_MAX_HIGH]!, 0)).toThrow(/injected/);
+    stop.mockRestore();
+    const n = phys.zone[at]!;
+    for (let k = 0; k < n; k++) expect(getFlags(phys.fd, phys.zone[at + 1 + k]!)).toBe(PG_PCP);
+    expect(() => pool.verify()).toThrow(); // frames are leaked: the check finds them
     pool.detach();
   });
 });

@@ -214,6 +214,8 @@ export class PhysMem {
   private readonly zoneLockCls: number;
   /** This CPU's page list in the zone block. */
   private readonly pcpAt: number;
+  /** Frames on their way between a page list and the buddy lists (this thread's own scratch). */
+  private readonly pcpMoving = new Int32Array(PCP_MAX_HIGH);
 
   constructor(shared: PhysMemShared, locks: LockContext, zoneLockCls: number) {
     this.shared = shared;
@@ -540,39 +542,46 @@ export class PhysMem {
     const at = this.pcpAt;
     let n = z[at]!;
     if (n === 0) {
+      // Taken into this thread's scratch first, then listed with the first frame taken
+      // on top (handed out first) and the count written once. A death on the way
+      // leaves frames off every list (leaked, found by the check), never a frame on
+      // two lists or twice on one.
       const batch = z[Z_PCP_BATCH]!;
+      const moving = this.pcpMoving;
       for (; n < batch; n++) {
         let pfn = this.takeLocked(0, MT_CMA);
         if (pfn < 0) pfn = this.takeLocked(0, MT_NORMAL);
         if (pfn < 0) break;
         setFlags(this.fd, pfn, PG_PCP);
-        z[at + 1 + n] = pfn;
-        z[at] = n + 1;
+        moving[n] = pfn;
       }
       if (n === 0) return -1;
-      // the first frame taken is handed out first
-      for (let i = at + 1, j = at + n; i < j; i++, j--) {
-        const t = z[i]!;
-        z[i] = z[j]!;
-        z[j] = t;
-      }
+      for (let i = 0; i < n; i++) z[at + n - i] = moving[i]!;
+      z[at] = n;
     }
     n--;
     z[at] = n;
     return z[at + 1 + n]!;
   }
 
-  /** Gives the k oldest frames of the list at `at` (holding n) back to the buddy lists; returns how many stay. */
+  /**
+   * Gives the k oldest frames of the list at `at` (holding n) back to the buddy lists;
+   * returns how many stay. The list is shortened before any frame is freed, so a
+   * death on the way leaves frames off every list (leaked, found by the check),
+   * never a frame both listed and free.
+   */
   private pcpTrimLocked(at: number, n: number, k: number): number {
     const z = this.zone;
+    const moving = this.pcpMoving;
     if (k > n) k = n;
+    for (let i = 0; i < k; i++) moving[i] = z[at + 1 + i]!;
+    z[at] = n - k; // the newest k are off the list until the move below puts them back
+    z.copyWithin(at + 1, at + 1 + k, at + 1 + n);
     for (let i = 0; i < k; i++) {
-      const pfn = z[at + 1 + i]!;
+      const pfn = moving[i]!;
       setFlags(this.fd, pfn, 0);
       this.freeBlockLocked(pfn, 0);
     }
-    z.copyWithin(at + 1, at + 1 + k, at + 1 + n);
-    z[at] = n - k;
     return n - k;
   }
 
