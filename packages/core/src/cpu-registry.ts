@@ -74,6 +74,20 @@ export function ownerTag(cpu: number, gen: number): number {
   return (((gen & GEN_MASK) << 9) | (cpu + 1)) << 2;
 }
 
+/** The generation named by a mutex owner tag. */
+export function tagGen(tag: number): number {
+  return (tag >>> 11) & GEN_MASK;
+}
+
+/**
+ * Whether `cpu` is still the dead thread of generation `gen`: marked dead and not
+ * claimed again since (what it left is that thread's, not a new owner's).
+ */
+export function cpuStillDead(reg: Int32Array, base: number, cpu: number, gen: number): boolean {
+  const at = base + cpu * CPU_SLOT_WORDS;
+  return Atomics.load(reg, at + CPU_STATE) === CPU_DEAD && Atomics.load(reg, at + CPU_GEN) === gen;
+}
+
 /** The CPU named by a mutex owner tag (or -1). */
 export function tagCpu(tag: number): number {
   return ((tag >>> 2) & 0x1ff) - 1;
@@ -162,7 +176,9 @@ export function deadCpus(reg: Int32Array, base: number): number[] {
 
 /**
  * Releases every held record of a dead CPU that names array `arrayId`, through
- * `undo(kind, index, mask, cpu)`. Each record is claimed with a compare-and-swap, so two
+ * `undo(kind, index, mask, cpu, gen)` (gen: the dead CPU's generation, read while the
+ * record still held the lock, so the slot could not have been claimed again). Each
+ * record is claimed with a compare-and-swap, so two
  * threads recovering at once undo it once. Returns the number undone.
  */
 export function recoverRecords(
@@ -170,7 +186,7 @@ export function recoverRecords(
   base: number,
   arrayId: number,
   index: number,
-  undo: (kind: number, index: number, mask: number, cpu: number) => void,
+  undo: (kind: number, index: number, mask: number, cpu: number, gen: number) => void,
 ): number {
   let n = 0;
   for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
@@ -183,8 +199,9 @@ export function recoverRecords(
       const i = Atomics.load(reg, at + 1);
       if (index >= 0 && i !== index) continue;
       const mask = Atomics.load(reg, at + 2);
+      const gen = Atomics.load(reg, slot + CPU_GEN);
       if (Atomics.compareExchange(reg, at, d, 0) !== d) continue;
-      undo(descKind(d), i, mask, cpu);
+      undo(descKind(d), i, mask, cpu, gen);
       Atomics.add(reg, slot + CPU_RECOVERED, 1);
       n++;
     }

@@ -113,3 +113,9 @@ export function claimDeadIntent(log: Int32Array, at: number, tag: number, dead: 
     Atomics.wait(log, w, s, 1);
   }
 }
+
+/** Gives a claim back unsettled (the record was not the dead thread's, or its roll failed); waiters go on. */
+export function unclaimDeadIntent(log: Int32Array, at: number, tag: number): void {
+  Atomics.compareExchange(log, at + IN_SETTLER, tag, 0);
+  Atomics.notify(log, at + IN_SETTLER);
+}

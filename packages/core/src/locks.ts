@@ -50,6 +50,7 @@ import {
   recoverRecords,
   tagCpu,
   tagDead,
+  tagGen,
 } from './cpu-registry.js';
 import { lockSiteName } from './lock-classes.js';
 import {
@@ -127,7 +128,7 @@ export class LockContext {
   private readonly recBase: number;
   /** Array ids of the lock-word arrays this thread knows (by buffer), for held-lock records. */
   private readonly arrayIds = new Map<ArrayBufferLike, number>();
-  private readonly deadHooks = new Map<number, (cpu: number, index: number) => void>();
+  private readonly deadHooks = new Map<number, (cpu: number, gen: number, index: number) => void>();
   // the two buffers named last (a mover alternates between the pool lock's and a zspage's)
   private lastBuf: ArrayBufferLike | null = null;
   private lastId = 0;
@@ -249,13 +250,16 @@ export class LockContext {
 
   /**
    * Registers what to do when this thread takes a lock of array `id` over from a dead
-   * holder (a bit lock, an rwlock's write side or a mutex): fn(deadCpu, wordIndex)
-   * runs while the dead CPU still holds it (no other thread can take it meanwhile;
+   * holder (a bit lock, an rwlock's write side or a mutex): fn(deadCpu, deadGen,
+   * wordIndex) runs while the dead CPU still holds it (no other thread can take it meanwhile;
    * for a mutex, this thread holds it already), then the bit or writer bit is
    * released, or the mutex's new owner goes on. Runs only on a takeover, never on
-   * the fast path. fn must not throw, and may wait only for bounded work.
+   * the fast path. fn must not throw, and may wait only for bounded work. A mutex
+   * names its owner only in the lock word, so by the time a waiter takes it over the
+   * dead CPU's slot may have been claimed by a new thread: fn must act on what the
+   * slot holds only while cpuStillDead(cpu, deadGen) says it is still the dead one's.
    */
-  onDeadHolder(id: number, fn: (cpu: number, index: number) => void): void {
+  onDeadHolder(id: number, fn: (cpu: number, gen: number, index: number) => void): void {
     this.deadHooks.set(id, fn);
   }
 
@@ -310,12 +314,12 @@ export class LockContext {
   recoverDead(a: Int32Array, i: number): number {
     const id = this.arrayId(a);
     const hook = this.deadHooks.get(id);
-    const n = recoverRecords(this.cpuReg, this.cpuBase, id, i, (kind, idx, mask, cpu) => {
+    const n = recoverRecords(this.cpuReg, this.cpuBase, id, i, (kind, idx, mask, cpu, gen) => {
       if (kind === HELD_READ) Atomics.sub(a, idx, 1);
       else {
         try {
           // still held by the dead CPU: what it guarded is settled before anyone else can take it
-          hook?.(cpu, idx);
+          hook?.(cpu, gen, idx);
         } finally {
           if (kind === HELD_WRITE) Atomics.and(a, idx, ~(RW_WRITER | RW_WRITER_WAITING));
           else Atomics.and(a, idx, ~mask);
@@ -429,7 +433,7 @@ export class LockContext {
         if (Atomics.compareExchange(a, i, c, tag | 2) === c) {
           this.recovered++;
           // held now by this CPU: what the dead owner left half done is settled first
-          this.deadHooks.get(this.arrayId(a))?.(tagCpu(c), i);
+          this.deadHooks.get(this.arrayId(a))?.(tagCpu(c), tagGen(c), i);
           return this.contendedDone(a, i, cls, t0, prevOwner, site);
         }
       }
@@ -632,10 +636,11 @@ export class LockContext {
 
   /**
    * Names this CPU as the rwlock's last writer (word i+1), write lock held, and
-   * returns the one before. Only writers write that word, under the lock, so the
-   * lock's acquisition already orders a plain read of it; the store is atomic (for
-   * waiters looking for a dead writer) and skipped when this CPU was the last
-   * writer already, the common case of a lock taken again by the same CPU.
+   * returns the one before (for lock_stat's bounce count; a dead writer is found by
+   * its held-lock record, not by this word). Only writers write that word, under the
+   * lock, so the lock's acquisition already orders a plain read of it; the store is
+   * skipped when this CPU was the last writer already, the common case of a lock
+   * taken again by the same CPU.
    */
   private markWriter(a: Int32Array, i: number): number {
     const last = a[i + 1]!;

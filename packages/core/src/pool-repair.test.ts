@@ -2,15 +2,29 @@
 // midway leaves behind, made here on purpose in one thread: the half-done update,
 // plus the intent record a dead CPU would have left. After repairStructures() the
 // pool verifies and every live object reads back as written.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MAX_CPUS, PAGE_SIZE } from './index.js';
-import { IN_A, IN_B, IN_C, IN_OP, IN_PHASE, INTENT_POOL, OP_BUILD, OP_MIGRATE, intentBase } from './intent-log.js';
+import { CPU_ALIVE, CPU_DEAD, CPU_FREE, CPU_GEN, CPU_SLOT_WORDS, CPU_STATE, ownerTag } from './cpu-registry.js';
+import {
+  IN_A,
+  IN_B,
+  IN_C,
+  IN_OP,
+  IN_PHASE,
+  IN_SETTLER,
+  INTENT_PART_WORDS,
+  INTENT_POOL,
+  OP_BUILD,
+  OP_MIGRATE,
+  intentBase,
+} from './intent-log.js';
 import { FD_FLAGS, FD_WORDS, FD_ZSPAGE, PG_HUGE, PG_ZSPAGE } from './phys-mem.js';
 import { objMalloc } from './objects.js';
+import { settleDeadMigration } from './pool-repair.js';
 import { ZsPool, type LockMode } from './pool.js';
 import { newZspageLocked } from './zspage-alloc.js';
-import { P_ZS_HIGH } from './pool-layout.js';
-import { ZD_WORDS, ZD_CLASS } from './zspage.js';
+import { P_CPUS, P_ZS_HIGH } from './pool-layout.js';
+import { CL_LOCK, CL_WORDS, ZD_WORDS, ZD_CLASS } from './zspage.js';
 
 /** A CPU slot no thread holds: a record there is what a dead thread left. */
 const DEAD_CPU = MAX_CPUS - 1;
@@ -164,5 +178,55 @@ describe.each(['class', 'pool'] as LockMode[])('repair after a thread died mid-u
     expect(pool.repairStructures()).toBe('');
     expect(pool.classesText()).toBe(before);
     expectIntact(pool, live);
+  });
+});
+
+describe('a lock taken over from a dead owner whose CPU slot a new thread has claimed since', () => {
+  it("leaves the new thread's migration record alone (only the dead generation's record is settled)", () => {
+    const pool = ZsPool.create({ maxBytes: 8 << 20, lockMode: 'class' });
+    const live = populate(pool, 200);
+    const { pfn, zs } = someZspageFrame(pool, false);
+    const c = pool.zd[zs * ZD_WORDS + ZD_CLASS]!;
+    const slot = P_CPUS + DEAD_CPU * CPU_SLOT_WORDS;
+    // the slot's generation 4 died holding class c's mutex; generation 5 claimed the
+    // slot since (no record was left) and is now migrating a frame of its own
+    Atomics.store(pool.ctl, slot + CPU_GEN, 5);
+    Atomics.store(pool.ctl, slot + CPU_STATE, CPU_ALIVE);
+    record(pool, OP_MIGRATE, pfn, 0, zs, 0);
+    Atomics.store(pool.cls, c * CL_WORDS + CL_LOCK, ownerTag(DEAD_CPU, 4) | 1); // held
+    const size = [...live.values()].find((s) => pool.classIndexFor(s) === c)!;
+    const h = pool.malloc(size); // waits, sees the dead owner, takes the mutex over
+    pool.free(h);
+    const at = intentBase(DEAD_CPU) + INTENT_POOL;
+    expect(pool.intent[at + IN_OP]).toBe(OP_MIGRATE);
+    expect(pool.intent[at + IN_SETTLER]).toBe(0);
+    expect(pool.migrationStats().settledAtTakeover).toBe(0);
+    // the live thread finishes (here: it never started moving) and goes away
+    pool.intent.fill(0, at, at + INTENT_PART_WORDS);
+    Atomics.store(pool.ctl, slot + CPU_STATE, CPU_FREE);
+    pool.verify();
+    expectIntact(pool, live);
+  });
+});
+
+describe('a settle at a lock takeover whose roll fails', () => {
+  it('gives its claim back, so the next thread to take over another of the dead locks is not left waiting', () => {
+    const pool = ZsPool.create({ maxBytes: 8 << 20, lockMode: 'class' });
+    const slot = P_CPUS + DEAD_CPU * CPU_SLOT_WORDS;
+    Atomics.store(pool.ctl, slot + CPU_GEN, 4);
+    Atomics.store(pool.ctl, slot + CPU_STATE, CPU_DEAD);
+    record(pool, OP_MIGRATE, 1, 2, 1, 1);
+    const fail = vi.spyOn(pool.phys, 'refresh').mockImplementation(() => {
+      throw new Error('injected: the roll fails');
+    });
+    const at = intentBase(DEAD_CPU) + INTENT_POOL;
+    const live = (): boolean => false; // both settlers below are live threads
+    expect(settleDeadMigration(pool, DEAD_CPU, 4, ownerTag(7, 1), live)).toBe(false);
+    expect(pool.intent[at + IN_SETTLER]).toBe(0);
+    expect(pool.intent[at + IN_OP]).toBe(OP_MIGRATE); // left for the check after the death
+    expect(settleDeadMigration(pool, DEAD_CPU, 4, ownerTag(8, 1), live)).toBe(false);
+    expect(pool.intent[at + IN_SETTLER]).toBe(0);
+    expect(fail).toHaveBeenCalledTimes(2);
+    fail.mockRestore();
   });
 });

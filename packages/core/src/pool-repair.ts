@@ -33,10 +33,12 @@ import {
   OP_BUILD,
   OP_MIGRATE,
   claimDeadIntent,
+  unclaimDeadIntent,
   clearDeadIntent,
   deadIntents,
   intentBase,
 } from './intent-log.js';
+import { cpuStillDead } from './cpu-registry.js';
 import { locationToObj } from './location.js';
 import {
   PG_BUDDY,
@@ -102,7 +104,11 @@ export function repairPoolLocked(pool: RepairSpace, verify: (pool: RepairSpace) 
   const notes: string[] = [];
   pool.phys.refresh();
   deadIntents(pool.intent, pool.ctl, P_CPUS, INTENT_POOL, (at, rec) => {
-    if (rec[IN_OP] === OP_MIGRATE) notes.push(rollMigration(pool, rec[IN_A]!, rec[IN_B]!, rec[IN_C]!, rec[IN_PHASE]!));
+    if (rec[IN_OP] === OP_MIGRATE)
+      notes.push(
+        rollMigration(pool, rec[IN_A]!, rec[IN_B]!, rec[IN_C]!, rec[IN_PHASE]!) ??
+          `migration of frame ${rec[IN_A]} had finished`,
+      );
     else if (rec[IN_OP] === OP_BUILD) notes.push(reclaimBuild(pool, rec[IN_A]!, freeIds));
     clearDeadIntent(pool.intent, at, rec);
   });
@@ -124,46 +130,59 @@ export function repairPoolLocked(pool: RepairSpace, verify: (pool: RepairSpace) 
  * frame's old location, or a write to it, must never meet a half-moved frame. The
  * same roll as the repair's (rollMigration), under the zone lock; the dead thread's
  * locks keep everyone else out meanwhile, and the record is claimed first, so two
- * threads taking over two of its locks do not both roll it. Returns what was done
- * ('' when the CPU left no migration). Never throws: what it cannot settle is left
- * in the record, for the check after the death (which fences if it cannot either).
+ * threads taking over two of its locks do not both roll it.
+ * `cpu` and `gen` name the dead thread: a mutex names its owner only in the lock
+ * word, so its slot may have been claimed by a new thread since, whose record is
+ * not ours to touch. The slot is checked after the claim (a slot holding a record is
+ * never claimed again, so the answer cannot change while the record stays).
+ * Returns whether a migration was rolled. Never throws: what it cannot settle is left
+ * in the record, unclaimed, for the check after the death (which fences if it
+ * cannot either).
  */
 export function settleDeadMigration(
   pool: RepairSpace,
   cpu: number,
+  gen: number,
   tag: number,
   dead: (tag: number) => boolean,
-): string {
+): boolean {
   const log = pool.intent;
   const at = intentBase(cpu) + INTENT_POOL;
-  if (Atomics.load(log, at + IN_OP) !== OP_MIGRATE) return '';
-  if (!claimDeadIntent(log, at, tag, dead)) return '';
+  if (Atomics.load(log, at + IN_OP) !== OP_MIGRATE) return false;
+  if (!claimDeadIntent(log, at, tag, dead)) return false;
   const rec = new Int32Array(INTENT_PART_WORDS);
   for (let k = 0; k < INTENT_PART_WORDS; k++) rec[k] = Atomics.load(log, at + k);
-  if (rec[IN_OP] !== OP_MIGRATE) return '';
-  let note: string;
+  if (rec[IN_OP] !== OP_MIGRATE || !cpuStillDead(pool.ctl, P_CPUS, cpu, gen)) {
+    unclaimDeadIntent(log, at, tag);
+    return false;
+  }
+  let note: string | null;
   pool.phys.zoneLock();
   try {
     pool.phys.refresh();
     note = rollMigration(pool, rec[IN_A]!, rec[IN_B]!, rec[IN_C]!, rec[IN_PHASE]!);
   } catch {
-    return '';
+    unclaimDeadIntent(log, at, tag);
+    return false;
   } finally {
     pool.phys.zoneUnlock();
   }
   clearDeadIntent(log, at, rec);
-  return note;
+  return note !== null;
 }
 
-/** A frame migration interrupted by a death: rolled back (copy incomplete) or forward. */
-function rollMigration(pool: RepairSpace, pfn: number, target: number, zs: number, phase: number): string {
+/**
+ * A frame migration interrupted by a death: rolled back (copy incomplete) or
+ * forward; null when it had finished (nothing to roll).
+ */
+function rollMigration(pool: RepairSpace, pfn: number, target: number, zs: number, phase: number): string | null {
   const phys = pool.phys;
   const fd = phys.fd;
   const zd = pool.zd;
   phys.ensure(Math.max(pfn, target));
   const z = zs * ZD_WORDS;
   const srcAttached = (getFlags(fd, pfn) & PG_ZSPAGE) !== 0 && getZspageOf(fd, pfn) === zs;
-  if (!srcAttached) return `migration of frame ${pfn} had finished`; // a leaked source is reclaimed by the check
+  if (!srcAttached) return null; // a leaked source is reclaimed by the check
   if (phase === 0) {
     if ((getFlags(fd, target) & ~PG_BUDDY) === PG_NEW && getZspageOf(fd, target) === 0) phys.releaseFrameLocked(target);
     if ((getFlags(fd, pfn) & PG_ISOLATED) !== 0) {

@@ -311,12 +311,11 @@ export class ZsPool {
     this.locks.nameArray(shared.zspages, ARRAY_ZSPAGES);
     this.locks.nameArray(shared.classes, ARRAY_CLASSES);
     // whoever takes over a lock a dead migrator held settles its migration first
-    const settle = (cpu: number): void => {
-      if (settleDeadMigration(this, cpu, this.locks.tag, this.isDeadTag) !== '')
-        Atomics.add(this.ctl, P_MIG_SETTLED, 1);
+    const settle = (cpu: number, gen: number): void => {
+      if (settleDeadMigration(this, cpu, gen, this.locks.tag, this.isDeadTag)) Atomics.add(this.ctl, P_MIG_SETTLED, 1);
     };
-    this.locks.onDeadHolder(ARRAY_CTL, (cpu, i) => {
-      if (i === P_LOCK || i === P_POOL_MUTEX) settle(cpu);
+    this.locks.onDeadHolder(ARRAY_CTL, (cpu, gen, i) => {
+      if (i === P_LOCK || i === P_POOL_MUTEX) settle(cpu, gen);
     });
     this.locks.onDeadHolder(ARRAY_CLASSES, settle);
     this.locks.onDeadHolder(ARRAY_ZSPAGES, settle);
@@ -421,11 +420,11 @@ export class ZsPool {
 
   /**
    * @internal what this thread does when it takes a bit lock of array `id` over from
-   * a dead holder, before releasing it (locks.ts onDeadBitHolder): zram settles the
+   * a dead holder, before releasing it (locks.ts onDeadHolder): zram settles the
    * slot update the dead thread was making, so no live thread ever sees it half done.
    */
   onDeadBitHolder(id: number, fn: (cpu: number, index: number) => void): void {
-    this.locks.onDeadHolder(id, fn);
+    this.locks.onDeadHolder(id, (cpu, _gen, index) => fn(cpu, index));
   }
 
   /**
