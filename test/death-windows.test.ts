@@ -143,7 +143,7 @@ describe.each(['class', 'pool'] as const)(
       ['the handle published', FP_COMPACT_PUBLISHED],
       ['the source freed', FP_COMPACT_FREED],
     ] as const) {
-      it(`a compaction killed with ${name}: its ghost is never moved nor named, and the repair frees it`, async () => {
+      it(`a compaction killed with ${name}: no ghost is ever moved or named, and after the repair only live objects remain`, async () => {
         const pool = ZsPool.create({ maxBytes: 8 << 20, lockMode });
         const live = new Live(pool);
         const size = 208;
