@@ -83,6 +83,10 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   let pageOps = 0;
   let verified = 0;
   let mismatches = 0;
+  // kills asked for; a kill that finds its worker not running (still restarting, or a
+  // compression thread still starting) kills nothing, so the line reports the deaths
+  // the service counted, once it can be read
+  let kills = 0;
   let deaths = 0;
   let fatal: Error | null = null;
   const deadline = Date.now() + opts.seconds * 1000;
@@ -184,14 +188,14 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     opts.killEvery > 0
       ? setInterval(() => {
           const which = kinds[rnd() % kinds.length]!;
-          deaths++;
+          kills++;
           void svc.killWorker(which, rnd());
         }, opts.killEvery * 1000)
       : null;
   const progress = setInterval(() => {
     // past the deadline, name what is still outstanding (a request that never settles)
     if (Date.now() > deadline) log(`soak: still waiting for: lanes ${doing.join(' | ')}; background ${bgDoing}`);
-    log(`soak: ${pageOps} page ops, ${verified} pages verified, ${mismatches} mismatches, ${deaths} deaths`);
+    log(`soak: ${pageOps} page ops, ${verified} pages verified, ${mismatches} mismatches, ${kills} kills asked`);
   }, 10_000);
   await Promise.all([...Array.from({ length: LANES }, (_, k) => lane(k)), background()]);
   if (killer) clearInterval(killer);
@@ -207,6 +211,9 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
       await new Promise((res) => setTimeout(res, 100));
       st = await svc.stats();
     }
+    const t = st.threads;
+    deaths = t.compression.deaths + t.swapIo.deaths + t.compaction.deaths;
+    log(`kills asked: ${kills}; worker deaths: ${deaths}`);
     if (svc.device.fenced) throw new Error(`the device was fenced: ${svc.fenceReason || 'reason not reported'}`);
     for (let p = 0; p < pages; p += 64) {
       const out = await svc.readPages(p, Math.min(64, pages - p));
