@@ -95,7 +95,10 @@ export interface ServiceStats {
   threads: { compression: { deaths: number; restarts: number }; swapIo: SupervisorStats; compaction: SupervisorStats };
   /**
    * The checks after deaths: checks completed, checks run again because the swap I/O
-   * worker died during one, deaths a completed check covered, deaths still waiting for one.
+   * worker died during one, deaths a finished check covered, deaths still waiting for
+   * one. A check that failed for another reason than its worker's death is not run
+   * again (it would fail the same way): its deaths count as checked, and its error is
+   * kept in the service's checkErrors.
    */
   checksAfterDeath: { done: number; retried: number; deathsChecked: number; deathsPending: number };
   inFlight: number;
