@@ -192,11 +192,38 @@ function installLocked(s: SlotStore, index: number, p: PreparedPage): void {
 }
 
 /** Adds n (any sign) to a counter: the ±1 cases without a BigInt made per call. */
-function move64(s: SlotStore, i: C, n: number): void {
+function move64(s: DeviceState, i: C, n: number): void {
   if (n === 1) inc64(s.c64, i);
   else if (n === -1) dec64(s.c64, i);
   else if (n > 0) add64(s.c64, i, n);
   else if (n < 0) sub64(s.c64, i, -n);
+}
+
+/** Per-counter changes, filled by uncountOf and applied by applyCounts (one per thread, reused). */
+const delta = { stored: 0, compr: 0, same: 0, huge: 0 };
+
+/** Sets delta to what uncounting a slot's content (flags f) changes: the one place slot flags become counts. */
+function uncountOf(f: number): void {
+  delta.stored = 0;
+  delta.compr = 0;
+  delta.same = 0;
+  delta.huge = f & ZRAM_HUGE ? -1 : 0;
+  if (f & ZRAM_WB) delta.stored = -1;
+  else if (f & ZRAM_SAME) {
+    delta.same = -1;
+    delta.stored = -1;
+  } else if ((f & SIZE_MASK) !== 0) {
+    delta.compr = -(f & SIZE_MASK);
+    delta.stored = -1;
+  }
+}
+
+/** Applies delta: one atomic update for each counter that moves. */
+function applyCounts(s: DeviceState): void {
+  move64(s, C.PAGES_STORED, delta.stored);
+  move64(s, C.COMPR_DATA_SIZE, delta.compr);
+  move64(s, C.SAME_PAGES, delta.same);
+  move64(s, C.HUGE_PAGES, delta.huge);
 }
 
 /**
@@ -207,31 +234,17 @@ function move64(s: SlotStore, i: C, n: number): void {
  * what the page adds.
  */
 function countReplace(s: SlotStore, f: number, p: PreparedPage): void {
-  let stored = 1;
-  let compr = 0;
-  let same = 0;
-  let huge = 0;
-  if (f & ZRAM_HUGE) huge--;
-  if (f & ZRAM_WB) stored--;
-  else if (f & ZRAM_SAME) {
-    same--;
-    stored--;
-  } else if ((f & SIZE_MASK) !== 0) {
-    compr -= f & SIZE_MASK;
-    stored--;
-  }
-  if (p.same) same++;
+  uncountOf(f);
+  delta.stored++;
+  if (p.same) delta.same++;
   else {
-    compr += p.size;
+    delta.compr += p.size;
     if (p.huge) {
-      huge++;
+      delta.huge++;
       inc64(s.c64, C.HUGE_PAGES_SINCE);
     }
   }
-  move64(s, C.PAGES_STORED, stored);
-  move64(s, C.COMPR_DATA_SIZE, compr);
-  move64(s, C.SAME_PAGES, same);
-  move64(s, C.HUGE_PAGES, huge);
+  applyCounts(s);
 }
 
 /**
@@ -300,15 +313,8 @@ export function freeSlotLocked(s: DeviceState, index: number): void {
 /** Frees what a slot held (flags f, handle word h) and uncounts it; the slot no longer names it. */
 export function releaseContent(s: DeviceState, f: number, h: number): void {
   freeContent(s, f, h);
-  if (f & ZRAM_HUGE) dec64(s.c64, C.HUGE_PAGES);
-  if (f & ZRAM_WB) dec64(s.c64, C.PAGES_STORED);
-  else if (f & ZRAM_SAME) {
-    dec64(s.c64, C.SAME_PAGES);
-    dec64(s.c64, C.PAGES_STORED);
-  } else if ((f & SIZE_MASK) !== 0) {
-    sub64(s.c64, C.COMPR_DATA_SIZE, f & SIZE_MASK);
-    dec64(s.c64, C.PAGES_STORED);
-  }
+  uncountOf(f);
+  applyCounts(s);
 }
 
 /** Frees what a slot held (flags f, handle word h), counting nothing. */
