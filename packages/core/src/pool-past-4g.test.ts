@@ -15,22 +15,11 @@ import { MIGRATE_OK, isolateFrame, migrateFrame, migratePage } from './migrate.j
 import { getNextPfn, getZspageOf } from './page-desc.js';
 import { PHYS_MAX_FRAMES } from './phys-mem.js';
 import { ZsPool } from './pool.js';
+import { holds, pattern } from './testing.js';
 import { ZD_FIRST, ZD_WORDS } from './zspage.js';
 
 const GiB = 2 ** 30;
 const LINE = (4 * GiB) / PAGE_SIZE; // first frame above 4 GiB: 2^20, past the old location word's frame limit
-
-function pattern(n: number, seed: number): Uint8Array {
-  const b = new Uint8Array(n);
-  for (let k = 0; k < n; k++) b[k] = (seed * 131 + k * 7 + (k >>> 8)) & 255;
-  return b;
-}
-/** Does handle h hold exactly `data`? (A byte compare: expect's deep equality is slow on thousands of objects.) */
-function holds(pool: ZsPool, h: number, data: Uint8Array): boolean {
-  const out = new Uint8Array(pool.objSize(h));
-  pool.read(h, out);
-  return Buffer.from(out.buffer).equals(data);
-}
 
 /** A pool of maxBytes whose frames below frame `line` are all taken (reserved, never written). */
 function poolAboveTheLine(maxBytes: number, line: number): { pool: ZsPool; reserved: number[] } {

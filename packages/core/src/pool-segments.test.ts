@@ -12,22 +12,13 @@ import { MIGRATE_OK, compactFrames, isolateFrame, migrateFrame } from './migrate
 import { getNextPfn, getZspageOf } from './page-desc.js';
 import { SEGMENT_MIN_BYTES } from './phys-mem.js';
 import { ZsPool } from './pool.js';
+import { holds, pattern } from './testing.js';
 import { ZD_FIRST, ZD_WORDS } from './zspage.js';
 
 const MiB = 2 ** 20;
 const SEG = 4 * MiB;
 const SEG_FRAMES = SEG / PAGE_SIZE;
 
-function pattern(n: number, seed: number): Uint8Array {
-  const b = new Uint8Array(n);
-  for (let k = 0; k < n; k++) b[k] = (seed * 131 + k * 7 + (k >>> 8)) & 255;
-  return b;
-}
-function holds(pool: ZsPool, h: number, data: Uint8Array): boolean {
-  const out = new Uint8Array(pool.objSize(h));
-  pool.read(h, out);
-  return Buffer.from(out.buffer).equals(data);
-}
 const segOf = (pfn: number): number => Math.floor(pfn / SEG_FRAMES);
 const pfnOf = (pool: ZsPool, h: number): number => objToPfn(pool.handles.words[h]!);
 
