@@ -41,8 +41,8 @@
 // reads, so exit() is an Atomics.store. A free also claims the handle word with a
 // compare-and-swap: two CPUs freeing one handle each sit inside their own gate,
 // which does not exclude the other, and without the claim both would stack the
-// object. So a malloc+free pair costs five sequentially consistent operations
-// (~15-20 ns each where measured), the floor of this protocol; a gate held
+// object. So a malloc+free pair costs five sequentially consistent operations,
+// the floor of this protocol; a gate held
 // across calls would leave an idle thread's gate closed, and a mover would wait
 // on it for ever.
 
