@@ -4,9 +4,13 @@
 // rewrite only that word. Free words form a list (negative values). Like the
 // kernel's handle kmem_cache, each CPU keeps a small local cache of free handles,
 // refilled from and flushed to the global list under the handle cache lock.
+// The words live in a shared WebAssembly memory (wasm-atomics.ts): a lock-free
+// free claims its handle word with one compare-and-swap, which there is a single
+// instruction.
 
 import type { LockContext } from './locks.js';
 import { SITE_HANDLE_ALLOC, SITE_HANDLE_FREE } from './lock-classes.js';
+import { type AtomicMemory, type AtomicOps, WASM_PAGE, atomicOps, createAtomicMemory } from './wasm-atomics.js';
 
 // control words (Int32, in the pool's control block at `base`)
 export const H_LOCK = 0;
@@ -20,15 +24,18 @@ const GROW_HANDLES = 16384;
 const CACHE_SIZE = 64;
 const CACHE_BATCH = 32;
 
-/** Most handles a table holds: its words fit one growable buffer (4 GiB on Node 20). */
+/** Most handles a table holds: its words (and word 0) fit one WebAssembly memory, 4 GiB. */
 export const HANDLE_MAX = 2 ** 30 - 1;
 
-export function createHandleTable(maxHandles: number): SharedArrayBuffer {
-  return new SharedArrayBuffer(0, { maxByteLength: (maxHandles + 1) * 4 });
+/** The table's memory: one page to start, growable to the words of maxHandles handles. */
+export function createHandleTable(maxHandles: number): AtomicMemory {
+  return createAtomicMemory(WASM_PAGE, (maxHandles + 1) * 4);
 }
 
 export class HandleTable {
-  readonly sab: SharedArrayBuffer;
+  readonly memory: AtomicMemory;
+  /** Atomic operations on the words (claiming a handle word). */
+  readonly ops: AtomicOps;
   words: Int32Array;
   private viewLen: number;
   private readonly ctl: Int32Array;
@@ -38,13 +45,15 @@ export class HandleTable {
   private readonly cache = new Int32Array(CACHE_SIZE);
   private cached = 0;
 
-  constructor(sab: SharedArrayBuffer, ctl: Int32Array, base: number, locks: LockContext, lockCls: number) {
-    this.sab = sab;
+  constructor(memory: AtomicMemory, ctl: Int32Array, base: number, locks: LockContext, lockCls: number) {
+    this.memory = memory;
+    this.ops = atomicOps(memory);
     this.ctl = ctl;
     this.base = base;
     this.locks = locks;
     this.lockCls = lockCls;
-    this.words = new Int32Array(sab, 0, sab.byteLength >>> 2);
+    const buf = memory.buffer;
+    this.words = new Int32Array(buf, 0, buf.byteLength / 4);
     this.viewLen = this.words.length;
   }
 
@@ -64,8 +73,10 @@ export class HandleTable {
   }
 
   private refresh(): void {
-    const len = this.sab.byteLength >>> 2;
-    this.words = new Int32Array(this.sab, 0, len);
+    const buf = this.memory.buffer; // a grow (by any thread) gives a new, longer buffer
+    // (its length may be 2^32: divide, a shift would wrap it to 0)
+    const len = buf.byteLength / 4;
+    this.words = new Int32Array(buf, 0, len);
     this.viewLen = len;
   }
 
@@ -132,7 +143,8 @@ export class HandleTable {
     const max = ctl[b + H_MAX]!;
     if (cap >= max) return;
     const next = Math.min(max, cap + GROW_HANDLES);
-    this.sab.grow((next + 1) * 4);
+    const pages = Math.ceil(((next + 1) * 4) / WASM_PAGE) - this.memory.buffer.byteLength / WASM_PAGE;
+    if (pages > 0) this.memory.grow(pages);
     this.refresh();
     const w = this.words;
     // Link new handles cap+1..next, lowest first.

@@ -52,3 +52,4 @@ export {
 export { LOCATION_PFN_LIMIT, objToOffset, objToPfn } from './location.js';
 export { getNextPfn } from './page-desc.js';
 export { PHYS_MAX_FRAMES, SEGMENT_MAX_BYTES, SEGMENT_MIN_BYTES } from './phys-mem.js';
+export { type AtomicMemory, type AtomicOps, WASM_PAGE, atomicOps, createAtomicMemory } from './wasm-atomics.js';

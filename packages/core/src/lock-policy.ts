@@ -93,7 +93,7 @@ function stillAt(s: FreeSpace, handle: number, loc: number, zs: number, c: numbe
     if (s.phys.wordsOf(pfn)[s.phys.wordIndex(pfn, objToOffset(loc))] !== encodeHeader(handle)) return false;
   }
   // with per-CPU caches a lock-free free may race for the handle: claim it atomically
-  if (s.pcpWords !== null) return Atomics.compareExchange(s.handles.words, handle, loc, -1) === loc;
+  if (s.pcpWords !== null) return s.handles.ops.cas(handle, loc, -1) === loc;
   if (s.handles.words[handle] !== loc) return false;
   s.handles.words[handle] = -1;
   return true;

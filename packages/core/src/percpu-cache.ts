@@ -22,8 +22,10 @@
 // verify, drain; all take the pool lock for writing, so there is one at a time)
 // swaps every gate open -> HELD, waiting out an owner that is BUSY, and opens them
 // again when done. An owner never takes a lock while BUSY, so the wait is short.
-// Two atomic operations per malloc or free: JavaScript's Atomics are calls into
-// the engine (~20 ns each on the machines measured), so their count is the cost.
+// Two atomic operations per malloc or free, on words of a shared WebAssembly
+// memory (wasm-atomics.ts), where each is one locked instruction behind a short
+// call (a JavaScript Atomics call into the runtime costs about three times as
+// much: the locks micro benchmark times both).
 // Refill and flush run outside enter/exit under the class lock; so does a drain
 // of one class, so the owner and a drainer never touch one magazine together.
 //
@@ -35,16 +37,15 @@
 // mover says "held", then looks for a busy owner), which needs a store-load
 // fence on both sides: with plain stores both sides can read the other's old
 // word and go ahead together. JavaScript offers no fence but a sequentially
-// consistent Atomics operation, so enter() is one compare-and-swap. exit() must
+// consistent atomic operation, so enter() is one compare-and-swap. exit() must
 // publish the magazine's plain writes before the mover reads them; the memory
-// model orders plain writes only before an Atomics write that the reader then
-// reads, so exit() is an Atomics.store. A free also claims the handle word with a
+// model orders plain writes only before an atomic write that the reader then
+// reads, so exit() is an atomic store. A free also claims the handle word with a
 // compare-and-swap: two CPUs freeing one handle each sit inside their own gate,
 // which does not exclude the other, and without the claim both would stack the
 // object. So a malloc+free pair costs five sequentially consistent operations,
-// the floor of this protocol; a gate held
-// across calls would leave an idle thread's gate closed, and a mover would wait
-// on it for ever.
+// the floor of this protocol; a gate held across calls would leave an idle
+// thread's gate closed, and a mover would wait on it for ever.
 
 import { CPU_DEAD, cpuState } from './cpu-registry.js';
 
@@ -56,6 +57,7 @@ import type { MoverGate } from './lock-policy.js';
 import { CL_OBJ_USED, CL_WORDS, RESERVED_HEADER } from './zspage.js';
 import { objToPfn } from './location.js';
 import { objHeaderWord, objIndex, objReserve, objUnreserve, zspageOfObj } from './objects.js';
+import { type AtomicMemory, type AtomicOps, atomicOps, createAtomicMemory } from './wasm-atomics.js';
 import { type ZspageSpace, newZspageLocked, putbackOrFree } from './zspage-alloc.js';
 
 /** CPUs that get caches; threads with a higher CPU id take the locked path. */
@@ -85,15 +87,19 @@ const CPU_HEAD_WORDS = 16;
 const CPU_WORDS = CPU_HEAD_WORDS + ZS_SIZE_CLASSES * MG_WORDS;
 
 export interface PerCpuCacheShared {
-  /** Int32 words: movers count, per CPU busy word and magazines. */
-  words: SharedArrayBuffer;
+  /**
+   * Int32 words: movers count, per CPU busy word and magazines; a shared
+   * WebAssembly memory, so that the gates' atomics are single instructions
+   * (wasm-atomics.ts).
+   */
+  words: AtomicMemory;
   /** Float64 per CPU per class: bytes this CPU's fast path stored (+) or freed (-), not yet in the class. */
   bytes: SharedArrayBuffer;
 }
 
 export function createPerCpuCacheShared(): PerCpuCacheShared {
   return {
-    words: new SharedArrayBuffer((HEAD_WORDS + PCP_MAX_CPUS * CPU_WORDS) * 4),
+    words: createAtomicMemory((HEAD_WORDS + PCP_MAX_CPUS * CPU_WORDS) * 4),
     bytes: new SharedArrayBuffer(PCP_MAX_CPUS * ZS_SIZE_CLASSES * 8),
   };
 }
@@ -150,13 +156,18 @@ export class PerCpuCache {
   readonly words: Int32Array;
   readonly bytes: Float64Array;
   readonly cpu: number;
+  /** Index of this CPU's magazine of class 0 in `words`. */
+  private readonly base: number;
   private readonly busy: number;
   private readonly bytesBase: number;
+  private readonly ops: AtomicOps;
 
   constructor(shared: PerCpuCacheShared, cpu: number) {
-    this.words = new Int32Array(shared.words);
+    this.words = new Int32Array(shared.words.buffer);
+    this.ops = atomicOps(shared.words);
     this.bytes = new Float64Array(shared.bytes);
     this.cpu = cpu;
+    this.base = slotOf(cpu, 0);
     this.busy = cpuBase(cpu) + CPU_BUSY;
     this.bytesBase = cpu * ZS_SIZE_CLASSES;
     for (let high = Atomics.load(this.words, CPU_HIGH); high < cpu + 1; high = Atomics.load(this.words, CPU_HIGH))
@@ -165,16 +176,16 @@ export class PerCpuCache {
 
   /** Index of this CPU's magazine of class c in `words`. */
   slot(c: number): number {
-    return slotOf(this.cpu, c);
+    return this.base + c * MG_WORDS;
   }
 
   /** Starts a lock-free operation; false if a mover is at work (take the locked path). */
   enter(): boolean {
-    return Atomics.compareExchange(this.words, this.busy, GATE_OPEN, GATE_BUSY) === GATE_OPEN;
+    return this.ops.cas(this.busy, GATE_OPEN, GATE_BUSY) === GATE_OPEN;
   }
 
   exit(): void {
-    Atomics.store(this.words, this.busy, GATE_OPEN);
+    this.ops.store(this.busy, GATE_OPEN);
   }
 
   addBytes(c: number, n: number): void {

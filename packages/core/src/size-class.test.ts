@@ -75,6 +75,21 @@ describe('size classes', () => {
     expect(classIndexFor(t, 4096)).toBe(254);
   });
 
+  it("answers every request size 0..4096 from its table exactly as the kernel's formula does", () => {
+    for (const chain of [4, 8, 16])
+      for (const rule of ['waste', 'percent'] as const) {
+        const t = buildSizeClasses(chain, rule);
+        for (let n = 0; n <= 4096; n++) {
+          const formula = n + 8 <= 32 ? 0 : Math.min(Math.ceil((n + 8 - 32) / 16), 254);
+          if (t.bySize[n] !== t.merged[formula]) throw new Error(`chain ${chain} ${rule}: size ${n}`);
+          expect(classIndexFor(t, n)).toBe(t.merged[formula]);
+        }
+      }
+    // a size outside the table (not an integer) still gets the formula's answer
+    const t = buildSizeClasses(8);
+    expect(classIndexFor(t, 100.5)).toBe(t.merged[Math.ceil((100.5 + 8 - 32) / 16)]);
+  });
+
   it('rejects chain sizes outside 4..16', () => {
     expect(() => buildSizeClasses(3)).toThrow(ZsError);
     expect(() => buildSizeClasses(17)).toThrow(ZsError);

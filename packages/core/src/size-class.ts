@@ -36,6 +36,8 @@ export interface SizeClassTable {
   readonly hugeClassSize: number;
   /** True for classes whose zspage is one page holding one object (no in-object header). */
   readonly huge: Uint8Array;
+  /** For every request size 0..PAGE_SIZE, its class (merged index): malloc's one lookup. */
+  readonly bySize: Uint8Array;
 }
 
 export function chainLength(size: number, chain: number, rule: ChainRule): number {
@@ -104,10 +106,13 @@ export function buildSizeClasses(chainSize: number, rule: ChainRule = 'waste'): 
     distinct.push(i);
     prev = i;
   }
-  return { chainSize, rule, size, pagesPerZspage, objsPerZspage, merged, distinct, hugeClassSize, huge };
+  const bySize = new Uint8Array(PAGE_SIZE + 1);
+  for (let s = 0; s <= PAGE_SIZE; s++) bySize[s] = merged[rawClassIndex(s + ZS_HANDLE_SIZE)]!;
+  return { chainSize, rule, size, pagesPerZspage, objsPerZspage, merged, distinct, hugeClassSize, huge, bySize };
 }
 
 /** The class (merged index) an allocation request of `size` bytes lands in. */
 export function classIndexFor(table: SizeClassTable, size: number): number {
+  if (Number.isInteger(size) && size >= 0 && size <= PAGE_SIZE) return table.bySize[size]!;
   return table.merged[rawClassIndex(size + ZS_HANDLE_SIZE)]!;
 }
