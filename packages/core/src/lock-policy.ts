@@ -61,6 +61,8 @@ export interface PoolLockPolicy {
   /** The lock malloc takes: the class lock, or in pool mode the one pool lock. */
   mallocLock(c: number, site?: number): void;
   mallocUnlock(c: number): void;
+  /** Does anyone wait for class c's lock (in pool mode, the pool mutex)? */
+  classContended(c: number): boolean;
   /** Does anyone wait for the locks a compactor holds on class c? */
   compactionContended(c: number): boolean;
   /**
@@ -92,7 +94,15 @@ function stillAt(s: FreeSpace, handle: number, loc: number, zs: number, c: numbe
   } else {
     if (s.phys.wordsOf(pfn)[s.phys.wordIndex(pfn, objToOffset(loc))] !== encodeHeader(handle)) return false;
   }
-  // with per-CPU caches a lock-free free may race for the handle: claim it atomically
+  return claimHandle(s, handle, loc);
+}
+
+/**
+ * Claims the handle word for this free (sets it to -1): false if it no longer
+ * holds loc. With per-CPU caches a lock-free free, which takes no lock, may race
+ * for the same handle, so the claim is then a compare-and-swap.
+ */
+function claimHandle(s: FreeSpace, handle: number, loc: number): boolean {
   if (s.pcpWords !== null) return s.handles.ops.cas(handle, loc, -1) === loc;
   if (s.handles.words[handle] !== loc) return false;
   s.handles.words[handle] = -1;
@@ -141,8 +151,11 @@ class ClassLocking implements PoolLockPolicy {
   mallocUnlock(c: number): void {
     this.locks.mutexUnlock(this.cls, c * CL_WORDS + CL_LOCK);
   }
+  classContended(c: number): boolean {
+    return this.locks.mutexContended(this.cls, c * CL_WORDS + CL_LOCK);
+  }
   compactionContended(c: number): boolean {
-    return this.locks.rwContended(this.ctl, P_LOCK) || this.locks.mutexContended(this.cls, c * CL_WORDS + CL_LOCK);
+    return this.locks.rwContended(this.ctl, P_LOCK) || this.classContended(c);
   }
   lockForFree(s: FreeSpace, handle: number): number {
     // No pool lock: see the block at the top of this file. The unlocked look only
@@ -223,17 +236,19 @@ class PoolLocking implements PoolLockPolicy {
   mallocUnlock(_c: number): void {
     this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX);
   }
-  compactionContended(_c: number): boolean {
+  classContended(_c: number): boolean {
     return this.locks.mutexContended(this.ctl, P_POOL_MUTEX);
+  }
+  compactionContended(c: number): boolean {
+    return this.classContended(c);
   }
   lockForFree(s: FreeSpace, handle: number): number {
     this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL, SITE_FREE);
     const loc = resolveHandle(s, handle);
-    if (loc < 0) {
+    if (loc < 0 || !claimHandle(s, handle, loc)) {
       this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX);
       return -1;
     }
-    s.handles.words[handle] = -1;
     return loc;
   }
   unlockAfterFree(_c: number): void {
