@@ -110,15 +110,13 @@ describe('a dedicated worker that dies (R3)', () => {
     // hold a class lock here, so the check after the death below stops in the middle
     // (in the pool repair, taking every lock) until this thread lets it go
     const c = pool.classIndexFor(64);
-    const word = c * 32;
     pool.classLock(c);
     let released = false;
     try {
       await svc.killWorker('compression');
       const until = Date.now() + 10_000;
-      while (!pool.locks.mutexContended(pool.cls, word) && Date.now() < until)
-        await new Promise((r) => setTimeout(r, 10));
-      expect(pool.locks.mutexContended(pool.cls, word)).toBe(true); // the swap I/O worker waits inside the check
+      while (!pool.classLockContended(c) && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      expect(pool.classLockContended(c)).toBe(true); // the swap I/O worker waits inside the check
       await svc.killWorker('swap-io');
       pool.classUnlock(c);
       released = true;

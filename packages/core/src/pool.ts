@@ -558,6 +558,10 @@ export class ZsPool {
   classUnlock(c: number): void {
     this.lock.classUnlock(c);
   }
+  /** Does a thread wait for class c's lock (in pool mode, the pool mutex)? */
+  classLockContended(c: number): boolean {
+    return this.lock.classContended(c);
+  }
 
   /** The zspage lock: readers are object access and mapping; compaction and migration only trylock it for writing. */
   zspageReadLock(zs: number, site = SITE_UNKNOWN): void {
