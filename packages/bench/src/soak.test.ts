@@ -17,9 +17,14 @@ describe('soak (short)', () => {
     expect(r.verify).toBe('ok');
   }, 120_000);
 
-  for (const lockMode of ['class', 'pool'] as const) {
-    it(`verifies every page read against the last acknowledged write while workers are killed and restarted (lockMode ${lockMode})`, async () => {
-      const r = await runSoak({ seconds: 6, lockMode, killEvery: 1, pages: 512, seed: lockMode === 'class' ? 3 : 4 });
+  for (const [lockMode, percpuCache] of [
+    ['class', false],
+    ['pool', false],
+    ['class', true],
+  ] as const) {
+    it(`verifies every page read against the last acknowledged write while workers are killed and restarted (lockMode ${lockMode}, percpuCache ${percpuCache})`, async () => {
+      const seed = lockMode === 'class' ? (percpuCache ? 5 : 3) : 4;
+      const r = await runSoak({ seconds: 6, lockMode, percpuCache, killEvery: 1, pages: 512, seed });
       console.log(r.line);
       // never a wrong page, and the soak goes on across every death: what a death left
       // half done is repaired, never fenced

@@ -4,10 +4,11 @@
 import { parseArgs } from 'node:util';
 import { runSoak } from './soak/run.js';
 
-const usage = `usage: pnpm soak [--seconds N] [--ops N] [--lock-mode class|pool] [--kill-every SECONDS] [--pages N] [--seed N]
+const usage = `usage: pnpm soak [--seconds N] [--ops N] [--lock-mode class|pool] [--percpu-cache] [--kill-every SECONDS] [--pages N] [--seed N]
   --seconds      how long to run (default 60; with --ops, no limit unless given)
   --ops          stop once N page operations are done (0: no limit)
   --lock-mode    zsmalloc lock mode: class (default) or pool
+  --percpu-cache the pool's per-CPU object caches on (default off: the kernel's path)
   --kill-every   terminate a random worker thread (compression, swap I/O or compaction)
                  every SECONDS (fractions allowed); 0 or absent: no kills
   --pages        device size in 4 KiB pages (default 4096)
@@ -19,6 +20,7 @@ const { values } = parseArgs({
     seconds: { type: 'string' },
     ops: { type: 'string', default: '0' },
     'lock-mode': { type: 'string', default: 'class' },
+    'percpu-cache': { type: 'boolean', default: false },
     'kill-every': { type: 'string', default: '0' },
     pages: { type: 'string', default: '4096' },
     seed: { type: 'string', default: '1' },
@@ -49,6 +51,7 @@ const r = await runSoak({
   seconds: values.seconds !== undefined ? num('seconds', values.seconds, 0) : ops > 0 ? Number.POSITIVE_INFINITY : 60,
   ops,
   lockMode,
+  percpuCache: values['percpu-cache'],
   killEvery: num('kill-every', values['kill-every'], 0),
   pages: Math.floor(pages),
   seed: num('seed', values.seed, 0),

@@ -17,6 +17,8 @@ export interface SoakOptions {
   /** Stop once this many page operations are done (0: run for `seconds` only). */
   ops?: number;
   lockMode: LockMode;
+  /** The pool's per-CPU object caches (default off). */
+  percpuCache?: boolean;
   /** Seconds between worker kills; 0 = none. */
   killEvery: number;
   pages?: number;
@@ -68,6 +70,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     disksize: pages * 4096,
     compressionWorkers: opts.compressionWorkers ?? 2,
     lockMode: opts.lockMode,
+    percpuCache: opts.percpuCache ?? false,
     backingFile: join(dir, 'backing'),
     compaction: { thresholdPages: 8, intervalMs: 50 },
     batchPages: 16,
