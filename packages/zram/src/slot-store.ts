@@ -179,16 +179,8 @@ export function prepare(s: SlotStore, page: Uint8Array, p: PreparedPage): void {
 
 /** Installs a prepared page into a slot whose old content is released by the caller (slot lock held); counts nothing. */
 function installLocked(s: SlotStore, index: number, p: PreparedPage): void {
-  const slots = s.slots;
-  if (p.same) {
-    slots.setHandle(index, p.lo);
-    slots.setFillHigh(index, p.hi);
-    slots.setOwned(index, ZRAM_SAME);
-  } else {
-    slots.setHandle(index, p.handle);
-    slots.setOwned(index, p.size | (p.huge ? ZRAM_HUGE : 0));
-  }
-  slots.setAccessTime(index, now(s));
+  if (p.same) s.slots.setEntryLocked(index, p.lo, p.hi, ZRAM_SAME, now(s));
+  else s.slots.setEntryLocked(index, p.handle, 0, p.size | (p.huge ? ZRAM_HUGE : 0), now(s));
 }
 
 /** Adds n (any sign) to a counter: the ±1 cases without a BigInt made per call. */
@@ -264,8 +256,8 @@ function ownSize(s: SlotStore, h: number, size: number): boolean {
  * propagates: the pool's object count is what it was and nothing leaks.
  */
 export function replaceLocked(s: SlotStore, index: number, p: PreparedPage): void {
-  const f = s.slots.flags(index);
-  const h = s.slots.handle(index);
+  const f = s.slots.flagsLocked(index);
+  const h = s.slots.handleLocked(index);
   try {
     if ((f & (ZRAM_WB | ZRAM_SAME)) === 0 && (f & SIZE_MASK) !== 0) {
       // the slot must still name its own object: not one freed (objSize throws),
@@ -296,16 +288,13 @@ export function replaceLocked(s: SlotStore, index: number, p: PreparedPage): voi
 /** zram_free_page: releases whatever the slot holds and clears it (slot lock held). */
 export function freeSlotLocked(s: DeviceState, index: number): void {
   const slots = s.slots;
-  const f = slots.flags(index);
+  const f = slots.flagsLocked(index);
   if ((f & ~ZRAM_ENTRY_LOCK) === 0) return; // never written, or already freed: nothing to clear
-  const h = slots.handle(index);
+  const h = slots.handleLocked(index);
   // the slot lets go first, then its content: the slot never names something freed,
   // and a thread killed midway leaves the journal's record for the repair
   s.journal.replace(index, 0, 0, 0, h, f);
-  slots.setHandle(index, 0);
-  slots.setFillHigh(index, 0);
-  slots.setAccessTime(index, 0);
-  slots.setOwned(index, 0);
+  slots.setEntryLocked(index, 0, 0, 0, 0);
   releaseContent(s, f, h);
   s.journal.replaced();
 }

@@ -12,9 +12,10 @@
 //   [2] access time, seconds since the device epoch (0 = never)
 //   [3] high 32 bits of the fill word (SAME)
 //
-// Every flag change is a compare-and-swap that keeps bits it does not own, so
-// the lock bit (and anything the lock implementation keeps in the word) is
-// never clobbered.
+// Every flag change keeps the bits this module does not own, so the lock bit
+// (and anything the lock implementation keeps in the word) is never clobbered:
+// a compare-and-swap, or, by the lock holder replacing a whole entry, one
+// atomic store (only the holder changes owned bits).
 
 import { SITE_SLOT_ACCESS, SLOT_LOCK, type ZsPool } from '@zsmalloc/core';
 
@@ -111,6 +112,35 @@ export class SlotTable {
       const next = (old & ~OWNED_MASK) | (owned & OWNED_MASK);
       if (Atomics.compareExchange(w, i, old, next) === old) return;
     }
+  }
+
+  /**
+   * The flags word as the slot's lock holder reads it: a plain read, since every
+   * change to the owned bits is made under the lock (others only try the lock bit).
+   */
+  flagsLocked(index: number): number {
+    return this.words[index * SLOT_WORDS + 1]!;
+  }
+
+  /** The handle word as the slot's lock holder reads it (a plain read, as flagsLocked). */
+  handleLocked(index: number): number {
+    return this.words[index * SLOT_WORDS]!;
+  }
+
+  /**
+   * Sets a whole entry (lock holder only): the handle, the fill word's high half and
+   * the access time as plain stores, then the flags word (owned bits replaced, the
+   * lock bit kept) with one atomic store, which orders the others before it. One
+   * atomic instead of one per word plus a compare-and-swap loop: only the holder
+   * changes owned bits, so nothing another thread does to the word can be lost.
+   */
+  setEntryLocked(index: number, handle: number, hi: number, owned: number, time: number): void {
+    const w = this.words;
+    const i = index * SLOT_WORDS;
+    w[i] = handle;
+    w[i + 3] = hi;
+    w[i + 2] = time;
+    Atomics.store(w, i + 1, (w[i + 1]! & ~OWNED_MASK) | (owned & OWNED_MASK));
   }
 
   setFlag(index: number, bits: number): void {
