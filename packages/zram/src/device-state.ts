@@ -40,10 +40,16 @@ export function fencedError(d: DeviceState): ZramError {
   );
 }
 
-/** Refuses I/O on a fenced device and page indexes outside it; brings the slot into this thread's table view. */
+/**
+ * Refuses I/O on a fenced device and page indexes outside it; brings the slot into
+ * this thread's table view. Plain reads of the two words (an atomic load is a call
+ * into the engine, and every page pays it): the size changes only while no I/O
+ * runs, and a fence set meanwhile is seen by the next page, as it would be with an
+ * atomic load read just before it was set.
+ */
 export function checkIndex(d: DeviceState, index: number): void {
-  if (Atomics.load(d.st, S.FENCED) !== 0) throw fencedError(d);
-  const pages = Atomics.load(d.st, S.DISKSIZE_PAGES);
+  if (d.st[S.FENCED] !== 0) throw fencedError(d);
+  const pages = d.st[S.DISKSIZE_PAGES]!;
   if (!(typeof index === 'number' && Number.isInteger(index) && index >= 0 && index < pages)) {
     throw new RangeError(`page index ${String(index)} outside the device (${pages} pages)`);
   }

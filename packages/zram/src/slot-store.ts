@@ -107,10 +107,11 @@ export function endBatch(s: SlotStore): void {
 
 /** This thread's codec for a compression priority (rebuilt after any algorithm or parameter change). */
 export function codecFor(s: SlotStore, prio: number): Codec {
-  const gen = Atomics.load(s.st, S.PARAMS_GEN);
-  if (gen !== s.codecGen) {
+  // a plain read for the per-page check; a change is then read again atomically,
+  // which orders the new algorithm ids and parameters before this thread's reads of them
+  if (s.st[S.PARAMS_GEN] !== s.codecGen) {
     s.codecs.length = 0;
-    s.codecGen = gen;
+    s.codecGen = Atomics.load(s.st, S.PARAMS_GEN);
   }
   let c = s.codecs[prio];
   if (c === undefined) {
