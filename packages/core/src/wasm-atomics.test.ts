@@ -22,6 +22,23 @@ describe('atomic words in a shared WebAssembly memory', () => {
     expect(w[2]).toBe(0); // nothing else written
   });
 
+  it('adds signed 32-bit amounts to 64-bit words, carrying into the high half, as BigInt64Array reads them', () => {
+    const mem = createAtomicMemory(64);
+    const c64 = new BigInt64Array(mem.buffer, 0, 8);
+    const ops = atomicOps(mem);
+    c64[2] = 0xffff_fff0n;
+    ops.add64(2, 0x20); // the low half wraps: the carry lands in the high half
+    expect(c64[2]).toBe(0x1_0000_0010n);
+    ops.add64(2, -0x21); // and a borrow comes back out of it
+    expect(c64[2]).toBe(0xffff_ffefn);
+    ops.add64(3, -1);
+    expect(c64[3]).toBe(-1n);
+    ops.add64(3, 0x7fff_ffff);
+    expect(c64[3]).toBe(0x7fff_fffen);
+    expect(c64[1]).toBe(0n); // neighbours untouched
+    expect(c64[4]).toBe(0n);
+  });
+
   it('grows to its maximum and no further; a grown memory is seen through a fresh buffer', () => {
     const mem = createAtomicMemory(WASM_PAGE, 3 * WASM_PAGE);
     const ops = atomicOps(mem);

@@ -1,6 +1,6 @@
 // Atomic words in a shared WebAssembly memory: compare-and-swap, exchange, add,
-// load and store on Int32 words, for the paths where the count of atomic
-// operations is the cost. JavaScript's Atomics functions are calls into the
+// load and store on Int32 words, and add on 64-bit words, for the paths where
+// the count of atomic operations is the cost. JavaScript's Atomics functions are calls into the
 // engine's runtime (about 10 ns each on the machines measured); WebAssembly's
 // atomic instructions compile to the processor's own locked instructions, and a
 // call from optimised JavaScript into a tiny exported function costs about a
@@ -10,7 +10,7 @@
 // both (Atomics.wait and notify included: the memory's buffer is a
 // SharedArrayBuffer).
 //
-// Owns the module (assembled here from its opcodes: five functions, no imports
+// Owns the module (assembled here from its opcodes: six functions, no imports
 // but the memory) and its instantiation over a given memory. A memory is shared
 // between threads by posting the WebAssembly.Memory object; each thread
 // instantiates the module over it once.
@@ -25,6 +25,12 @@ export interface AtomicOps {
   add(i: number, v: number): number;
   load(i: number): number;
   store(i: number, v: number): void;
+  /**
+   * Adds v (a 32-bit signed number, sign-extended) to the 64-bit word at index i
+   * (byte address 8*i): a 64-bit counter changed without a BigInt (zram's statistics,
+   * which BigInt64Array readers read whole).
+   */
+  add64(i: number, v: number): void;
 }
 
 /**
@@ -57,6 +63,8 @@ export function createAtomicMemory(bytes: number, maxBytes = bytes): AtomicMemor
 }
 
 const I32 = 0x7f;
+const DROP = 0x1a;
+const I64_EXTEND_I32_S = 0xac;
 const FUNC = 0x60;
 const LOCAL_GET = 0x20;
 const I32_CONST = 0x41;
@@ -69,10 +77,14 @@ const I32_ATOMIC_STORE = 0x17;
 const I32_ATOMIC_RMW_ADD = 0x1e;
 const I32_ATOMIC_RMW_XCHG = 0x41;
 const I32_ATOMIC_RMW_CMPXCHG = 0x48;
+const I64_ATOMIC_RMW_ADD = 0x1f;
 const MEMARG_ALIGN4 = [2, 0]; // align 2^2, offset 0
+const MEMARG_ALIGN8 = [3, 0]; // align 2^3, offset 0
 
 /** Byte address of word index local 0: local.get 0; i32.const 2; i32.shl. */
 const ADDR = [LOCAL_GET, 0, I32_CONST, 2, I32_SHL];
+/** Byte address of 64-bit word index local 0. */
+const ADDR64 = [LOCAL_GET, 0, I32_CONST, 3, I32_SHL];
 
 function leb(n: number): number[] {
   const out: number[] = [];
@@ -121,6 +133,12 @@ const FNS: Fn[] = [
     params: 2,
     result: false,
     body: [...ADDR, LOCAL_GET, 1, ATOMIC, I32_ATOMIC_STORE, ...MEMARG_ALIGN4],
+  },
+  {
+    name: 'add64',
+    params: 2,
+    result: false,
+    body: [...ADDR64, LOCAL_GET, 1, I64_EXTEND_I32_S, ATOMIC, I64_ATOMIC_RMW_ADD, ...MEMARG_ALIGN8, DROP],
   },
 ];
 
