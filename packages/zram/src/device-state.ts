@@ -3,7 +3,7 @@
 // device's modules take instead of the whole ZramDevice, and the checks every
 // entry point makes against it: the fence, page indexes and byte ranges.
 
-import type { ZsPool, ZsPoolShared } from '@zsmalloc/core';
+import type { AtomicMemory, AtomicOps, ZsPool, ZsPoolShared } from '@zsmalloc/core';
 import type { BackingStore } from './backing.js';
 import type { SlotJournal } from './slot-repair.js';
 import { ZramError } from './errors.js';
@@ -21,6 +21,8 @@ export interface DeviceState {
   readonly st: Int32Array;
   /** The 64-bit statistics (stats.ts C). */
   readonly c64: BigInt64Array;
+  /** This thread's WebAssembly atomics over the stats memory (add64 on c64's words without a BigInt). */
+  readonly statOps: AtomicOps;
   readonly backing: BackingStore;
   /** This thread's slot journal (slot-repair.ts): what a death midway leaves for the repair. */
   readonly journal: SlotJournal;
@@ -69,7 +71,8 @@ export type PoolShared = ZsPoolShared;
 export interface ZramShared {
   readonly pool: PoolShared;
   readonly table: SharedArrayBuffer;
-  readonly stats: SharedArrayBuffer;
+  /** The status words and counters (stats.ts), in a shared WebAssembly memory. */
+  readonly stats: AtomicMemory;
   readonly bitmap: SharedArrayBuffer;
   readonly backingPath: SharedArrayBuffer;
   /** algorithm_params of every priority (levels, dictionaries). */

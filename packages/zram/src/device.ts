@@ -20,7 +20,7 @@
 // Control-plane calls (setDisksize, setAlgorithm, setBackingFile, reset) must
 // not race with I/O, as in the kernel, where they need the device unused.
 
-import { ZsError, ZsPool } from '@zsmalloc/core';
+import { ZsError, ZsPool, atomicOps } from '@zsmalloc/core';
 import { AlgorithmParamsStore, parseAlgorithmParams, type AlgorithmParamsRequest } from './algorithm-params.js';
 import { BackingStore, type BackingOpenOptions } from './backing.js';
 import { DEFAULT_ALGORITHM, algorithmId, algorithmListing } from './codec.js';
@@ -37,7 +37,7 @@ import { SlotTable } from './slots.js';
 import {
   C,
   S,
-  STATS_BYTES,
+  createStatsMemory,
   STATS_WORDS,
   bdStatText,
   debugStatText,
@@ -86,7 +86,7 @@ export class ZramDevice {
     this.shared = shared;
     this.pool = pool;
     this.ownsPool = ownsPool;
-    const { st, c64 } = statsViews(shared.stats);
+    const { st, c64 } = statsViews(shared.stats.buffer);
     this.st = st;
     this.c64 = c64;
     this.maxPages = shared.maxPages;
@@ -100,6 +100,7 @@ export class ZramDevice {
         slots: this.slots,
         st,
         c64,
+        statOps: atomicOps(shared.stats),
         backing: new BackingStore(shared.bitmap, shared.backingPath, st, c64),
       },
       new AlgorithmParamsStore(shared.params),
@@ -113,7 +114,7 @@ export class ZramDevice {
     const shared: ZramShared = {
       pool: pool.shared,
       table: SlotTable.allocate(Math.ceil(disksize / PAGE), maxPages),
-      stats: new SharedArrayBuffer(STATS_BYTES),
+      stats: createStatsMemory(),
       bitmap: BackingStore.allocateBitmap(maxPages + 1),
       backingPath: new SharedArrayBuffer(4096),
       params: AlgorithmParamsStore.allocate(),

@@ -24,7 +24,7 @@ import {
   ZRAM_SAME,
   ZRAM_WB,
 } from './slots.js';
-import { C, S, add64, dec64, inc64, max64, sub64 } from './stats.js';
+import { C, S, add64, inc64, max64, sub64 } from './stats.js';
 import { SlotJournal } from './slot-repair.js';
 
 /** What prepare() made of a page, for installLocked()/replaceLocked(). */
@@ -71,6 +71,7 @@ export function newSlotStore(
     slots: state.slots,
     st: state.st,
     c64: state.c64,
+    statOps: state.statOps,
     backing: state.backing,
     journal: new SlotJournal(state.pool, state.slots.lockArrayId),
     fenceReason: '',
@@ -184,12 +185,12 @@ function installLocked(s: SlotStore, index: number, p: PreparedPage): void {
   else s.slots.setEntryLocked(index, p.handle, 0, p.size | (p.huge ? ZRAM_HUGE : 0), now(s));
 }
 
-/** Adds n (any sign) to a counter: the ±1 cases without a BigInt made per call. */
+/** Adds n (any sign) to a counter: one WebAssembly atomic add, no BigInt (a BigInt one past 32 bits). */
 function move64(s: DeviceState, i: C, n: number): void {
-  if (n === 1) inc64(s.c64, i);
-  else if (n === -1) dec64(s.c64, i);
+  if (n === 0) return;
+  if ((n | 0) === n) s.statOps.add64(i, n);
   else if (n > 0) add64(s.c64, i, n);
-  else if (n < 0) sub64(s.c64, i, -n);
+  else sub64(s.c64, i, -n);
 }
 
 /** Per-counter changes, filled by uncountOf and applied by applyCounts (one per thread, reused). */
@@ -234,7 +235,7 @@ function countReplace(s: SlotStore, f: number, p: PreparedPage): void {
     delta.compr += p.size;
     if (p.huge) {
       delta.huge++;
-      inc64(s.c64, C.HUGE_PAGES_SINCE);
+      s.statOps.add64(C.HUGE_PAGES_SINCE, 1);
     }
   }
   applyCounts(s);

@@ -5,10 +5,14 @@
 //
 // Widths: every statistic is a 64-bit counter (the kernel's atomic64_t), kept
 // in a BigInt64Array at the start of the buffer and changed with
-// Atomics.add/sub/compareExchange on it, so each update is one atomic
-// read-modify-write and every read is a consistent 64-bit value (no torn
+// Atomics.add/sub/compareExchange on it, or, on the page write path, with the
+// 64-bit add of core's WebAssembly atomics (one locked instruction, no BigInt;
+// the buffer is a shared WebAssembly memory's for that), so each update is one
+// atomic read-modify-write and every read is a consistent 64-bit value (no torn
 // low/high halves). The knobs after it are 32-bit words (page counts and
 // ids). Byte and page counts past 4 GiB / 2^32 pages are therefore exact.
+
+import { type AtomicMemory, createAtomicMemory } from '@zsmalloc/core';
 
 /** 64-bit counters, indexes into the BigInt64Array. */
 export enum C {
@@ -60,6 +64,11 @@ export const STATS_WORDS = 32;
 /** Bytes of the counters; the knob words start here. */
 export const COUNTERS_BYTES = 32 * 8;
 export const STATS_BYTES = COUNTERS_BYTES + STATS_WORDS * 4;
+
+/** A new stats buffer: a shared WebAssembly memory (so the page write path can use core's 64-bit atomic add). */
+export function createStatsMemory(): AtomicMemory {
+  return createAtomicMemory(STATS_BYTES);
+}
 
 /** The two views of a stats buffer. */
 export function statsViews(sab: SharedArrayBuffer): { c64: BigInt64Array; st: Int32Array } {
