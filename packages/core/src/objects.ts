@@ -264,30 +264,44 @@ export function nextFrameBase(phys: PhysMem, addr: number): number {
   return frameBase(next);
 }
 
+/**
+ * Whether an object at byte address addr that crosses into the next frame of its
+ * chain (frame base `next`) lies in one run of bytes: the next frame follows in
+ * memory, in the same segment. Most do (a zspage's frames are allocated together),
+ * and one copy then moves the object without splitting it.
+ */
+function contiguous(phys: PhysMem, addr: number, room: number, next: number): boolean {
+  return next === addr + room && phys.bytesAt(next) === phys.bytesAt(addr);
+}
+
 /** Copies `len` bytes of src to byte address addr, crossing into the next frame of the chain if needed. */
 export function copyIn(phys: PhysMem, addr: number, src: Uint8Array, len: number): void {
   const room = PAGE_SIZE - offsetInFrame(addr);
-  if (len <= room) {
-    phys.bytesAt(addr).set(len === src.length ? src : src.subarray(0, len), phys.byteIndex(addr));
-    return;
+  if (len > room) {
+    const next = nextFrameBase(phys, addr);
+    if (!contiguous(phys, addr, room, next)) {
+      phys.bytesAt(addr).set(src.subarray(0, room), phys.byteIndex(addr));
+      phys.bytesAt(next).set(src.subarray(room, len), phys.byteIndex(next));
+      return;
+    }
   }
-  const next = nextFrameBase(phys, addr);
-  phys.bytesAt(addr).set(src.subarray(0, room), phys.byteIndex(addr));
-  phys.bytesAt(next).set(src.subarray(room, len), phys.byteIndex(next));
+  phys.bytesAt(addr).set(len === src.length ? src : src.subarray(0, len), phys.byteIndex(addr));
 }
 
 /** Copies `len` bytes from byte address addr into dst, crossing into the next frame if needed. */
 export function copyOut(phys: PhysMem, addr: number, dst: Uint8Array, len: number): void {
   const room = PAGE_SIZE - offsetInFrame(addr);
   const at = phys.byteIndex(addr);
-  if (len <= room) {
-    dst.set(phys.bytesAt(addr).subarray(at, at + len));
-    return;
+  if (len > room) {
+    const next = nextFrameBase(phys, addr);
+    if (!contiguous(phys, addr, room, next)) {
+      const nat = phys.byteIndex(next);
+      dst.set(phys.bytesAt(addr).subarray(at, at + room));
+      dst.set(phys.bytesAt(next).subarray(nat, nat + len - room), room);
+      return;
+    }
   }
-  const next = nextFrameBase(phys, addr);
-  const nat = phys.byteIndex(next);
-  dst.set(phys.bytesAt(addr).subarray(at, at + room));
-  dst.set(phys.bytesAt(next).subarray(nat, nat + len - room), room);
+  dst.set(phys.bytesAt(addr).subarray(at, at + len));
 }
 
 /**
