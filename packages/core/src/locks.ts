@@ -283,7 +283,12 @@ export class LockContext {
     return id;
   }
 
-  /** Opens an "intent" record before trying a lock; returns its registry word. */
+  /**
+   * Opens an "intent" record before trying a lock; returns its registry word. Plain
+   * stores: only this CPU reads its live records, and others read them only once the
+   * CPU is dead and only in the held state, which the plain add after the lock's
+   * atomic writes (so an atomic store here would order nothing that add does not).
+   */
   private recOpen(a: Int32Array, kind: number, i: number, mask: number): number {
     const reg = this.cpuReg;
     for (let r = 0; r < HELD_RECORDS; r++) {
@@ -291,7 +296,7 @@ export class LockContext {
       if (reg[at] === 0) {
         reg[at + 1] = i;
         reg[at + 2] = mask;
-        Atomics.store(reg, at, heldDesc(this.arrayId(a), kind, HELD_INTENT));
+        reg[at] = heldDesc(this.arrayId(a), kind, HELD_INTENT);
         return at;
       }
     }
@@ -652,22 +657,34 @@ export class LockContext {
 
   /** A writer that only trylocks (zspage lock in compaction and migration). */
   writeTrylock(a: Int32Array, i: number, cls: number, site = 0): boolean {
-    let c = Atomics.load(a, i);
-    if ((c & (RW_COUNT | RW_WRITER)) !== 0) {
-      if (!this.trylockSweep(a)) return false;
-      c = Atomics.load(a, i);
-      if ((c & (RW_COUNT | RW_WRITER)) !== 0) return false;
-    }
     const rec = this.recOpen(a, HELD_WRITE, i, 0);
-    if (Atomics.compareExchange(a, i, c, RW_WRITER | (c & RW_WAITERS)) !== c) {
-      this.cpuReg[rec] = 0;
-      return false;
+    // A lock nobody holds or waits for (the common case) is taken by one compare-and-swap,
+    // with no look at the word first: every atomic is a call into the engine.
+    const c = Atomics.compareExchange(a, i, 0, RW_WRITER);
+    if (c !== 0) {
+      const free = this.writeTrylockFree(a, i, c);
+      if (free < 0 || Atomics.compareExchange(a, i, free, RW_WRITER | (free & RW_WAITERS)) !== free) {
+        this.cpuReg[rec] = 0;
+        return false;
+      }
     }
     this.cpuReg[rec]! += INTENT_TO_HELD;
     const last = this.markWriter(a, i);
     if (this.faultLeft !== 0) this.faultTick();
     if (this.track) this.acquired(a, i, cls, 0, last !== 0 && last !== this.tag, -1, site);
     return true;
+  }
+
+  /**
+   * writeTrylock found word `c`, not 0: the word to swap the writer into when the lock
+   * is free (waiters announced), after a sweep of dead holders if it was held; -1 when
+   * it stays held.
+   */
+  private writeTrylockFree(a: Int32Array, i: number, c: number): number {
+    if ((c & (RW_COUNT | RW_WRITER)) === 0) return c;
+    if (!this.trylockSweep(a)) return -1;
+    const now = Atomics.load(a, i);
+    return (now & (RW_COUNT | RW_WRITER)) === 0 ? now : -1;
   }
 
   writeUnlock(a: Int32Array, i: number): void {
