@@ -157,32 +157,35 @@ export function putbackFrame(s: MigrationSpace, pfn: number): void {
  * owns `target` and the frame stays isolated (putback it).
  */
 export function migrateFrame(s: MigrationSpace, pfn: number, target: number): number {
-  const fd = s.phys.fd;
+  const phys = s.phys;
+  const fd = phys.fd;
+  const zd = s.zd;
   const zs = lockFrameOwner(s, pfn);
   if (zs === 0) {
     // The zspage was freed while the frame was isolated: nothing to move.
     const orphan = takeOrphan(s, pfn);
     s.lock.poolWriteUnlock();
-    if (orphan) s.phys.freeBlock(pfn, 0);
+    if (orphan) phys.freeBlock(pfn, 0);
     Atomics.add(s.ctl, P_MIG_GONE, 1);
     return MIGRATE_GONE;
   }
-  const c = s.zd[zs * ZD_WORDS + ZD_CLASS]!;
-  if (!zspageWriteTrylock(s.locks, s.zd, zs, SITE_FRAME_MIGRATION)) {
+  const z = zs * ZD_WORDS;
+  const c = zd[z + ZD_CLASS]!;
+  const locks = s.locks;
+  if (!zspageWriteTrylock(locks, zd, zs, SITE_FRAME_MIGRATION)) {
     unlockFrameOwner(s, zs);
     Atomics.add(s.ctl, P_MIG_EBUSY, 1);
     return MIGRATE_EBUSY;
   }
   if (target < 0) {
-    target = s.phys.allocBlock(0, true);
+    target = phys.allocBlock(0, true);
     if (target < 0) {
-      zspageWriteUnlock(s.locks, s.zd, zs);
+      zspageWriteUnlock(locks, zd, zs);
       unlockFrameOwner(s, zs);
       Atomics.add(s.ctl, P_MIG_ENOMEM, 1);
       return MIGRATE_ENOMEM;
     }
   }
-  s.phys.ensure(Math.max(target, pfn));
   // killed from here on, the repair rolls the move back (copy incomplete) or forward
   const it = s.intent;
   const ia = s.intentAt;
@@ -191,68 +194,79 @@ export function migrateFrame(s: MigrationSpace, pfn: number, target: number): nu
   it[ia + IN_C] = zs;
   it[ia + IN_PHASE] = 0;
   it[ia + IN_OP] = OP_MIGRATE;
-  // copy the whole frame
-  s.phys.copyFrame(target, pfn);
+  // copy the whole frame (copyFrame makes sure this thread's views cover both frames)
+  phys.copyFrame(target, pfn);
   it[ia + IN_PHASE] = 1;
-  if (s.locks.faultAt === FP_MIGRATE_COPIED) s.locks.faultPoint();
-  const wasIsolated = (getFlags(fd, pfn) & PG_ISOLATED) !== 0;
-  const f = getFlags(fd, pfn) & ~PG_ISOLATED;
+  if (locks.faultAt === FP_MIGRATE_COPIED) locks.faultPoint();
+  const flags = getFlags(fd, pfn);
+  const f = flags & ~PG_ISOLATED;
+  const priv = getPagePrivate(fd, pfn);
+  const off0 = getFirstObjOffset(fd, pfn);
+  const next = getNextPfn(fd, pfn);
   setFlags(fd, target, f);
   setZspageOf(fd, target, zs);
-  setFirstObjOffset(fd, target, getFirstObjOffset(fd, pfn));
-  setNextPfn(fd, target, getNextPfn(fd, pfn));
-  setPagePrivate(fd, target, getPagePrivate(fd, pfn));
+  setFirstObjOffset(fd, target, off0);
+  setNextPfn(fd, target, next);
+  setPagePrivate(fd, target, priv);
   // relink the chain
-  const z = zs * ZD_WORDS;
-  if (s.zd[z + ZD_FIRST] === pfn) s.zd[z + ZD_FIRST] = target;
+  let p = zd[z + ZD_FIRST]!;
+  if (p === pfn) zd[z + ZD_FIRST] = target;
   else {
-    let p = s.zd[z + ZD_FIRST]!;
-    while (getNextPfn(fd, p) !== pfn) p = getNextPfn(fd, p);
+    for (let n = getNextPfn(fd, p); n !== pfn; n = getNextPfn(fd, p)) p = n;
     setNextPfn(fd, p, target);
   }
   // rewrite the handles of objects that start in this frame; only a handle that
   // names the object here moves (a compaction ghost, an object a dead compactor
   // left behind whose handle names its other copy, keeps its handle where it is)
   if ((f & PG_HUGE) !== 0) {
-    const h = getPagePrivate(fd, pfn);
-    if (h !== 0 && s.handles.inRange(h) && s.handles.words[h] === locationToObj(pfn, 0))
-      s.handles.words[h] = locationToObj(target, 0);
-  } else {
-    const size = s.table.size[c]!;
-    const words = s.phys.wordsOf(target);
-    const objs = s.table.objsPerZspage[c]!;
-    const off0 = getFirstObjOffset(fd, pfn);
-    // objects that start in this frame, by index (no division per object); the
-    // tail of the last frame is waste, not objects. A location names the offset in
-    // the frame, which the copy keeps: only its frame number changes.
-    const first = (getPagePrivate(fd, pfn) * PAGE_SIZE + off0) / size;
-    for (let off = off0, idx = first; off < PAGE_SIZE && idx < objs; off += size, idx++) {
-      const a = s.phys.wordIndex(target, off);
-      const loc = locationToObj(target, off);
-      const w = words[a]!;
-      if ((w & 1) === 0) continue;
-      if (w === RESERVED_HEADER) {
-        // reserved by a per-CPU cache (its owner is quiesced): move its magazine entry
-        s.pcpWords![entryOf(words[a + 1]!, c)] = loc;
-        continue;
-      }
-      const h = w >>> 1;
-      if (!s.handles.inRange(h))
-        throw new Error(`migrate: object at offset ${off} of frame ${pfn} has handle ${h} out of range`);
-      if (s.handles.words[h] !== locationToObj(pfn, off)) continue;
-      s.handles.words[h] = loc;
-      if (s.locks.faultAt === FP_MIGRATE_HANDLE) s.locks.faultPoint();
-    }
-  }
-  if (wasIsolated) s.zd[z + ZD_ISOLATED]!--;
+    if (priv !== 0 && s.handles.inRange(priv) && s.handles.words[priv] === locationToObj(pfn, 0))
+      s.handles.words[priv] = locationToObj(target, 0);
+  } else rewriteHandles(s, pfn, target, c, priv, off0);
+  if ((flags & PG_ISOLATED) !== 0) zd[z + ZD_ISOLATED]!--;
   setFlags(fd, pfn, 0);
   setZspageOf(fd, pfn, 0);
   it[ia + IN_OP] = 0; // killed before the free below, the frame is reclaimed as leaked
-  zspageWriteUnlock(s.locks, s.zd, zs);
+  // only movers count migrations, and they hold the pool lock for writing: no atomic needed
+  s.ctl[P_MIGRATED]!++;
+  zspageWriteUnlock(locks, zd, zs);
   unlockFrameOwner(s, zs);
-  s.phys.freeBlock(pfn, 0);
-  Atomics.add(s.ctl, P_MIGRATED, 1);
+  phys.freeBlock(pfn, 0);
   return MIGRATE_OK;
+}
+
+/**
+ * Points the handles of the objects that start in frame `pfn` (copied into
+ * `target`, chain index `index`, first object at `off0`) at the copy, and a
+ * reserved object's magazine entry. The objects are read from the copy; a
+ * location names the offset in the frame, which the copy keeps, so only its frame
+ * number changes. Objects end where the zspage's last object ends (the tail of
+ * the last frame is waste): a multiplication per frame, no division.
+ */
+function rewriteHandles(s: MigrationSpace, pfn: number, target: number, c: number, index: number, off0: number): void {
+  const size = s.table.size[c]!;
+  const tail = s.table.objsPerZspage[c]! * size - index * PAGE_SIZE;
+  const end = tail < PAGE_SIZE ? tail : PAGE_SIZE;
+  const phys = s.phys;
+  const words = phys.wordsOf(target);
+  const at0 = phys.wordIndex(target, 0);
+  const handles = s.handles;
+  const locks = s.locks;
+  for (let off = off0; off < end; off += size) {
+    const a = at0 + (off >> 2);
+    const w = words[a]!;
+    if ((w & 1) === 0) continue;
+    if (w === RESERVED_HEADER) {
+      // reserved by a per-CPU cache (its owner is quiesced): move its magazine entry
+      s.pcpWords![entryOf(words[a + 1]!, c)] = locationToObj(target, off);
+      continue;
+    }
+    const h = w >>> 1;
+    if (!handles.inRange(h))
+      throw new Error(`migrate: object at offset ${off} of frame ${pfn} has handle ${h} out of range`);
+    if (handles.words[h] !== locationToObj(pfn, off)) continue;
+    handles.words[h] = locationToObj(target, off);
+    if (locks.faultAt === FP_MIGRATE_HANDLE) locks.faultPoint();
+  }
 }
 
 /**
