@@ -20,15 +20,21 @@ export const OBJ_ALIGN_SHIFT = 4;
 /** Frames a location can name: the word stays a non-negative Int32. */
 export const LOCATION_PFN_LIMIT = 2 ** (31 - OBJ_OFFSET_BITS);
 
+// Module-local copies for the functions below: the engine folds these into its code,
+// but loads and checks an exported constant at every use (docs/design.md).
+const OFFSET_BITS = OBJ_OFFSET_BITS;
+const OFFSET_MASK = OBJ_OFFSET_MASK;
+const ALIGN_SHIFT = OBJ_ALIGN_SHIFT;
+
 /** The location word of the object starting at byte `off` (a multiple of 16) of frame pfn. */
 export function locationToObj(pfn: number, off: number): number {
-  return pfn * (1 << OBJ_OFFSET_BITS) + (off >>> OBJ_ALIGN_SHIFT);
+  return pfn * (1 << OFFSET_BITS) + (off >>> ALIGN_SHIFT);
 }
 /** The frame a location word names. */
 export function objToPfn(loc: number): number {
-  return loc >>> OBJ_OFFSET_BITS;
+  return loc >>> OFFSET_BITS;
 }
 /** The offset in its frame of the object a location word names (0..PAGE_SIZE-16). */
 export function objToOffset(loc: number): number {
-  return (loc & OBJ_OFFSET_MASK) << OBJ_ALIGN_SHIFT;
+  return (loc & OFFSET_MASK) << ALIGN_SHIFT;
 }

@@ -95,6 +95,20 @@ export const FP_COMPACT_FREED = 6;
 /** Turns an intent record into a held one: one add, no call, right after the lock's atomic. */
 const INTENT_TO_HELD = (HELD_HELD - HELD_INTENT) << 20;
 
+// Module-local copies of the rwlock bits and the record kinds for the code below: the
+// engine folds a module's own constants into its compiled code, but loads and checks
+// an exported or imported one at every use (docs/design.md, "The shared-memory model").
+const COUNT = RW_COUNT;
+const WRITER = RW_WRITER;
+const WRITER_WAITING = RW_WRITER_WAITING;
+const WAITERS = RW_WAITERS;
+const REC_READ = HELD_READ;
+const REC_WRITE = HELD_WRITE;
+const REC_BIT = HELD_BIT;
+const REC_INTENT = HELD_INTENT;
+const REC_HELD = HELD_HELD;
+const RECORDS = HELD_RECORDS;
+
 /** The class registry lockdep reads ranks and names from. */
 export interface LockdepRegistry {
   reg: Int32Array;
@@ -291,23 +305,23 @@ export class LockContext {
    */
   private recOpen(a: Int32Array, kind: number, i: number, mask: number): number {
     const reg = this.cpuReg;
-    for (let r = 0; r < HELD_RECORDS; r++) {
+    for (let r = 0; r < RECORDS; r++) {
       const at = this.recBase + r * 3;
       if (reg[at] === 0) {
         reg[at + 1] = i;
         reg[at + 2] = mask;
-        reg[at] = heldDesc(this.arrayId(a), kind, HELD_INTENT);
+        reg[at] = heldDesc(this.arrayId(a), kind, REC_INTENT);
         return at;
       }
     }
-    throw new Error(`CPU ${this.cpu} holds more than ${HELD_RECORDS} rwlocks and bit locks at once`);
+    throw new Error(`CPU ${this.cpu} holds more than ${RECORDS} rwlocks and bit locks at once`);
   }
 
   /** The record of a lock this CPU holds. */
   private recFind(a: Int32Array, kind: number, i: number, mask: number): number {
     const reg = this.cpuReg;
-    const want = heldDesc(this.arrayId(a), kind, HELD_HELD);
-    for (let r = 0; r < HELD_RECORDS; r++) {
+    const want = heldDesc(this.arrayId(a), kind, REC_HELD);
+    for (let r = 0; r < RECORDS; r++) {
       const at = this.recBase + r * 3;
       if (reg[at] === want && reg[at + 1] === i && reg[at + 2] === mask) return at;
     }
@@ -322,13 +336,13 @@ export class LockContext {
     const id = this.arrayId(a);
     const hook = this.deadHooks.get(id);
     const n = recoverRecords(this.cpuReg, this.cpuBase, id, i, (kind, idx, mask, cpu, gen) => {
-      if (kind === HELD_READ) Atomics.sub(a, idx, 1);
+      if (kind === REC_READ) Atomics.sub(a, idx, 1);
       else {
         try {
           // still held by the dead CPU: what it guarded is settled before anyone else can take it
           hook?.(cpu, gen, idx);
         } finally {
-          if (kind === HELD_WRITE) Atomics.and(a, idx, ~(RW_WRITER | RW_WRITER_WAITING));
+          if (kind === REC_WRITE) Atomics.and(a, idx, ~(WRITER | WRITER_WAITING));
           else Atomics.and(a, idx, ~mask);
         }
       }
@@ -525,9 +539,9 @@ export class LockContext {
 
   readLock(a: Int32Array, i: number, cls: number, site = 0): void {
     if (this.lockdep) this.checkOrder(cls, site);
-    const rec = this.recOpen(a, HELD_READ, i, 0);
+    const rec = this.recOpen(a, REC_READ, i, 0);
     const c = Atomics.load(a, i);
-    if ((c & (RW_WRITER | RW_WRITER_WAITING)) === 0 && Atomics.compareExchange(a, i, c, c + 1) === c) {
+    if ((c & (WRITER | WRITER_WAITING)) === 0 && Atomics.compareExchange(a, i, c, c + 1) === c) {
       this.cpuReg[rec]! += INTENT_TO_HELD;
       if (this.faultLeft !== 0) this.faultTick();
       if (this.track) this.acquired(a, i, cls, 1, false, -1, site);
@@ -538,12 +552,12 @@ export class LockContext {
 
   private readLockSlow(a: Int32Array, i: number, cls: number, site: number, rec: number): void {
     const t0 = this.statOn ? performance.now() : 0;
-    const held = heldDesc(this.arrayId(a), HELD_READ, HELD_HELD);
+    const held = heldDesc(this.arrayId(a), REC_READ, REC_HELD);
     const reg = this.cpuReg;
     let spins = 0;
     for (;;) {
       let c = Atomics.load(a, i);
-      if ((c & (RW_WRITER | RW_WRITER_WAITING)) === 0) {
+      if ((c & (WRITER | WRITER_WAITING)) === 0) {
         if (Atomics.compareExchange(a, i, c, c + 1) === c) {
           reg[rec] = held;
           break;
@@ -551,9 +565,9 @@ export class LockContext {
         continue;
       }
       if (spins++ < SPIN) continue;
-      if ((c & RW_WAITERS) === 0) {
-        if (Atomics.compareExchange(a, i, c, c | RW_WAITERS) !== c) continue;
-        c |= RW_WAITERS;
+      if ((c & WAITERS) === 0) {
+        if (Atomics.compareExchange(a, i, c, c | WAITERS) !== c) continue;
+        c |= WAITERS;
       }
       if (Atomics.wait(a, i, c, PARK_TIMEOUT_MS) === 'timed-out') this.recoverDead(a, i);
     }
@@ -574,28 +588,24 @@ export class LockContext {
 
   readUnlock(a: Int32Array, i: number): void {
     if (this.track) this.popHeld(a, i);
-    const rec = this.recFind(a, HELD_READ, i, 0);
+    const rec = this.recFind(a, REC_READ, i, 0);
     const old = Atomics.sub(a, i, 1);
     if (rec >= 0) this.cpuReg[rec] = 0;
-    if ((old & RW_COUNT) === 0) throw new Error(`read unlock of an rwlock with no readers (word ${old})`);
-    if ((old & RW_COUNT) === 1 && (old & RW_WAITERS) !== 0) this.wakeIfIdle(a, i);
+    if ((old & COUNT) === 0) throw new Error(`read unlock of an rwlock with no readers (word ${old})`);
+    if ((old & COUNT) === 1 && (old & WAITERS) !== 0) this.wakeIfIdle(a, i);
   }
 
   private wakeIfIdle(a: Int32Array, i: number): void {
     const c = Atomics.load(a, i);
-    if (
-      (c & (RW_COUNT | RW_WRITER)) === 0 &&
-      (c & RW_WAITERS) !== 0 &&
-      Atomics.compareExchange(a, i, c, c & ~RW_WAITERS) === c
-    ) {
+    if ((c & (COUNT | WRITER)) === 0 && (c & WAITERS) !== 0 && Atomics.compareExchange(a, i, c, c & ~WAITERS) === c) {
       Atomics.notify(a, i);
     }
   }
 
   writeLock(a: Int32Array, i: number, cls: number, site = 0): void {
     if (this.lockdep) this.checkOrder(cls, site);
-    const rec = this.recOpen(a, HELD_WRITE, i, 0);
-    if (Atomics.compareExchange(a, i, 0, RW_WRITER) === 0) {
+    const rec = this.recOpen(a, REC_WRITE, i, 0);
+    if (Atomics.compareExchange(a, i, 0, WRITER) === 0) {
       this.cpuReg[rec]! += INTENT_TO_HELD;
       const last = this.markWriter(a, i);
       if (this.faultLeft !== 0) this.faultTick();
@@ -607,20 +617,20 @@ export class LockContext {
 
   private writeLockSlow(a: Int32Array, i: number, cls: number, site: number, rec: number): void {
     const t0 = this.statOn ? performance.now() : 0;
-    const held = heldDesc(this.arrayId(a), HELD_WRITE, HELD_HELD);
+    const held = heldDesc(this.arrayId(a), REC_WRITE, REC_HELD);
     const reg = this.cpuReg;
     let spins = 0;
     for (;;) {
       let c = Atomics.load(a, i);
-      if ((c & (RW_COUNT | RW_WRITER)) === 0) {
-        if (Atomics.compareExchange(a, i, c, RW_WRITER | (c & RW_WAITERS)) === c) {
+      if ((c & (COUNT | WRITER)) === 0) {
+        if (Atomics.compareExchange(a, i, c, WRITER | (c & WAITERS)) === c) {
           reg[rec] = held;
           break;
         }
         continue;
       }
       if (spins++ < SPIN) continue;
-      const want = c | RW_WRITER_WAITING | RW_WAITERS;
+      const want = c | WRITER_WAITING | WAITERS;
       if (want !== c) {
         if (Atomics.compareExchange(a, i, c, want) !== c) continue;
         c = want;
@@ -657,13 +667,13 @@ export class LockContext {
 
   /** A writer that only trylocks (zspage lock in compaction and migration). */
   writeTrylock(a: Int32Array, i: number, cls: number, site = 0): boolean {
-    const rec = this.recOpen(a, HELD_WRITE, i, 0);
+    const rec = this.recOpen(a, REC_WRITE, i, 0);
     // A lock nobody holds or waits for (the common case) is taken by one compare-and-swap,
     // with no look at the word first: every atomic is a call into the engine.
-    const c = Atomics.compareExchange(a, i, 0, RW_WRITER);
+    const c = Atomics.compareExchange(a, i, 0, WRITER);
     if (c !== 0) {
       const free = this.writeTrylockFree(a, i, c);
-      if (free < 0 || Atomics.compareExchange(a, i, free, RW_WRITER | (free & RW_WAITERS)) !== free) {
+      if (free < 0 || Atomics.compareExchange(a, i, free, WRITER | (free & WAITERS)) !== free) {
         this.cpuReg[rec] = 0;
         return false;
       }
@@ -681,30 +691,30 @@ export class LockContext {
    * it stays held.
    */
   private writeTrylockFree(a: Int32Array, i: number, c: number): number {
-    if ((c & (RW_COUNT | RW_WRITER)) === 0) return c;
+    if ((c & (COUNT | WRITER)) === 0) return c;
     if (!this.trylockSweep(a)) return -1;
     const now = Atomics.load(a, i);
-    return (now & (RW_COUNT | RW_WRITER)) === 0 ? now : -1;
+    return (now & (COUNT | WRITER)) === 0 ? now : -1;
   }
 
   writeUnlock(a: Int32Array, i: number): void {
     if (this.track) this.popHeld(a, i);
-    const rec = this.recFind(a, HELD_WRITE, i, 0);
+    const rec = this.recFind(a, REC_WRITE, i, 0);
     const old = Atomics.exchange(a, i, 0);
     if (rec >= 0) this.cpuReg[rec] = 0;
-    if ((old & RW_WRITER) === 0) throw new Error(`write unlock of an rwlock not write-held (word ${old})`);
-    if ((old & RW_WAITERS) !== 0) Atomics.notify(a, i);
+    if ((old & WRITER) === 0) throw new Error(`write unlock of an rwlock not write-held (word ${old})`);
+    if ((old & WAITERS) !== 0) Atomics.notify(a, i);
   }
 
   rwContended(a: Int32Array, i: number): boolean {
-    return (Atomics.load(a, i) & RW_WAITERS) !== 0;
+    return (Atomics.load(a, i) & WAITERS) !== 0;
   }
 
   // ---------------------------------------------------------------- bit lock
 
   bitLock(a: Int32Array, i: number, mask: number, cls: number, site = 0): void {
     if (this.lockdep) this.checkOrder(cls, site);
-    const rec = this.recOpen(a, HELD_BIT, i, mask);
+    const rec = this.recOpen(a, REC_BIT, i, mask);
     if ((Atomics.or(a, i, mask) & mask) === 0) {
       this.cpuReg[rec]! += INTENT_TO_HELD;
       if (this.faultLeft !== 0) this.faultTick();
@@ -712,7 +722,7 @@ export class LockContext {
       return;
     }
     const t0 = this.statOn ? performance.now() : 0;
-    const held = heldDesc(this.arrayId(a), HELD_BIT, HELD_HELD);
+    const held = heldDesc(this.arrayId(a), REC_BIT, REC_HELD);
     const reg = this.cpuReg;
     let spins = 0;
     for (;;) {
@@ -731,7 +741,7 @@ export class LockContext {
   }
 
   bitTrylock(a: Int32Array, i: number, mask: number, cls: number, site = 0): boolean {
-    const rec = this.recOpen(a, HELD_BIT, i, mask);
+    const rec = this.recOpen(a, REC_BIT, i, mask);
     if ((Atomics.or(a, i, mask) & mask) !== 0 && (!this.trylockSweep(a) || (Atomics.or(a, i, mask) & mask) !== 0)) {
       this.cpuReg[rec] = 0;
       return false;
@@ -744,7 +754,7 @@ export class LockContext {
 
   bitUnlock(a: Int32Array, i: number, mask: number): void {
     if (this.track) this.popHeld(a, i);
-    const rec = this.recFind(a, HELD_BIT, i, mask);
+    const rec = this.recFind(a, REC_BIT, i, mask);
     const old = Atomics.and(a, i, ~mask);
     if (rec >= 0) this.cpuReg[rec] = 0;
     if ((old & mask) === 0) throw new Error(`bit unlock of a bit lock not held (word ${old}, mask ${mask})`);

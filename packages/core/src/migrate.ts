@@ -80,10 +80,38 @@ export const MIGRATE_EBUSY = 1;
 export const MIGRATE_ENOMEM = 2;
 export const MIGRATE_GONE = 3;
 
+// Module-local copies of the constants the code below uses: the engine folds a
+// module's own constants into its compiled code, but loads and checks an exported or
+// imported one at every use (docs/design.md, "The shared-memory model"). On a
+// frame's migration that was about a seventh of its time.
+const OK = MIGRATE_OK;
+const EBUSY = MIGRATE_EBUSY;
+const ENOMEM = MIGRATE_ENOMEM;
+const GONE = MIGRATE_GONE;
+const PAGE = PAGE_SIZE;
+const Z_WORDS = ZD_WORDS;
+const Z_CLASS = ZD_CLASS;
+const Z_FIRST = ZD_FIRST;
+const Z_ISOLATED = ZD_ISOLATED;
+const RESERVED = RESERVED_HEADER;
+const ZSPAGE = PG_ZSPAGE;
+const ISOLATED = PG_ISOLATED;
+const HUGE = PG_HUGE;
+const SITE = SITE_FRAME_MIGRATION;
+const FAULT_COPIED = FP_MIGRATE_COPIED;
+const FAULT_HANDLE = FP_MIGRATE_HANDLE;
+const MIGRATED = P_MIGRATED;
+const REC_FRAME = IN_A;
+const REC_TARGET = IN_B;
+const REC_ZSPAGE = IN_C;
+const REC_OP = IN_OP;
+const REC_PHASE = IN_PHASE;
+const MIGRATING = OP_MIGRATE;
+
 /** Is the frame movable right now (a zspage frame not already isolated)? Unlocked hint. */
 export function isMovable(s: MigrationSpace, pfn: number): boolean {
   const f = getFlags(s.phys.fd, pfn);
-  return (f & PG_ZSPAGE) !== 0 && (f & PG_ISOLATED) === 0;
+  return (f & ZSPAGE) !== 0 && (f & ISOLATED) === 0;
 }
 
 /**
@@ -95,27 +123,41 @@ export function isMovable(s: MigrationSpace, pfn: number): boolean {
  */
 function lockFrameOwner(s: MigrationSpace, pfn: number): number {
   const fd = s.phys.fd;
-  s.lock.poolWriteLock(SITE_FRAME_MIGRATION);
+  s.lock.poolWriteLock(SITE);
+  if ((getFlags(fd, pfn) & ZSPAGE) === 0) return 0;
+  const zs = getZspageOf(fd, pfn);
+  const c = s.zd[zs * Z_WORDS + Z_CLASS]!;
+  s.lock.classLock(c, SITE);
+  if ((getFlags(fd, pfn) & ZSPAGE) !== 0 && getZspageOf(fd, pfn) === zs && s.zd[zs * Z_WORDS + Z_CLASS] === c)
+    return zs;
+  // the retries out of line: a loop here would be compiled into every mover's hot path
+  return lockFrameOwnerAgain(s, pfn, c);
+}
+
+/** lockFrameOwner's retries: the zspage changed before class lock `held` was taken. */
+function lockFrameOwnerAgain(s: MigrationSpace, pfn: number, held: number): number {
+  const fd = s.phys.fd;
+  s.lock.classUnlock(held);
   for (;;) {
-    if ((getFlags(fd, pfn) & PG_ZSPAGE) === 0) return 0;
+    if ((getFlags(fd, pfn) & ZSPAGE) === 0) return 0;
     const zs = getZspageOf(fd, pfn);
-    const c = s.zd[zs * ZD_WORDS + ZD_CLASS]!;
-    s.lock.classLock(c, SITE_FRAME_MIGRATION);
-    if ((getFlags(fd, pfn) & PG_ZSPAGE) !== 0 && getZspageOf(fd, pfn) === zs && s.zd[zs * ZD_WORDS + ZD_CLASS] === c)
+    const c = s.zd[zs * Z_WORDS + Z_CLASS]!;
+    s.lock.classLock(c, SITE);
+    if ((getFlags(fd, pfn) & ZSPAGE) !== 0 && getZspageOf(fd, pfn) === zs && s.zd[zs * Z_WORDS + Z_CLASS] === c)
       return zs;
     s.lock.classUnlock(c);
   }
 }
 
 function unlockFrameOwner(s: MigrationSpace, zs: number): void {
-  if (zs !== 0) s.lock.classUnlock(s.zd[zs * ZD_WORDS + ZD_CLASS]!);
+  if (zs !== 0) s.lock.classUnlock(s.zd[zs * Z_WORDS + Z_CLASS]!);
   s.lock.poolWriteUnlock();
 }
 
 /** Frees a frame left isolated by a zspage that died meanwhile (pool lock held). */
 function takeOrphan(s: MigrationSpace, pfn: number): boolean {
   const fd = s.phys.fd;
-  if (getFlags(fd, pfn) !== PG_ISOLATED) return false;
+  if (getFlags(fd, pfn) !== ISOLATED) return false;
   setFlags(fd, pfn, 0);
   return true;
 }
@@ -125,9 +167,9 @@ export function isolateFrame(s: MigrationSpace, pfn: number): boolean {
   const fd = s.phys.fd;
   const zs = lockFrameOwner(s, pfn);
   let ok = false;
-  if (zs !== 0 && (getFlags(fd, pfn) & PG_ISOLATED) === 0) {
-    setFlags(fd, pfn, getFlags(fd, pfn) | PG_ISOLATED);
-    s.zd[zs * ZD_WORDS + ZD_ISOLATED]!++;
+  if (zs !== 0 && (getFlags(fd, pfn) & ISOLATED) === 0) {
+    setFlags(fd, pfn, getFlags(fd, pfn) | ISOLATED);
+    s.zd[zs * Z_WORDS + Z_ISOLATED]!++;
     ok = true;
   }
   unlockFrameOwner(s, zs);
@@ -140,9 +182,9 @@ export function putbackFrame(s: MigrationSpace, pfn: number): void {
   const zs = lockFrameOwner(s, pfn);
   let orphan = false;
   if (zs !== 0) {
-    if ((getFlags(fd, pfn) & PG_ISOLATED) !== 0) {
-      setFlags(fd, pfn, getFlags(fd, pfn) & ~PG_ISOLATED);
-      s.zd[zs * ZD_WORDS + ZD_ISOLATED]!--;
+    if ((getFlags(fd, pfn) & ISOLATED) !== 0) {
+      setFlags(fd, pfn, getFlags(fd, pfn) & ~ISOLATED);
+      s.zd[zs * Z_WORDS + Z_ISOLATED]!--;
     }
   } else {
     orphan = takeOrphan(s, pfn);
@@ -157,105 +199,129 @@ export function putbackFrame(s: MigrationSpace, pfn: number): void {
  * owns `target` and the frame stays isolated (putback it).
  */
 export function migrateFrame(s: MigrationSpace, pfn: number, target: number): number {
+  // The hot path stays short (the failures are out of line): the engine compiles a
+  // short function into markedly faster code, and this one runs once per frame.
+  const zs = lockFrameOwner(s, pfn);
+  if (zs === 0) return migrateGone(s, pfn);
+  const locks = s.locks;
+  const zd = s.zd;
+  if (!zspageWriteTrylock(locks, zd, zs, SITE)) return migrateFailed(s, zs, false);
+  const phys = s.phys;
+  if (target < 0) {
+    target = phys.allocFrame();
+    if (target < 0) return migrateFailed(s, zs, true);
+  }
+  moveFrame(s, pfn, target, zs);
+  zspageWriteUnlock(locks, zd, zs);
+  unlockFrameOwner(s, zs);
+  phys.freeFrame(pfn);
+  return OK;
+}
+
+/** The zspage was freed while the frame was isolated: nothing to move (pool lock held, dropped here). */
+function migrateGone(s: MigrationSpace, pfn: number): number {
+  const orphan = takeOrphan(s, pfn);
+  s.lock.poolWriteUnlock();
+  if (orphan) s.phys.freeBlock(pfn, 0);
+  Atomics.add(s.ctl, P_MIG_GONE, 1);
+  return GONE;
+}
+
+/** The zspage is busy (EBUSY), or no frame is free (ENOMEM, zspage lock held): drops the locks. */
+function migrateFailed(s: MigrationSpace, zs: number, noMemory: boolean): number {
+  if (noMemory) zspageWriteUnlock(s.locks, s.zd, zs);
+  unlockFrameOwner(s, zs);
+  Atomics.add(s.ctl, noMemory ? P_MIG_ENOMEM : P_MIG_EBUSY, 1);
+  return noMemory ? ENOMEM : EBUSY;
+}
+
+/**
+ * Moves frame `pfn` of zspage `zs` into frame `target`, every lock held: the copy,
+ * the descriptor, the chain link, the handles of the objects that start in it.
+ * The intent record brackets it, so the repair after a death mid-way rolls the
+ * move back (copy incomplete) or forward.
+ */
+function moveFrame(s: MigrationSpace, pfn: number, target: number, zs: number): void {
   const phys = s.phys;
   const fd = phys.fd;
   const zd = s.zd;
-  const zs = lockFrameOwner(s, pfn);
-  if (zs === 0) {
-    // The zspage was freed while the frame was isolated: nothing to move.
-    const orphan = takeOrphan(s, pfn);
-    s.lock.poolWriteUnlock();
-    if (orphan) phys.freeBlock(pfn, 0);
-    Atomics.add(s.ctl, P_MIG_GONE, 1);
-    return MIGRATE_GONE;
-  }
-  const z = zs * ZD_WORDS;
-  const c = zd[z + ZD_CLASS]!;
-  const locks = s.locks;
-  if (!zspageWriteTrylock(locks, zd, zs, SITE_FRAME_MIGRATION)) {
-    unlockFrameOwner(s, zs);
-    Atomics.add(s.ctl, P_MIG_EBUSY, 1);
-    return MIGRATE_EBUSY;
-  }
-  if (target < 0) {
-    target = phys.allocBlock(0, true);
-    if (target < 0) {
-      zspageWriteUnlock(locks, zd, zs);
-      unlockFrameOwner(s, zs);
-      Atomics.add(s.ctl, P_MIG_ENOMEM, 1);
-      return MIGRATE_ENOMEM;
-    }
-  }
-  // killed from here on, the repair rolls the move back (copy incomplete) or forward
+  // read once: only this thread sets its fault point, never mid-move
+  const fault = s.locks.faultAt;
   const it = s.intent;
   const ia = s.intentAt;
-  it[ia + IN_A] = pfn;
-  it[ia + IN_B] = target;
-  it[ia + IN_C] = zs;
-  it[ia + IN_PHASE] = 0;
-  it[ia + IN_OP] = OP_MIGRATE;
+  it[ia + REC_FRAME] = pfn;
+  it[ia + REC_TARGET] = target;
+  it[ia + REC_ZSPAGE] = zs;
+  it[ia + REC_PHASE] = 0;
+  it[ia + REC_OP] = MIGRATING;
   // copy the whole frame (copyFrame makes sure this thread's views cover both frames)
   phys.copyFrame(target, pfn);
-  it[ia + IN_PHASE] = 1;
-  if (locks.faultAt === FP_MIGRATE_COPIED) locks.faultPoint();
+  it[ia + REC_PHASE] = 1;
+  if (fault === FAULT_COPIED) s.locks.faultPoint();
   const flags = getFlags(fd, pfn);
-  const f = flags & ~PG_ISOLATED;
   const priv = getPagePrivate(fd, pfn);
   const off0 = getFirstObjOffset(fd, pfn);
-  const next = getNextPfn(fd, pfn);
-  setFlags(fd, target, f);
+  setFlags(fd, target, flags & ~ISOLATED);
   setZspageOf(fd, target, zs);
   setFirstObjOffset(fd, target, off0);
-  setNextPfn(fd, target, next);
+  setNextPfn(fd, target, getNextPfn(fd, pfn));
   setPagePrivate(fd, target, priv);
   // relink the chain
-  let p = zd[z + ZD_FIRST]!;
-  if (p === pfn) zd[z + ZD_FIRST] = target;
+  const z = zs * Z_WORDS;
+  let p = zd[z + Z_FIRST]!;
+  if (p === pfn) zd[z + Z_FIRST] = target;
   else {
     for (let n = getNextPfn(fd, p); n !== pfn; n = getNextPfn(fd, p)) p = n;
     setNextPfn(fd, p, target);
   }
-  // rewrite the handles of objects that start in this frame; only a handle that
-  // names the object here moves (a compaction ghost, an object a dead compactor
-  // left behind whose handle names its other copy, keeps its handle where it is)
-  if ((f & PG_HUGE) !== 0) {
-    if (priv !== 0 && s.handles.inRange(priv) && s.handles.words[priv] === locationToObj(pfn, 0))
-      s.handles.words[priv] = locationToObj(target, 0);
-  } else rewriteHandles(s, pfn, target, c, priv, off0);
-  if ((flags & PG_ISOLATED) !== 0) zd[z + ZD_ISOLATED]!--;
+  rewriteHandles(s, pfn, target, zd[z + Z_CLASS]!, flags, priv, off0, fault === FAULT_HANDLE);
+  if ((flags & ISOLATED) !== 0) zd[z + Z_ISOLATED]!--;
   setFlags(fd, pfn, 0);
   setZspageOf(fd, pfn, 0);
-  it[ia + IN_OP] = 0; // killed before the free below, the frame is reclaimed as leaked
+  it[ia + REC_OP] = 0; // killed before the free, the frame is reclaimed as leaked
   // only movers count migrations, and they hold the pool lock for writing: no atomic needed
-  s.ctl[P_MIGRATED]!++;
-  zspageWriteUnlock(locks, zd, zs);
-  unlockFrameOwner(s, zs);
-  phys.freeBlock(pfn, 0);
-  return MIGRATE_OK;
+  s.ctl[MIGRATED]!++;
 }
 
 /**
  * Points the handles of the objects that start in frame `pfn` (copied into
- * `target`, chain index `index`, first object at `off0`) at the copy, and a
- * reserved object's magazine entry. The objects are read from the copy; a
- * location names the offset in the frame, which the copy keeps, so only its frame
- * number changes. Objects end where the zspage's last object ends (the tail of
- * the last frame is waste): a multiplication per frame, no division.
+ * `target`; its flags, page_private and first object's offset given) at the copy,
+ * and a reserved object's magazine entry. Only a handle that names the object here
+ * moves: a compaction ghost (an object a dead compactor left behind, whose handle
+ * names its other copy) keeps its handle where it is. The objects are read from
+ * the copy; a location names the offset in the frame, which the copy keeps, so
+ * only its frame number changes. Objects end where the zspage's last object ends
+ * (the tail of the last frame is waste): a multiplication per frame, no division.
  */
-function rewriteHandles(s: MigrationSpace, pfn: number, target: number, c: number, index: number, off0: number): void {
+function rewriteHandles(
+  s: MigrationSpace,
+  pfn: number,
+  target: number,
+  c: number,
+  flags: number,
+  priv: number,
+  off0: number,
+  faultEach: boolean,
+): void {
+  const handles = s.handles;
+  if ((flags & HUGE) !== 0) {
+    // one object, its handle in page_private
+    if (priv !== 0 && handles.inRange(priv) && handles.words[priv] === locationToObj(pfn, 0))
+      handles.words[priv] = locationToObj(target, 0);
+    return;
+  }
   const size = s.table.size[c]!;
-  const tail = s.table.objsPerZspage[c]! * size - index * PAGE_SIZE;
-  const end = tail < PAGE_SIZE ? tail : PAGE_SIZE;
+  // page_private of any other zspage frame: its index in the chain
+  const tail = s.table.objsPerZspage[c]! * size - priv * PAGE;
+  const end = Math.min(tail, PAGE);
   const phys = s.phys;
   const words = phys.wordsOf(target);
   const at0 = phys.wordIndex(target, 0);
-  const handles = s.handles;
-  const locks = s.locks;
   for (let off = off0; off < end; off += size) {
     const a = at0 + (off >> 2);
     const w = words[a]!;
     if ((w & 1) === 0) continue;
-    if (w === RESERVED_HEADER) {
+    if (w === RESERVED) {
       // reserved by a per-CPU cache (its owner is quiesced): move its magazine entry
       s.pcpWords![entryOf(words[a + 1]!, c)] = locationToObj(target, off);
       continue;
@@ -265,7 +331,7 @@ function rewriteHandles(s: MigrationSpace, pfn: number, target: number, c: numbe
       throw new Error(`migrate: object at offset ${off} of frame ${pfn} has handle ${h} out of range`);
     if (handles.words[h] !== locationToObj(pfn, off)) continue;
     handles.words[h] = locationToObj(target, off);
-    if (locks.faultAt === FP_MIGRATE_HANDLE) locks.faultPoint();
+    if (faultEach) s.locks.faultPoint();
   }
 }
 
@@ -319,12 +385,12 @@ export function compactFrames(s: MigrationSpace, order: number): FrameCompactRes
     }
     phys.zoneUnlock();
     if (target < 0) break;
-    let r = MIGRATE_GONE;
+    let r = GONE;
     if (isolateFrame(s, mig)) {
       r = migrateFrame(s, mig, target);
-      if (r !== MIGRATE_OK && r !== MIGRATE_GONE) putbackFrame(s, mig);
+      if (r !== OK && r !== GONE) putbackFrame(s, mig);
     }
-    if (r === MIGRATE_OK) migrated++;
+    if (r === OK) migrated++;
     else {
       failed++;
       phys.freeBlock(target, 0);

@@ -34,58 +34,73 @@ export const PG_TAIL = 32; // non-head frame of an allocPages block
 export const PG_NEW = 64; // frame of a zspage being built: not yet movable (not on any list)
 export const PG_PCP = 128; // free frame on a CPU's page list (phys-mem.ts), not in the buddy lists
 
+// The functions below read module-local copies of the layout: the engine folds a
+// module's own constants into its compiled code, but loads and checks an exported
+// (or imported) one at every use (docs/design.md, "The shared-memory model").
+const WORDS = FD_WORDS;
+const FLAGS = FD_FLAGS;
+const ORDER = FD_ORDER;
+const ZSPAGE = FD_ZSPAGE;
+const FIRST_OBJ = FD_FIRST_OBJ;
+const NEXT = FD_NEXT;
+const LPREV = FD_LPREV;
+const LNEXT = FD_LNEXT;
+const PRIVATE = FD_PRIVATE;
+const ISOLATED = PG_ISOLATED;
+const PAGE = PAGE_SIZE;
+
 // ---- fields (page->flags, buddy order, get_zspage, first_obj_offset, get_next_page, lru links, page_private)
 
 export function getFlags(fd: Int32Array, pfn: number): number {
-  return fd[pfn * FD_WORDS + FD_FLAGS]!;
+  return fd[pfn * WORDS + FLAGS]!;
 }
 export function setFlags(fd: Int32Array, pfn: number, v: number): void {
-  fd[pfn * FD_WORDS + FD_FLAGS] = v;
+  fd[pfn * WORDS + FLAGS] = v;
 }
 export function getOrder(fd: Int32Array, pfn: number): number {
-  return fd[pfn * FD_WORDS + FD_ORDER]!;
+  return fd[pfn * WORDS + ORDER]!;
 }
 export function setOrder(fd: Int32Array, pfn: number, v: number): void {
-  fd[pfn * FD_WORDS + FD_ORDER] = v;
+  fd[pfn * WORDS + ORDER] = v;
 }
 /** The zspage that owns a zspage frame. */
 export function getZspageOf(fd: Int32Array, pfn: number): number {
-  return fd[pfn * FD_WORDS + FD_ZSPAGE]!;
+  return fd[pfn * WORDS + ZSPAGE]!;
 }
 export function setZspageOf(fd: Int32Array, pfn: number, zs: number): void {
-  fd[pfn * FD_WORDS + FD_ZSPAGE] = zs;
+  fd[pfn * WORDS + ZSPAGE] = zs;
 }
 export function getFirstObjOffset(fd: Int32Array, pfn: number): number {
-  return fd[pfn * FD_WORDS + FD_FIRST_OBJ]!;
+  return fd[pfn * WORDS + FIRST_OBJ]!;
 }
 export function setFirstObjOffset(fd: Int32Array, pfn: number, v: number): void {
-  fd[pfn * FD_WORDS + FD_FIRST_OBJ] = v;
+  fd[pfn * WORDS + FIRST_OBJ] = v;
 }
 /** The next frame of a zspage's chain, -1 after the last. */
 export function getNextPfn(fd: Int32Array, pfn: number): number {
-  return fd[pfn * FD_WORDS + FD_NEXT]!;
+  return fd[pfn * WORDS + NEXT]!;
 }
 export function setNextPfn(fd: Int32Array, pfn: number, next: number): void {
-  fd[pfn * FD_WORDS + FD_NEXT] = next;
+  fd[pfn * WORDS + NEXT] = next;
 }
 export function getBuddyPrev(fd: Int32Array, pfn: number): number {
-  return fd[pfn * FD_WORDS + FD_LPREV]!;
+  return fd[pfn * WORDS + LPREV]!;
 }
 export function setBuddyPrev(fd: Int32Array, pfn: number, v: number): void {
-  fd[pfn * FD_WORDS + FD_LPREV] = v;
+  fd[pfn * WORDS + LPREV] = v;
 }
 export function getBuddyNext(fd: Int32Array, pfn: number): number {
-  return fd[pfn * FD_WORDS + FD_LNEXT]!;
+  return fd[pfn * WORDS + LNEXT]!;
 }
 export function setBuddyNext(fd: Int32Array, pfn: number, v: number): void {
-  fd[pfn * FD_WORDS + FD_LNEXT] = v;
+  fd[pfn * WORDS + LNEXT] = v;
 }
 /** A huge zspage frame: its object's handle; any other zspage frame: its index in the chain. */
 export function getPagePrivate(fd: Int32Array, pfn: number): number {
-  return fd[pfn * FD_WORDS + FD_PRIVATE]!;
+  return fd[pfn * WORDS + PRIVATE]!;
 }
 export function setPagePrivate(fd: Int32Array, pfn: number, v: number): void {
-  fd[pfn * FD_WORDS + FD_PRIVATE] = v;
+  fd[pfn * WORDS + PRIVATE] = v;
 }
 /**
  * A zspage frame that its migrator holds (PG_ISOLATED) is left to the migrator as an
@@ -93,19 +108,19 @@ export function setPagePrivate(fd: Int32Array, pfn: number, v: number): void {
  * True when the frame was isolated (and is now an orphan); false: the caller frees it.
  */
 export function orphanIfIsolated(fd: Int32Array, pfn: number): boolean {
-  if ((getFlags(fd, pfn) & PG_ISOLATED) === 0) return false;
-  setFlags(fd, pfn, PG_ISOLATED);
+  if ((getFlags(fd, pfn) & ISOLATED) === 0) return false;
+  setFlags(fd, pfn, ISOLATED);
   setZspageOf(fd, pfn, 0);
   setNextPfn(fd, pfn, -1);
   return true;
 }
 /** Zeroes every field of a frame's descriptor (a frame new to the pool). */
 export function clearPageDesc(fd: Int32Array, pfn: number): void {
-  fd.fill(0, pfn * FD_WORDS, pfn * FD_WORDS + FD_WORDS);
+  fd.fill(0, pfn * WORDS, pfn * WORDS + WORDS);
 }
 /** Bytes of shared memory the descriptors of `frames` frames take. */
 export function pageDescBytes(frames: number): number {
-  return frames * FD_WORDS * 4;
+  return frames * WORDS * 4;
 }
 
 // ---- frame addressing: byte addresses
@@ -118,17 +133,17 @@ export function pageDescBytes(frames: number): number {
 
 /** Byte address of the first byte of frame pfn. */
 export function frameBase(pfn: number): number {
-  return pfn * PAGE_SIZE;
+  return pfn * PAGE;
 }
 /** Byte address of byte `off` of frame pfn. */
 export function frameByte(pfn: number, off: number): number {
-  return pfn * PAGE_SIZE + off;
+  return pfn * PAGE + off;
 }
 /** The frame holding byte address addr (or the page of a zspage holding byte `addr` of it). */
 export function byteToPfn(addr: number): number {
-  return Math.floor(addr / PAGE_SIZE);
+  return Math.floor(addr / PAGE);
 }
 /** Offset of byte address addr inside its frame (`&` keeps the low bits of any integer below 2^53). */
 export function offsetInFrame(addr: number): number {
-  return addr & (PAGE_SIZE - 1);
+  return addr & (PAGE - 1);
 }

@@ -99,6 +99,19 @@ export const PCP_MAX_HIGH = 32;
 const PCP_STRIDE = 1 + PCP_MAX_HIGH;
 export const ZONE_WORDS = Z_PCP + MAX_CPUS * PCP_STRIDE;
 
+// Module-local copies for the hot paths below (frame copy, zone lock, page lists): the
+// engine folds a module's own constants into its compiled code, but loads and checks an
+// exported or imported one at every use (docs/design.md, "The shared-memory model").
+const PAGE = PAGE_SIZE;
+const ZONE_LOCK = Z_LOCK;
+const PCP_HIGH = Z_PCP_HIGH;
+const PCP_BATCH = Z_PCP_BATCH;
+const ON_PCP = PG_PCP;
+const TAKEN = PG_NEW;
+const ALLOC_SITE = SITE_ZONE_ALLOC;
+const FREE_SITE = SITE_ZONE_FREE;
+const UNKNOWN_SITE = SITE_UNKNOWN;
+
 /** A CPU's page list size for a pool of maxFrames: one frame per 2 MiB, at most PCP_MAX_HIGH. */
 export function pcpHigh(maxFrames: number): number {
   return Math.min(PCP_MAX_HIGH, maxFrames >>> 9);
@@ -287,10 +300,10 @@ export class PhysMem {
     this.ensure(Math.max(to, from));
     const s = this.segBytes[from >> this.segShift]!;
     const d = this.segBytes[to >> this.segShift]!;
-    const so = (from & this.segMask) * PAGE_SIZE;
-    const dof = (to & this.segMask) * PAGE_SIZE;
-    if (s === d) s.copyWithin(dof, so, so + PAGE_SIZE);
-    else d.set(s.subarray(so, so + PAGE_SIZE), dof);
+    const so = (from & this.segMask) * PAGE;
+    const dof = (to & this.segMask) * PAGE;
+    if (s === d) s.copyWithin(dof, so, so + PAGE);
+    else d.set(s.subarray(so, so + PAGE), dof);
   }
 
   /** Makes sure frame `pfn` is inside this thread's views. */
@@ -298,11 +311,11 @@ export class PhysMem {
     if (pfn >= this.viewFrames) this.refresh();
   }
 
-  zoneLock(site = SITE_UNKNOWN): void {
-    this.locks.mutexLock(this.zone, Z_LOCK, this.zoneLockCls, site);
+  zoneLock(site = UNKNOWN_SITE): void {
+    this.locks.mutexLock(this.zone, ZONE_LOCK, this.zoneLockCls, site);
   }
   zoneUnlock(): void {
-    this.locks.mutexUnlock(this.zone, Z_LOCK);
+    this.locks.mutexUnlock(this.zone, ZONE_LOCK);
   }
 
   migratetypeOf(pfn: number): number {
@@ -407,7 +420,7 @@ export class PhysMem {
    * Movable allocations take from the movable-only region first, so it gets used.
    */
   allocBlock(order: number, movable: boolean): number {
-    this.zoneLock(SITE_ZONE_ALLOC);
+    this.zoneLock(ALLOC_SITE);
     try {
       return this.allocLocked(order, movable);
     } finally {
@@ -420,18 +433,13 @@ export class PhysMem {
     let drained = false;
     for (;;) {
       let pfn = -1;
-      if (order === 0 && movable && this.zone[Z_PCP_HIGH] !== 0) pfn = this.pcpAllocLocked();
+      if (order === 0 && movable && this.zone[PCP_HIGH] !== 0) pfn = this.pcpAllocLocked();
       else {
         if (movable) pfn = this.takeLocked(order, MT_CMA);
         if (pfn < 0) pfn = this.takeLocked(order, MT_NORMAL);
       }
       if (pfn >= 0) {
-        // taken, not yet owned: tagged under the lock, so a repair after a thread's
-        // death never mistakes it for a free frame (see pool-repair.ts)
-        setFlags(this.fd, pfn, PG_NEW);
-        setNextPfn(this.fd, pfn, -1);
-        setBuddyPrev(this.fd, pfn, -1);
-        setBuddyNext(this.fd, pfn, -1);
+        this.takenLocked(pfn);
         return pfn;
       }
       if (this.growLocked()) continue;
@@ -442,12 +450,81 @@ export class PhysMem {
   }
 
   /**
+   * One order-0 movable frame (a migration's target), -1 when none is free: from
+   * this CPU's page list when it has one, in a hold of the zone lock with nothing
+   * else in it; otherwise as allocBlock(0, true).
+   */
+  allocFrame(): number {
+    const z = this.zone;
+    const at = this.pcpAt;
+    this.zoneLock(ALLOC_SITE);
+    const n = z[at]! - 1;
+    if (n < 0) return this.allocFrameSlowLocked();
+    z[at] = n;
+    const pfn = z[at + 1 + n]!;
+    this.takenLocked(pfn);
+    this.zoneUnlock();
+    return pfn;
+  }
+
+  /** allocFrame with this CPU's page list empty (zone lock held; dropped here). */
+  private allocFrameSlowLocked(): number {
+    try {
+      return this.allocLocked(0, true);
+    } finally {
+      this.zoneUnlock();
+    }
+  }
+
+  /**
+   * Frees one order-0 frame (a migration's source) onto this CPU's page list, in a
+   * hold of the zone lock with nothing else in it when the list has room; otherwise
+   * as freeBlock(pfn, 0).
+   */
+  freeFrame(pfn: number): void {
+    const z = this.zone;
+    const at = this.pcpAt;
+    this.zoneLock(FREE_SITE);
+    const n = z[at]!;
+    if (n >= z[PCP_HIGH]!) {
+      this.freeFrameSlowLocked(pfn);
+      return;
+    }
+    this.clearBlockLocked(pfn, 0);
+    setFlags(this.fd, pfn, ON_PCP);
+    z[at + 1 + n] = pfn;
+    z[at] = n + 1;
+    this.zoneUnlock();
+  }
+
+  /** freeFrame with this CPU's page list full or absent (zone lock held; dropped here). */
+  private freeFrameSlowLocked(pfn: number): void {
+    try {
+      this.releasePcpLocked(pfn);
+    } finally {
+      this.zoneUnlock();
+    }
+  }
+
+  /**
+   * Tags a frame just taken off a free list, not yet owned: under the lock, so a
+   * repair after a thread's death never mistakes it for a free frame (see pool-repair.ts).
+   */
+  private takenLocked(pfn: number): void {
+    const fd = this.fd;
+    setFlags(fd, pfn, TAKEN);
+    setNextPfn(fd, pfn, -1);
+    setBuddyPrev(fd, pfn, -1);
+    setBuddyNext(fd, pfn, -1);
+  }
+
+  /**
    * Allocates `n` order-0 movable frames (a zspage's chain) under one hold of the
    * zone lock, into out[0..n). All or nothing: false, with nothing taken, when
    * memory runs out.
    */
   allocFrames(out: Int32Array, n: number, owner = 0): boolean {
-    this.zoneLock(SITE_ZONE_ALLOC);
+    this.zoneLock(ALLOC_SITE);
     try {
       for (let i = 0; i < n; i++) {
         const pfn = this.allocLocked(0, true);
@@ -470,7 +547,7 @@ export class PhysMem {
   }
 
   freeBlock(pfn: number, order: number): void {
-    this.zoneLock(SITE_ZONE_FREE);
+    this.zoneLock(FREE_SITE);
     try {
       if (order === 0) this.releasePcpLocked(pfn);
       else this.releaseLocked(pfn, order);
@@ -482,7 +559,7 @@ export class PhysMem {
   /** Frees list[0..n), order-0 frames, under one hold of the zone lock. */
   freeFrames(list: Int32Array, n: number): void {
     if (n === 0) return;
-    this.zoneLock(SITE_ZONE_FREE);
+    this.zoneLock(FREE_SITE);
     try {
       for (let i = 0; i < n; i++) this.releasePcpLocked(list[i]!);
     } finally {
@@ -519,15 +596,15 @@ export class PhysMem {
   /** Puts a cleared order-0 frame on this CPU's list; a full list first gives its oldest batch back. */
   private pcpFreeLocked(pfn: number): void {
     const z = this.zone;
-    const high = z[Z_PCP_HIGH]!;
+    const high = z[PCP_HIGH]!;
     if (high === 0) {
       this.freeBlockLocked(pfn, 0);
       return;
     }
     const at = this.pcpAt;
     let n = z[at]!;
-    if (n >= high) n = this.pcpTrimLocked(at, n, z[Z_PCP_BATCH]!);
-    setFlags(this.fd, pfn, PG_PCP);
+    if (n >= high) n = this.pcpTrimLocked(at, n, z[PCP_BATCH]!);
+    setFlags(this.fd, pfn, ON_PCP);
     z[at + 1 + n] = pfn;
     z[at] = n + 1;
   }
@@ -546,13 +623,13 @@ export class PhysMem {
       // on top (handed out first) and the count written once. A death on the way
       // leaves frames off every list (leaked, found by the check), never a frame on
       // two lists or twice on one.
-      const batch = z[Z_PCP_BATCH]!;
+      const batch = z[PCP_BATCH]!;
       const moving = this.pcpMoving;
       for (; n < batch; n++) {
         let pfn = this.takeLocked(0, MT_CMA);
         if (pfn < 0) pfn = this.takeLocked(0, MT_NORMAL);
         if (pfn < 0) break;
-        setFlags(this.fd, pfn, PG_PCP);
+        setFlags(this.fd, pfn, ON_PCP);
         moving[n] = pfn;
       }
       if (n === 0) return -1;

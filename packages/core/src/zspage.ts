@@ -97,15 +97,22 @@ export const RESERVED_HEADER = encodeHeader(0);
 
 // ---- the zspage lock (an rwlock in the descriptor)
 
-export function zspageReadLock(locks: LockContext, zd: Int32Array, zs: number, site = SITE_UNKNOWN): void {
-  locks.readLock(zd, zs * ZD_WORDS + ZD_LOCK, LC_ZSPAGE, site);
+// Module-local copies for the functions below: the engine folds these into its code,
+// but loads and checks an exported or imported constant at every use (docs/design.md).
+const WORDS = ZD_WORDS;
+const LOCK = ZD_LOCK;
+const LOCK_CLASS = LC_ZSPAGE;
+const UNKNOWN_SITE = SITE_UNKNOWN;
+
+export function zspageReadLock(locks: LockContext, zd: Int32Array, zs: number, site = UNKNOWN_SITE): void {
+  locks.readLock(zd, zs * WORDS + LOCK, LOCK_CLASS, site);
 }
 export function zspageReadUnlock(locks: LockContext, zd: Int32Array, zs: number): void {
-  locks.readUnlock(zd, zs * ZD_WORDS + ZD_LOCK);
+  locks.readUnlock(zd, zs * WORDS + LOCK);
 }
-export function zspageWriteTrylock(locks: LockContext, zd: Int32Array, zs: number, site = SITE_UNKNOWN): boolean {
-  return locks.writeTrylock(zd, zs * ZD_WORDS + ZD_LOCK, LC_ZSPAGE, site);
+export function zspageWriteTrylock(locks: LockContext, zd: Int32Array, zs: number, site = UNKNOWN_SITE): boolean {
+  return locks.writeTrylock(zd, zs * WORDS + LOCK, LOCK_CLASS, site);
 }
 export function zspageWriteUnlock(locks: LockContext, zd: Int32Array, zs: number): void {
-  locks.writeUnlock(zd, zs * ZD_WORDS + ZD_LOCK);
+  locks.writeUnlock(zd, zs * WORDS + LOCK);
 }
