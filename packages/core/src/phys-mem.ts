@@ -490,7 +490,7 @@ export class PhysMem {
       this.freeFrameSlowLocked(pfn);
       return;
     }
-    this.clearBlockLocked(pfn, 0);
+    this.clearFrameLocked(pfn);
     setFlags(this.fd, pfn, ON_PCP);
     z[at + 1 + n] = pfn;
     z[at] = n + 1;
@@ -580,15 +580,18 @@ export class PhysMem {
   }
 
   private clearBlockLocked(pfn: number, order: number): void {
+    for (let k = 0; k < 1 << order; k++) this.clearFrameLocked(pfn + k);
+  }
+
+  /** Clears a frame's descriptor on its way to a free list. Zone lock held. */
+  private clearFrameLocked(pfn: number): void {
     const fd = this.fd;
-    for (let k = 0; k < 1 << order; k++) {
-      setFlags(fd, pfn + k, 0);
-      setZspageOf(fd, pfn + k, 0);
-      setFirstObjOffset(fd, pfn + k, 0);
-      setNextPfn(fd, pfn + k, -1);
-      setPagePrivate(fd, pfn + k, 0);
-      setOrder(fd, pfn + k, 0);
-    }
+    setFlags(fd, pfn, 0);
+    setZspageOf(fd, pfn, 0);
+    setFirstObjOffset(fd, pfn, 0);
+    setNextPfn(fd, pfn, -1);
+    setPagePrivate(fd, pfn, 0);
+    setOrder(fd, pfn, 0);
   }
 
   // ---------------------------------------------------------------- per-CPU page lists (zone lock held)
