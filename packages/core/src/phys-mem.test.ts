@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { PG_PCP, getFlags } from './page-desc.js';
+import { PG_NEW, PG_PCP, getFlags } from './page-desc.js';
 import { PCP_MAX_HIGH, PhysMem, Z_PCP, Z_PCP_BATCH, Z_PCP_HIGH, pcpHigh } from './phys-mem.js';
 import { ZsPool } from './pool.js';
 
@@ -34,6 +34,39 @@ describe('per-CPU page lists', () => {
     phys.freeBlock(a, 0);
     pool.verify();
     pool.detach();
+  });
+
+  it('serve a migration target and take its source back through allocFrame and freeFrame, as allocBlock and freeBlock would', () => {
+    // with page lists (64 MiB), and without (1 MiB: pcpHigh is 0, the buddy lists serve)
+    for (const maxBytes of [64 << 20, 1 << 20]) {
+      const pool = ZsPool.create({ maxBytes, name: 'pcp_frame_test' });
+      const phys = pool.phys;
+      const high = phys.zone[Z_PCP_HIGH]!;
+      const frames: number[] = [];
+      // more than a list holds, so freeing them trims full lists on the way
+      for (let i = 0; i < 3 * PCP_MAX_HIGH; i++) {
+        const pfn = phys.allocFrame();
+        expect(pfn).toBeGreaterThanOrEqual(0);
+        expect(getFlags(phys.fd, pfn)).toBe(PG_NEW); // taken, not yet owned
+        frames.push(pfn);
+      }
+      expect(new Set(frames).size).toBe(frames.length);
+      for (const pfn of frames) {
+        phys.freeFrame(pfn);
+        expect(phys.pcpFrames()).toBeLessThanOrEqual(high);
+        expect(pool.frameMap()[pfn]).toBe(0);
+      }
+      expect(phys.freePages() + phys.pcpFrames()).toBe(phys.presentFrames);
+      pool.verify();
+      if (high > 0) {
+        // the last frame freed is the next one handed out
+        const last = frames[frames.length - 1]!;
+        expect(phys.allocFrame()).toBe(last);
+        phys.freeFrame(last);
+        pool.verify();
+      } else expect(phys.pcpFrames()).toBe(0);
+      pool.detach();
+    }
   });
 
   it('give the oldest batch back to the buddy lists when a list is full', () => {
