@@ -130,7 +130,7 @@ function lockFrameOwner(s: MigrationSpace, pfn: number): number {
   s.lock.classLock(c, SITE);
   if ((getFlags(fd, pfn) & ZSPAGE) !== 0 && getZspageOf(fd, pfn) === zs && s.zd[zs * Z_WORDS + Z_CLASS] === c)
     return zs;
-  // the retries out of line: a loop here would be compiled into every mover's hot path
+  // the retries out of line, so the loop is not compiled into every mover's path
   return lockFrameOwnerAgain(s, pfn, c);
 }
 
@@ -199,8 +199,7 @@ export function putbackFrame(s: MigrationSpace, pfn: number): void {
  * owns `target` and the frame stays isolated (putback it).
  */
 export function migrateFrame(s: MigrationSpace, pfn: number, target: number): number {
-  // The hot path stays short (the failures are out of line): the engine compiles a
-  // short function into markedly faster code, and this one runs once per frame.
+  // Runs once per frame: the failures are out of line, so what runs stays short.
   const zs = lockFrameOwner(s, pfn);
   if (zs === 0) return migrateGone(s, pfn);
   const locks = s.locks;
