@@ -104,9 +104,15 @@ export function createPerCpuCacheShared(): PerCpuCacheShared {
   };
 }
 
+// Module-local copies for the hit path's helpers (backRef, slot): the engine folds
+// a module's own unexported constants into its code, but loads and checks an
+// exported one at every use (docs/design.md).
+const CAPACITY = PCP_CAPACITY;
+const WORDS_PER_MAGAZINE = MG_WORDS;
+
 /** What a reserved object's second word holds: the magazine position that names it. */
 export function backRef(cpu: number, pos: number): number {
-  return cpu * PCP_CAPACITY + pos;
+  return cpu * CAPACITY + pos;
 }
 
 function cpuBase(cpu: number): number {
@@ -176,7 +182,7 @@ export class PerCpuCache {
 
   /** Index of this CPU's magazine of class c in `words`. */
   slot(c: number): number {
-    return this.base + c * MG_WORDS;
+    return this.base + c * WORDS_PER_MAGAZINE;
   }
 
   /** Starts a lock-free operation; false if a mover is at work (take the locked path). */

@@ -205,6 +205,19 @@ export interface PoolOptions {
   segmentBytes?: number;
 }
 
+// The per-CPU cache hit paths (mallocObject, mallocCached, freeCached) read
+// module-local copies of the constants they use: the engine folds a module's own
+// constants into its compiled code, but loads and checks an imported one at
+// every use (docs/design.md).
+const COUNT = MG_COUNT;
+const ENTRIES = MG_ENTRIES;
+const USED = MG_USED;
+const CAPACITY = PCP_CAPACITY;
+const ZSPAGE_FRAME = PG_ZSPAGE;
+const RESERVED = RESERVED_HEADER;
+const HANDLE_SIZE = ZS_HANDLE_SIZE;
+const PAGE = PAGE_SIZE;
+
 export interface ZsPoolShared {
   name: string;
   phys: PhysMemShared;
@@ -618,7 +631,7 @@ export class ZsPool {
   // into one caller): the checks, the per-CPU cache's hit path, and everything
   // else (errors, the locked path) out of line.
   private mallocObject(size: number, src: Uint8Array | null): number {
-    if (!Number.isInteger(size) || size <= 0 || size > PAGE_SIZE) throw mallocSizeError(size);
+    if (!Number.isInteger(size) || size <= 0 || size > PAGE) throw mallocSizeError(size);
     const c = this.table.bySize[size]!;
     const h = this.handles.alloc();
     if (h === 0) throw new ZsError('ENOMEM', 'handle table exhausted');
@@ -659,14 +672,14 @@ export class ZsPool {
     const pcp = this.pcp!;
     const w = pcp.words;
     const m = pcp.slot(c);
-    if (w[m + MG_COUNT] === 0 && (this.table.huge[c] !== 0 || !refillMagazine(this, c))) return false;
+    if (w[m + COUNT] === 0 && (this.table.huge[c] !== 0 || !refillMagazine(this, c))) return false;
     if (!pcp.enter()) return false;
-    const n = w[m + MG_COUNT]!;
+    const n = w[m + COUNT]!;
     if (n === 0) {
       pcp.exit(); // drained between the refill and now
       return false;
     }
-    const loc = w[m + MG_ENTRIES + n - 1]!;
+    const loc = w[m + ENTRIES + n - 1]!;
     // the object's header, found once (a magazine holds no huge objects)
     const phys = this.phys;
     const pfn = objToPfn(loc);
@@ -676,10 +689,10 @@ export class ZsPool {
     const words = phys.wordsOf(pfn);
     words[a] = encodeHeader(h);
     words[a + 1] = size;
-    if (src !== null) copyIn(phys, frameByte(pfn, off) + ZS_HANDLE_SIZE, src, size);
+    if (src !== null) copyIn(phys, frameByte(pfn, off) + HANDLE_SIZE, src, size);
     publishHandle(this.handles, h, loc);
-    w[m + MG_COUNT] = n - 1;
-    w[m + MG_USED]!++;
+    w[m + COUNT] = n - 1;
+    w[m + USED]!++;
     pcp.addBytes(c, size);
     pcp.exit();
     return true;
@@ -700,7 +713,7 @@ export class ZsPool {
       const loc = hw.words[handle]!;
       const pfn = objToPfn(loc);
       const fd = this.phys.fd;
-      if (loc < 0 || pfn >= this.phys.viewFrames || (getFlags(fd, pfn) & PG_ZSPAGE) === 0) {
+      if (loc < 0 || pfn >= this.phys.viewFrames || (getFlags(fd, pfn) & ZSPAGE_FRAME) === 0) {
         pcp.exit();
         return false;
       }
@@ -713,8 +726,8 @@ export class ZsPool {
       }
       const w = pcp.words;
       const m = pcp.slot(c);
-      const n = w[m + MG_COUNT]!;
-      if (n === PCP_CAPACITY) {
+      const n = w[m + COUNT]!;
+      if (n === CAPACITY) {
         pcp.exit();
         flushMagazine(this, c);
         continue;
@@ -725,11 +738,11 @@ export class ZsPool {
         return false;
       }
       const osize = words[a + 1]!;
-      words[a] = RESERVED_HEADER;
+      words[a] = RESERVED;
       words[a + 1] = backRef(pcp.cpu, n);
-      w[m + MG_ENTRIES + n] = loc;
-      w[m + MG_COUNT] = n + 1;
-      w[m + MG_USED]!--;
+      w[m + ENTRIES + n] = loc;
+      w[m + COUNT] = n + 1;
+      w[m + USED]!--;
       pcp.addBytes(c, -osize);
       pcp.exit();
       hw.release(handle);
