@@ -9,6 +9,21 @@
 import { ZS_INUSE_RATIO_10, ZS_INUSE_RATIO_99 } from './constants.js';
 import { CL_COUNT, CL_GROUPS, CL_HEAD, CL_WORDS, ZD_FG, ZD_INUSE, ZD_NEXT, ZD_PREV, ZD_WORDS } from './zspage.js';
 
+// Module-local copies of the constants used below: the engine folds a module's
+// own constants into its compiled code, but loads and checks an imported one at
+// every use (docs/design.md).
+const C_COUNT = CL_COUNT;
+const C_GROUPS = CL_GROUPS;
+const C_HEAD = CL_HEAD;
+const C_WORDS = CL_WORDS;
+const Z_FG = ZD_FG;
+const Z_INUSE = ZD_INUSE;
+const Z_NEXT = ZD_NEXT;
+const Z_PREV = ZD_PREV;
+const Z_WORDS = ZD_WORDS;
+const RATIO_10 = ZS_INUSE_RATIO_10;
+const RATIO_99 = ZS_INUSE_RATIO_99;
+
 /** What the lists need: the class words, the zspage descriptors and the fullness table (zspage.ts). */
 export interface ClassLists {
   readonly cls: Int32Array;
@@ -21,37 +36,37 @@ export interface ClassLists {
 export function listInsert(l: ClassLists, c: number, zs: number, fg: number): void {
   const cls = l.cls;
   const zd = l.zd;
-  const cb = c * CL_WORDS;
-  const z = zs * ZD_WORDS;
-  const head = cls[cb + CL_HEAD + fg]!;
-  zd[z + ZD_FG] = fg;
-  zd[z + ZD_PREV] = 0;
-  zd[z + ZD_NEXT] = head;
-  if (head !== 0) zd[head * ZD_WORDS + ZD_PREV] = zs;
-  cls[cb + CL_HEAD + fg] = zs;
-  cls[cb + CL_COUNT + fg]!++;
-  cls[cb + CL_GROUPS]! |= 1 << fg;
+  const cb = c * C_WORDS;
+  const z = zs * Z_WORDS;
+  const head = cls[cb + C_HEAD + fg]!;
+  zd[z + Z_FG] = fg;
+  zd[z + Z_PREV] = 0;
+  zd[z + Z_NEXT] = head;
+  if (head !== 0) zd[head * Z_WORDS + Z_PREV] = zs;
+  cls[cb + C_HEAD + fg] = zs;
+  cls[cb + C_COUNT + fg]!++;
+  cls[cb + C_GROUPS]! |= 1 << fg;
 }
 
 /** Takes zspage zs off its list (no-op when it is on none). */
 export function listRemove(l: ClassLists, c: number, zs: number): void {
   const cls = l.cls;
   const zd = l.zd;
-  const z = zs * ZD_WORDS;
-  const fg = zd[z + ZD_FG]!;
+  const z = zs * Z_WORDS;
+  const fg = zd[z + Z_FG]!;
   if (fg < 0) return;
-  const prev = zd[z + ZD_PREV]!;
-  const next = zd[z + ZD_NEXT]!;
-  if (prev !== 0) zd[prev * ZD_WORDS + ZD_NEXT] = next;
+  const prev = zd[z + Z_PREV]!;
+  const next = zd[z + Z_NEXT]!;
+  if (prev !== 0) zd[prev * Z_WORDS + Z_NEXT] = next;
   else {
-    cls[c * CL_WORDS + CL_HEAD + fg] = next;
-    if (next === 0) cls[c * CL_WORDS + CL_GROUPS]! &= ~(1 << fg);
+    cls[c * C_WORDS + C_HEAD + fg] = next;
+    if (next === 0) cls[c * C_WORDS + C_GROUPS]! &= ~(1 << fg);
   }
-  if (next !== 0) zd[next * ZD_WORDS + ZD_PREV] = prev;
-  zd[z + ZD_FG] = -1;
-  zd[z + ZD_PREV] = 0;
-  zd[z + ZD_NEXT] = 0;
-  cls[c * CL_WORDS + CL_COUNT + fg]!--;
+  if (next !== 0) zd[next * Z_WORDS + Z_PREV] = prev;
+  zd[z + Z_FG] = -1;
+  zd[z + Z_PREV] = 0;
+  zd[z + Z_NEXT] = 0;
+  cls[c * C_WORDS + C_COUNT + fg]!--;
 }
 
 /**
@@ -60,9 +75,9 @@ export function listRemove(l: ClassLists, c: number, zs: number): void {
  * (empty): the caller removes and frees the zspage.
  */
 export function fixFullness(l: ClassLists, c: number, zs: number): number {
-  const z = zs * ZD_WORDS;
-  const fg = l.fgGroups[l.fgBase[c]! + l.zd[z + ZD_INUSE]!]!;
-  if (l.zd[z + ZD_FG] !== fg) {
+  const z = zs * Z_WORDS;
+  const fg = l.fgGroups[l.fgBase[c]! + l.zd[z + Z_INUSE]!]!;
+  if (l.zd[z + Z_FG] !== fg) {
     listRemove(l, c, zs);
     listInsert(l, c, zs, fg);
   }
@@ -71,30 +86,30 @@ export function fixFullness(l: ClassLists, c: number, zs: number): number {
 
 /** Head of the first non-empty group from `from` down to `to` (or up), by the class's group bits; 0 if none. */
 export function firstInGroups(l: ClassLists, c: number, from: number, to: number): number {
-  const cb = c * CL_WORDS;
+  const cb = c * C_WORDS;
   const lo = Math.min(from, to);
   const hi = Math.max(from, to);
-  const bits = l.cls[cb + CL_GROUPS]! & ((2 << hi) - 1) & ~((1 << lo) - 1);
+  const bits = l.cls[cb + C_GROUPS]! & ((2 << hi) - 1) & ~((1 << lo) - 1);
   if (bits === 0) return 0;
   const g = from >= to ? 31 - Math.clz32(bits) : 31 - Math.clz32(bits & -bits);
-  return l.cls[cb + CL_HEAD + g]!;
+  return l.cls[cb + C_HEAD + g]!;
 }
 
 /** malloc's zspage: the fullest one of class c that has room (the kernel's find_get_zspage); 0 if none. */
 export function findZspage(l: ClassLists, c: number): number {
-  return firstInGroups(l, c, ZS_INUSE_RATIO_99, 0);
+  return firstInGroups(l, c, RATIO_99, 0);
 }
 
 /** Compaction's source: the emptiest non-empty zspage, taken off its list; 0 if none. */
 export function isolateSrcZspage(l: ClassLists, c: number): number {
-  const zs = firstInGroups(l, c, ZS_INUSE_RATIO_10, ZS_INUSE_RATIO_99);
+  const zs = firstInGroups(l, c, RATIO_10, RATIO_99);
   if (zs !== 0) listRemove(l, c, zs);
   return zs;
 }
 
 /** Compaction's destination: the fullest zspage with room, taken off its list; 0 if none. */
 export function isolateDstZspage(l: ClassLists, c: number): number {
-  const zs = firstInGroups(l, c, ZS_INUSE_RATIO_99, ZS_INUSE_RATIO_10);
+  const zs = firstInGroups(l, c, RATIO_99, RATIO_10);
   if (zs !== 0) listRemove(l, c, zs);
   return zs;
 }

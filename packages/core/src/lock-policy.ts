@@ -34,6 +34,25 @@ import { PG_ZSPAGE, getFlags, getPagePrivate, getZspageOf } from './page-desc.js
 import { P_LOCK, P_POOL_MUTEX } from './pool-layout.js';
 import { CL_LOCK, CL_WORDS, ZD_CLASS, ZD_STATE, ZD_WORDS, ZS_STATE_LIVE, encodeHeader } from './zspage.js';
 
+// Module-local copies of the constants used below: the engine folds a module's
+// own constants into its compiled code, but loads and checks an imported one at
+// every use (docs/design.md).
+const C_LOCK = CL_LOCK;
+const C_WORDS = CL_WORDS;
+const CLASS_LOCK_CLS = LC_CLASS;
+const POOL_LOCK_CLS = LC_POOL;
+const ZSPAGE_FRAME = PG_ZSPAGE;
+const POOL_LOCK = P_LOCK;
+const POOL_MUTEX = P_POOL_MUTEX;
+const AT_FREE = SITE_FREE;
+const AT_MALLOC = SITE_MALLOC;
+const AT_UNKNOWN = SITE_UNKNOWN;
+const Z_CLASS = ZD_CLASS;
+const Z_STATE = ZD_STATE;
+const Z_WORDS = ZD_WORDS;
+const CLASSES = ZS_SIZE_CLASSES;
+const LIVE = ZS_STATE_LIVE;
+
 export type LockMode = 'class' | 'pool';
 
 /** Whatever must be stopped while objects move (the per-CPU caches' gates, percpu-cache.ts). */
@@ -86,9 +105,9 @@ export interface PoolLockPolicy {
 function stillAt(s: FreeSpace, handle: number, loc: number, zs: number, c: number): boolean {
   const pfn = objToPfn(loc);
   const fd = s.phys.fd;
-  if ((getFlags(fd, pfn) & PG_ZSPAGE) === 0 || getZspageOf(fd, pfn) !== zs) return false;
+  if ((getFlags(fd, pfn) & ZSPAGE_FRAME) === 0 || getZspageOf(fd, pfn) !== zs) return false;
   s.phys.ensure(pfn); // another thread may have grown memory for this frame
-  if (s.zd[zs * ZD_WORDS + ZD_CLASS] !== c || s.zd[zs * ZD_WORDS + ZD_STATE] !== ZS_STATE_LIVE) return false;
+  if (s.zd[zs * Z_WORDS + Z_CLASS] !== c || s.zd[zs * Z_WORDS + Z_STATE] !== LIVE) return false;
   if (s.table.huge[c] !== 0) {
     if (getPagePrivate(fd, pfn) !== handle) return false;
   } else {
@@ -124,38 +143,38 @@ class ClassLocking implements PoolLockPolicy {
     this.gate = gate;
   }
 
-  poolReadLock(site = SITE_UNKNOWN): void {
-    this.locks.readLock(this.ctl, P_LOCK, LC_POOL, site);
+  poolReadLock(site = AT_UNKNOWN): void {
+    this.locks.readLock(this.ctl, POOL_LOCK, POOL_LOCK_CLS, site);
   }
   poolReadUnlock(): void {
-    this.locks.readUnlock(this.ctl, P_LOCK);
+    this.locks.readUnlock(this.ctl, POOL_LOCK);
   }
-  poolWriteLock(site = SITE_UNKNOWN): void {
-    this.locks.writeLock(this.ctl, P_LOCK, LC_POOL, site);
+  poolWriteLock(site = AT_UNKNOWN): void {
+    this.locks.writeLock(this.ctl, POOL_LOCK, POOL_LOCK_CLS, site);
     // no CPU may be inside a lock-free cache operation while objects move
     if (this.gate !== null) this.gate.quiesce();
   }
   poolWriteUnlock(): void {
     if (this.gate !== null) this.gate.unquiesce();
-    this.locks.writeUnlock(this.ctl, P_LOCK);
+    this.locks.writeUnlock(this.ctl, POOL_LOCK);
   }
-  classLock(c: number, site = SITE_UNKNOWN): void {
-    this.locks.mutexLock(this.cls, c * CL_WORDS + CL_LOCK, LC_CLASS, site);
+  classLock(c: number, site = AT_UNKNOWN): void {
+    this.locks.mutexLock(this.cls, c * C_WORDS + C_LOCK, CLASS_LOCK_CLS, site);
   }
   classUnlock(c: number): void {
-    this.locks.mutexUnlock(this.cls, c * CL_WORDS + CL_LOCK);
+    this.locks.mutexUnlock(this.cls, c * C_WORDS + C_LOCK);
   }
-  mallocLock(c: number, site = SITE_MALLOC): void {
-    this.locks.mutexLock(this.cls, c * CL_WORDS + CL_LOCK, LC_CLASS, site);
+  mallocLock(c: number, site = AT_MALLOC): void {
+    this.locks.mutexLock(this.cls, c * C_WORDS + C_LOCK, CLASS_LOCK_CLS, site);
   }
   mallocUnlock(c: number): void {
-    this.locks.mutexUnlock(this.cls, c * CL_WORDS + CL_LOCK);
+    this.locks.mutexUnlock(this.cls, c * C_WORDS + C_LOCK);
   }
   classContended(c: number): boolean {
-    return this.locks.mutexContended(this.cls, c * CL_WORDS + CL_LOCK);
+    return this.locks.mutexContended(this.cls, c * C_WORDS + C_LOCK);
   }
   compactionContended(c: number): boolean {
-    return this.locks.rwContended(this.ctl, P_LOCK) || this.classContended(c);
+    return this.locks.rwContended(this.ctl, POOL_LOCK) || this.classContended(c);
   }
   lockForFree(s: FreeSpace, handle: number): number {
     // No pool lock: see the block at the top of this file. The unlocked look only
@@ -168,10 +187,10 @@ class ClassLocking implements PoolLockPolicy {
         if (pfn < s.maxFrames) {
           const zs = getZspageOf(s.phys.fd, pfn);
           const c = zspageClass(s.zd, zs);
-          if (c >= 0 && c < ZS_SIZE_CLASSES) {
-            this.locks.mutexLock(this.cls, c * CL_WORDS + CL_LOCK, LC_CLASS, SITE_FREE);
+          if (c >= 0 && c < CLASSES) {
+            this.locks.mutexLock(this.cls, c * C_WORDS + C_LOCK, CLASS_LOCK_CLS, AT_FREE);
             if (stillAt(s, handle, loc, zs, c)) return loc;
-            this.locks.mutexUnlock(this.cls, c * CL_WORDS + CL_LOCK);
+            this.locks.mutexUnlock(this.cls, c * C_WORDS + C_LOCK);
           }
         }
       }
@@ -183,13 +202,13 @@ class ClassLocking implements PoolLockPolicy {
   }
   /** Resolves under the pool read lock (kept out of line). */
   private resolveLocked(s: FreeSpace, handle: number): number {
-    this.poolReadLock(SITE_FREE);
+    this.poolReadLock(AT_FREE);
     const loc = resolveHandle(s, handle);
     this.poolReadUnlock();
     return loc;
   }
   unlockAfterFree(c: number): void {
-    this.locks.mutexUnlock(this.cls, c * CL_WORDS + CL_LOCK);
+    this.locks.mutexUnlock(this.cls, c * C_WORDS + C_LOCK);
   }
   lockAllClasses(classes: readonly number[], site: number): void {
     this.poolWriteLock(site);
@@ -214,45 +233,45 @@ class PoolLocking implements PoolLockPolicy {
     this.gate = gate;
   }
 
-  poolReadLock(site = SITE_UNKNOWN): void {
-    this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL, site);
+  poolReadLock(site = AT_UNKNOWN): void {
+    this.locks.mutexLock(this.ctl, POOL_MUTEX, POOL_LOCK_CLS, site);
   }
   poolReadUnlock(): void {
-    this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX);
+    this.locks.mutexUnlock(this.ctl, POOL_MUTEX);
   }
-  poolWriteLock(site = SITE_UNKNOWN): void {
-    this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL, site);
+  poolWriteLock(site = AT_UNKNOWN): void {
+    this.locks.mutexLock(this.ctl, POOL_MUTEX, POOL_LOCK_CLS, site);
     if (this.gate !== null) this.gate.quiesce();
   }
   poolWriteUnlock(): void {
     if (this.gate !== null) this.gate.unquiesce();
-    this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX);
+    this.locks.mutexUnlock(this.ctl, POOL_MUTEX);
   }
   classLock(_c: number, _site?: number): void {}
   classUnlock(_c: number): void {}
-  mallocLock(_c: number, site = SITE_MALLOC): void {
-    this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL, site);
+  mallocLock(_c: number, site = AT_MALLOC): void {
+    this.locks.mutexLock(this.ctl, POOL_MUTEX, POOL_LOCK_CLS, site);
   }
   mallocUnlock(_c: number): void {
-    this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX);
+    this.locks.mutexUnlock(this.ctl, POOL_MUTEX);
   }
   classContended(_c: number): boolean {
-    return this.locks.mutexContended(this.ctl, P_POOL_MUTEX);
+    return this.locks.mutexContended(this.ctl, POOL_MUTEX);
   }
   compactionContended(c: number): boolean {
     return this.classContended(c);
   }
   lockForFree(s: FreeSpace, handle: number): number {
-    this.locks.mutexLock(this.ctl, P_POOL_MUTEX, LC_POOL, SITE_FREE);
+    this.locks.mutexLock(this.ctl, POOL_MUTEX, POOL_LOCK_CLS, AT_FREE);
     const loc = resolveHandle(s, handle);
     if (loc < 0 || !claimHandle(s, handle, loc)) {
-      this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX);
+      this.locks.mutexUnlock(this.ctl, POOL_MUTEX);
       return -1;
     }
     return loc;
   }
   unlockAfterFree(_c: number): void {
-    this.locks.mutexUnlock(this.ctl, P_POOL_MUTEX);
+    this.locks.mutexUnlock(this.ctl, POOL_MUTEX);
   }
   lockAllClasses(_classes: readonly number[], site: number): void {
     this.poolWriteLock(site);

@@ -38,6 +38,22 @@ import {
   encodeHeader,
 } from './zspage.js';
 
+// Module-local copies of the constants used below: the engine folds a module's
+// own constants into its compiled code, but loads and checks an imported one at
+// every use (docs/design.md).
+const C_OBJ_USED = CL_OBJ_USED;
+const C_WORDS = CL_WORDS;
+const PAGE = PAGE_SIZE;
+const ZSPAGE_FRAME = PG_ZSPAGE;
+const RESERVED = RESERVED_HEADER;
+const Z_CLASS = ZD_CLASS;
+const Z_FIRST = ZD_FIRST;
+const Z_FREEOBJ = ZD_FREEOBJ;
+const Z_HUGE_SIZE = ZD_HUGE_SIZE;
+const Z_INUSE = ZD_INUSE;
+const Z_WORDS = ZD_WORDS;
+const HANDLE_SIZE = ZS_HANDLE_SIZE;
+
 /** What finding an object needs: the class table, memory and the zspage descriptors. */
 export interface ObjectSpace {
   readonly table: SizeClassTable;
@@ -65,13 +81,13 @@ export function zspageOfObj(fd: Int32Array, loc: number): number {
 
 /** The class of zspage zs. */
 export function zspageClass(zd: Int32Array, zs: number): number {
-  return zd[zs * ZD_WORDS + ZD_CLASS]!;
+  return zd[zs * Z_WORDS + Z_CLASS]!;
 }
 
 /** Frame holding byte `offset` of zspage zs (walks the chain; the frame is made visible in the views). */
 export function frameAt(s: ObjectSpace, zs: number, offset: number): number {
   const fd = s.phys.fd;
-  let pfn = s.zd[zs * ZD_WORDS + ZD_FIRST]!;
+  let pfn = s.zd[zs * Z_WORDS + Z_FIRST]!;
   for (let k = byteToPfn(offset); k > 0; k--) pfn = getNextPfn(fd, pfn);
   // another thread may have grown memory to allocate this frame
   s.phys.ensure(pfn);
@@ -82,7 +98,7 @@ export function frameAt(s: ObjectSpace, zs: number, offset: number): number {
 export function objIndex(s: ObjectSpace, c: number, loc: number): number {
   if (s.table.huge[c] !== 0) return 0;
   // exact: the object starts at byte idx * size of its zspage
-  return (getPagePrivate(s.phys.fd, objToPfn(loc)) * PAGE_SIZE + objToOffset(loc)) / s.table.size[c]!;
+  return (getPagePrivate(s.phys.fd, objToPfn(loc)) * PAGE + objToOffset(loc)) / s.table.size[c]!;
 }
 
 /**
@@ -99,13 +115,13 @@ export function objHeaderWord(s: ObjectSpace, _c: number, loc: number): number {
 export function objDataAddr(s: ObjectSpace, c: number, loc: number): number {
   const pfn = objToPfn(loc);
   if (s.table.huge[c] !== 0) return frameBase(pfn);
-  return frameByte(pfn, objToOffset(loc)) + ZS_HANDLE_SIZE;
+  return frameByte(pfn, objToOffset(loc)) + HANDLE_SIZE;
 }
 
 /** Length of the object of zspage zs of class c whose data starts at byte address `data` (objDataAddr). */
 export function objDataLen(s: ObjectSpace, zs: number, c: number, data: number): number {
-  if (s.table.huge[c] !== 0) return s.zd[zs * ZD_WORDS + ZD_HUGE_SIZE]!;
-  const header = data - ZS_HANDLE_SIZE;
+  if (s.table.huge[c] !== 0) return s.zd[zs * Z_WORDS + Z_HUGE_SIZE]!;
+  const header = data - HANDLE_SIZE;
   const pfn = byteToPfn(header);
   return s.phys.wordsOf(pfn)[s.phys.wordIndex(pfn, offsetInFrame(header)) + 1]!; // the header's second word
 }
@@ -119,7 +135,7 @@ export function initFreeObjects(s: ObjectSpace, zs: number, c: number): void {
   const size = s.table.size[c]!;
   const phys = s.phys;
   const fd = phys.fd;
-  let pfn = s.zd[zs * ZD_WORDS + ZD_FIRST]!;
+  let pfn = s.zd[zs * Z_WORDS + Z_FIRST]!;
   let frame = 0;
   phys.ensure(pfn);
   for (let idx = 0; idx < objs; idx++) {
@@ -142,14 +158,14 @@ export function initFreeObjects(s: ObjectSpace, zs: number, c: number): void {
  */
 export function objMalloc(s: ObjectStore, zs: number, c: number, h: number, size: number, publish: boolean): number {
   const zd = s.zd;
-  const z = zs * ZD_WORDS;
-  const idx = zd[z + ZD_FREEOBJ]!;
+  const z = zs * Z_WORDS;
+  const idx = zd[z + Z_FREEOBJ]!;
   let loc: number;
   if (s.table.huge[c]) {
-    const pfn = zd[z + ZD_FIRST]!;
+    const pfn = zd[z + Z_FIRST]!;
     setPagePrivate(s.phys.fd, pfn, h);
-    zd[z + ZD_HUGE_SIZE] = size;
-    zd[z + ZD_FREEOBJ] = -1;
+    zd[z + Z_HUGE_SIZE] = size;
+    zd[z + Z_FREEOBJ] = -1;
     loc = locationToObj(pfn, 0);
   } else {
     const off = idx * s.table.size[c]!;
@@ -157,12 +173,12 @@ export function objMalloc(s: ObjectStore, zs: number, c: number, h: number, size
     loc = locationToObj(pfn, offsetInFrame(off));
     const words = s.phys.wordsOf(pfn);
     const w = s.phys.wordIndex(pfn, offsetInFrame(off));
-    zd[z + ZD_FREEOBJ] = decodeFreeLink(words[w]!);
+    zd[z + Z_FREEOBJ] = decodeFreeLink(words[w]!);
     words[w] = encodeHeader(h);
     words[w + 1] = size;
   }
-  zd[z + ZD_INUSE]!++;
-  s.cls[c * CL_WORDS + CL_OBJ_USED]!++;
+  zd[z + Z_INUSE]!++;
+  s.cls[c * C_WORDS + C_OBJ_USED]!++;
   s.clsBytes[c] = s.clsBytes[c]! + size;
   if (publish) publishHandle(s.handles, h, loc);
   return loc;
@@ -180,24 +196,24 @@ export function publishHandle(handles: HandleTable, h: number, loc: number): voi
 /** Frees the object at location loc of zspage zs (class lock held; its handle is the caller's). */
 export function objFree(s: ObjectStore, zs: number, c: number, loc: number): void {
   const zd = s.zd;
-  const z = zs * ZD_WORDS;
+  const z = zs * Z_WORDS;
   const pfn = objToPfn(loc);
   let size: number;
   if (s.table.huge[c]) {
-    size = zd[z + ZD_HUGE_SIZE]!;
+    size = zd[z + Z_HUGE_SIZE]!;
     setPagePrivate(s.phys.fd, pfn, 0);
-    zd[z + ZD_HUGE_SIZE] = 0;
+    zd[z + Z_HUGE_SIZE] = 0;
   } else {
     s.phys.ensure(pfn);
     const w = s.phys.wordIndex(pfn, objToOffset(loc));
     const words = s.phys.wordsOf(pfn);
     size = words[w + 1]!;
-    words[w] = encodeFreeLink(zd[z + ZD_FREEOBJ]!);
+    words[w] = encodeFreeLink(zd[z + Z_FREEOBJ]!);
     words[w + 1] = 0;
   }
-  zd[z + ZD_FREEOBJ] = objIndex(s, c, loc);
-  zd[z + ZD_INUSE]!--;
-  s.cls[c * CL_WORDS + CL_OBJ_USED]!--;
+  zd[z + Z_FREEOBJ] = objIndex(s, c, loc);
+  zd[z + Z_INUSE]!--;
+  s.cls[c * C_WORDS + C_OBJ_USED]!--;
   s.clsBytes[c] = s.clsBytes[c]! - size;
 }
 
@@ -209,31 +225,31 @@ export function objFree(s: ObjectStore, zs: number, c: number, loc: number): voi
  */
 export function objReserve(s: ObjectSpace, zs: number, c: number): number {
   const zd = s.zd;
-  const z = zs * ZD_WORDS;
-  const idx = zd[z + ZD_FREEOBJ]!;
+  const z = zs * Z_WORDS;
+  const idx = zd[z + Z_FREEOBJ]!;
   const off = idx * s.table.size[c]!;
   const pfn = frameAt(s, zs, off);
   const w = s.phys.wordIndex(pfn, offsetInFrame(off));
   const words = s.phys.wordsOf(pfn);
-  zd[z + ZD_FREEOBJ] = decodeFreeLink(words[w]!);
-  words[w] = RESERVED_HEADER;
+  zd[z + Z_FREEOBJ] = decodeFreeLink(words[w]!);
+  words[w] = RESERVED;
   words[w + 1] = 0;
-  zd[z + ZD_INUSE]!++;
+  zd[z + Z_INUSE]!++;
   return locationToObj(pfn, offsetInFrame(off));
 }
 
 /** Gives a reserved object back to its zspage's free list (class lock held). */
 export function objUnreserve(s: ObjectSpace, zs: number, c: number, idx: number): void {
   const zd = s.zd;
-  const z = zs * ZD_WORDS;
+  const z = zs * Z_WORDS;
   const off = idx * s.table.size[c]!;
   const pfn = frameAt(s, zs, off);
   const w = s.phys.wordIndex(pfn, offsetInFrame(off));
   const words = s.phys.wordsOf(pfn);
-  words[w] = encodeFreeLink(zd[z + ZD_FREEOBJ]!);
+  words[w] = encodeFreeLink(zd[z + Z_FREEOBJ]!);
   words[w + 1] = 0;
-  zd[z + ZD_FREEOBJ] = idx;
-  zd[z + ZD_INUSE]!--;
+  zd[z + Z_FREEOBJ] = idx;
+  zd[z + Z_INUSE]!--;
 }
 
 /**
@@ -248,7 +264,7 @@ export function resolveHandle(s: HandleSpace, h: number): number {
   if (pfn >= s.maxFrames) return -1;
   s.phys.ensure(pfn);
   const fd = s.phys.fd;
-  if ((getFlags(fd, pfn) & PG_ZSPAGE) === 0) return -1;
+  if ((getFlags(fd, pfn) & ZSPAGE_FRAME) === 0) return -1;
   const c = zspageClass(s.zd, getZspageOf(fd, pfn));
   if (s.table.huge[c]) return getPagePrivate(fd, pfn) === h ? loc : -1;
   return s.phys.wordsOf(pfn)[s.phys.wordIndex(pfn, objToOffset(loc))] === encodeHeader(h) ? loc : -1;
@@ -276,7 +292,7 @@ function contiguous(phys: PhysMem, addr: number, room: number, next: number): bo
 
 /** Copies `len` bytes of src to byte address addr, crossing into the next frame of the chain if needed. */
 export function copyIn(phys: PhysMem, addr: number, src: Uint8Array, len: number): void {
-  const room = PAGE_SIZE - offsetInFrame(addr);
+  const room = PAGE - offsetInFrame(addr);
   if (len > room) {
     const next = nextFrameBase(phys, addr);
     if (!contiguous(phys, addr, room, next)) {
@@ -290,7 +306,7 @@ export function copyIn(phys: PhysMem, addr: number, src: Uint8Array, len: number
 
 /** Copies `len` bytes from byte address addr into dst, crossing into the next frame if needed. */
 export function copyOut(phys: PhysMem, addr: number, dst: Uint8Array, len: number): void {
-  const room = PAGE_SIZE - offsetInFrame(addr);
+  const room = PAGE - offsetInFrame(addr);
   const at = phys.byteIndex(addr);
   if (len > room) {
     const next = nextFrameBase(phys, addr);
@@ -310,7 +326,7 @@ export function copyOut(phys: PhysMem, addr: number, dst: Uint8Array, len: numbe
  */
 export function copyAcross(phys: PhysMem, from: number, to: number, len: number): void {
   while (len > 0) {
-    const n = Math.min(len, PAGE_SIZE - offsetInFrame(from), PAGE_SIZE - offsetInFrame(to));
+    const n = Math.min(len, PAGE - offsetInFrame(from), PAGE - offsetInFrame(to));
     const src = phys.bytesAt(from);
     const dst = phys.bytesAt(to);
     const f = phys.byteIndex(from);
