@@ -1,5 +1,5 @@
 // The handle table: handles are integers that index a table of words in a growable
-// SharedArrayBuffer. A live handle's word holds its object's current location
+// shared WebAssembly memory. A live handle's word holds its object's current location
 // (frame number and offset in that frame); compaction and migration move objects and
 // rewrite only that word. Free words form a list (negative values). Like the
 // kernel's handle kmem_cache, each CPU keeps a small local cache of free handles,
@@ -68,12 +68,21 @@ export class HandleTable {
   inRange(h: number): boolean {
     if (!Number.isInteger(h) || h <= 0) return false;
     if (h < this.viewLen) return true;
-    this.refresh();
+    this.refresh(h + 1);
     return h < this.viewLen;
   }
 
-  private refresh(): void {
-    const buf = this.memory.buffer; // a grow (by any thread) gives a new, longer buffer
+  /** Re-creates the view over the memory, which must hold `need` words if the table has them. */
+  private refresh(need: number): void {
+    let buf = this.memory.buffer;
+    // Another thread's grow reaches this thread's buffer object only when this thread
+    // next takes the engine's grow interrupt (at a call or a loop); a grow by zero
+    // pages brings it up to date now. Only for words the table holds (capacity read
+    // atomically): a bad handle number must not make every thread take an interrupt.
+    if (buf.byteLength / 4 < need && need <= Atomics.load(this.ctl, this.base + H_CAPACITY) + 1) {
+      this.memory.grow(0);
+      buf = this.memory.buffer;
+    }
     // (its length may be 2^32: divide, a shift would wrap it to 0)
     const len = buf.byteLength / 4;
     this.words = new Int32Array(buf, 0, len);
@@ -105,7 +114,7 @@ export class HandleTable {
     this.locks.mutexLock(ctl, b + H_LOCK, this.lockCls, SITE_HANDLE_ALLOC);
     try {
       if (ctl[b + H_FREE_COUNT]! === 0) this.growLocked();
-      if (this.viewLen < ctl[b + H_CAPACITY]! + 1) this.refresh();
+      if (this.viewLen < ctl[b + H_CAPACITY]! + 1) this.refresh(ctl[b + H_CAPACITY]! + 1);
       const w = this.words;
       while (this.cached < CACHE_BATCH && ctl[b + H_FREE_COUNT]! > 0) {
         const h = ctl[b + H_FREE_HEAD]!;
@@ -143,9 +152,10 @@ export class HandleTable {
     const max = ctl[b + H_MAX]!;
     if (cap >= max) return;
     const next = Math.min(max, cap + GROW_HANDLES);
-    const pages = Math.ceil(((next + 1) * 4) / WASM_PAGE) - this.memory.buffer.byteLength / WASM_PAGE;
+    // the memory's size now (a grow by zero returns it, whatever this thread's buffer says)
+    const pages = Math.ceil(((next + 1) * 4) / WASM_PAGE) - this.memory.grow(0);
     if (pages > 0) this.memory.grow(pages);
-    this.refresh();
+    this.refresh(next + 1);
     const w = this.words;
     // Link new handles cap+1..next, lowest first.
     for (let h = next; h > cap; h--) {
@@ -167,7 +177,7 @@ export class HandleTable {
     const b = this.base;
     this.locks.mutexLock(ctl, b + H_LOCK, this.lockCls, SITE_HANDLE_FREE);
     try {
-      this.refresh();
+      this.refresh(ctl[b + H_CAPACITY]! + 1);
       const w = this.words;
       const cap = ctl[b + H_CAPACITY]!;
       let n = 0;

@@ -15,6 +15,8 @@
 // between threads by posting the WebAssembly.Memory object; each thread
 // instantiates the module over it once.
 
+import { ZsError } from './errors.js';
+
 /** The operations, on word index i of the memory (byte address 4*i). */
 export interface AtomicOps {
   /** Compare-and-swap: writes v if the word holds `expected`; returns the old value. */
@@ -59,7 +61,13 @@ export const WASM_PAGE = 65536;
 export function createAtomicMemory(bytes: number, maxBytes = bytes): AtomicMemory {
   const initial = Math.max(1, Math.ceil(bytes / WASM_PAGE));
   const maximum = Math.max(initial, Math.ceil(maxBytes / WASM_PAGE));
-  return new wasm.Memory({ initial, maximum, shared: true });
+  try {
+    return new wasm.Memory({ initial, maximum, shared: true });
+  } catch (e) {
+    // each memory reserves address space for its maximum and guard pages (about 10 GiB
+    // on 64-bit Linux): a process with thousands of pools alive runs out of it
+    throw new ZsError('ENOMEM', `cannot create a shared WebAssembly memory of ${maxBytes} bytes: ${String(e)}`);
+  }
 }
 
 const I32 = 0x7f;
