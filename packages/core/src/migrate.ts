@@ -122,30 +122,34 @@ export function isMovable(s: MigrationSpace, pfn: number): boolean {
  * no longer part of a zspage.
  */
 function lockFrameOwner(s: MigrationSpace, pfn: number): number {
-  const fd = s.phys.fd;
   s.lock.poolWriteLock(SITE);
+  const zs = lockOwnerClass(s, pfn);
+  // the retries out of line, so the loop is not compiled into every mover's path
+  return zs >= 0 ? zs : lockFrameOwnerAgain(s, pfn);
+}
+
+/**
+ * One try of lockFrameOwner (pool lock held): the zspage owning `pfn` with its class
+ * lock taken, 0 when the frame is no zspage's, or -1 (no class lock held) when the
+ * owner changed before its class lock was taken.
+ */
+function lockOwnerClass(s: MigrationSpace, pfn: number): number {
+  const fd = s.phys.fd;
   if ((getFlags(fd, pfn) & ZSPAGE) === 0) return 0;
   const zs = getZspageOf(fd, pfn);
   const c = s.zd[zs * Z_WORDS + Z_CLASS]!;
   s.lock.classLock(c, SITE);
   if ((getFlags(fd, pfn) & ZSPAGE) !== 0 && getZspageOf(fd, pfn) === zs && s.zd[zs * Z_WORDS + Z_CLASS] === c)
     return zs;
-  // the retries out of line, so the loop is not compiled into every mover's path
-  return lockFrameOwnerAgain(s, pfn, c);
+  s.lock.classUnlock(c);
+  return -1;
 }
 
-/** lockFrameOwner's retries: the zspage changed before class lock `held` was taken. */
-function lockFrameOwnerAgain(s: MigrationSpace, pfn: number, held: number): number {
-  const fd = s.phys.fd;
-  s.lock.classUnlock(held);
+/** lockFrameOwner's retries: the owner changed before its class lock was taken. */
+function lockFrameOwnerAgain(s: MigrationSpace, pfn: number): number {
   for (;;) {
-    if ((getFlags(fd, pfn) & ZSPAGE) === 0) return 0;
-    const zs = getZspageOf(fd, pfn);
-    const c = s.zd[zs * Z_WORDS + Z_CLASS]!;
-    s.lock.classLock(c, SITE);
-    if ((getFlags(fd, pfn) & ZSPAGE) !== 0 && getZspageOf(fd, pfn) === zs && s.zd[zs * Z_WORDS + Z_CLASS] === c)
-      return zs;
-    s.lock.classUnlock(c);
+    const zs = lockOwnerClass(s, pfn);
+    if (zs >= 0) return zs;
   }
 }
 
