@@ -145,7 +145,7 @@ export class LockContext {
   private readonly deadHooks = new Map<number, (cpu: number, gen: number, index: number) => void>();
   // the two lock-word views named last (a mover alternates between the pool lock's and a
   // zspage's), keyed by the view itself: reading a view's .buffer is a call into the engine
-  // for a growable buffer (the slot table's), ~30 ns on every bit lock and unlock
+  // for a growable buffer (the slot table's), on every bit lock and unlock
   private lastArr: Int32Array | null = null;
   private lastId = 0;
   private prevArr: Int32Array | null = null;

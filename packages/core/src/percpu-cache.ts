@@ -24,8 +24,8 @@
 // again when done. An owner never takes a lock while BUSY, so the wait is short.
 // Two atomic operations per malloc or free, on words of a shared WebAssembly
 // memory (wasm-atomics.ts), where each is one locked instruction behind a short
-// call (a JavaScript Atomics call into the runtime costs about three times as
-// much: the locks micro benchmark times both).
+// call instead of a call into the engine's runtime (the locks micro benchmark
+// times both).
 // Refill and flush run outside enter/exit under the class lock; so does a drain
 // of one class, so the owner and a drainer never touch one magazine together.
 //

@@ -1,10 +1,9 @@
 // Atomic words in a shared WebAssembly memory: compare-and-swap, exchange, add,
 // load and store on Int32 words, and add on 64-bit words, for the paths where
-// the count of atomic operations is the cost. JavaScript's Atomics functions are calls into the
-// engine's runtime (about 10 ns each on the machines measured); WebAssembly's
-// atomic instructions compile to the processor's own locked instructions, and a
-// call from optimised JavaScript into a tiny exported function costs about a
-// third of that (the locks micro benchmark times both). The memory model
+// the count of atomic operations is the cost. JavaScript's Atomics functions are
+// calls into the engine's runtime; WebAssembly's atomic instructions compile to
+// the processor's own locked instructions, reached by a short call from optimised
+// JavaScript (the locks micro benchmark times both in one run). The memory model
 // is one: WebAssembly's atomics and JavaScript's Atomics on the same shared
 // buffer are sequentially consistent with each other, so a word may be used from
 // both (Atomics.wait and notify included: the memory's buffer is a
@@ -64,8 +63,8 @@ export function createAtomicMemory(bytes: number, maxBytes = bytes): AtomicMemor
   try {
     return new wasm.Memory({ initial, maximum, shared: true });
   } catch (e) {
-    // each memory reserves address space for its maximum and guard pages (about 10 GiB
-    // on 64-bit Linux): a process with thousands of pools alive runs out of it
+    // each memory reserves address space for its maximum and guard pages, far beyond
+    // its size: a process with thousands of pools alive runs out of it
     throw new ZsError('ENOMEM', `cannot create a shared WebAssembly memory of ${maxBytes} bytes: ${String(e)}`);
   }
 }
