@@ -24,7 +24,7 @@ import {
   ZRAM_SAME,
   ZRAM_WB,
 } from './slots.js';
-import { C, S, add64, inc64, max64, sub64 } from './stats.js';
+import { C, S, addCount, inc64, max64 } from './stats.js';
 import { SlotJournal } from './slot-repair.js';
 
 /** What prepare() made of a page, for installLocked()/replaceLocked(). */
@@ -185,14 +185,6 @@ function installLocked(s: SlotStore, index: number, p: PreparedPage): void {
   else s.slots.setEntryLocked(index, p.handle, 0, p.size | (p.huge ? ZRAM_HUGE : 0), now(s));
 }
 
-/** Adds n (any sign) to a counter: one WebAssembly atomic add, no BigInt (a BigInt one past 32 bits). */
-function move64(s: DeviceState, i: C, n: number): void {
-  if (n === 0) return;
-  if ((n | 0) === n) s.statOps.add64(i, n);
-  else if (n > 0) add64(s.c64, i, n);
-  else sub64(s.c64, i, -n);
-}
-
 /** Per-counter changes, filled by uncountOf and applied by applyCounts (one per thread, reused). */
 const delta = { stored: 0, compr: 0, same: 0, huge: 0 };
 
@@ -214,10 +206,10 @@ function uncountOf(f: number): void {
 
 /** Applies delta: one atomic update for each counter that moves. */
 function applyCounts(s: DeviceState): void {
-  move64(s, C.PAGES_STORED, delta.stored);
-  move64(s, C.COMPR_DATA_SIZE, delta.compr);
-  move64(s, C.SAME_PAGES, delta.same);
-  move64(s, C.HUGE_PAGES, delta.huge);
+  addCount(s.statOps, s.c64, C.PAGES_STORED, delta.stored);
+  addCount(s.statOps, s.c64, C.COMPR_DATA_SIZE, delta.compr);
+  addCount(s.statOps, s.c64, C.SAME_PAGES, delta.same);
+  addCount(s.statOps, s.c64, C.HUGE_PAGES, delta.huge);
 }
 
 /**

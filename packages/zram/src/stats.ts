@@ -12,7 +12,7 @@
 // low/high halves). The knobs after it are 32-bit words (page counts and
 // ids). Byte and page counts past 4 GiB / 2^32 pages are therefore exact.
 
-import { type AtomicMemory, createAtomicMemory } from '@zsmalloc/core';
+import { type AtomicMemory, type AtomicOps, createAtomicMemory } from '@zsmalloc/core';
 
 /** 64-bit counters, indexes into the BigInt64Array. */
 export enum C {
@@ -88,6 +88,18 @@ export function add64(c: BigInt64Array, i: C, n: number): void {
 
 export function sub64(c: BigInt64Array, i: C, n: number): void {
   Atomics.sub(c, i, big(n));
+}
+
+/**
+ * Adds n (any sign) to counter i through `ops` (the stats memory's WebAssembly
+ * atomics): one 64-bit add, no BigInt; an amount past 32 bits takes the BigInt way.
+ * What the page write path changes its counters with.
+ */
+export function addCount(ops: AtomicOps, c: BigInt64Array, i: C, n: number): void {
+  if (n === 0) return;
+  if ((n | 0) === n) ops.add64(i, n);
+  else if (n > 0) add64(c, i, n);
+  else sub64(c, i, -n);
 }
 
 export function inc64(c: BigInt64Array, i: C): void {
