@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { PG_NEW, PG_PCP, getFlags } from './page-desc.js';
-import { PCP_MAX_HIGH, PhysMem, Z_PCP, Z_PCP_BATCH, Z_PCP_HIGH, pcpHigh } from './phys-mem.js';
+import { PCP_MAX_HIGH, PhysMem, Z_PCP_BATCH, Z_PCP_HIGH, pcpHigh, pcpListAt } from './phys-mem.js';
 import { ZsPool } from './pool.js';
 
 /** A pool of 64 MiB: page lists of PCP_MAX_HIGH frames. */
@@ -111,7 +111,7 @@ describe('per-CPU page lists', () => {
     const phys = pool.phys;
     const a = phys.allocBlock(0, true);
     phys.freeBlock(a, 0);
-    const at = Z_PCP + pool.locks.cpu * (1 + PCP_MAX_HIGH);
+    const at = pcpListAt(pool.locks.cpu);
     const n = phys.zone[at]!;
     expect(n).toBeGreaterThan(0);
     // a thread killed while taking a frame off its list: the count dropped, the frame still marked
@@ -139,7 +139,7 @@ describe('per-CPU page lists', () => {
     const frames: number[] = [];
     for (let i = 0; i < 2 * PCP_MAX_HIGH; i++) frames.push(phys.allocBlock(0, true));
     for (let i = 0; i < PCP_MAX_HIGH; i++) phys.freeBlock(frames[i]!, 0); // the list is full now
-    const at = Z_PCP + pool.locks.cpu * (1 + PCP_MAX_HIGH);
+    const at = pcpListAt(pool.locks.cpu);
     expect(phys.zone[at]).toBe(PCP_MAX_HIGH);
     // the thread "dies" at the second frame it gives back: the first is in the buddy lists
     let calls = 0;

@@ -97,6 +97,10 @@ export const Z_PCP_BATCH = Z_PCP_HIGH + 1;
 export const Z_PCP = Z_PCP_BATCH + 1;
 export const PCP_MAX_HIGH = 32;
 const PCP_STRIDE = 1 + PCP_MAX_HIGH;
+/** Index in the zone block of CPU cpu's page list: its count, then its frames. */
+export function pcpListAt(cpu: number): number {
+  return Z_PCP + cpu * PCP_STRIDE;
+}
 export const ZONE_WORDS = Z_PCP + MAX_CPUS * PCP_STRIDE;
 
 // Module-local copies for the hot paths below (frame copy, zone lock, page lists): the
@@ -240,7 +244,7 @@ export class PhysMem {
     this.segMask = (1 << this.segShift) - 1;
     this.segSize = frameBase(1 << this.segShift);
     this.segScale = 1 / this.segSize;
-    this.pcpAt = Z_PCP + locks.cpu * PCP_STRIDE;
+    this.pcpAt = pcpListAt(locks.cpu);
     this.viewFrames = 0;
     this.segWords = shared.segments.map(() => new Int32Array(0));
     this.segBytes = shared.segments.map(() => new Uint8Array(0));
@@ -669,7 +673,7 @@ export class PhysMem {
   private drainAllLocked(): number {
     let moved = 0;
     for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
-      const at = Z_PCP + cpu * PCP_STRIDE;
+      const at = pcpListAt(cpu);
       const n = this.zone[at]!;
       if (n > 0) moved += n - this.pcpTrimLocked(at, n, n);
     }
@@ -701,7 +705,7 @@ export class PhysMem {
   /** Frames on CPUs' page lists (free, but neither in the buddy lists nor counted in freePages). */
   pcpFrames(): number {
     let n = 0;
-    for (let cpu = 0; cpu < MAX_CPUS; cpu++) n += Atomics.load(this.zone, Z_PCP + cpu * PCP_STRIDE);
+    for (let cpu = 0; cpu < MAX_CPUS; cpu++) n += Atomics.load(this.zone, pcpListAt(cpu));
     return n;
   }
 
@@ -761,7 +765,7 @@ export class PhysMem {
       z[Z_COUNTS + k] = 0;
     }
     z[Z_FREE_PAGES] = 0;
-    for (let cpu = 0; cpu < MAX_CPUS; cpu++) z[Z_PCP + cpu * PCP_STRIDE] = 0;
+    for (let cpu = 0; cpu < MAX_CPUS; cpu++) z[pcpListAt(cpu)] = 0;
     const present = z[Z_PRESENT]!;
     for (let pfn = 0; pfn < present; pfn++) {
       if ((getFlags(fd, pfn) & ~(PG_BUDDY | PG_PCP)) !== 0 || inUse(pfn)) continue;
@@ -852,7 +856,7 @@ export class PhysMem {
     const present = z[Z_PRESENT]!;
     let listed = 0;
     for (let cpu = 0; cpu < MAX_CPUS; cpu++) {
-      const at = Z_PCP + cpu * PCP_STRIDE;
+      const at = pcpListAt(cpu);
       const n = z[at]!;
       if (n < 0 || n > high) throw new Error(`pcp: CPU ${cpu}'s page list holds ${n} frames (high ${high})`);
       for (let i = 0; i < n; i++) {
